@@ -1,0 +1,349 @@
+"""The notebook API: ``camloc.boxes(model, images)`` and ``camloc.cams(model, images)``.
+
+A :class:`Localizer` holds a model, its preprocessing and the localization settings; it turns
+prepared batches into :class:`Localization` results, one per image and class, with boxes in the
+original image's pixels. :func:`boxes` and :func:`cams` are thin conveniences over it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import UsageError
+from .extractor import CAMExtractor, CAMOutput, ClassSpec
+from .imaging import Geometry, ImageInput, Preprocess, load_image, preprocess_for
+from .localize import Standard, boxes_from_maps
+from .registry import class_names as _class_names
+from .registry import load_model
+
+Images = Union[ImageInput, torch.Tensor, Sequence[Union[ImageInput, torch.Tensor]]]
+BoxF = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Localization:
+    """Where one image's class is, by its class activation map.
+
+    Attributes:
+        image: the file path, or ``<image N>`` for in-memory inputs.
+        width, height: the original image size.
+        class_index: the class localized.
+        label: its name (ImageNet's for 1000-class models), or ``class N``.
+        score: the softmax probability of that class.
+        box: ``(x0, y0, x1, y1)`` in original pixels (edges, so ``x1 - x0`` is the width).
+        boxes: every region's box with ``all_regions``, else ``(box,)``.
+        cam: the raw map at feature resolution (CPU float32), NWC applied if it was on.
+        exact: whether ``cam`` is an exact CAM (False: gradient map of a non-affine head).
+        input_box: the box on the network input, before mapping back.
+    """
+
+    image: str
+    width: int
+    height: int
+    class_index: int
+    label: str
+    score: float
+    box: BoxF
+    boxes: tuple[BoxF, ...]
+    cam: torch.Tensor = field(repr=False, compare=False)
+    exact: bool = True
+    input_box: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def to_dict(self, with_map: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict; boxes rounded to 0.01 px."""
+        d: dict[str, Any] = {
+            "image": self.image,
+            "class": self.class_index,
+            "label": self.label,
+            "score": round(self.score, 6),
+            "box": [round(v, 2) for v in self.box],
+            "boxes": [[round(v, 2) for v in b] for b in self.boxes],
+            "exact": self.exact,
+            "width": self.width,
+            "height": self.height,
+        }
+        if with_map:
+            d["cam"] = self.cam.tolist()
+        return d
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the result (with its map) as JSON, atomically: a temporary file, then a rename."""
+        atomic_write_text(path, json.dumps(self.to_dict(with_map=True)))
+
+
+def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never half."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def make_standard(standard: str = "percentile", theta: Optional[float] = None, percentile: float = 90.0) -> Standard:
+    """The threshold rule by name: ``percentile`` (PaS, theta 0.35 by default) or ``max`` (theta 0.2)."""
+    if standard == "percentile":
+        return Standard(0.35 if theta is None else theta, percentile)
+    if standard == "max":
+        return Standard(0.2 if theta is None else theta, 100.0)
+    raise UsageError(f"standard must be 'percentile' or 'max', not {standard!r}")
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+class Localizer:
+    """A model with its preprocessing and localization settings.
+
+    Args:
+        model: an ``nn.Module`` (used as it is, on its own device) or a registered name.
+        nwc: negative weight clamping in the maps (default on).
+        standard: the threshold rule (default PaS: 0.35 x 90th percentile).
+        all_regions: report every region's box, not only the largest.
+        preprocess: a :class:`Preprocess`; by default the model's own evaluation transform.
+        resize: ``"full"`` to squash the whole image to the input size, ``"crop"`` for resize +
+            center crop; default the model's own.
+        device: where a model given by name runs (a module given as such is never moved).
+        checkpoint: local weights for a model given by name.
+        feature_layer, classifier: module names, when automatic discovery should be overridden.
+        require_exact: refuse gradient maps of non-affine heads.
+
+    Example:
+        >>> loc = Localizer("efficientnet_lite0")
+        >>> loc.localize(["examples/images/bird.jpg"])[0].box
+    """
+
+    def __init__(
+        self,
+        model: Union[nn.Module, str],
+        *,
+        nwc: bool = True,
+        standard: Optional[Standard] = None,
+        all_regions: bool = False,
+        preprocess: Optional[Preprocess] = None,
+        resize: Optional[str] = None,
+        device: Union[str, torch.device, None] = None,
+        checkpoint: Optional[str] = None,
+        feature_layer: Optional[str] = None,
+        classifier: Optional[str] = None,
+        require_exact: bool = False,
+    ) -> None:
+        if isinstance(model, str):
+            model = load_model(model, checkpoint=checkpoint)
+            if device is not None:
+                model = model.to(device)
+        elif checkpoint is not None:
+            raise UsageError("checkpoint applies to models given by name; load weights into your module yourself")
+        if resize not in (None, "full", "crop"):
+            raise UsageError(f"resize must be 'full' or 'crop', not {resize!r}")
+        self.model = model
+        self.device = _device_of(model)
+        self.extractor = CAMExtractor(model, feature_layer, classifier)
+        self.nwc = nwc
+        self.standard = standard or Standard.pas()
+        self.all_regions = all_regions
+        self.require_exact = require_exact
+        mode = {"full": "resize", "crop": "crop", None: None}[resize]
+        self.preprocess = (preprocess.with_mode(mode) if mode else preprocess) if preprocess else preprocess_for(model, mode)
+
+    def prepare(self, image: Union[ImageInput, torch.Tensor], name: Optional[str] = None) -> tuple[torch.Tensor, Geometry, str]:
+        """Load and preprocess one image: ``(3 x H x W tensor, geometry, name)``.
+
+        A tensor is taken as already preprocessed network input; its boxes stay in its pixels.
+        """
+        if isinstance(image, torch.Tensor):
+            if image.ndim != 3:
+                raise UsageError(f"an image tensor must be 3 x H x W, got shape {tuple(image.shape)}")
+            return image, Geometry.identity(image.shape[2], image.shape[1]), name or source_name(image, 0)
+        if name is None:
+            name = source_name(image, 0)
+        x, geom = self.preprocess(load_image(image))
+        return x, geom, name
+
+    def run(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None) -> CAMOutput:
+        """The extractor's maps for a preprocessed batch, moved to the model's device."""
+        return self.extractor(
+            x.to(self.device, non_blocking=True), classes=classes, topk=topk, nwc=self.nwc, require_exact=self.require_exact
+        )
+
+    def localize_batch(
+        self,
+        x: torch.Tensor,
+        geometries: Sequence[Geometry],
+        names: Sequence[str],
+        classes: ClassSpec = None,
+        topk: Optional[int] = None,
+    ) -> list[list[Localization]]:
+        """Results for a prepared batch: one list per image, one :class:`Localization` per class."""
+        if not (len(x) == len(geometries) == len(names)):
+            raise UsageError(f"batch of {len(x)} images with {len(geometries)} geometries and {len(names)} names")
+        out = self.run(x, classes, topk)
+        batch, k = out.classes.shape
+        size = (x.shape[2], x.shape[3])
+        found = boxes_from_maps(out.maps.flatten(0, 1), size, self.standard, self.all_regions)
+        probs = out.logits.softmax(dim=1).gather(1, out.classes).cpu()
+        classes_cpu = out.classes.cpu()
+        maps_cpu = out.maps.detach().cpu()
+        labels = _class_names(self.model, out.logits.shape[1])
+        results = []
+        for i in range(batch):
+            geom, per_image = geometries[i], []
+            for j in range(k):
+                main, regions = found[i * k + j]
+                c = int(classes_cpu[i, j])
+                per_image.append(
+                    Localization(
+                        image=names[i],
+                        width=geom.width,
+                        height=geom.height,
+                        class_index=c,
+                        label=labels[c] if labels else f"class {c}",
+                        score=float(probs[i, j]),
+                        box=geom.box_to_original(main),
+                        boxes=tuple(geom.box_to_original(b) for b in regions),
+                        cam=maps_cpu[i, j],
+                        exact=out.exact,
+                        input_box=main,
+                    )
+                )
+            results.append(per_image)
+        return results
+
+    def batches(self, images: Sequence, batch_size: int) -> Iterator[tuple[torch.Tensor, list[Geometry], list[str], slice]]:
+        """Prepare images in batches: ``(x, geometries, names, index slice)``."""
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            prepared = [self.prepare(im, source_name(im, start + i)) for i, im in enumerate(chunk)]
+            x = torch.stack([p[0] for p in prepared])
+            yield x, [p[1] for p in prepared], [p[2] for p in prepared], slice(start, start + len(chunk))
+
+
+def source_name(image: Any, index: int) -> str:
+    """How results name an input: its path, else ``<image N>`` / ``<tensor N>`` by position."""
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    return f"<tensor {index}>" if isinstance(image, torch.Tensor) else f"<image {index}>"
+
+
+def _as_list(images: Images) -> list:
+    if isinstance(images, torch.Tensor):
+        if images.ndim == 4:
+            return list(images.unbind(0))
+        if images.ndim == 3:
+            return [images]
+        raise UsageError(f"an image tensor must be 3 x H x W or B x 3 x H x W, got shape {tuple(images.shape)}")
+    if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Iterable):
+        return [images]
+    return list(images)
+
+
+def _split_classes(classes: ClassSpec, n: int) -> Optional[Union[int, torch.Tensor]]:
+    """Validate a class request against the number of images before any work."""
+    if classes is None or isinstance(classes, int) and not isinstance(classes, bool):
+        return classes
+    idx = torch.as_tensor(classes)
+    if idx.ndim == 0:
+        return int(idx)
+    if idx.shape[0] != n:
+        raise UsageError(f"got {idx.shape[0]} classes for {n} images: give one class (or one row) per image")
+    return idx
+
+
+def boxes(
+    model: Union[nn.Module, str],
+    images: Images,
+    *,
+    classes: ClassSpec = None,
+    topk: Optional[int] = None,
+    nwc: bool = True,
+    standard: str = "percentile",
+    theta: Optional[float] = None,
+    percentile: float = 90.0,
+    all_regions: bool = False,
+    resize: Optional[str] = None,
+    preprocess: Optional[Preprocess] = None,
+    batch_size: int = 16,
+    **kwargs: Any,
+) -> Union[list[Localization], list[list[Localization]]]:
+    """Localize the predicted (or given) class in each image.
+
+    Defaults follow the paper: NWC on, PaS with ``theta = 0.35`` at the 90th percentile
+    (``standard="max"`` gives vanilla CAM's ``0.2 x max``).
+
+    Args:
+        model: an ``nn.Module`` or a registered name (``"efficientnet_lite0"`` works offline).
+        images: a path, PIL image or numpy array, a list of them, or a preprocessed tensor batch.
+        classes: one class for all, one per image, or B x k; default the top-1 prediction.
+        topk: localize each image's top-k classes (returns a list of k results per image).
+        nwc, standard, theta, percentile, all_regions: localization settings.
+        resize: ``"full"`` (squash to the input size) or ``"crop"`` (resize + center crop).
+        preprocess: an explicit :class:`Preprocess`.
+        batch_size: images per forward pass.
+        **kwargs: passed to :class:`Localizer` (``device``, ``checkpoint``, ``feature_layer``, ...).
+
+    Returns:
+        One :class:`Localization` per image, or with ``topk`` / 2-D ``classes`` a list per image.
+
+    Example:
+        >>> r = camloc.boxes("efficientnet_lite0", "examples/images/bird.jpg")[0]
+        >>> r.label, r.box
+    """
+    items = _as_list(images)
+    cls = _split_classes(classes, len(items))
+    loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
+                    resize=resize, preprocess=preprocess, **kwargs)
+    nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
+    results: list = []
+    for x, geoms, names, sl in loc.batches(items, batch_size):
+        batch_cls = cls[sl] if isinstance(cls, torch.Tensor) else cls
+        for per_image in loc.localize_batch(x, geoms, names, batch_cls, topk):
+            results.append(per_image if nested else per_image[0])
+    return results
+
+
+def cams(
+    model: Union[nn.Module, str],
+    images: Images,
+    *,
+    classes: ClassSpec = None,
+    topk: Optional[int] = None,
+    nwc: bool = True,
+    resize: Optional[str] = None,
+    preprocess: Optional[Preprocess] = None,
+    batch_size: int = 16,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """Raw class activation maps alone: N x h x w (N x k x h x w with ``topk`` or 2-D classes).
+
+    Example:
+        >>> maps = camloc.cams("efficientnet_lite0", ["a.jpg", "b.jpg"])   # 2 x 7 x 7
+    """
+    items = _as_list(images)
+    cls = _split_classes(classes, len(items))
+    loc = Localizer(model, nwc=nwc, resize=resize, preprocess=preprocess, **kwargs)
+    nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
+    chunks = []
+    for x, _, _, sl in loc.batches(items, batch_size):
+        out = loc.run(x, cls[sl] if isinstance(cls, torch.Tensor) else cls, topk)
+        chunks.append(out.maps.detach().cpu())
+    maps = torch.cat(chunks)
+    return maps if nested else maps[:, 0]

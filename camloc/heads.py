@@ -1,0 +1,213 @@
+"""What a classifier head does with the feature map, and the class activation maps that follow.
+
+A head is *exact* when, for the sample at hand, its logits are an affine function of per-location
+features, so that a map ``M_k`` exists with ``mean_hw(M_k) + b_k = logit_k`` exactly. camloc
+recognises these pooled forms between the feature map ``F`` (B x C x H x W) and the classifier
+``W`` (K x C'), ``b``:
+
+======================  ====================================================================
+``avg``                 ``logit = W mean(F) + b`` (GAP; dropout and flatten are identities)
+``max``                 ``logit = W max(F) + b``
+``avgmax``              ``logit = W (mean(F) + max(F)) / 2 + b`` (timm ``avgmax``)
+``catavgmax``           ``logit = W [mean(F); max(F)] + b`` (timm ``catavgmax``: weights split)
+``relu`` prefix         the same on ``relu(F)`` (torchvision DenseNet's functional ReLU)
+``norm``                a LayerNorm or eval BatchNorm on the pooled vector, folded into per-sample
+                        weights (ConvNeXt)
+======================  ====================================================================
+
+The CAM is ``M_k(x) = sum_c Wavg[k,c] F_c(x) + H W sum_c Wmax[k,c] F_c(x) [x = argmax F_c]``: the max
+part sits at each channel's arg-max, so its spatial mean is exactly the max-pooled term.
+NWC (negative weight clamping) replaces the effective weights by ``max(W, 0)`` in the map only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+POOL_KINDS = ("avg", "max", "avgmax", "catavgmax")
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """How logits follow from the feature map, found by :func:`camloc.extractor.analyze`.
+
+    Attributes:
+        feature_layer: qualified name of the module whose output is the feature map.
+        classifier: name of the final Linear / 1x1 Conv, or None when the head is not exact.
+        pool: one of :data:`POOL_KINDS`, or ``"gradient"`` for heads that are not affine.
+        relu: whether the head applies ReLU to the feature map before pooling.
+        norm: name of a LayerNorm / BatchNorm between pooling and classifier, folded into weights.
+    """
+
+    feature_layer: str
+    classifier: Optional[str]
+    pool: str
+    relu: bool = False
+    norm: Optional[str] = None
+
+    @property
+    def exact(self) -> bool:
+        return self.pool != "gradient"
+
+
+def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4) -> bool:
+    """Equality up to float round-off, relative to the scale of ``a``."""
+    if a.shape != b.shape:
+        return False
+    a, b = a.detach().double(), b.detach().double()
+    scale = a.abs().max().item() if a.numel() else 0.0
+    return bool((a - b).abs().max().item() <= rtol * max(scale, 1e-3)) if a.numel() else True
+
+
+def linear_params(module: nn.Module) -> Optional[tuple[torch.Tensor, Optional[torch.Tensor]]]:
+    """``(W, b)`` of a Linear or 1x1 Conv2d as a K x C' matrix, else None."""
+    if isinstance(module, nn.Linear):
+        return module.weight, module.bias
+    if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1:
+        return module.weight.flatten(1), module.bias
+    return None
+
+
+def features_for(spec: HeadSpec, feats: torch.Tensor) -> torch.Tensor:
+    """The feature map the head actually pools: ``relu(F)`` where the head applies ReLU first."""
+    feats = feats.float()
+    return feats.clamp_min(0) if spec.relu else feats
+
+
+def pooled(pool: str, feats: torch.Tensor) -> torch.Tensor:
+    """The vector a pool kind feeds the classifier, B x C' (feats already passed through the ReLU)."""
+    avg = feats.mean(dim=(2, 3))
+    if pool == "avg":
+        return avg
+    mx = feats.amax(dim=(2, 3))
+    if pool == "max":
+        return mx
+    if pool == "avgmax":
+        return 0.5 * (avg + mx)
+    if pool == "catavgmax":
+        return torch.cat([avg, mx], dim=1)
+    raise ValueError(f"unknown pool kind {pool!r}")
+
+
+def split_weights(pool: str, weight: torch.Tensor, channels: int) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Split classifier weights (K x C') into the parts applied to mean(F) and to max(F)."""
+    if pool == "avg":
+        return weight, None
+    if pool == "max":
+        return None, weight
+    if pool == "avgmax":
+        return 0.5 * weight, 0.5 * weight
+    if pool == "catavgmax":
+        return weight[:, :channels], weight[:, channels:]
+    raise ValueError(f"unknown pool kind {pool!r}")
+
+
+def fold_norm(
+    norm: nn.Module, weight: torch.Tensor, bias: torch.Tensor, avg: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold a normalisation of the pooled vector into per-sample classifier weights.
+
+    LayerNorm: ``y = gamma (p - mu) / s + beta`` with ``s = sqrt(var(p) + eps)`` per sample, so
+    ``W y + b = W' p + b'`` with ``W' = A - rowmean(A)``, ``A = W diag(gamma) / s`` and
+    ``b' = W beta + b``. Eval BatchNorm: ``W' = W diag(gamma / sqrt(rv + eps))`` and
+    ``b' = W (beta - rm gamma / sqrt(rv + eps)) + b``.
+
+    Returns:
+        ``(W', b')`` with shapes B x K x C and B x K.
+    """
+    batch, channels = avg.shape
+    if isinstance(norm, nn.LayerNorm):
+        gamma = norm.weight if norm.weight is not None else torch.ones(channels, device=avg.device)
+        beta = norm.bias if norm.bias is not None else torch.zeros(channels, device=avg.device)
+        s = torch.sqrt(avg.var(dim=1, unbiased=False) + norm.eps)  # B
+        a = weight.unsqueeze(0) * gamma.float().view(1, 1, -1) / s.view(-1, 1, 1)
+        w_eff = a - a.mean(dim=2, keepdim=True)
+        b_eff = weight @ beta.float() + bias
+        return w_eff, b_eff.unsqueeze(0).expand(batch, -1)
+    if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        scale = norm.weight.float() / torch.sqrt(norm.running_var.float() + norm.eps)
+        shift = norm.bias.float() - norm.running_mean.float() * scale
+        w_eff = (weight * scale.view(1, -1)).unsqueeze(0).expand(batch, -1, -1)
+        b_eff = weight @ shift + bias
+        return w_eff, b_eff.unsqueeze(0).expand(batch, -1)
+    raise TypeError(f"cannot fold {type(norm).__name__}")
+
+
+def apply_norm(norm: nn.Module, avg: torch.Tensor) -> torch.Tensor:
+    """The normalisation module applied to a pooled B x C vector (for verification)."""
+    if isinstance(norm, nn.LayerNorm):
+        return torch.nn.functional.layer_norm(avg, (avg.shape[1],), norm.weight, norm.bias, norm.eps)
+    return torch.nn.functional.batch_norm(
+        avg, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0, norm.eps
+    )
+
+
+def foldable(norm: nn.Module, channels: int) -> bool:
+    if isinstance(norm, nn.LayerNorm):
+        return tuple(norm.normalized_shape) == (channels,)
+    if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        return norm.num_features == channels and norm.track_running_stats and norm.affine
+    return False
+
+
+def exact_maps(
+    spec: HeadSpec,
+    feats: torch.Tensor,
+    classifier: nn.Module,
+    norm: Optional[nn.Module],
+    classes: torch.Tensor,
+    nwc: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class activation maps of an exact head for the given classes.
+
+    Args:
+        spec: the head analysis.
+        feats: feature map B x C x H x W as the feature layer returned it.
+        classifier: the final Linear / 1x1 Conv.
+        norm: the folded normalisation module, if any.
+        classes: B x k class indices.
+        nwc: clamp the effective weights at zero (NWC) in the map.
+
+    Returns:
+        ``(maps, bias)``: B x k x H x W maps and the B x k effective bias, so that without NWC
+        ``maps.mean((2, 3)) + bias`` equals the selected logits.
+    """
+    fmap = features_for(spec, feats)
+    batch, channels, h, w = fmap.shape
+    weight, bias = linear_params(classifier)
+    weight = weight.detach().float()
+    bias = bias.detach().float() if bias is not None else torch.zeros(weight.shape[0], device=weight.device)
+    if norm is not None:
+        w_eff, b_eff = fold_norm(norm, weight, bias, fmap.mean(dim=(2, 3)))
+        w_sel = torch.gather(w_eff, 1, classes.unsqueeze(-1).expand(-1, -1, channels))
+        return _weighted_sum(w_sel.clamp_min(0) if nwc else w_sel, fmap), torch.gather(b_eff, 1, classes)
+    w_avg, w_max = split_weights(spec.pool, weight, channels)
+    maps = fmap.new_zeros(batch, classes.shape[1], h, w)
+    if w_avg is not None:
+        sel = w_avg[classes]  # B x k x C
+        maps = maps + _weighted_sum(sel.clamp_min(0) if nwc else sel, fmap)
+    if w_max is not None:
+        sel = w_max[classes]
+        flat = fmap.flatten(2)
+        peak = torch.zeros_like(flat).scatter_(2, flat.argmax(dim=2, keepdim=True), flat.amax(dim=2, keepdim=True))
+        maps = maps + (h * w) * _weighted_sum(sel.clamp_min(0) if nwc else sel, peak.view_as(fmap))
+    return maps, bias[classes]
+
+
+def _weighted_sum(weights: torch.Tensor, fmap: torch.Tensor) -> torch.Tensor:
+    """``M[b,k] = sum_c weights[b,k,c] F[b,c]`` as one batched matrix product."""
+    batch, channels, h, w = fmap.shape
+    return torch.bmm(weights, fmap.reshape(batch, channels, h * w)).view(batch, -1, h, w)
+
+
+def gradient_maps(weights: torch.Tensor, feats: torch.Tensor, nwc: bool) -> torch.Tensor:
+    """Maps of a non-affine head from its gradient: ``w[b,k,c] = sum_x d logit_k / d F_c(x)``.
+
+    For a GAP-linear head this ``w`` equals ``W[k]`` and the map equals the exact CAM.
+    """
+    weights = weights.float()
+    return _weighted_sum(weights.clamp_min(0) if nwc else weights, feats.float())

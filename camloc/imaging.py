@@ -1,0 +1,303 @@
+"""Decoding images robustly and turning them into network input, reversibly.
+
+Every image becomes 8-bit RGB whatever its mode (grayscale, RGBA, palette, CMYK, 16-bit), with its
+EXIF orientation applied. :class:`Preprocess` resizes (and optionally center-crops) it and remembers
+the :class:`Geometry` of that step, so boxes found on the network input map back to original pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+#: Smallest side, in pixels, that camloc accepts: a CAM of a smaller picture says nothing useful.
+MIN_SIDE = 32
+#: Largest pixel count decoded by default (about 16k x 11k); larger files are refused, not decoded.
+MAX_PIXELS = 178_956_970
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+_INTERPOLATIONS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _to_rgb(img: Image.Image, source: object) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; alpha is composited over white, 16-bit is scaled down."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode == "F":
+            hi = 1.0 if arr.size and np.nanmax(arr) <= 1.0 else 255.0
+        else:
+            hi = 65535.0 if arr.size and arr.max() > 255 else 255.0
+        arr = np.clip(np.nan_to_num(arr) / hi * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return img.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageError(source, f"cannot convert mode {mode} to RGB ({exc}); save it as 8-bit RGB") from exc
+
+
+def _check_size(size: tuple[int, int], source: object, max_pixels: int | None) -> None:
+    w, h = size
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageError(
+            source,
+            f"{w}x{h} px is over the {max_pixels:,}-pixel limit (possible decompression bomb); "
+            "downscale it or raise max_pixels",
+        )
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(
+            source, f"{w}x{h} px is smaller than {MIN_SIDE} px on a side: too small to localize; use a larger image"
+        )
+
+
+def load_image(source: ImageInput, *, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+    """Open an image as 8-bit RGB with its EXIF orientation applied.
+
+    Accepts a path, a PIL image or a numpy array (H x W or H x W x 3/4, uint8, uint16 or float in
+    [0, 1]). Anything unusable raises :class:`ImageError` with one line naming the file and the fix.
+
+    Example:
+        >>> load_image("examples/images/bird.jpg").mode
+        'RGB'
+    """
+    if isinstance(source, Image.Image):
+        img, name = source, "<PIL image>"
+    elif isinstance(source, np.ndarray):
+        return _array_to_image(source, max_pixels)
+    elif isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        if not os.path.exists(name):
+            raise ImageError(name, "no such file; check the path")
+        if os.path.isdir(name):
+            raise ImageError(name, "is a folder, not an image file")
+        try:
+            with open(name, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ImageError(name, f"cannot be read ({exc.strerror or exc}); check its permissions") from exc
+        img = _open_bytes(data, name, max_pixels)
+    else:
+        raise ImageError(repr(type(source)), "is not an image: pass a path, a PIL image or a numpy array")
+    _check_size(img.size, name, max_pixels)
+    try:
+        img = ImageOps.exif_transpose(img) or img
+        img.load()
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken data
+        raise ImageError(name, f"is corrupt or truncated ({exc}); re-encode or replace the file") from exc
+    return _to_rgb(img, name)
+
+
+def _open_bytes(data: bytes, name: str, max_pixels: int | None) -> Image.Image:
+    if not data:
+        raise ImageError(name, "is empty (0 bytes); replace the file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            old_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            try:
+                img = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_limit
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(
+            name, f"declares too many pixels ({exc}); it may be a decompression bomb: downscale it or raise max_pixels"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(name, "is not an image PIL can read; convert it to JPEG or PNG") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError(name, f"cannot be opened ({exc}); re-encode or replace the file") from exc
+    return img
+
+
+def _array_to_image(arr: np.ndarray, max_pixels: int | None) -> Image.Image:
+    name = f"<array {tuple(arr.shape)} {arr.dtype}>"
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise ImageError(name, "is not H x W, H x W x 3 or H x W x 4; pass an image array")
+    if arr.dtype == np.uint8:
+        pass
+    elif arr.dtype == np.uint16:
+        arr = (arr.astype(np.float64) / 65535.0 * 255.0).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ImageError(name, "contains NaN or infinite values")
+        scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0
+        arr = np.clip(arr * scale, 0, 255).astype(np.uint8)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    else:
+        raise ImageError(name, f"has dtype {arr.dtype}; pass uint8, uint16 or float in [0, 1]")
+    img = Image.fromarray(np.ascontiguousarray(arr))
+    _check_size(img.size, name, max_pixels)
+    return _to_rgb(img, name)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the network input came from in the original image.
+
+    A point ``(u, v)`` of the network input is the original point ``((u + left) / sx, (v + top) / sy)``.
+    """
+
+    width: int
+    height: int
+    sx: float
+    sy: float
+    left: int
+    top: int
+    input_width: int
+    input_height: int
+
+    @classmethod
+    def identity(cls, width: int, height: int) -> "Geometry":
+        return cls(width, height, 1.0, 1.0, 0, 0, width, height)
+
+    def box_to_original(self, box: Sequence[float]) -> tuple[float, float, float, float]:
+        """Map ``[x0, y0, x1, y1]`` (pixel edges on the network input) to original pixels, clipped."""
+        x0, y0, x1, y1 = box
+        fx = lambda u: min(max((u + self.left) / self.sx, 0.0), float(self.width))  # noqa: E731
+        fy = lambda v: min(max((v + self.top) / self.sy, 0.0), float(self.height))  # noqa: E731
+        return (fx(x0), fy(y0), fx(x1), fy(y1))
+
+
+def _shorter_side_size(w: int, h: int, short: int) -> tuple[int, int]:
+    """torchvision's ``Resize(int)`` rule: the shorter side becomes ``short``, the other is truncated."""
+    if w <= h:
+        return short, int(short * h / w)
+    return int(short * w / h), short
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize (then optionally center-crop) and normalise an image, recording the geometry.
+
+    Modes:
+        * ``"resize"``: squash the whole image to ``input_size`` (aspect ratio not kept; the
+          wsolevaluation protocol).
+        * ``"crop"``: resize the shorter side to ``resize_size`` (an int) or the whole image to
+          ``resize_size`` (a pair ``(h, w)``, as the rethinking protocol's 256 x 256), then take the
+          center ``input_size`` crop (timm and torchvision evaluation transforms).
+
+    Example:
+        >>> pre = Preprocess(input_size=(224, 224), mode="crop", resize_size=256)
+        >>> x, geom = pre(load_image("examples/images/bird.jpg"))
+    """
+
+    input_size: tuple[int, int] = (224, 224)
+    mode: str = "crop"
+    resize_size: Union[int, tuple[int, int], None] = 256
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("resize", "crop"):
+            raise ValueError(f"mode must be 'resize' or 'crop', not {self.mode!r}")
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}")
+
+    def with_mode(self, mode: str) -> "Preprocess":
+        """The same normalisation with another geometry mode (``"resize"`` or ``"crop"``)."""
+        return Preprocess(self.input_size, mode, self.resize_size, self.mean, self.std, self.interpolation)
+
+    def geometry(self, width: int, height: int) -> Geometry:
+        """The resize-and-crop geometry this preprocessing applies to a ``width x height`` image."""
+        ih, iw = self.input_size
+        if self.mode == "resize":
+            rw, rh = iw, ih
+        elif isinstance(self.resize_size, int):
+            rw, rh = _shorter_side_size(width, height, self.resize_size)
+        elif self.resize_size is None:
+            rw, rh = _shorter_side_size(width, height, min(ih, iw))
+        else:
+            rh, rw = self.resize_size
+        # torchvision's center_crop offsets
+        left = int(round((rw - iw) / 2.0)) if self.mode == "crop" else 0
+        top = int(round((rh - ih) / 2.0)) if self.mode == "crop" else 0
+        return Geometry(width, height, rw / width, rh / height, left, top, iw, ih)
+
+    def resize_crop(self, img: Image.Image) -> tuple[Image.Image, Geometry]:
+        """Apply the geometric part only; returns the network-size RGB image and its geometry."""
+        geom = self.geometry(*img.size)
+        rw, rh = round(geom.sx * geom.width), round(geom.sy * geom.height)
+        out = img.resize((rw, rh), _INTERPOLATIONS[self.interpolation])
+        if self.mode == "crop":
+            # PIL pads with black outside the image, like torchvision's center_crop does.
+            out = out.crop((geom.left, geom.top, geom.left + geom.input_width, geom.top + geom.input_height))
+        return out, geom
+
+    def normalize(self, img: Image.Image) -> torch.Tensor:
+        """RGB PIL image -> float tensor 3 x H x W, ``(x / 255 - mean) / std``."""
+        arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return arr.sub_(mean).div_(std)
+
+    def __call__(self, img: Image.Image) -> tuple[torch.Tensor, Geometry]:
+        resized, geom = self.resize_crop(img)
+        return self.normalize(resized), geom
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_size": list(self.input_size),
+            "mode": self.mode,
+            "resize_size": self.resize_size if not isinstance(self.resize_size, tuple) else list(self.resize_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+        }
+
+
+def preprocess_for(model: torch.nn.Module, mode: str | None = None) -> Preprocess:
+    """The evaluation preprocessing a model was trained with, read from the model itself.
+
+    timm models carry ``pretrained_cfg`` (input size, ``crop_pct``, interpolation, mean/std);
+    camloc-loaded torchvision models carry ``camloc_preprocess``. Anything else gets the
+    ImageNet default: resize 256, center crop 224, bilinear. ``mode`` overrides the geometry.
+    """
+    pre = getattr(model, "camloc_preprocess", None)
+    if not isinstance(pre, Preprocess):
+        cfg = getattr(model, "pretrained_cfg", None)
+        if isinstance(cfg, dict) and "input_size" in cfg:
+            _, h, w = cfg["input_size"]
+            crop_pct = cfg.get("crop_pct") or 0.875
+            interp = cfg.get("interpolation", "bilinear")
+            pre = Preprocess(
+                input_size=(h, w),
+                mode="crop",
+                resize_size=math.floor(min(h, w) / crop_pct),
+                mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+                std=tuple(cfg.get("std", IMAGENET_STD)),
+                interpolation=interp if interp in _INTERPOLATIONS else "bilinear",
+            )
+        else:
+            pre = Preprocess()
+    return pre.with_mode(mode) if mode else pre
