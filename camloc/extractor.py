@@ -169,6 +169,8 @@ class CAMExtractor:
         model: a classifier whose forward returns B x K logits (timm, torchvision or your own).
         feature_layer: qualified module name of the feature map, found automatically if None.
         classifier: qualified module name of the final Linear / 1x1 Conv, found automatically if None.
+        method: ``"auto"`` (exact CAM where the head allows, gradient maps otherwise) or
+            ``"gradient"`` (always the head's gradient; equals the exact CAM on GAP-linear heads).
 
     Example:
         >>> extractor = CAMExtractor(timm.create_model("resnet18"))
@@ -177,9 +179,18 @@ class CAMExtractor:
         (torch.Size([2, 1, 7, 7]), True)
     """
 
-    def __init__(self, model: nn.Module, feature_layer: Optional[str] = None, classifier: Optional[str] = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        feature_layer: Optional[str] = None,
+        classifier: Optional[str] = None,
+        method: str = "auto",
+    ):
         if not isinstance(model, nn.Module):
             raise ModelError(f"expected a torch.nn.Module, got {type(model).__name__}")
+        if method not in ("auto", "gradient"):
+            raise UsageError(f"method must be 'auto' or 'gradient', not {method!r}")
+        self.method = method
         self.model = model
         self.feature_layer = feature_layer
         self.classifier = classifier
@@ -228,7 +239,7 @@ class CAMExtractor:
             spec = self.head or self.analyze(x[:2])
             if require_exact and not spec.exact:
                 raise ModelError(_not_exact_message(self.model))
-            if spec.exact:
+            if spec.exact and self.method == "auto":
                 out = self._exact(x, spec, classes, topk, nwc)
                 if out is None:  # the model no longer matches its analysis: analyse again
                     spec = self.analyze(x[:2])
@@ -351,6 +362,13 @@ def analyze(
                 "so use a CNN or name a 4-D feature layer with feature_layer="
             )
         f_pos = spatial[-1]
+        tokens = [n for n, _, _, out in records[f_pos + 1 :] if isinstance(out, torch.Tensor) and out.ndim == 3]
+        if tokens:
+            raise ModelError(
+                f"{type(model).__name__} has no spatial feature map at its end: its last B x C x H x W output "
+                f"({records[f_pos][0]}) is followed by token sequences ({tokens[0]}), as in a vision transformer; "
+                "CAM needs a CNN, or name a 4-D feature layer with feature_layer="
+            )
     else:
         found = [i for i, (n, _, _, out) in enumerate(records) if n == feature_layer]
         if not found or not _is_spatial(records[found[-1]][3]):

@@ -1,0 +1,95 @@
+"""Datasets in the wsolevaluation metadata layout (PROTOCOLS.md section 4).
+
+A metadata folder holds comma-separated text files, one record per line, image paths relative to
+the image root: ``image_ids.txt``, ``class_labels.txt``, ``image_sizes.txt`` and
+``localization.txt`` (boxes ``id,x0,y0,x1,y1``, several lines per image allowed). Files may lack a
+final newline. Every malformed line is reported with its file and line number.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+from .errors import CamlocError
+
+
+class MetadataError(CamlocError):
+    """A metadata file is missing or has a malformed line."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a dataset: its id (a path relative to the image root) and annotations."""
+
+    image_id: str
+    label: int
+    width: int
+    height: int
+    boxes: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    if not path.is_file():
+        raise MetadataError(f"{path}: missing metadata file")
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            line = line.strip()
+            if line:
+                yield number, [part.strip() for part in line.split(",")]
+
+
+def _ints(path: Path, number: int, parts: list[str], count: int, kind=int) -> list:
+    if len(parts) != count:
+        raise MetadataError(f"{path}:{number}: expected {count} comma-separated fields, got {len(parts)}")
+    try:
+        return [parts[0]] + [kind(p) for p in parts[1:]]
+    except ValueError as exc:
+        raise MetadataError(f"{path}:{number}: {exc}") from exc
+
+
+def read_boxes_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[Sample]:
+    """Read a box-annotated split: one :class:`Sample` per line of ``image_ids.txt``, in order.
+
+    Raises:
+        MetadataError: naming the file and line of a malformed record, an id without a label or
+            size, or a box outside its image.
+    """
+    root = Path(metadata)
+    ids = [parts[0] for _, parts in _lines(root / "image_ids.txt")]
+    labels = {}
+    for number, parts in _lines(root / "class_labels.txt"):
+        image_id, label = _ints(root / "class_labels.txt", number, parts, 2)
+        labels[image_id] = label
+    sizes = {}
+    for number, parts in _lines(root / "image_sizes.txt"):
+        image_id, w, h = _ints(root / "image_sizes.txt", number, parts, 3)
+        sizes[image_id] = (w, h)
+    boxes: dict[str, list] = {}
+    loc = root / "localization.txt"
+    for number, parts in _lines(loc):
+        image_id, x0, y0, x1, y1 = _ints(loc, number, parts, 5, float)
+        if check_boxes and image_id in sizes:
+            w, h = sizes[image_id]
+            if not (0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h):
+                raise MetadataError(f"{loc}:{number}: box {x0, y0, x1, y1} lies outside its {w}x{h} image")
+        boxes.setdefault(image_id, []).append((x0, y0, x1, y1))
+    samples = []
+    for image_id in ids:
+        for table, what in ((labels, "class_labels.txt"), (sizes, "image_sizes.txt")):
+            if image_id not in table:
+                raise MetadataError(f"{root / what}: no line for image {image_id}")
+        w, h = sizes[image_id]
+        samples.append(Sample(image_id, labels[image_id], w, h, tuple(boxes.get(image_id, ()))))
+    return samples
+
+
+def iou_inclusive(a, b) -> float:
+    """IoU of boxes ``[x0, y0, x1, y1]`` counting pixels inclusively: area ``(x1-x0+1)(y1-y0+1)``."""
+    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    inter = max(ix, 0) * max(iy, 0)
+    union = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
+    return inter / union if union > 0 else 0.0
