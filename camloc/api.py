@@ -229,7 +229,16 @@ class Localizer:
         return results
 
     def batches(self, images: Sequence, batch_size: int) -> Iterator[tuple[torch.Tensor, list[Geometry], list[str], slice]]:
-        """Prepare images in batches: ``(x, geometries, names, index slice)``."""
+        """Prepare images in batches: ``(x, geometries, names, index slice)``.
+
+        A B x 3 x H x W tensor is sliced as it is (no per-image copies); boxes stay in its pixels.
+        """
+        if isinstance(images, torch.Tensor):
+            geom = Geometry.identity(images.shape[3], images.shape[2])
+            for start in range(0, len(images), batch_size):
+                stop = min(start + batch_size, len(images))
+                yield images[start:stop], [geom] * (stop - start), [f"<tensor {i}>" for i in range(start, stop)], slice(start, stop)
+            return
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             prepared = [self.prepare(im, source_name(im, start + i)) for i, im in enumerate(chunk)]
@@ -244,12 +253,12 @@ def source_name(image: Any, index: int) -> str:
     return f"<tensor {index}>" if isinstance(image, torch.Tensor) else f"<image {index}>"
 
 
-def _as_list(images: Images) -> list:
+def _as_list(images: Images) -> Union[list, torch.Tensor]:
     if isinstance(images, torch.Tensor):
         if images.ndim == 4:
-            return list(images.unbind(0))
+            return images
         if images.ndim == 3:
-            return [images]
+            return images.unsqueeze(0)
         raise UsageError(f"an image tensor must be 3 x H x W or B x 3 x H x W, got shape {tuple(images.shape)}")
     if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Iterable):
         return [images]

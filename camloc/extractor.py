@@ -98,6 +98,9 @@ def _as_logits(out: Any) -> torch.Tensor:
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """Put every module in eval mode and restore each one's own training flag afterwards."""
     flags = [(m, m.training) for m in model.modules()]
+    if not any(flag for _, flag in flags):  # already in eval mode: nothing to change or restore
+        yield
+        return
     try:
         model.eval()
         yield
@@ -250,8 +253,16 @@ class CAMExtractor:
                     return out
             return self._gradient(x, spec, classes, topk, nwc)
 
+    def _modules(self, spec: HeadSpec) -> dict[str, nn.Module]:
+        """The modules a head analysis names, looked up by name (each call: the model may have changed)."""
+        wanted = {spec.feature_layer, spec.classifier, spec.norm} - {None}
+        found = {n: m for n, m in self.model.named_modules() if n in wanted}
+        if len(found) != len(wanted):
+            raise ModelError(f"the model no longer has the modules {sorted(wanted - set(found))}")
+        return found
+
     def _exact(self, x, spec: HeadSpec, classes, topk, nwc) -> Optional[CAMOutput]:
-        modules = dict(self.model.named_modules())
+        modules = self._modules(spec)
         captured: dict[str, torch.Tensor] = {}
 
         def keep_output(_m, _args, out):
@@ -260,7 +271,8 @@ class CAMExtractor:
         def keep_input(_m, args, _out):
             captured["cls_in"] = args[0]
 
-        with forward_hooks([(modules[spec.feature_layer], keep_output), (modules[spec.classifier], keep_input)]):
+        no_grad = contextlib.nullcontext() if torch.is_inference_mode_enabled() else torch.no_grad()
+        with no_grad, forward_hooks([(modules[spec.feature_layer], keep_output), (modules[spec.classifier], keep_input)]):
             logits = _as_logits(self.model(x))
         if "feats" not in captured or "cls_in" not in captured:
             return None
@@ -282,7 +294,7 @@ class CAMExtractor:
                 "this model's head is not affine, so its map needs a backward pass through the head, "
                 "which torch.inference_mode() forbids: call camloc outside inference_mode (no_grad is fine)"
             )
-        layer = dict(self.model.named_modules())[spec.feature_layer]
+        layer = self._modules(spec)[spec.feature_layer]
         captured: dict[str, torch.Tensor] = {}
 
         def substitute(_m, _args, out):

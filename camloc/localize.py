@@ -78,13 +78,33 @@ def to_uint8(maps: torch.Tensor) -> torch.Tensor:
     return (minmax(maps) * 255.0).to(torch.uint8)
 
 
+def percentile_u8(u8: torch.Tensor, percentile: float) -> torch.Tensor:
+    """numpy's default (linear) percentile of each N x H x W uint8 map, in float64, without sorting.
+
+    A uint8 map has 256 levels, so a histogram per map and its cumulative sum give any order
+    statistic: the value of rank ``r`` is the first level whose cumulative count exceeds ``r``.
+    numpy's rule is then followed to the bit: virtual index ``(n - 1) * q / 100``, and the same
+    two-sided ``lerp`` between the neighbouring order statistics.
+    """
+    n_maps = u8.shape[0]
+    flat = u8.reshape(n_maps, -1).long()
+    n = flat.shape[1]
+    offsets = torch.arange(n_maps, device=u8.device).view(-1, 1) * 256
+    cdf = torch.bincount((flat + offsets).view(-1), minlength=256 * n_maps).view(n_maps, 256).cumsum(1)
+    pos = (n - 1) * (percentile / 100.0)
+    lo = int(pos // 1)
+    hi = min(lo + 1, n - 1)
+    ranks = torch.tensor([lo, hi], device=u8.device).expand(n_maps, 2).contiguous()
+    levels = torch.searchsorted(cdf, ranks, right=True).double()
+    return torch.lerp(levels[:, 0], levels[:, 1], pos - lo)
+
+
 def thresholds(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
     """``int(theta * percentile_i(U))`` for each N x H x W uint8 map, as an N-vector of int64."""
-    flat = u8.flatten(1).double()
     if standard.percentile >= 100.0:
-        pct = flat.amax(dim=1)
+        pct = u8.flatten(1).amax(dim=1).double()
     else:
-        pct = torch.quantile(flat, standard.percentile / 100.0, dim=1, interpolation="linear")
+        pct = percentile_u8(u8, standard.percentile)
     return torch.floor(standard.theta * pct).long()
 
 
