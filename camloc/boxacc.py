@@ -1,0 +1,314 @@
+"""Box hits at every threshold of a uint8 score map, in one pass (the MaxBoxAcc core).
+
+The wsolevaluation protocol (PROTOCOLS.md section 3) thresholds ``U = uint8(255 * map)`` at
+``t = int(tau * max(U))`` for 1,000 values of tau, runs OpenCV's contour search (``RETR_TREE``) on
+each ``U > t``, and asks whether some box of some contour reaches IoU >= delta with some
+ground-truth box. Done straightforwardly (:func:`reference_hits`) that is 1,000 contour searches
+per image.
+
+A uint8 map has at most 256 distinct thresholds, and the regions at all thresholds nest into one
+tree (the max-tree). :func:`all_contour_table` walks it once with a union-find in compiled code:
+
+* outer contours of ``U > t`` are its 8-connected components; adding pixels from level 255 down
+  to 1 grows and merges them, each component's bounding box being the union of its parts. An
+  outer contour's box is ``[x0, y0, x1 + 1, y1 + 1]`` of the component's pixel bounding box;
+* hole contours are the 4-connected components of ``U <= t`` that do not touch the image border;
+  adding pixels from level 0 up grows them. OpenCV traces a hole along the foreground pixels
+  4-adjacent to it, so its box is the hole's pixel box grown by one: ``[x0 - 1, y0 - 1, x1 + 2, y1 + 2]``;
+* both clip ``x1, y1`` at ``W - 1, H - 1`` as the reference does; with no contour at all the box
+  is ``[0, 0, 0, 0]``.
+
+For each IoU threshold a running count of boxes that reach it gives the hit at every ``t``.
+The largest-contour rule of MaxBoxAcc (V1) depends on OpenCV's polygon areas, so
+:func:`largest_contour_table` runs OpenCV once per distinct mask (at most 256) rather than per tau.
+The tests and ``benchmarks/evaluate.py`` check all of this against :func:`reference_hits`.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; keep the module importable
+    def njit(*_args, **_kwargs):
+        return lambda fn: fn
+
+LEVELS = 256
+
+
+def thresholds_list(interval: float = 0.001) -> np.ndarray:
+    """The protocol's tau values: ``numpy.arange(0, 1, interval)``."""
+    return np.arange(0, 1, interval)
+
+
+def iou_matrix(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Inclusive-pixel IoU of every box (N x 4) with every ground-truth box (G x 4): N x G."""
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 1, 4)
+    gt = np.asarray(gt, dtype=np.int64).reshape(1, -1, 4)
+    iw = np.maximum(0, np.minimum(boxes[..., 2], gt[..., 2]) - np.maximum(boxes[..., 0], gt[..., 0]) + 1)
+    ih = np.maximum(0, np.minimum(boxes[..., 3], gt[..., 3]) - np.maximum(boxes[..., 1], gt[..., 1]) + 1)
+    inter = iw * ih
+    area_a = (boxes[..., 2] - boxes[..., 0] + 1) * (boxes[..., 3] - boxes[..., 1] + 1)
+    area_b = (gt[..., 2] - gt[..., 0] + 1) * (gt[..., 3] - gt[..., 1] + 1)
+    return inter / (area_a + area_b - inter)
+
+
+def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool) -> np.ndarray:
+    """The reference's boxes of ``U > t``: per contour ``(x, y, min(x+w, W-1), min(y+h, H-1))``."""
+    h, w = u8.shape
+    contours, _ = cv2.findContours((u8 > t).astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return np.zeros((1, 4), np.int64)
+    if not all_contours:
+        contours = [max(contours, key=cv2.contourArea)]
+    out = []
+    for c in contours:
+        x, y, bw, bh = cv2.boundingRect(c)
+        out.append((x, y, min(x + bw, w - 1), min(y + bh, h - 1)))
+    return np.asarray(out, np.int64)
+
+
+def threshold_levels(u8: np.ndarray, taus: np.ndarray, percentile: float = 100.0) -> np.ndarray:
+    """``t = int(tau * s)`` per tau, with ``s = max(U)`` or (PaS) numpy's ``percentile(U)``."""
+    s = float(u8.max()) if percentile >= 100.0 else float(np.percentile(u8, percentile))
+    return (taus * s).astype(np.int64)
+
+
+def reference_hits(
+    u8: np.ndarray, gt: np.ndarray, deltas, taus: np.ndarray, all_contours: bool, percentile: float = 100.0
+) -> np.ndarray:
+    """The straightforward algorithm: one contour search per tau. Returns T x D booleans."""
+    deltas = np.asarray(deltas, dtype=np.float64)
+    hits = np.zeros((len(taus), len(deltas)), bool)
+    for i, t in enumerate(threshold_levels(u8, taus, percentile)):
+        best = iou_matrix(contour_boxes_at(u8, int(t), all_contours), gt).max()
+        hits[i] = best >= deltas / 100.0
+    return hits
+
+
+@njit(cache=True, inline="always")
+def _find(parent, i):
+    while parent[i] != i:  # path halving
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True)
+def _best_iou(bx0, by0, bx1, by1, gt):
+    best = 0.0
+    for g in range(gt.shape[0]):
+        iw = min(bx1, gt[g, 2]) - max(bx0, gt[g, 0]) + 1
+        ih = min(by1, gt[g, 3]) - max(by0, gt[g, 1]) + 1
+        inter = max(0, iw) * max(0, ih)
+        area_a = (bx1 - bx0 + 1) * (by1 - by0 + 1)
+        area_b = (gt[g, 2] - gt[g, 0] + 1) * (gt[g, 3] - gt[g, 1] + 1)
+        v = inter / (area_a + area_b - inter)
+        if v > best:
+            best = v
+    return best
+
+
+@njit(cache=True)
+def _sweep(u8, gt, cut, holes, last_level):
+    """Union-find over pixels in level order; returns hits[t, d] for t = 0..255 of one contour kind.
+
+    The image is padded by a frame of never-added pixels so neighbours need no bounds checks.
+    Within a level, unions only merge boxes and mark the surviving root dirty; at the end of the
+    level each dirty root's IoU is computed once, keeping ``live[d]``, the number of components
+    whose contour box reaches ``cut[d]``, exact at every threshold.
+    """
+    height, width = u8.shape
+    w2 = width + 2
+    n2 = (height + 2) * w2
+    n_d = cut.shape[0]
+    counts = np.zeros(LEVELS + 1, np.int64)  # counting sort of pixels by level
+    for y in range(height):
+        for x in range(width):
+            counts[u8[y, x] + 1] += 1
+    for v in range(LEVELS):
+        counts[v + 1] += counts[v]
+    order = np.empty(height * width, np.int32)
+    fill = counts[:LEVELS].copy()
+    for y in range(height):
+        for x in range(width):
+            v = u8[y, x]
+            order[fill[v]] = (y + 1) * w2 + x + 1
+            fill[v] += 1
+
+    parent = np.full(n2, -1, np.int32)
+    size = np.ones(n2, np.int32)
+    box = np.empty((n2, 4), np.int32)  # x0, y0, x1, y1 of each root's pixels, packed for locality
+    border = np.zeros(n2, np.bool_)
+    counted = np.zeros((n2, n_d), np.bool_)  # this root's contribution to live[d]
+    stamp = np.zeros(n2, np.int32)  # level + 1 once queued as dirty in that level
+    dirty = np.empty(height * width, np.int32)
+    live = np.zeros(n_d, np.int64)
+    hits = np.zeros((LEVELS, n_d), np.bool_)
+    components = np.zeros(LEVELS, np.int64)  # outer sweep: number of components of U > t
+    n_comp = 0
+    if holes:
+        offs = np.array([-w2, w2, -1, 1], np.int32)
+    else:
+        offs = np.array([-w2 - 1, -w2, -w2 + 1, -1, 1, w2 - 1, w2, w2 + 1], np.int32)
+
+    for step in range(LEVELS):
+        level = step if holes else LEVELS - 1 - step
+        if holes and level > last_level:  # no hole exists above this level (Euler numbers)
+            break
+        n_dirty = 0
+        for k in range(counts[level], counts[level + 1]):
+            p = order[k]
+            py = p // w2 - 1
+            px = p - (py + 1) * w2 - 1
+            parent[p] = p
+            n_comp += 1
+            box[p, 0] = px
+            box[p, 1] = py
+            box[p, 2] = px
+            box[p, 3] = py
+            border[p] = holes and (px == 0 or py == 0 or px == width - 1 or py == height - 1)
+            rp = p
+            for j in range(offs.shape[0]):
+                q = p + offs[j]
+                pq = parent[q]
+                if pq < 0 or pq == rp:  # not added yet, or already joined directly
+                    continue
+                rq = _find(parent, pq)
+                if rq == rp:
+                    continue
+                if size[rp] >= size[rq]:
+                    a, b = rp, rq
+                else:
+                    a, b = rq, rp
+                for d in range(n_d):  # b stops being a component
+                    if counted[b, d]:
+                        live[d] -= 1
+                        counted[b, d] = False
+                parent[b] = a
+                n_comp -= 1
+                size[a] += size[b]
+                box[a, 0] = min(box[a, 0], box[b, 0])
+                box[a, 1] = min(box[a, 1], box[b, 1])
+                box[a, 2] = max(box[a, 2], box[b, 2])
+                box[a, 3] = max(box[a, 3], box[b, 3])
+                border[a] = border[a] or border[b]
+                rp = a
+            if stamp[rp] != level + 1:
+                stamp[rp] = level + 1
+                dirty[n_dirty] = rp
+                n_dirty += 1
+        for k in range(n_dirty):
+            r = dirty[k]
+            if parent[r] != r:  # absorbed later in this level; its part was already removed
+                continue
+            if border[r]:  # touches the image border: background, not a hole
+                best = -1.0
+            elif holes:
+                best = _best_iou(box[r, 0] - 1, box[r, 1] - 1, min(box[r, 2] + 2, width - 1), min(box[r, 3] + 2, height - 1), gt)
+            else:
+                best = _best_iou(box[r, 0], box[r, 1], min(box[r, 2] + 1, width - 1), min(box[r, 3] + 1, height - 1), gt)
+            for d in range(n_d):
+                reach = best >= cut[d]
+                if counted[r, d] != reach:
+                    live[d] += 1 if reach else -1
+                    counted[r, d] = reach
+        # after this level: holes are components of U <= level (t = level);
+        # outer contours are components of U >= level, i.e. U > t for t = level - 1
+        t = level if holes else level - 1
+        if t >= 0:
+            components[t] = n_comp
+            for d in range(n_d):
+                hits[t, d] = live[d] > 0
+    return hits, components
+
+
+@njit(cache=True)
+def _euler_numbers(u8):
+    """Euler number (8-connected foreground) of ``U > t`` for every t, from Gray's bit quads.
+
+    ``E = (n1 - n3 - 2 nD) / 4`` over all 2 x 2 windows of the zero-padded image, n1 / n3 being
+    windows with one / three foreground pixels and nD those with two on a diagonal. A window's
+    pattern changes only where t crosses one of its four values, so difference arrays give every t.
+    """
+    height, width = u8.shape
+    acc = np.zeros(LEVELS + 1, np.int64)  # 4 E(t) as differences
+    vals = np.empty(4, np.int64)
+    for y in range(-1, height):
+        for x in range(-1, width):
+            vals[0] = u8[y, x] if y >= 0 and x >= 0 else -1
+            vals[1] = u8[y, x + 1] if y >= 0 and x + 1 < width else -1
+            vals[2] = u8[y + 1, x] if y + 1 < height and x >= 0 else -1
+            vals[3] = u8[y + 1, x + 1] if y + 1 < height and x + 1 < width else -1
+            a, b, c, d = vals[0], vals[1], vals[2], vals[3]
+            if a > b:  # five-comparator sorting network
+                a, b = b, a
+            if c > d:
+                c, d = d, c
+            if a > c:
+                a, c = c, a
+            if b > d:
+                b, d = d, b
+            if b > c:
+                b, c = c, b
+            s = (a, b, c, d)
+            # three foreground pixels for s0 <= t < s1, one for s2 <= t < s3 (t >= 0 only)
+            lo, hi = max(s[0], 0), s[1]
+            if hi > lo:
+                acc[lo] -= 1
+                acc[hi] += 1
+            lo, hi = max(s[2], 0), s[3]
+            if hi > lo:
+                acc[lo] += 1
+                acc[hi] -= 1
+            lo, hi = max(s[1], 0), s[2]
+            if hi > lo:  # two foreground pixels: the two largest; diagonal pairs are (0, 3) and (1, 2)
+                big = 0
+                for i in range(4):
+                    if vals[i] > s[1]:
+                        big |= 1 << i
+                if big == 9 or big == 6:
+                    acc[lo] -= 2
+                    acc[hi] += 2
+    euler4 = np.cumsum(acc)[:LEVELS]
+    return euler4 // 4
+
+
+def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas) -> np.ndarray:
+    """``hits[t, d]``: does any contour box of ``U > t`` reach IoU >= deltas[d] / 100? (t = 0..255)
+
+    Identical to running the reference's ``RETR_TREE`` contour search with all contours at each t.
+    The hole sweep stops at the last t that has a hole (holes = components - Euler number).
+    """
+    u8 = np.ascontiguousarray(u8, dtype=np.uint8)
+    gt = np.ascontiguousarray(gt, dtype=np.int64).reshape(-1, 4)
+    cut = np.asarray(deltas, dtype=np.float64) / 100.0
+    hits, components = _sweep(u8, gt, cut, False, LEVELS)
+    holes = components - _euler_numbers(u8)
+    with_holes = np.flatnonzero(holes > 0)
+    if with_holes.size:
+        hits |= _sweep(u8, gt, cut, True, int(with_holes[-1]))[0]
+    # no contour at all (t >= max U): the reference's box [0, 0, 0, 0]
+    empty = iou_matrix(np.zeros((1, 4), np.int64), gt).max() >= cut
+    hits[int(u8.max()):] = empty
+    return hits
+
+
+def largest_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, levels: np.ndarray) -> np.ndarray:
+    """``hits[t, d]`` with the largest contour only (MaxBoxAcc V1), for the t values in ``levels``.
+
+    ``U > t`` only changes where t crosses a level present in U, so OpenCV runs once per distinct
+    mask among the requested t values. Entries of unrequested t stay False.
+    """
+    cut = np.asarray(deltas, dtype=np.float64) / 100.0
+    hits = np.zeros((LEVELS, len(cut)), bool)
+    present = np.flatnonzero(np.bincount(u8.ravel(), minlength=LEVELS))
+    wanted = np.unique(np.clip(levels, 0, LEVELS - 1))
+    groups = np.searchsorted(present, wanted, side="right")  # same group <=> same mask
+    for g in np.unique(groups):
+        members = wanted[groups == g]
+        best = iou_matrix(contour_boxes_at(u8, int(members[0]), False), gt).max()
+        hits[members] = best >= cut
+    return hits
