@@ -116,5 +116,99 @@ def models_cmd(pattern: str) -> None:
         click.echo(f"{name}\t{'offline' if name in OFFLINE else 'download'}")
 
 
+def _metric(v) -> str:
+    return "-" if v is None else f"{v:6.2f}"
+
+
+def _print_table(result) -> None:
+    rows = result.metrics
+    keys = [k for k in ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "pxap")
+            if any(k in r for r in rows.values())]
+    s = result.settings
+    click.echo(f"protocol {s.protocol}; {result.dataset['n']} images; CAM class: {s.cam_class}"
+               + (f"; thresholds: theta {s.theta_max} x max, PaS {s.theta_pas} x p{s.percentile:g}"
+                  if s.protocol == "rethinking" else f"; tau interval {s.interval}"))
+    click.echo("variant\t" + "\t".join(keys))
+    for name, row in rows.items():
+        click.echo(name + "\t" + "\t".join(_metric(row.get(k)) for k in keys))
+
+
+@main.command()
+@click.option("--metadata", required=True, type=click.Path(file_okay=False, exists=True), help="Metadata folder (wsolevaluation layout).")
+@click.option("--images", type=click.Path(file_okay=False, exists=True), help="Image root [default: the metadata folder].")
+@click.option("--masks", "masks_root", type=click.Path(file_okay=False, exists=True), help="Mask root [default: the image root].")
+@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True)
+@click.option("--checkpoint", type=click.Path(dir_okay=False))
+@click.option("--num-classes", type=int)
+@click.option("--protocol", type=click.Choice(["rethinking", "wsolevaluation"]), default="rethinking", show_default=True)
+@click.option("--variants", default="cam,nwc,pas,nwc+pas", show_default=True, help="Comma-separated: cam, nwc, pas, nwc+pas.")
+@click.option("--cam-class", type=click.Choice(["gt", "top1"]), default="gt", show_default=True,
+              help="Map the ground-truth class, or the top-1 prediction (for labels that are not the model's classes).")
+@click.option("--interval", type=float, default=0.001, show_default=True, help="Tau step of the wsolevaluation sweep.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--device")
+@click.option("--limit", type=int, help="Evaluate the first N images only.")
+@click.option("--save-maps", type=click.Path(file_okay=False), help="Write score maps to DIR/<variant>/<image_id>.npy.")
+@click.option("--plots", type=click.Path(file_okay=False), help="Write accuracy-vs-threshold and PR-curve PNGs here.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def evaluate(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, cam_class, interval,
+             batch_size, device, limit, save_maps, plots, as_json, quiet) -> None:
+    """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass."""
+    import torch
+
+    from .evaluate import Settings, evaluate as run_evaluation
+    from .metadata import read_dataset
+    from .registry import load_model
+
+    try:
+        settings = Settings(protocol=protocol, variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+                            cam_class=cam_class, interval=interval)
+        samples = read_dataset(metadata)[:limit] if limit else read_dataset(metadata)
+        model = load_model(model_name, checkpoint=checkpoint, num_classes=num_classes)
+        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        result = run_evaluation(model, samples, images or metadata, settings, masks=masks_root,
+                                batch_size=batch_size, save_maps=save_maps, progress=not quiet)
+    except CamlocError as exc:
+        raise _fail_usage(exc) from None
+    result.dataset.update(metadata=str(metadata), model=model_name)
+    if plots:
+        from .plots import save_plots
+
+        for path in save_plots(result, plots):
+            click.echo(f"wrote {path}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        _print_table(result)
+
+
+@main.command()
+@click.option("--metadata", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--scoremaps", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Folder of <image_id>.npy score maps (224 x 224, values in [0, 1]).")
+@click.option("--masks", "masks_root", type=click.Path(file_okay=False, exists=True), help="Mask root [default: the metadata folder].")
+@click.option("--interval", type=float, default=0.001, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True)
+def score(metadata, scoremaps, masks_root, interval, as_json, quiet) -> None:
+    """Score saved maps of any WSOL method with MaxBoxAcc, MaxBoxAccV2 and PxAP (wsolevaluation)."""
+    from .evaluate import EvaluationResult, Settings, score_maps
+    from .metadata import read_dataset
+
+    try:
+        settings = Settings(protocol="wsolevaluation", variants=("cam",), interval=interval, cam_class="top1")
+        samples = read_dataset(metadata)
+        metrics, curves = score_maps(samples, scoremaps, settings, masks_root or metadata, progress=not quiet)
+    except CamlocError as exc:
+        raise _fail_usage(exc) from None
+    result = EvaluationResult(settings, {"metadata": str(metadata), "scoremaps": str(scoremaps), "n": len(samples)},
+                              {"maps": metrics}, {"maps": curves})
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        _print_table(result)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -236,22 +236,35 @@ class CAMExtractor:
             nwc: negative weight clamping in the map (PROTOCOLS.md section 1).
             require_exact: raise :class:`ModelError` instead of returning gradient maps.
         """
+        return self.variants(x, classes, topk, (nwc,), require_exact)[nwc]
+
+    def variants(
+        self,
+        x: torch.Tensor,
+        classes: ClassSpec = None,
+        topk: Optional[int] = None,
+        nwcs: Sequence[bool] = (False, True),
+        require_exact: bool = False,
+    ) -> dict[bool, CAMOutput]:
+        """Maps with and without NWC from one forward pass: ``{nwc: CAMOutput}``."""
         if x.ndim != 4:
             raise UsageError(f"expected a B x C x H x W batch, got shape {tuple(x.shape)}")
+        if require_exact and self.method == "gradient":
+            raise UsageError("require_exact contradicts method='gradient'")
         with eval_mode(self.model):
             spec = self.head or self.analyze(x[:2])
             if require_exact and not spec.exact:
                 raise ModelError(_not_exact_message(self.model))
             if spec.exact and self.method == "auto":
-                out = self._exact(x, spec, classes, topk, nwc)
+                out = self._exact(x, spec, classes, topk, nwcs)
                 if out is None:  # the model no longer matches its analysis: analyse again
                     spec = self.analyze(x[:2])
                     if require_exact and not spec.exact:
                         raise ModelError(_not_exact_message(self.model))
-                    out = self._exact(x, spec, classes, topk, nwc) if spec.exact else None
+                    out = self._exact(x, spec, classes, topk, nwcs) if spec.exact else None
                 if out is not None:
                     return out
-            return self._gradient(x, spec, classes, topk, nwc)
+            return self._gradient(x, spec, classes, topk, nwcs)
 
     def _modules(self, spec: HeadSpec) -> dict[str, nn.Module]:
         """The modules a head analysis names, looked up by name (each call: the model may have changed)."""
@@ -261,7 +274,7 @@ class CAMExtractor:
             raise ModelError(f"the model no longer has the modules {sorted(wanted - set(found))}")
         return found
 
-    def _exact(self, x, spec: HeadSpec, classes, topk, nwc) -> Optional[CAMOutput]:
+    def _exact(self, x, spec: HeadSpec, classes, topk, nwcs) -> Optional[dict[bool, CAMOutput]]:
         modules = self._modules(spec)
         captured: dict[str, torch.Tensor] = {}
 
@@ -285,10 +298,14 @@ class CAMExtractor:
         if not heads.close(cls_in.float(), expected):
             return None
         idx = resolve_classes(logits, classes, topk)
-        maps, bias = heads.exact_maps(spec, feats, modules[spec.classifier], norm, idx, nwc)
-        return CAMOutput(logits.detach().float(), idx, maps, bias, True, spec)
+        logits = logits.detach().float()
+        out = {}
+        for nwc in nwcs:
+            maps, bias = heads.exact_maps(spec, feats, modules[spec.classifier], norm, idx, nwc)
+            out[nwc] = CAMOutput(logits, idx, maps, bias, True, spec)
+        return out
 
-    def _gradient(self, x, spec: HeadSpec, classes, topk, nwc) -> CAMOutput:
+    def _gradient(self, x, spec: HeadSpec, classes, topk, nwcs) -> dict[bool, CAMOutput]:
         if torch.is_inference_mode_enabled():
             raise ModelError(
                 "this model's head is not affine, so its map needs a backward pass through the head, "
@@ -321,8 +338,11 @@ class CAMExtractor:
         finally:
             torch.set_grad_enabled(grad_mode)
         weights = torch.stack(grads, dim=1)  # B x k x C
-        maps = heads.gradient_maps(weights, leaf.detach(), nwc)
-        return CAMOutput(logits.detach().float(), idx, maps, None, False, spec)
+        logits = logits.detach().float()
+        return {
+            nwc: CAMOutput(logits, idx, heads.gradient_maps(weights, leaf.detach(), nwc), None, False, spec)
+            for nwc in nwcs
+        }
 
 
 def _not_exact_message(model: nn.Module) -> str:

@@ -29,6 +29,8 @@ class Sample:
     width: int
     height: int
     boxes: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
+    masks: tuple[str, ...] = field(default_factory=tuple)
+    ignore: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -50,8 +52,12 @@ def _ints(path: Path, number: int, parts: list[str], count: int, kind=int) -> li
         raise MetadataError(f"{path}:{number}: {exc}") from exc
 
 
-def read_boxes_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[Sample]:
-    """Read a box-annotated split: one :class:`Sample` per line of ``image_ids.txt``, in order.
+def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[Sample]:
+    """Read a split: one :class:`Sample` per line of ``image_ids.txt``, in order.
+
+    ``localization.txt`` holds boxes (``id,x0,y0,x1,y1``) or masks (``id,mask.png,ignore.png``,
+    the ignore path possibly empty); a separate ``mask_localization.txt`` adds masks to a box split.
+    Several lines per image give several boxes or mask instances.
 
     Raises:
         MetadataError: naming the file and line of a malformed record, an id without a label or
@@ -68,22 +74,37 @@ def read_boxes_dataset(metadata: str | os.PathLike, check_boxes: bool = True) ->
         image_id, w, h = _ints(root / "image_sizes.txt", number, parts, 3)
         sizes[image_id] = (w, h)
     boxes: dict[str, list] = {}
-    loc = root / "localization.txt"
-    for number, parts in _lines(loc):
-        image_id, x0, y0, x1, y1 = _ints(loc, number, parts, 5, float)
-        if check_boxes and image_id in sizes:
-            w, h = sizes[image_id]
-            if not (0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h):
-                raise MetadataError(f"{loc}:{number}: box {x0, y0, x1, y1} lies outside its {w}x{h} image")
-        boxes.setdefault(image_id, []).append((x0, y0, x1, y1))
+    masks: dict[str, list] = {}
+    ignores: dict[str, list] = {}
+    for name in ("localization.txt", "mask_localization.txt"):
+        loc = root / name
+        if name == "mask_localization.txt" and not loc.is_file():
+            continue
+        for number, parts in _lines(loc):
+            if len(parts) == 3:
+                masks.setdefault(parts[0], []).append(parts[1])
+                if parts[2]:
+                    ignores.setdefault(parts[0], []).append(parts[2])
+                continue
+            image_id, x0, y0, x1, y1 = _ints(loc, number, parts, 5, float)
+            if check_boxes and image_id in sizes:
+                w, h = sizes[image_id]
+                if not (0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h):
+                    raise MetadataError(f"{loc}:{number}: box {x0, y0, x1, y1} lies outside its {w}x{h} image")
+            boxes.setdefault(image_id, []).append((x0, y0, x1, y1))
     samples = []
     for image_id in ids:
         for table, what in ((labels, "class_labels.txt"), (sizes, "image_sizes.txt")):
             if image_id not in table:
                 raise MetadataError(f"{root / what}: no line for image {image_id}")
         w, h = sizes[image_id]
-        samples.append(Sample(image_id, labels[image_id], w, h, tuple(boxes.get(image_id, ()))))
+        samples.append(Sample(image_id, labels[image_id], w, h, tuple(boxes.get(image_id, ())),
+                              tuple(masks.get(image_id, ())), tuple(dict.fromkeys(ignores.get(image_id, ())))))
     return samples
+
+
+#: Kept for callers of the box-only reader.
+read_boxes_dataset = read_dataset
 
 
 def iou_inclusive(a, b) -> float:
