@@ -125,7 +125,8 @@ def _print_table(result) -> None:
     keys = [k for k in ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "pxap")
             if any(k in r for r in rows.values())]
     s = result.settings
-    click.echo(f"protocol {s.protocol}; {result.dataset['n']} images; CAM class: {s.cam_class}"
+    source = f"score maps {result.dataset['scoremaps']}" if "scoremaps" in result.dataset else f"CAM class: {s.cam_class}"
+    click.echo(f"protocol {s.protocol}; {result.dataset['n']} images; {source}"
                + (f"; thresholds: theta {s.theta_max} x max, PaS {s.theta_pas} x p{s.percentile:g}"
                   if s.protocol == "rethinking" else f"; tau interval {s.interval}"))
     click.echo("variant\t" + "\t".join(keys))
