@@ -291,6 +291,7 @@ def boxes(
     resize: Optional[str] = None,
     preprocess: Optional[Preprocess] = None,
     batch_size: int = 16,
+    calibration: Union[str, os.PathLike, Any, None] = None,
     **kwargs: Any,
 ) -> Union[list[Localization], list[list[Localization]]]:
     """Localize the predicted (or given) class in each image.
@@ -307,6 +308,8 @@ def boxes(
         resize: ``"full"`` (squash to the input size) or ``"crop"`` (resize + center crop).
         preprocess: an explicit :class:`Preprocess`.
         batch_size: images per forward pass.
+        calibration: a :class:`camloc.calibrate.Calibration` or its JSON file; its theta, percentile
+            and NWC setting replace ``standard``, ``theta``, ``percentile`` and ``nwc``.
         **kwargs: passed to :class:`Localizer` (``device``, ``checkpoint``, ``feature_layer``, ...).
 
     Returns:
@@ -318,7 +321,13 @@ def boxes(
     """
     items = _as_list(images)
     cls = _split_classes(classes, len(items))
-    loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
+    rule = make_standard(standard, theta, percentile)
+    if calibration is not None:
+        from .calibrate import Calibration
+
+        calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
+        rule, nwc = calib.standard(), calib.nwc
+    loc = Localizer(model, nwc=nwc, standard=rule, all_regions=all_regions,
                     resize=resize, preprocess=preprocess, **kwargs)
     nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
     results: list = []

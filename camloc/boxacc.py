@@ -55,18 +55,23 @@ def iou_matrix(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return inter / (area_a + area_b - inter)
 
 
-def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool) -> np.ndarray:
-    """The reference's boxes of ``U > t``: per contour ``(x, y, min(x+w, W-1), min(y+h, H-1))``."""
+def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool, rethinking: bool = False) -> np.ndarray:
+    """Boxes of ``U > t`` by the protocol's conventions.
+
+    wsolevaluation (default): per contour ``(x, y, min(x+w, W-1), min(y+h, H-1))``, no contour gives
+    ``[0, 0, 0, 0]``. ``rethinking=True``: ``(x, y, x+w, y+h)`` unclipped, no contour gives the whole
+    image ``[0, 0, W, H]`` (PROTOCOLS.md section 1).
+    """
     h, w = u8.shape
     contours, _ = cv2.findContours((u8 > t).astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
-        return np.zeros((1, 4), np.int64)
+        return np.asarray([[0, 0, w, h]] if rethinking else [[0, 0, 0, 0]], np.int64)
     if not all_contours:
         contours = [max(contours, key=cv2.contourArea)]
     out = []
     for c in contours:
         x, y, bw, bh = cv2.boundingRect(c)
-        out.append((x, y, min(x + bw, w - 1), min(y + bh, h - 1)))
+        out.append((x, y, x + bw, y + bh) if rethinking else (x, y, min(x + bw, w - 1), min(y + bh, h - 1)))
     return np.asarray(out, np.int64)
 
 
@@ -296,11 +301,14 @@ def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas) -> np.ndarray:
     return hits
 
 
-def largest_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, levels: np.ndarray) -> np.ndarray:
+def largest_contour_table(
+    u8: np.ndarray, gt: np.ndarray, deltas, levels: np.ndarray, rethinking: bool = False
+) -> np.ndarray:
     """``hits[t, d]`` with the largest contour only (MaxBoxAcc V1), for the t values in ``levels``.
 
     ``U > t`` only changes where t crosses a level present in U, so OpenCV runs once per distinct
-    mask among the requested t values. Entries of unrequested t stay False.
+    mask among the requested t values. Entries of unrequested t stay False. ``rethinking`` switches
+    to that protocol's box conventions (see :func:`contour_boxes_at`).
     """
     cut = np.asarray(deltas, dtype=np.float64) / 100.0
     hits = np.zeros((LEVELS, len(cut)), bool)
@@ -309,6 +317,6 @@ def largest_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, levels: np.nda
     groups = np.searchsorted(present, wanted, side="right")  # same group <=> same mask
     for g in np.unique(groups):
         members = wanted[groups == g]
-        best = iou_matrix(contour_boxes_at(u8, int(members[0]), False), gt).max()
+        best = iou_matrix(contour_boxes_at(u8, int(members[0]), False, rethinking), gt).max()
         hits[members] = best >= cut
     return hits

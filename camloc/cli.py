@@ -7,6 +7,7 @@ Exit codes: 0 all went well, 1 some image failed (the others still got results),
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Optional
 
@@ -51,9 +52,10 @@ def _format_row(d: dict) -> str:
               help="Squash the whole image to the input size, or resize + center crop [default: the model's own].")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--device", help="Device for the model, e.g. cuda or cpu [default: cuda if available].")
+@click.option("--calibration", type=click.Path(dir_okay=False), help="theta, percentile and NWC from camloc calibrate (overrides those options).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line and image.")
 def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc, standard, theta, percentile,
-             all_regions, resize, batch_size, device, as_json) -> None:
+             all_regions, resize, batch_size, device, calibration, as_json) -> None:
     """Localize the predicted class in each IMAGE and print its box in original pixels."""
     import torch
 
@@ -67,8 +69,13 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
     try:
         model = load_model(model_name, checkpoint=checkpoint, num_classes=num_classes)
         model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile),
-                        all_regions=all_regions, resize=resize)
+        rule = make_standard(standard, theta, percentile)
+        if calibration:
+            from .calibrate import Calibration
+
+            calib = Calibration.load(calibration)
+            rule, nwc = calib.standard(), calib.nwc
+        loc = Localizer(model, nwc=nwc, standard=rule, all_regions=all_regions, resize=resize)
     except (CamlocError, ValueError) as exc:
         raise _fail_usage(exc) from None
 
@@ -129,6 +136,12 @@ def _print_table(result) -> None:
     click.echo(f"protocol {s.protocol}; {result.dataset['n']} images; {source}"
                + (f"; thresholds: theta {s.theta_max} x max, PaS {s.theta_pas} x p{s.percentile:g}"
                   if s.protocol == "rethinking" else f"; tau interval {s.interval}"))
+    if s.calibration:
+        c = s.calibration
+        same = " (the SAME split: an optimistic number)" if os.path.abspath(c["metadata"]) == os.path.abspath(
+            result.dataset.get("metadata", "")) else ""
+        click.echo(f"calibrated variant: theta {c['theta']} x p{c['percentile']:g}, NWC {'on' if c['nwc'] else 'off'}; "
+                   f"calibrated on {c['metadata']}, evaluated on {result.dataset.get('metadata')}{same}")
     click.echo("variant\t" + "\t".join(keys))
     for name, row in rows.items():
         click.echo(name + "\t" + "\t".join(_metric(row.get(k)) for k in keys))
@@ -151,10 +164,11 @@ def _print_table(result) -> None:
 @click.option("--limit", type=int, help="Evaluate the first N images only.")
 @click.option("--save-maps", type=click.Path(file_okay=False), help="Write score maps to DIR/<variant>/<image_id>.npy.")
 @click.option("--plots", type=click.Path(file_okay=False), help="Write accuracy-vs-threshold and PR-curve PNGs here.")
+@click.option("--calibration", type=click.Path(dir_okay=False), help="Add a 'calibrated' variant from camloc calibrate.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, cam_class, interval,
-             batch_size, device, limit, save_maps, plots, as_json, quiet) -> None:
+             batch_size, device, limit, save_maps, plots, calibration, as_json, quiet) -> None:
     """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass."""
     import torch
 
@@ -163,8 +177,17 @@ def evaluate(metadata, images, masks_root, model_name, checkpoint, num_classes, 
     from .registry import load_model
 
     try:
-        settings = Settings(protocol=protocol, variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
-                            cam_class=cam_class, interval=interval)
+        names = tuple(v.strip() for v in variants.split(",") if v.strip())
+        calib = None
+        if calibration:
+            from dataclasses import asdict
+
+            from .calibrate import Calibration
+
+            calib = asdict(Calibration.load(calibration))
+            calib["file"] = str(calibration)
+            names = names + ("calibrated",) if "calibrated" not in names else names
+        settings = Settings(protocol=protocol, variants=names, cam_class=cam_class, interval=interval, calibration=calib)
         samples = read_dataset(metadata)[:limit] if limit else read_dataset(metadata)
         model = load_model(model_name, checkpoint=checkpoint, num_classes=num_classes)
         model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -209,6 +232,42 @@ def score(metadata, scoremaps, masks_root, interval, as_json, quiet) -> None:
         click.echo(json.dumps(result.to_dict()))
     else:
         _print_table(result)
+
+
+@main.command()
+@click.option("--metadata", required=True, type=click.Path(file_okay=False, exists=True), help="A labelled split with boxes (e.g. train-fullsup).")
+@click.option("--images", type=click.Path(file_okay=False, exists=True))
+@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True)
+@click.option("--checkpoint", type=click.Path(dir_okay=False))
+@click.option("--num-classes", type=int)
+@click.option("--nwc/--no-nwc", default=True, show_default=True)
+@click.option("--cam-class", type=click.Choice(["gt", "top1"]), default="gt", show_default=True)
+@click.option("--percentiles", default="50,60,70,80,85,90,95,100", show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--device")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to save the calibration (JSON).")
+@click.option("--quiet", is_flag=True)
+def calibrate(metadata, images, model_name, checkpoint, num_classes, nwc, cam_class, percentiles, batch_size, device,
+              out, quiet) -> None:
+    """Pick theta and the percentile that maximise GT-known Loc on a labelled split, and save them."""
+    import torch
+
+    from .calibrate import calibrate as run_calibration
+    from .metadata import read_dataset
+    from .registry import load_model
+
+    try:
+        pcts = [float(p) for p in percentiles.split(",") if p.strip()]
+        model = load_model(model_name, checkpoint=checkpoint, num_classes=num_classes)
+        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        best, _ = run_calibration(model, read_dataset(metadata), images or metadata, nwc=nwc, cam_class=cam_class,
+                                  percentiles=pcts, batch_size=batch_size, model_name=model_name,
+                                  metadata=str(metadata), progress=not quiet)
+        best.save(out)
+    except (CamlocError, ValueError) as exc:
+        raise _fail_usage(exc) from None
+    click.echo(f"theta {best.theta} x p{best.percentile:g} (NWC {'on' if nwc else 'off'}): GT-known Loc "
+               f"{best.gt_known_loc:.2f} % on {best.n} images of {metadata}; saved to {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -56,11 +56,14 @@ class Settings:
     percentile: float = 90.0
     interval: float = 0.001
     deltas_v2: tuple[int, ...] = (30, 50, 70)
+    calibration: Optional[dict] = None
 
     def __post_init__(self) -> None:
+        if "calibrated" in self.variants and self.calibration is None:
+            raise UsageError("the calibrated variant needs a calibration file (--calibration)")
         if self.protocol not in PROTOCOLS:
             raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}")
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        unknown = [v for v in self.variants if v not in VARIANTS and v != "calibrated"]
         if unknown or not self.variants:
             raise UsageError(f"unknown variant {unknown[0] if unknown else '(none)'}: choose from {', '.join(VARIANTS)}")
         if self.cam_class not in ("gt", "top1"):
@@ -68,10 +71,21 @@ class Settings:
         if not 0 < self.interval < 1:
             raise UsageError("interval must be in (0, 1)")
 
+    def nwc(self, variant: str) -> bool:
+        return bool(self.calibration["nwc"]) if variant == "calibrated" else VARIANTS[variant][0]
+
     def standard(self, variant: str) -> Standard:
         """The fixed threshold of a variant under the rethinking protocol."""
+        if variant == "calibrated":
+            return Standard(self.calibration["theta"], self.calibration["percentile"])
         pas = VARIANTS[variant][1]
         return Standard(self.theta_pas, self.percentile) if pas else Standard(self.theta_max, 100.0)
+
+    def sweep_percentile(self, variant: str) -> float:
+        """The standard the wsolevaluation sweep multiplies tau by: the max (100) or a percentile."""
+        if variant == "calibrated":
+            return float(self.calibration["percentile"])
+        return self.percentile if VARIANTS[variant][1] else 100.0
 
 
 def protocol_preprocess(protocol: str, model: nn.Module) -> Preprocess:
@@ -134,13 +148,13 @@ class WsolScorer:
         self.v2 = MaxBoxAcc(self.taus, settings.deltas_v2) if boxes else None
         self.pxap = PxAP(self.taus) if masks else None
 
-    def add(self, scoremap: np.ndarray, sample: Sample, pas: bool = False,
+    def add(self, scoremap: np.ndarray, sample: Sample, percentile: float = 100.0,
             masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None) -> None:
-        """One image's float score map in [0, 1] (224 x 224)."""
+        """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)``."""
         if self.v2 is not None:
             u8 = (scoremap * 255).astype(np.uint8)
             gt = gt_boxes(sample, "wsolevaluation")
-            levels = threshold_levels(u8, self.taus, self.settings.percentile if pas else 100.0)
+            levels = threshold_levels(u8, self.taus, percentile)
             self.v2.add(all_contour_table(u8, gt, self.settings.deltas_v2)[levels])
             self.v1.add(largest_contour_table(u8, gt, (50,), levels)[levels])
         if self.pxap is not None and masks is not None:
@@ -235,7 +249,7 @@ def evaluate(
     pre = protocol_preprocess(settings.protocol, model)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     extractor = CAMExtractor(model)
-    nwcs = tuple(sorted({VARIANTS[v][0] for v in settings.variants}))
+    nwcs = tuple(sorted({settings.nwc(v) for v in settings.variants}))
     has_boxes = any(s.boxes for s in samples)
     has_masks = any(s.masks for s in samples)
     wsol = settings.protocol == "wsolevaluation"
@@ -261,13 +275,12 @@ def evaluate(
         logits = outs[nwcs[0]].logits.cpu()
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
         for variant in settings.variants:
-            nwc, pas = VARIANTS[variant]
-            maps = outs[nwc].maps[:, 0]
+            maps = outs[settings.nwc(variant)].maps[:, 0]
             if wsol:
                 normalised = minmax(upsample(maps, (SIZE, SIZE))).cpu().numpy()
                 for i, s in enumerate(chunk):
                     m = load_masks(s, masks_root) if s.masks else None
-                    scorers[variant].add(normalised[i], s, pas, m)
+                    scorers[variant].add(normalised[i], s, settings.sweep_percentile(variant), m)
                     if save_maps:
                         _save_map(Path(save_maps) / variant, s.image_id, normalised[i])
             else:
@@ -328,5 +341,5 @@ def score_maps(
             raise ImageError(path, f"has shape {scoremap.shape}; score maps must be {SIZE} x {SIZE}")
         if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
             raise ImageError(path, "has values outside [0, 1]; normalise the map first")
-        scorer.add(scoremap, s, False, load_masks(s, masks_root) if s.masks and masks_root else None)
+        scorer.add(scoremap, s, 100.0, load_masks(s, masks_root) if s.masks and masks_root else None)
     return scorer.compute(), scorer.curves()

@@ -1,0 +1,88 @@
+"""MaxBoxAcc at 1,000 thresholds: camloc's one-pass algorithm against the straightforward one, per image.
+
+Maps are efficientnet_lite0 CAMs (ground-truth class, full-image resize) of real photos in
+../shared/data (or any split given with --metadata). For each image, side by side:
+
+* ``straightforward``: one OpenCV contour search per threshold, as the reference evaluator does;
+* ``camloc``: :func:`camloc.boxacc.all_contour_table` (one union-find pass over the level sets);
+
+for MaxBoxAccV2 (all contours, IoU 30/50/70) and for MaxBoxAcc (largest contour, IoU 50), checking
+that the hits are identical at every threshold; and the per-image cost of the forward pass of
+efficientnet_lite0 (batch 16) for scale. Usage::
+
+    python benchmarks/evaluate.py [--metadata ../shared/data/imagenet-val] [--images 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import camloc
+from camloc.boxacc import all_contour_table, largest_contour_table, reference_hits, threshold_levels, thresholds_list
+from camloc.evaluate import gt_boxes
+from camloc.localize import to_uint8, upsample
+from camloc.metadata import read_dataset
+
+HERE = Path(__file__).resolve().parent
+
+
+def clock(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metadata", default=str(HERE.parent.parent / "shared" / "data" / "imagenet-val"))
+    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--show", type=int, default=8, help="per-image rows to print")
+    args = parser.parse_args()
+    root = Path(args.metadata)
+    samples = [s for s in read_dataset(root) if s.boxes][: args.images]
+    model = camloc.load_model()
+    paths = [str(root / s.image_id) for s in samples]
+    maps = camloc.cams(model, paths, classes=[s.label for s in samples], resize="full", nwc=False)
+    u8s = to_uint8(upsample(maps, (224, 224))).numpy()
+    taus = thresholds_list(0.001)
+    deltas = (30, 50, 70)
+    all_contour_table(u8s[0], gt_boxes(samples[0], "wsolevaluation"), deltas)  # compile once
+
+    x = torch.randn(16, 3, 224, 224)
+    with torch.no_grad():
+        model(x)
+        _, fwd = clock(lambda: model(x))
+    forward_per_image = fwd / 16
+
+    rows = []
+    for s, u8 in zip(samples, u8s, strict=True):
+        gt = gt_boxes(s, "wsolevaluation")
+        levels = threshold_levels(u8, taus)
+        fast2, t_fast2 = clock(lambda: all_contour_table(u8, gt, deltas)[threshold_levels(u8, taus)])
+        ref2, t_ref2 = clock(lambda: reference_hits(u8, gt, deltas, taus, True))
+        fast1, t_fast1 = clock(lambda: largest_contour_table(u8, gt, (50,), levels)[levels])
+        ref1, t_ref1 = clock(lambda: reference_hits(u8, gt, (50,), taus, False))
+        rows.append((s.image_id, t_ref2, t_fast2, np.array_equal(fast2, ref2), t_ref1, t_fast1, np.array_equal(fast1, ref1)))
+
+    print(f"{len(rows)} real maps from {root}, 1,000 thresholds each, 1 CPU thread for both algorithms")
+    print(f"{'image':40s} {'V2 straightforward':>19s} {'V2 camloc':>10s} {'same':>5s} {'V1 straightf.':>14s} {'V1 camloc':>10s} {'same':>5s}")
+    for r in rows[: args.show]:
+        print(f"{Path(r[0]).name[:40]:40s} {r[1] * 1e3:16.1f} ms {r[2] * 1e3:7.2f} ms {str(r[3]):>5s} "
+              f"{r[4] * 1e3:11.1f} ms {r[5] * 1e3:7.2f} ms {str(r[6]):>5s}")
+    med = lambda i: statistics.median(r[i] for r in rows)  # noqa: E731
+    print(f"\nmedian per image: MaxBoxAccV2 straightforward {med(1) * 1e3:.1f} ms, camloc {med(2) * 1e3:.2f} ms "
+          f"-> {med(1) / med(2):.1f}x faster; identical on {sum(r[3] for r in rows)}/{len(rows)} images")
+    print(f"median per image: MaxBoxAcc (V1) straightforward {med(4) * 1e3:.1f} ms, camloc {med(5) * 1e3:.2f} ms "
+          f"-> {med(4) / med(5):.1f}x faster; identical on {sum(r[6] for r in rows)}/{len(rows)} images")
+    print(f"efficientnet_lite0 forward pass: {forward_per_image * 1e3:.1f} ms per image (batch 16); "
+          f"camloc MaxBoxAccV2 costs {med(2) / forward_per_image:.2f} of it")
+
+
+if __name__ == "__main__":
+    main()
