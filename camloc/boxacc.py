@@ -116,7 +116,7 @@ def _best_iou(bx0, by0, bx1, by1, gt):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sweep(u8, gt, cut, holes, last_level):
     """Union-find over pixels in level order; returns hits[t, d] for t = 0..255 of one contour kind.
 
@@ -230,7 +230,7 @@ def _sweep(u8, gt, cut, holes, last_level):
     return hits, components
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _euler_numbers(u8):
     """Euler number (8-connected foreground) of ``U > t`` for every t, from Gray's bit quads.
 
@@ -281,20 +281,40 @@ def _euler_numbers(u8):
     return euler4 // 4
 
 
-def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas) -> np.ndarray:
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camloc-sweep")
+    return _POOL
+
+
+def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = False) -> np.ndarray:
     """``hits[t, d]``: does any contour box of ``U > t`` reach IoU >= deltas[d] / 100? (t = 0..255)
 
     Identical to running the reference's ``RETR_TREE`` contour search with all contours at each t.
-    The hole sweep stops at the last t that has a hole (holes = components - Euler number).
+    Sequentially, the hole sweep stops at the last t that has a hole (holes = components minus
+    the Euler number) where the outer contours miss some IoU threshold. With ``parallel`` the outer and hole sweeps run at once on two threads
+    (the compiled code releases the GIL): less wall time, a little more CPU time.
     """
     u8 = np.ascontiguousarray(u8, dtype=np.uint8)
     gt = np.ascontiguousarray(gt, dtype=np.int64).reshape(-1, 4)
     cut = np.asarray(deltas, dtype=np.float64) / 100.0
-    hits, components = _sweep(u8, gt, cut, False, LEVELS)
-    holes = components - _euler_numbers(u8)
-    with_holes = np.flatnonzero(holes > 0)
-    if with_holes.size:
-        hits |= _sweep(u8, gt, cut, True, int(with_holes[-1]))[0]
+    if parallel:
+        outer = _pool().submit(_sweep, u8, gt, cut, False, LEVELS)
+        hole_hits = _sweep(u8, gt, cut, True, LEVELS)[0]
+        hits = outer.result()[0] | hole_hits
+    else:
+        hits, components = _sweep(u8, gt, cut, False, LEVELS)
+        holes = components - _euler_numbers(u8)
+        # a hole can only matter where one exists and the outer contours miss some IoU threshold
+        needed = np.flatnonzero((holes > 0) & ~hits.all(axis=1))
+        if needed.size:
+            hits |= _sweep(u8, gt, cut, True, int(needed[-1]))[0]
     # no contour at all (t >= max U): the reference's box [0, 0, 0, 0]
     empty = iou_matrix(np.zeros((1, 4), np.int64), gt).max() >= cut
     hits[int(u8.max()):] = empty

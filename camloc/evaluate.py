@@ -155,7 +155,7 @@ class WsolScorer:
             u8 = (scoremap * 255).astype(np.uint8)
             gt = gt_boxes(sample, "wsolevaluation")
             levels = threshold_levels(u8, self.taus, percentile)
-            self.v2.add(all_contour_table(u8, gt, self.settings.deltas_v2)[levels])
+            self.v2.add(all_contour_table(u8, gt, self.settings.deltas_v2, parallel=True)[levels])
             self.v1.add(largest_contour_table(u8, gt, (50,), levels)[levels])
         if self.pxap is not None and masks is not None:
             self.pxap.add(scoremap, *masks)
