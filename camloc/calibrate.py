@@ -27,7 +27,7 @@ from torch import nn
 from .api import atomic_write_text
 from .boxacc import largest_contour_table
 from .errors import CamlocError, UsageError
-from .evaluate import SIZE, gt_boxes, protocol_preprocess
+from .evaluate import SIZE, check_labels, gt_boxes, protocol_preprocess
 from .extractor import CAMExtractor
 from .imaging import load_image
 from .localize import Standard, to_uint8, upsample
@@ -106,6 +106,8 @@ def calibrate(
     for start in tqdm(range(0, len(samples), batch_size), disable=not progress, desc="calibrate", unit="batch"):
         chunk = samples[start : start + batch_size]
         x = torch.stack([pre(load_image(images / s.image_id))[0] for s in chunk]).to(device)
+        if start == 0:
+            check_labels(extractor, x[:1], samples, cam_class)
         classes = torch.tensor([s.label for s in chunk]) if cam_class == "gt" else None
         out = extractor(x, classes=classes, nwc=nwc)
         u8s = to_uint8(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy()

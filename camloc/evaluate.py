@@ -264,13 +264,7 @@ def evaluate(
         x = torch.stack([pre(load_image(images / s.image_id))[0] for s in chunk]).to(device)
         labels = torch.tensor([s.label for s in chunk])
         if num_classes is None:
-            num_classes = _num_classes(extractor, x[:1])
-            bad = [s for s in samples if not 0 <= s.label < num_classes]
-            if settings.cam_class == "gt" and bad:
-                raise UsageError(
-                    f"label {bad[0].label} of {bad[0].image_id} is beyond the model's {num_classes} classes; "
-                    "use --cam-class top1 when the dataset's labels are not the model's classes"
-                )
+            num_classes = check_labels(extractor, x[:1], samples, settings.cam_class)
         outs = extractor.variants(x, classes=labels if settings.cam_class == "gt" else None, nwcs=nwcs)
         logits = outs[nwcs[0]].logits.cpu()
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -312,9 +306,17 @@ def evaluate(
     return EvaluationResult(settings, dataset, metrics, curves)
 
 
-def _num_classes(extractor: CAMExtractor, x: torch.Tensor) -> int:
+def check_labels(extractor: CAMExtractor, x: torch.Tensor, samples: Sequence[Sample], cam_class: str) -> int:
+    """The model's number of classes (one forward pass of ``x``); labels beyond it are an error with 'gt'."""
     with torch.no_grad():
-        return int(extractor.variants(x, nwcs=(False,))[False].logits.shape[1])
+        num_classes = int(extractor.variants(x, nwcs=(False,))[False].logits.shape[1])
+    bad = [s for s in samples if not 0 <= s.label < num_classes]
+    if cam_class == "gt" and bad:
+        raise UsageError(
+            f"label {bad[0].label} of {bad[0].image_id} is beyond the model's {num_classes} classes; "
+            "use --cam-class top1 when the dataset's labels are not the model's classes"
+        )
+    return num_classes
 
 
 def score_maps(
