@@ -292,7 +292,7 @@ class CAMExtractor:
         feats, cls_in = captured["feats"], captured["cls_in"].flatten(1)
         norm = modules[spec.norm] if spec.norm else None
         fmap = heads.features_for(spec, feats)
-        expected = heads.pooled(spec.pool, fmap)
+        expected = heads.pooled(spec.pool, fmap, spec.theta_tap)
         if norm is not None:
             expected = heads.apply_norm(norm, expected)
         if not heads.close(cls_in.float(), expected):
@@ -373,10 +373,16 @@ def analyze(
         ModelError: when the model has no spatial feature map (a ViT, say).
     """
     records: list[tuple[str, nn.Module, Any, Any]] = []
+    # A copy of the latest candidate feature map, taken when it is produced: the head may change
+    # the tensor in place afterwards (torchvision's DenseNet applies ReLU in place).
+    candidate: dict[str, Any] = {}
 
     def recorder(name):
         def hook(module, args, out):
             records.append((name, module, args[0] if args else None, out))
+            wanted = name == feature_layer if feature_layer else not isinstance(module, _POOL_TYPES)
+            if wanted and _is_spatial(out):
+                candidate.update(index=len(records) - 1, copy=out.detach().clone())
 
         return hook
 
@@ -406,7 +412,8 @@ def analyze(
         if not found or not _is_spatial(records[found[-1]][3]):
             raise ModelError(f"module {feature_layer!r} does not return a spatial B x C x H x W feature map")
         f_pos = found[-1]
-    f_name, _, _, feats = records[f_pos]
+    f_name = records[f_pos][0]
+    feats = candidate["copy"] if candidate.get("index") == f_pos else records[f_pos][3]
     head_records = records[f_pos + 1 :]
     batch, channels = feats.shape[:2]
 
@@ -426,6 +433,14 @@ def analyze(
             return gradient
         c_name, c_mod, c_in, _ = cands[-1]
     cls_in = c_in.flatten(1).float()
+    from .tap import ThresholdedAvgPool2d  # a TAP layer between feature map and classifier
+
+    for _, t_mod, _, t_out in head_records:
+        if isinstance(t_mod, ThresholdedAvgPool2d) and isinstance(t_out, torch.Tensor):
+            for relu in (False, True):
+                fmap = heads.features_for(HeadSpec(f_name, c_name, "avg", relu), feats)
+                if heads.close(cls_in, heads.pooled(heads.TAP, fmap, t_mod.theta)):
+                    return HeadSpec(f_name, c_name, heads.TAP, relu, None, t_mod.theta)
     for relu in (False, True):
         spec_fmap = heads.features_for(HeadSpec(f_name, c_name, "avg", relu), feats)
         for pool in heads.POOL_KINDS:

@@ -29,6 +29,9 @@ import torch
 from torch import nn
 
 POOL_KINDS = ("avg", "max", "avgmax", "catavgmax")
+#: Thresholded average pooling (camloc.tap): exact in the paper's sense, ``M_k = sum_c W[k,c] F_c``
+#: over the raw features, though ``mean(M_k) + b_k`` is not the logit.
+TAP = "tap"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class HeadSpec:
         pool: one of :data:`POOL_KINDS`, or ``"gradient"`` for heads that are not affine.
         relu: whether the head applies ReLU to the feature map before pooling.
         norm: name of a LayerNorm / BatchNorm between pooling and classifier, folded into weights.
+        theta_tap: TAP's threshold factor when ``pool == "tap"``.
     """
 
     feature_layer: str
@@ -48,6 +52,7 @@ class HeadSpec:
     pool: str
     relu: bool = False
     norm: Optional[str] = None
+    theta_tap: float = 0.0
 
     @property
     def exact(self) -> bool:
@@ -78,8 +83,11 @@ def features_for(spec: HeadSpec, feats: torch.Tensor) -> torch.Tensor:
     return feats.clamp_min(0) if spec.relu else feats
 
 
-def pooled(pool: str, feats: torch.Tensor) -> torch.Tensor:
+def pooled(pool: str, feats: torch.Tensor, theta_tap: float = 0.0) -> torch.Tensor:
     """The vector a pool kind feeds the classifier, B x C' (feats already passed through the ReLU)."""
+    if pool == TAP:
+        kept = (feats > theta_tap * feats.amax(dim=(2, 3), keepdim=True)).to(feats.dtype)
+        return (feats * kept).sum(dim=(2, 3)) / kept.sum(dim=(2, 3)).clamp_min(1.0)
     avg = feats.mean(dim=(2, 3))
     if pool == "avg":
         return avg
@@ -95,7 +103,7 @@ def pooled(pool: str, feats: torch.Tensor) -> torch.Tensor:
 
 def split_weights(pool: str, weight: torch.Tensor, channels: int) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
     """Split classifier weights (K x C') into the parts applied to mean(F) and to max(F)."""
-    if pool == "avg":
+    if pool in ("avg", TAP):
         return weight, None
     if pool == "max":
         return None, weight
@@ -174,7 +182,8 @@ def exact_maps(
 
     Returns:
         ``(maps, bias)``: B x k x H x W maps and the B x k effective bias, so that without NWC
-        ``maps.mean((2, 3)) + bias`` equals the selected logits.
+        ``maps.mean((2, 3)) + bias`` equals the selected logits (not for TAP heads, whose map is
+        the paper's CAM over the raw, unthresholded features).
     """
     fmap = features_for(spec, feats)
     batch, channels, h, w = fmap.shape
