@@ -117,10 +117,11 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
 @click.argument("pattern", default="*")
 def models_cmd(pattern: str) -> None:
     """List registered model names matching PATTERN (fnmatch)."""
-    from .registry import OFFLINE, list_models
+    from .registry import OFFLINE, list_models, resolve_name
 
     for name in list_models(pattern):
-        click.echo(f"{name}\t{'offline' if name in OFFLINE else 'download'}")
+        source = "offline" if name in OFFLINE else ("local fine-tune" if resolve_name(name)[0] == "finetuned" else "download")
+        click.echo(f"{name}\t{source}")
 
 
 def _metric(v) -> str:
@@ -268,6 +269,45 @@ def calibrate(metadata, images, model_name, checkpoint, num_classes, nwc, cam_cl
         raise _fail_usage(exc) from None
     click.echo(f"theta {best.theta} x p{best.percentile:g} (NWC {'on' if nwc else 'off'}): GT-known Loc "
                f"{best.gt_known_loc:.2f} % on {best.n} images of {metadata}; saved to {out}")
+
+
+@main.command()
+@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Architecture to retrofit.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Start from these weights instead of the pretrained ones.")
+@click.option("--metadata", type=click.Path(file_okay=False, exists=True), help="Training split (wsolevaluation layout).")
+@click.option("--images", type=click.Path(file_okay=False, exists=True), help="Image root [default: the metadata folder].")
+@click.option("--image-folder", type=click.Path(file_okay=False, exists=True), help="Or a torchvision ImageFolder (classification only).")
+@click.option("--val-metadata", type=click.Path(file_okay=False, exists=True), help="Validation split with boxes: Top-1 Cls and GT-known Loc each epoch.")
+@click.option("--val-images", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint, rewritten every epoch.")
+@click.option("--pool", type=click.Choice(["tap", "gap"]), default="tap", show_default=True)
+@click.option("--theta-tap", type=float, default=0.1, show_default=True)
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--backbone-lr-scale", type=float, default=0.1, show_default=True, help="0 freezes the backbone (features computed once).")
+@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
+@click.option("--device", help="cuda or cpu [default: cuda if available].")
+@click.option("--amp", is_flag=True, help="Mixed precision (CUDA).")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from --out if it exists.")
+@click.option("--no-register", is_flag=True, help="Do not register the result as <arch>_<pool>.")
+@click.option("--quiet", is_flag=True)
+def finetune(model_name, checkpoint, metadata, images, image_folder, val_metadata, val_images, out, pool, theta_tap,
+             epochs, lr, batch_size, backbone_lr_scale, weight_decay, device, amp, workers, resume, no_register,
+             quiet) -> None:
+    """Retrofit a CAM-compatible TAP (or GAP) head onto MODEL and fine-tune it briefly."""
+    from .finetune import FinetuneConfig, finetune as run_finetune
+
+    cfg = FinetuneConfig(model=model_name, checkpoint=checkpoint, metadata=metadata, images=images,
+                         image_folder=image_folder, val_metadata=val_metadata, val_images=val_images, out=out,
+                         pool=pool, theta_tap=theta_tap, epochs=epochs, lr=lr, batch_size=batch_size,
+                         backbone_lr_scale=backbone_lr_scale, weight_decay=weight_decay, device=device, amp=amp,
+                         resume=resume, workers=workers, register=not no_register)
+    try:
+        run_finetune(cfg, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    except (CamlocError, ValueError) as exc:
+        raise _fail_usage(exc) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -75,7 +75,11 @@ def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching an fnmatch pattern: offline models first, then timm, then torchvision."""
     import fnmatch
 
-    names = list(OFFLINE) + list(_timm_names()) + [f"torchvision/{n}" for n in _torchvision_names()]
+    from .finetune import camloc_home
+
+    folder = camloc_home() / "models"
+    tuned = sorted(p.stem.replace("--", "/") for p in folder.glob("*.pth")) if folder.is_dir() else []
+    names = list(OFFLINE) + tuned + list(_timm_names()) + [f"torchvision/{n}" for n in _torchvision_names()]
     return [n for n in dict.fromkeys(names) if fnmatch.fnmatch(n, pattern)]
 
 
@@ -87,6 +91,18 @@ def resolve_name(name: str) -> tuple[str, str]:
     """
     if name in OFFLINE:
         return "offline", name
+    if name.endswith(("_tap", "_gap")) and name.split(".")[0] not in _timm_names():
+        from .finetune import registered_path
+
+        path = registered_path(name)
+        if path.is_file():
+            return "finetuned", name
+        base, pool = name[:-4], name[-3:]
+        resolve_name(base)  # an unknown base architecture gets the usual error
+        raise ModelError(
+            f"no fine-tuned {name} is registered (looked for {path}); make one with: camloc finetune "
+            f"--model {base} --pool {pool} --metadata DIR --out {name}.pth"
+        )
     for prefix, source in (("timm/", "timm"), ("torchvision/", "torchvision"), ("tv/", "torchvision")):
         if name.startswith(prefix):
             arch = name[len(prefix):]
@@ -138,6 +154,10 @@ def _network_failure(name: str, exc: BaseException) -> ModelError:
 def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] = None) -> nn.Module:
     """Build a registered model, with pretrained weights where asked (see the module docs)."""
     source, arch = resolve_name(name)
+    if source == "finetuned":
+        from .finetune import load_finetuned, registered_path
+
+        return load_finetuned(registered_path(arch), name)
     if source == "offline":
         model = OFFLINE[arch](pretrained, num_classes)
     elif source == "timm":
@@ -230,6 +250,10 @@ def load_model(
         >>> model = load_model("resnet50", checkpoint="r50.pth")   # local weights
     """
     if checkpoint is not None:
+        from .finetune import is_finetune_checkpoint, load_finetuned
+
+        if is_finetune_checkpoint(read_checkpoint(checkpoint)):
+            return load_finetuned(checkpoint)
         model = create_model(name, pretrained=False, num_classes=num_classes)
         return load_checkpoint(model, checkpoint, name).eval()
     return create_model(name, pretrained=pretrained, num_classes=num_classes)

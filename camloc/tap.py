@@ -115,7 +115,11 @@ class CAMHeadModel(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The feature map the pool sees (B x C x H x W): backbone, optional ReLU, per-location layers."""
-        layer = dict(self.backbone.named_modules())[self.feature_layer]
+        return self.per_location(self.backbone_features(x))
+
+    def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pretrained backbone's feature map (with the ReLU its old head applied)."""
+        layer = self.backbone.get_submodule(self.feature_layer)
 
         def stop(_m, _a, out):
             raise _Stop(out)
@@ -128,12 +132,15 @@ class CAMHeadModel(nn.Module):
                 feats = s.features
         if feats is None:
             raise ModelError(f"the feature layer {self.feature_layer!r} did not run")
-        if self.relu:
-            feats = torch.relu(feats)
-        return self.per_location(feats)
+        return torch.relu(feats) if self.relu else feats
 
     def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        """Pool and classify a feature map from :meth:`forward_features`."""
         return self.fc(self.pool(feats))
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the new or moved head (per-location layers and classifier)."""
+        return list(self.per_location.parameters()) + list(self.fc.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
