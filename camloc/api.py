@@ -20,7 +20,7 @@ from torch import nn
 from .errors import UsageError
 from .extractor import CAMExtractor, CAMOutput, ClassSpec
 from .imaging import Geometry, ImageInput, Preprocess, load_image, preprocess_for
-from .localize import Standard, boxes_from_maps
+from .localize import Standard, boxes_from_maps, foreground
 from .registry import class_names as _class_names
 from .registry import load_model
 
@@ -43,6 +43,7 @@ class Localization:
         cam: the raw map at feature resolution (CPU float32), NWC applied if it was on.
         exact: whether ``cam`` is an exact CAM (False: gradient map of a non-affine head).
         input_box: the box on the network input, before mapping back.
+        geometry: how the network input maps to the original image (for drawing the map over it).
     """
 
     image: str
@@ -56,6 +57,7 @@ class Localization:
     cam: torch.Tensor = field(repr=False, compare=False)
     exact: bool = True
     input_box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    geometry: Optional[Geometry] = field(default=None, repr=False, compare=False)
 
     def to_dict(self, with_map: bool = False) -> dict[str, Any]:
         """A JSON-ready dict; boxes rounded to 0.01 px."""
@@ -77,6 +79,18 @@ class Localization:
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the result (with its map) as JSON, atomically: a temporary file, then a rename."""
         atomic_write_text(path, json.dumps(self.to_dict(with_map=True)))
+
+
+@dataclass(frozen=True)
+class DeviceOutput:
+    """The device stage of a batch, on the CPU: classes, probabilities, raw maps, foreground masks."""
+
+    classes: torch.Tensor
+    probs: torch.Tensor
+    maps: torch.Tensor
+    masks: torch.Tensor
+    exact: bool
+    num_classes: int
 
 
 def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
@@ -194,22 +208,34 @@ class Localizer:
         topk: Optional[int] = None,
     ) -> list[list[Localization]]:
         """Results for a prepared batch: one list per image, one :class:`Localization` per class."""
-        if not (len(x) == len(geometries) == len(names)):
-            raise UsageError(f"batch of {len(x)} images with {len(geometries)} geometries and {len(names)} names")
+        return self.finish(self.device_stage(x, classes, topk), geometries, names)
+
+    def device_stage(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None) -> "DeviceOutput":
+        """Everything that runs on the model's device: forward, maps, upsampling, thresholds, masks.
+
+        Its output is on the CPU, ready for :meth:`finish`, which may run in another thread while
+        the next batch goes through the model.
+        """
         out = self.run(x, classes, topk)
-        batch, k = out.classes.shape
         size = (x.shape[2], x.shape[3])
-        found = boxes_from_maps(out.maps.flatten(0, 1), size, self.standard, self.all_regions)
-        probs = out.logits.softmax(dim=1).gather(1, out.classes).cpu()
-        classes_cpu = out.classes.cpu()
-        maps_cpu = out.maps.detach().cpu()
-        labels = _class_names(self.model, out.logits.shape[1])
+        _, masks = foreground(out.maps.flatten(0, 1), size, self.standard)
+        probs = out.logits.softmax(dim=1).gather(1, out.classes)
+        return DeviceOutput(out.classes.cpu(), probs.cpu(), out.maps.detach().cpu(), masks.cpu(), out.exact,
+                            out.logits.shape[1])
+
+    def finish(self, dev: "DeviceOutput", geometries: Sequence[Geometry], names: Sequence[str]) -> list[list[Localization]]:
+        """Contours, boxes in original pixels and result objects (CPU)."""
+        batch, k = dev.classes.shape
+        if not (batch == len(geometries) == len(names)):
+            raise UsageError(f"batch of {batch} images with {len(geometries)} geometries and {len(names)} names")
+        found = boxes_from_maps(dev.maps.flatten(0, 1), (0, 0), self.standard, self.all_regions, masks=dev.masks)
+        labels = _class_names(self.model, dev.num_classes)
         results = []
         for i in range(batch):
             geom, per_image = geometries[i], []
             for j in range(k):
                 main, regions = found[i * k + j]
-                c = int(classes_cpu[i, j])
+                c = int(dev.classes[i, j])
                 per_image.append(
                     Localization(
                         image=names[i],
@@ -217,12 +243,13 @@ class Localizer:
                         height=geom.height,
                         class_index=c,
                         label=labels[c] if labels else f"class {c}",
-                        score=float(probs[i, j]),
+                        score=float(dev.probs[i, j]),
                         box=geom.box_to_original(main),
                         boxes=tuple(geom.box_to_original(b) for b in regions),
-                        cam=maps_cpu[i, j],
-                        exact=out.exact,
+                        cam=dev.maps[i, j],
+                        exact=dev.exact,
                         input_box=main,
+                        geometry=geom,
                     )
                 )
             results.append(per_image)

@@ -6,9 +6,11 @@ Exit codes: 0 all went well, 1 some image failed (the others still got results),
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 import click
@@ -35,6 +37,47 @@ def _format_row(d: dict) -> str:
     return f"{d['image']}\t{d['class']}\t{d['label']}\t{d['score']:.3f}\t[{box}]\t{'exact' if d['exact'] else 'gradient'}"
 
 
+class _Formatter:
+    """Streams records to stdout as a table, JSON lines, CSV rows or one COCO array."""
+
+    def __init__(self, fmt: str, stream=None) -> None:
+        import csv
+
+        from .pipeline import CSV_FIELDS
+
+        self.fmt, self.stream, self.first = fmt, stream or sys.stdout, True
+        if fmt == "table":
+            self.stream.write("image\tclass\tlabel\tscore\tbox [x0, y0, x1, y1]\tmap\n")
+        elif fmt == "csv":
+            self.csv = csv.DictWriter(self.stream, CSV_FIELDS, extrasaction="ignore")
+            self.csv.writeheader()
+        elif fmt == "coco":
+            self.stream.write("[")
+
+    def __call__(self, d: dict) -> None:
+        if self.fmt == "table":
+            self.stream.write(_format_row(d) + "\n")
+        elif self.fmt == "jsonl":
+            self.stream.write(json.dumps(d) + "\n")
+        elif self.fmt == "csv":
+            row = dict(d)
+            if "box" in d:
+                row.update(zip(("x0", "y0", "x1", "y1"), d["box"]))
+            self.csv.writerow(row)
+        elif "error" not in d:
+            for b in d["boxes"]:
+                det = {"image_id": d["image"], "category_id": d["class"],
+                       "bbox": [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)], "score": d["score"]}
+                self.stream.write(("" if self.first else ",\n") + json.dumps(det))
+                self.first = False
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.fmt == "coco":
+            self.stream.write("]\n")
+            self.stream.flush()
+
+
 @main.command()
 @click.argument("images", nargs=-1, required=True)
 @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Registered model name.")
@@ -51,22 +94,49 @@ def _format_row(d: dict) -> str:
 @click.option("--resize", type=click.Choice(["full", "crop"]),
               help="Squash the whole image to the input size, or resize + center crop [default: the model's own].")
 @click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="Decoding worker processes.")
 @click.option("--device", help="Device for the model, e.g. cuda or cpu [default: cuda if available].")
 @click.option("--calibration", type=click.Path(dir_okay=False), help="theta, percentile and NWC from camloc calibrate (overrides those options).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line and image.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "coco"]),
+              help="Output on stdout [default: table on a terminal, JSON lines otherwise].")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@click.option("--out", type=click.Path(file_okay=False), help="Write results.jsonl (and csv/coco), overlays and maps here.")
+@click.option("--save-maps", is_flag=True, help="With --out: the raw map of each image as .npy.")
+@click.option("--no-overlays", is_flag=True, help="With --out: skip the overlay PNGs.")
+@click.option("--resume", is_flag=True, help="With --out: skip images already in its results.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc, standard, theta, percentile,
-             all_regions, resize, batch_size, device, calibration, as_json) -> None:
-    """Localize the predicted class in each IMAGE and print its box in original pixels."""
+             all_regions, resize, batch_size, workers, device, calibration, fmt, as_json, out, save_maps, no_overlays,
+             resume, quiet) -> None:
+    """Localize the predicted class in each IMAGE (files, folders, @list.txt) and print its box in original pixels.
+
+    Under torchrun the images are sharded across ranks; rank 0 merges the results in input order.
+    Exit code 0: all fine; 1: some images failed (each reported, the rest done); 2: usage error.
+    """
     import torch
 
+    from . import pipeline
     from .api import Localizer, make_standard
     from .registry import load_model
 
+    fmt = "jsonl" if as_json else fmt or ("table" if sys.stdout.isatty() else "jsonl")
     if batch_size < 1:
         raise _fail_usage(ValueError("--batch-size must be at least 1"))
     if class_index is not None and topk is not None:
         raise _fail_usage(ValueError("give --class or --topk, not both"))
+    if (save_maps or resume) and not out:
+        raise _fail_usage(ValueError("--save-maps and --resume need --out DIR"))
+    rank, world, backend = pipeline.distributed_context()
+    if world > 1 and not out:
+        raise _fail_usage(ValueError("under torchrun give --out DIR: each rank writes its shard there"))
     try:
+        paths = pipeline.expand_inputs(images)
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group(backend)
+            if device is None and torch.cuda.is_available():
+                device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
         model = load_model(model_name, checkpoint=checkpoint, num_classes=num_classes)
         model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         rule = make_standard(standard, theta, percentile)
@@ -76,40 +146,73 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
             calib = Calibration.load(calibration)
             rule, nwc = calib.standard(), calib.nwc
         loc = Localizer(model, nwc=nwc, standard=rule, all_regions=all_regions, resize=resize)
+        if class_index is not None:
+            from .extractor import resolve_classes
+
+            resolve_classes(torch.zeros(1, loc.extractor.variants(torch.zeros(1, 3, *loc.preprocess.input_size,
+                            device=loc.device), nwcs=(False,))[False].logits.shape[1]), class_index, None)
     except (CamlocError, ValueError) as exc:
         raise _fail_usage(exc) from None
 
-    failed = 0
-    emit = (lambda d: click.echo(json.dumps(d))) if as_json else (lambda d: click.echo(_format_row(d)))
-    if not as_json:
-        click.echo("image\tclass\tlabel\tscore\tbox [x0, y0, x1, y1]\tmap")
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        prepared: list = []
-        for path in chunk:
-            try:
-                prepared.append(loc.prepare(path, path))
-            except ImageError as exc:
-                failed += 1
-                click.echo(f"camloc: error: {exc}", err=True)
-                prepared.append(exc)
-        good = [p for p in prepared if not isinstance(p, ImageError)]
-        results = iter([])
-        if good:
-            try:
-                results = iter(loc.localize_batch(torch.stack([p[0] for p in good]), [p[1] for p in good],
-                                                  [p[2] for p in good], class_index, topk))
-            except CamlocError as exc:
-                raise _fail_usage(exc) from None
-        for path, p in zip(chunk, prepared, strict=True):
-            if isinstance(p, ImageError):
-                emit({"image": path, "error": p.reason})
-                continue
-            for r in next(results):
-                emit(r.to_dict())
-        sys.stdout.flush()
+    out_dir = Path(out) if out else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    journal = None
+    if out_dir:
+        journal = out_dir / (pipeline.JOURNAL if world == 1 else f"results.rank{rank}.jsonl")
+    formatter = _Formatter(fmt) if world == 1 else None
+    writer = pipeline.JournalWriter(journal, None, "jsonl")
+    opts = pipeline.RunOptions(batch_size=batch_size, workers=workers, classes=class_index, topk=topk, out=out,
+                               overlays=not no_overlays, save_maps=save_maps, resume=resume, progress=not quiet)
+
+    def emit(d: dict) -> None:
+        writer(d)
+        if formatter:
+            formatter(d)
+
+    try:
+        _, failed = pipeline.run(loc, paths, opts, emit, rank, world)
+    except KeyboardInterrupt:
+        writer.close()
+        where = f" in {journal}" if journal else ""
+        click.echo(f"camloc: interrupted; every finished result is kept{where} (rerun with --resume)", err=True)
+        raise click.exceptions.Exit(130)
+    except CamlocError as exc:
+        writer.close()
+        raise _fail_usage(exc) from None
+    writer.close()
+    if formatter:
+        formatter.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        counts = torch.tensor([failed])
+        dist.all_reduce(counts)
+        failed = int(counts.item())
+        dist.barrier()
+        if rank == 0:
+            shards = [out_dir / f"results.rank{r}.jsonl" for r in range(world)]
+            merged = list(pipeline.in_order(paths, [out_dir / pipeline.JOURNAL] + shards))
+            from .api import atomic_write_text
+
+            atomic_write_text(out_dir / pipeline.JOURNAL, "".join(json.dumps(d) + "\n" for d in merged))
+            for shard in shards:
+                shard.unlink(missing_ok=True)
+            formatter = _Formatter(fmt)
+            for d in merged:
+                formatter(d)
+            formatter.close()
+        dist.barrier()
+        dist.destroy_process_group()
+    if out_dir and rank == 0 and fmt in ("csv", "coco"):
+        from .api import atomic_write_text
+
+        buf = io.StringIO()
+        records = pipeline.in_order(paths, [out_dir / pipeline.JOURNAL])
+        (pipeline.write_csv if fmt == "csv" else pipeline.write_coco)(records, buf)
+        atomic_write_text(out_dir / ("results.csv" if fmt == "csv" else "results.coco.json"), buf.getvalue())
     if failed:
-        click.echo(f"camloc: {failed} of {len(images)} images failed", err=True)
+        click.echo(f"camloc: {failed} of {len(paths)} images failed", err=True)
         raise click.exceptions.Exit(1)
 
 

@@ -1,0 +1,321 @@
+"""`camloc localize` over many images: inputs, decoding workers, streaming outputs, resume, shards.
+
+* Inputs: files, folders (recursive, by image extension, sorted) and ``@list.txt`` files of paths.
+* Images are decoded (robustly, :func:`camloc.imaging.load_image`) and preprocessed in DataLoader
+  worker processes; a file that fails becomes an error entry and the run goes on.
+* The device stage of batch i+1 (forward, maps, thresholds) runs while a thread finishes batch i
+  (contours, boxes, writing), so on a GPU the CPU work hides behind the model.
+* Results stream out as they finish: JSON lines (stdout, or ``DIR/results.jsonl``), flushed per
+  batch, so a killed run loses nothing finished; ``resume`` skips images already in the journal.
+  CSV and COCO are written from the journal at the end. With ``out``, overlays (heat map, boxes,
+  label) and optionally raw maps are written per image, atomically.
+* Under ``torchrun`` each rank takes every WORLD_SIZE-th image, writes its own journal, and rank 0
+  merges the journals in input order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, TextIO
+
+import numpy as np
+import torch
+
+from .errors import CamlocError, ImageError, UsageError
+from .imaging import Geometry, Preprocess, load_image
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+JOURNAL = "results.jsonl"
+
+
+def expand_inputs(items: Iterable[str]) -> list[str]:
+    """Files as given, folders walked recursively (image extensions, sorted), ``@list.txt`` read line by line.
+
+    Missing paths are kept: they become error entries like any unreadable file.
+    """
+    out: list[str] = []
+    for item in items:
+        if item.startswith("@"):
+            listing = Path(item[1:])
+            if not listing.is_file():
+                raise UsageError(f"{listing}: no such list file")
+            with open(listing, encoding="utf-8") as fh:
+                out.extend(line.strip() for line in fh if line.strip() and not line.startswith("#"))
+        elif os.path.isdir(item):
+            found = [os.path.join(root, f) for root, _, files in os.walk(item) for f in files
+                     if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+            out.extend(sorted(found))
+        else:
+            out.append(item)
+    return out
+
+
+class DecodedImages(torch.utils.data.Dataset):
+    """Decode + preprocess in workers; failures come back as error strings, never exceptions."""
+
+    def __init__(self, paths: list[str], indices: list[int], preprocess: Preprocess) -> None:
+        self.paths, self.indices, self.preprocess = paths, indices, preprocess
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        index = self.indices[i]
+        try:
+            x, geom = self.preprocess(load_image(self.paths[index]))
+            return index, x, geom, None
+        except ImageError as exc:
+            return index, None, None, exc.reason
+        except Exception as exc:  # noqa: BLE001 - a worker must never die on one file
+            return index, None, None, f"{type(exc).__name__}: {exc}"
+
+
+def _collate(batch):
+    return batch
+
+
+def overlay(image_path: str, result, alpha: float = 0.5) -> np.ndarray:
+    """The photo with the heat map blended over it, every box drawn and the label written (BGR)."""
+    import cv2
+
+    from .localize import minmax
+
+    photo = np.asarray(load_image(image_path))[:, :, ::-1].copy()
+    h, w = photo.shape[:2]
+    cam = minmax(result.cam[None].float())[0].numpy().astype(np.float32)
+    g = result.geometry or Geometry.identity(w, h)
+    cam = cv2.resize(cam, (g.input_width, g.input_height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    # the map covers the network input only: place it where that input came from in the photo
+    to_photo = np.float32([[1 / g.sx, 0, g.left / g.sx], [0, 1 / g.sy, g.top / g.sy]])
+    heat = cv2.applyColorMap(np.uint8(255 * cv2.warpAffine(cam, to_photo, (w, h), flags=cv2.INTER_LINEAR)),
+                             cv2.COLORMAP_JET)
+    covered = cv2.warpAffine(np.ones_like(cam), to_photo, (w, h), flags=cv2.INTER_NEAREST)[..., None] > 0
+    out = np.where(covered, cv2.addWeighted(photo, 1 - alpha, heat, alpha, 0), photo)
+    thick = max(2, round(min(h, w) / 200))
+    for box in result.boxes:
+        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (255, 255, 255), thick + 1)
+        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (0, 200, 0), thick)
+    text = f"{result.label} {result.score:.2f}"
+    scale = max(0.5, min(h, w) / 500)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
+    cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def artifact_name(path: str) -> str:
+    """A file name for an image's overlay or map, unique per input path."""
+    clean = os.path.normpath(path).lstrip("./\\")
+    return clean.replace(os.sep, "__").replace("/", "__").replace(":", "_")
+
+
+@dataclass
+class RunOptions:
+    batch_size: int = 16
+    workers: int = 2
+    classes: Any = None
+    topk: Optional[int] = None
+    out: Optional[str] = None
+    overlays: bool = True
+    save_maps: bool = False
+    resume: bool = False
+    progress: bool = True
+
+
+def done_images(journal: Path) -> set[str]:
+    """Images that already have a result (not an error) in a journal; a torn last line is ignored."""
+    done: set[str] = set()
+    if journal.is_file():
+        with open(journal, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if "error" not in d:
+                    done.add(d["image"])
+    return done
+
+
+def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], None],
+        rank: int = 0, world: int = 1) -> tuple[int, int]:
+    """Localize ``paths[rank::world]``; ``emit`` receives each result or error dict in input order.
+
+    Returns:
+        ``(results, failures)`` counted over this rank's images.
+    """
+    from tqdm import tqdm
+
+    out = Path(opts.out) if opts.out else None
+    skip = done_images(out / JOURNAL) if (out and opts.resume) else set()
+    indices = [i for i in range(rank, len(paths), world) if paths[i] not in skip]
+    data = DecodedImages(paths, indices, localizer.preprocess)
+    loader = torch.utils.data.DataLoader(data, batch_size=opts.batch_size, num_workers=opts.workers,
+                                         collate_fn=_collate, persistent_workers=False)
+    bar = tqdm(total=len(indices), disable=not opts.progress or len(indices) <= 8, unit="img", file=sys.stderr,
+               desc="localize" if world == 1 else f"localize (rank {rank})")
+    failures = results = 0
+    pending = None
+
+    def finish(batch, dev):
+        nonlocal failures, results
+        good = [b for b in batch if b[3] is None]
+        done = iter(localizer.finish(dev, [b[2] for b in good], [paths[b[0]] for b in good]) if good else [])
+        for index, _, _, error in batch:
+            path = paths[index]
+            if error is not None:
+                failures += 1
+                print(f"camloc: error: {path}: {error}", file=sys.stderr)
+                emit({"image": path, "error": error})
+                continue
+            for r in next(done):
+                if out is not None:
+                    _write_artifacts(out, path, r, opts)
+                results += 1
+                emit(r.to_dict())
+        bar.update(len(batch))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camloc-finish") as pool:
+        for batch in loader:
+            good = [b for b in batch if b[3] is None]
+            dev = None
+            if good:
+                x = torch.stack([b[1] for b in good])
+                classes = opts.classes
+                dev = localizer.device_stage(x, classes, opts.topk)
+            if pending is not None:
+                pending.result()  # keep output in input order, surface errors
+            pending = pool.submit(finish, batch, dev)
+        if pending is not None:
+            pending.result()
+    bar.close()
+    return results, failures
+
+
+def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> None:
+    import cv2
+
+    name = artifact_name(path)
+    suffix = f".class{result.class_index}" if opts.topk else ""
+    if opts.overlays:
+        ok, png = cv2.imencode(".png", overlay(path, result))
+        if ok:
+            _atomic_bytes(out / "overlays" / f"{name}{suffix}.png", png.tobytes())
+    if opts.save_maps:
+        buf = io.BytesIO()
+        np.save(buf, result.cam.numpy())
+        _atomic_bytes(out / "maps" / f"{name}{suffix}.npy", buf.getvalue())
+
+
+class JournalWriter:
+    """Appends JSON lines to a file (flushed per line) and, optionally, echoes them to a stream."""
+
+    def __init__(self, path: Optional[Path], echo: Optional[TextIO], fmt: str) -> None:
+        self.fh = open(path, "a", encoding="utf-8") if path else None
+        self.echo = echo if fmt == "jsonl" else None
+        self.fmt = fmt
+
+    def __call__(self, d: dict) -> None:
+        line = json.dumps(d)
+        if self.fh:
+            self.fh.write(line + "\n")
+            self.fh.flush()
+        if self.echo:
+            self.echo.write(line + "\n")
+            self.echo.flush()
+
+    def close(self) -> None:
+        if self.fh:
+            self.fh.close()
+
+
+def read_journal(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "error"]
+
+
+def write_csv(records: Iterable[dict], fh: TextIO) -> None:
+    """One row per result: the main box as x0, y0, x1, y1; errors keep their message."""
+    writer = csv.DictWriter(fh, CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for d in records:
+        row = dict(d)
+        if "box" in d:
+            row.update(zip(("x0", "y0", "x1", "y1"), d["box"]))
+        writer.writerow(row)
+
+
+def write_coco(records: Iterable[dict], fh: TextIO) -> None:
+    """COCO detection results: image_id (the path), category_id (class index), bbox [x, y, w, h], score.
+
+    One detection per box (every region with ``--all-regions``); error entries are left out.
+    """
+    fh.write("[")
+    first = True
+    for d in records:
+        if "error" in d:
+            continue
+        for b in d["boxes"]:
+            det = {"image_id": d["image"], "category_id": d["class"],
+                   "bbox": [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)], "score": d["score"]}
+            fh.write(("" if first else ",\n") + json.dumps(det))
+            first = False
+    fh.write("]\n")
+
+
+def in_order(paths: list[str], journals: list[Path]) -> Iterator[dict]:
+    """Records of one or more journals, in input order.
+
+    Per image: its results, one per class (the last one written for each class), or, if it never
+    succeeded, its last error. Resumed runs and rank shards therefore merge without duplicates.
+    """
+    results: dict[str, dict[int, dict]] = {}
+    errors: dict[str, dict] = {}
+    for j in journals:
+        if j.is_file():
+            for d in read_journal(j):
+                if "error" in d:
+                    errors[d["image"]] = d
+                else:
+                    results.setdefault(d["image"], {})[d["class"]] = d
+    for p in dict.fromkeys(paths):
+        if p in results:
+            yield from results[p].values()
+        elif p in errors:
+            yield errors[p]
+
+
+def distributed_context() -> tuple[int, int, Optional[str]]:
+    """``(rank, world_size, backend)`` when started by torchrun, else ``(0, 1, None)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    return int(os.environ.get("RANK", "0")), world, "nccl" if torch.cuda.is_available() else "gloo"
