@@ -212,7 +212,8 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
         (pipeline.write_csv if fmt == "csv" else pipeline.write_coco)(records, buf)
         atomic_write_text(out_dir / ("results.csv" if fmt == "csv" else "results.coco.json"), buf.getvalue())
     if failed:
-        click.echo(f"camloc: {failed} of {len(paths)} images failed", err=True)
+        if rank == 0:
+            click.echo(f"camloc: {failed} of {len(paths)} images failed", err=True)
         raise click.exceptions.Exit(1)
 
 

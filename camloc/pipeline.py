@@ -233,6 +233,11 @@ class JournalWriter:
 
     def __init__(self, path: Optional[Path], echo: Optional[TextIO], fmt: str) -> None:
         self.fh = open(path, "a", encoding="utf-8") if path else None
+        if self.fh and path.stat().st_size:
+            with open(path, "rb") as fh:  # a run killed mid-line left a torn record: start a fresh line
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    self.fh.write("\n")
         self.echo = echo if fmt == "jsonl" else None
         self.fmt = fmt
 
