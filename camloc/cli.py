@@ -219,13 +219,44 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
 
 @main.command("models")
 @click.argument("pattern", default="*")
-def models_cmd(pattern: str) -> None:
-    """List registered model names matching PATTERN (fnmatch)."""
+@click.option("--check", is_flag=True, help="Build each match (random weights) to tell exact-CAM heads from gradient maps.")
+def models_cmd(pattern: str, check: bool) -> None:
+    """List registered model names matching PATTERN (fnmatch): where weights come from, and the CAM kind.
+
+    Sources: offline (ships with camloc's dependencies), local fine-tune (camloc finetune),
+    download (timm / torchvision hubs). CAM: exact (affine head after pooling, or a TAP/GAP
+    retrofit), gradient (non-affine head), none (no spatial feature map), or - (not checked; --check).
+    """
     from .registry import OFFLINE, list_models, resolve_name
 
-    for name in list_models(pattern):
-        source = "offline" if name in OFFLINE else ("local fine-tune" if resolve_name(name)[0] == "finetuned" else "download")
-        click.echo(f"{name}\t{source}")
+    names = list_models(pattern)
+    if check and len(names) > 200:
+        raise _fail_usage(ValueError(f"{len(names)} names match: narrow the pattern to check them"))
+    for name in names:
+        source = resolve_name(name)[0]
+        where = {"offline": "offline", "finetuned": "local fine-tune"}.get(source, "download")
+        kind = "exact" if source in ("offline", "finetuned") else "-"
+        if check and source not in ("offline", "finetuned"):
+            kind = _cam_kind(name)
+        click.echo(f"{name}\t{where}\t{kind}")
+
+
+def _cam_kind(name: str) -> str:
+    import torch
+
+    from .errors import ModelError
+    from .extractor import analyze
+    from .imaging import preprocess_for
+    from .registry import create_model
+
+    try:
+        model = create_model(name, pretrained=False)
+        h, w = preprocess_for(model).input_size
+        return "exact" if analyze(model, torch.randn(1, 3, h, w)).exact else "gradient"
+    except ModelError:
+        return "none"
+    except Exception as exc:  # noqa: BLE001 - a model that cannot even be built is reported, not fatal
+        return f"error ({type(exc).__name__})"
 
 
 def _metric(v) -> str:

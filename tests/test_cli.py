@@ -32,7 +32,7 @@ def test_localize_json_lines():
 
 
 def test_localize_table_and_options():
-    res = run("localize", CAT, "--class", "285", "--no-nwc", "--standard", "max", "--theta", "0.3")
+    res = run("localize", CAT, "--class", "285", "--no-nwc", "--standard", "max", "--theta", "0.3", "--format", "table")
     assert res.exit_code == 0, res.output
     header, row = res.stdout.splitlines()
     assert header.startswith("image\tclass") and "\t285\tEgyptian cat\t" in row
