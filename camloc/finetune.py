@@ -4,8 +4,9 @@ Recipe (PROTOCOLS.md section 5, the authors' VGG16-TAP on CUB): SGD, momentum 0.
 weight decay 5e-4; train transform resize 256 x 256, random crop 224, horizontal flip; pretrained
 layers at a reduced rate. camloc scales the *learning rate* of the pretrained backbone by
 ``backbone_lr_scale`` (the authors scale its gradients by 0.1, which is the same step for SGD apart
-from weight decay); 0 freezes it. The learning rate drops x0.1 at 30, 60 and 90 % of the epochs,
-the authors' 60/120/180-of-200 schedule scaled to a short run (ours).
+from weight decay); 0 freezes it. The learning rate drops x0.1 as :func:`lr_steps` says: the
+authors' 60/120/180-of-200 schedule scaled to the run, or once before the last epoch of a short run
+(ours).
 
 With the backbone frozen its feature maps are computed once, for the center crop of the 256 x 256
 image and its mirror image, and the head trains on those (ours: the random crops of the recipe would
@@ -221,7 +222,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], No
     if not frozen:
         groups.append({"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale})
     opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
-    steps = sorted({max(1, round(cfg.epochs * f)) for f in (0.3, 0.6, 0.9)})
+    steps = lr_steps(cfg.epochs)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, steps, 0.1)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and cuda)
     start_epoch, history = 0, []
@@ -294,6 +295,17 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], No
         os.replace(tmp, target)
         log(f"registered as {cfg.model}_{cfg.pool} ({target})")
     return model
+
+
+def lr_steps(epochs: int) -> list[int]:
+    """Epochs after which the learning rate drops x0.1.
+
+    The authors' 60/120/180 of 200 scaled to the run (30, 60 and 90 %) from 10 epochs on; shorter
+    runs drop once, for their last epoch (none below 3 epochs): ours, for brief fine-tunes.
+    """
+    if epochs >= 10:
+        return sorted({round(epochs * f) for f in (0.3, 0.6, 0.9)})
+    return [epochs - 1] if epochs >= 3 else []
 
 
 def _checkpoint(model, cfg: FinetuneConfig, names, pre: Preprocess, epoch, opt, sched, history) -> dict:
