@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_write_text
 from .errors import UsageError
 from .extractor import CAMExtractor, CAMOutput, ClassSpec
 from .imaging import Geometry, ImageInput, Preprocess, load_image, preprocess_for
@@ -91,21 +91,6 @@ class DeviceOutput:
     masks: torch.Tensor
     exact: bool
     num_classes: int
-
-
-def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never half."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def make_standard(standard: str = "percentile", theta: Optional[float] = None, percentile: float = 90.0) -> Standard:

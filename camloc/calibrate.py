@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .api import atomic_write_text
+from .atomic import atomic_write_text
 from .boxacc import largest_contour_table
 from .errors import CamlocError, UsageError
 from .evaluate import SIZE, check_labels, gt_boxes, protocol_preprocess

@@ -30,54 +30,6 @@ def main() -> None:
     """camloc: object boxes from any image classifier, by class activation maps."""
 
 
-def _format_row(d: dict) -> str:
-    if "error" in d:
-        return f"{d['image']}\tERROR\t{d['error']}"
-    box = ", ".join(f"{v:.1f}" for v in d["box"])
-    return f"{d['image']}\t{d['class']}\t{d['label']}\t{d['score']:.3f}\t[{box}]\t{'exact' if d['exact'] else 'gradient'}"
-
-
-class _Formatter:
-    """Streams records to stdout as a table, JSON lines, CSV rows or one COCO array."""
-
-    def __init__(self, fmt: str, stream=None) -> None:
-        import csv
-
-        from .pipeline import CSV_FIELDS
-
-        self.fmt, self.stream, self.first = fmt, stream or sys.stdout, True
-        if fmt == "table":
-            self.stream.write("image\tclass\tlabel\tscore\tbox [x0, y0, x1, y1]\tmap\n")
-        elif fmt == "csv":
-            self.csv = csv.DictWriter(self.stream, CSV_FIELDS, extrasaction="ignore")
-            self.csv.writeheader()
-        elif fmt == "coco":
-            self.stream.write("[")
-
-    def __call__(self, d: dict) -> None:
-        if self.fmt == "table":
-            self.stream.write(_format_row(d) + "\n")
-        elif self.fmt == "jsonl":
-            self.stream.write(json.dumps(d) + "\n")
-        elif self.fmt == "csv":
-            row = dict(d)
-            if "box" in d:
-                row.update(zip(("x0", "y0", "x1", "y1"), d["box"]))
-            self.csv.writerow(row)
-        elif "error" not in d:
-            for b in d["boxes"]:
-                det = {"image_id": d["image"], "category_id": d["class"],
-                       "bbox": [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)], "score": d["score"]}
-                self.stream.write(("" if self.first else ",\n") + json.dumps(det))
-                self.first = False
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.fmt == "coco":
-            self.stream.write("]\n")
-            self.stream.flush()
-
-
 @main.command()
 @click.argument("images", nargs=-1, required=True)
 @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Registered model name.")
@@ -160,7 +112,7 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
     journal = None
     if out_dir:
         journal = out_dir / (pipeline.JOURNAL if world == 1 else f"results.rank{rank}.jsonl")
-    formatter = _Formatter(fmt) if world == 1 else None
+    formatter = pipeline.Formatter(fmt) if world == 1 else None
     writer = pipeline.JournalWriter(journal, None, "jsonl")
     opts = pipeline.RunOptions(batch_size=batch_size, workers=workers, classes=class_index, topk=topk, out=out,
                                overlays=not no_overlays, save_maps=save_maps, resume=resume, progress=not quiet)
@@ -193,23 +145,22 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
         if rank == 0:
             shards = [out_dir / f"results.rank{r}.jsonl" for r in range(world)]
             merged = list(pipeline.in_order(paths, [out_dir / pipeline.JOURNAL] + shards))
-            from .api import atomic_write_text
+            from .atomic import atomic_write_text
 
             atomic_write_text(out_dir / pipeline.JOURNAL, "".join(json.dumps(d) + "\n" for d in merged))
             for shard in shards:
                 shard.unlink(missing_ok=True)
-            formatter = _Formatter(fmt)
+            formatter = pipeline.Formatter(fmt)
             for d in merged:
                 formatter(d)
             formatter.close()
         dist.barrier()
         dist.destroy_process_group()
     if out_dir and rank == 0 and fmt in ("csv", "coco"):
-        from .api import atomic_write_text
+        from .atomic import atomic_write_text
 
         buf = io.StringIO()
-        records = pipeline.in_order(paths, [out_dir / pipeline.JOURNAL])
-        (pipeline.write_csv if fmt == "csv" else pipeline.write_coco)(records, buf)
+        pipeline.write_records(pipeline.in_order(paths, [out_dir / pipeline.JOURNAL]), fmt, buf)
         atomic_write_text(out_dir / ("results.csv" if fmt == "csv" else "results.coco.json"), buf.getvalue())
     if failed:
         if rank == 0:

@@ -20,7 +20,6 @@ a result names its protocol and settings.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -31,6 +30,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .atomic import atomic_write
 from .boxacc import all_contour_table, iou_matrix, largest_contour_table, threshold_levels, thresholds_list
 from .errors import ImageError, UsageError
 from .extractor import CAMExtractor
@@ -207,20 +207,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _save_map(root: Path, image_id: str, scoremap: np.ndarray) -> None:
-    path = root / f"{image_id}.npy"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, scoremap)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def evaluate(
     model: nn.Module,
     samples: Sequence[Sample],
@@ -276,7 +262,8 @@ def evaluate(
                     m = load_masks(s, masks_root) if s.masks else None
                     scorers[variant].add(normalised[i], s, settings.sweep_percentile(variant), m)
                     if save_maps:
-                        _save_map(Path(save_maps) / variant, s.image_id, normalised[i])
+                        atomic_write(Path(save_maps) / variant / f"{s.image_id}.npy",
+                                     lambda fh, m=normalised[i]: np.save(fh, m))
             else:
                 _, fg = foreground(maps, (SIZE, SIZE), settings.standard(variant))
                 for i, (s, mask) in enumerate(zip(chunk, fg.cpu().numpy(), strict=True)):

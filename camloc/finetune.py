@@ -23,7 +23,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .errors import CheckpointError, UsageError
 from .imaging import Preprocess, load_image, preprocess_for
 from .metadata import Sample, read_dataset
@@ -131,19 +131,6 @@ def _class_names(samples: list[Sample]) -> list[str]:
         f = folders.get(c, set())
         names.append(next(iter(f)) if len(f) == 1 and next(iter(f)) else f"class {c}")
     return names
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def build(arch: str, pool: str, theta_tap: float, num_classes: int, checkpoint: Optional[str] = None,
@@ -283,16 +270,14 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], No
         history.append(record)
         log(json.dumps(record))
         cfg.history = history
-        _atomic_save(_checkpoint(model, cfg, names, pre, epoch + 1, opt, sched, history), out)
+        state = _checkpoint(model, cfg, names, pre, epoch + 1, opt, sched, history)
+        atomic_write(out, lambda fh: torch.save(state, fh))
     model.eval()
     model.camloc_class_names = tuple(names)
     if cfg.register:
         target = registered_path(f"{cfg.model}_{cfg.pool}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-        os.close(fd)
-        shutil.copyfile(out, tmp)
-        os.replace(tmp, target)
+        with open(out, "rb") as src:
+            atomic_write(target, lambda fh: shutil.copyfileobj(src, fh))
         log(f"registered as {cfg.model}_{cfg.pool} ({target})")
     return model
 

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional, TextIO
 import numpy as np
 import torch
 
-from .errors import CamlocError, ImageError, UsageError
+from .atomic import atomic_write_bytes
+from .errors import ImageError, UsageError
 from .imaging import Geometry, Preprocess, load_image
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -109,19 +109,6 @@ def overlay(image_path: str, result, alpha: float = 0.5) -> np.ndarray:
     cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
     cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def artifact_name(path: str) -> str:
@@ -221,11 +208,11 @@ def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> None:
     if opts.overlays:
         ok, png = cv2.imencode(".png", overlay(path, result))
         if ok:
-            _atomic_bytes(out / "overlays" / f"{name}{suffix}.png", png.tobytes())
+            atomic_write_bytes(out / "overlays" / f"{name}{suffix}.png", png.tobytes())
     if opts.save_maps:
         buf = io.BytesIO()
         np.save(buf, result.cam.numpy())
-        _atomic_bytes(out / "maps" / f"{name}{suffix}.npy", buf.getvalue())
+        atomic_write_bytes(out / "maps" / f"{name}{suffix}.npy", buf.getvalue())
 
 
 class JournalWriter:
@@ -267,33 +254,61 @@ def read_journal(path: Path) -> Iterator[dict]:
 CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "error"]
 
 
-def write_csv(records: Iterable[dict], fh: TextIO) -> None:
-    """One row per result: the main box as x0, y0, x1, y1; errors keep their message."""
-    writer = csv.DictWriter(fh, CSV_FIELDS, extrasaction="ignore")
-    writer.writeheader()
+def format_row(d: dict) -> str:
+    """One line of the readable table."""
+    if "error" in d:
+        return f"{d['image']}\tERROR\t{d['error']}"
+    box = ", ".join(f"{v:.1f}" for v in d["box"])
+    return f"{d['image']}\t{d['class']}\t{d['label']}\t{d['score']:.3f}\t[{box}]\t{'exact' if d['exact'] else 'gradient'}"
+
+
+class Formatter:
+    """Streams records as a table, JSON lines, CSV rows (the main box as x0..y1, errors kept) or one
+    COCO detection-results array (``image_id`` = path, ``category_id`` = class index, ``bbox`` =
+    ``[x, y, w, h]``, ``score``; one detection per box, error entries left out)."""
+
+    def __init__(self, fmt: str, stream: Optional[TextIO] = None) -> None:
+        if fmt not in ("table", "jsonl", "csv", "coco"):
+            raise UsageError(f"unknown format {fmt!r}")
+        self.fmt, self.stream, self.first = fmt, stream or sys.stdout, True
+        if fmt == "table":
+            self.stream.write("image\tclass\tlabel\tscore\tbox [x0, y0, x1, y1]\tmap\n")
+        elif fmt == "csv":
+            self.csv = csv.DictWriter(self.stream, CSV_FIELDS, extrasaction="ignore")
+            self.csv.writeheader()
+        elif fmt == "coco":
+            self.stream.write("[")
+
+    def __call__(self, d: dict) -> None:
+        if self.fmt == "table":
+            self.stream.write(format_row(d) + "\n")
+        elif self.fmt == "jsonl":
+            self.stream.write(json.dumps(d) + "\n")
+        elif self.fmt == "csv":
+            row = dict(d)
+            if "box" in d:
+                row.update(zip(("x0", "y0", "x1", "y1"), d["box"]))
+            self.csv.writerow(row)
+        elif "error" not in d:
+            for b in d["boxes"]:
+                det = {"image_id": d["image"], "category_id": d["class"],
+                       "bbox": [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)], "score": d["score"]}
+                self.stream.write(("" if self.first else ",\n") + json.dumps(det))
+                self.first = False
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.fmt == "coco":
+            self.stream.write("]\n")
+            self.stream.flush()
+
+
+def write_records(records: Iterable[dict], fmt: str, fh: TextIO) -> None:
+    """All records in one format."""
+    out = Formatter(fmt, fh)
     for d in records:
-        row = dict(d)
-        if "box" in d:
-            row.update(zip(("x0", "y0", "x1", "y1"), d["box"]))
-        writer.writerow(row)
-
-
-def write_coco(records: Iterable[dict], fh: TextIO) -> None:
-    """COCO detection results: image_id (the path), category_id (class index), bbox [x, y, w, h], score.
-
-    One detection per box (every region with ``--all-regions``); error entries are left out.
-    """
-    fh.write("[")
-    first = True
-    for d in records:
-        if "error" in d:
-            continue
-        for b in d["boxes"]:
-            det = {"image_id": d["image"], "category_id": d["class"],
-                   "bbox": [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)], "score": d["score"]}
-            fh.write(("" if first else ",\n") + json.dumps(det))
-            first = False
-    fh.write("]\n")
+        out(d)
+    out.close()
 
 
 def in_order(paths: list[str], journals: list[Path]) -> Iterator[dict]:

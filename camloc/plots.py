@@ -64,11 +64,11 @@ def save_plots(result, folder: str | os.PathLike) -> list[Path]:
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".tmp-{path.name}")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=110, format="png")
-    os.replace(tmp, path)
     import matplotlib.pyplot as plt
 
+    from .atomic import atomic_write
+
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
     plt.close(fig)
     return path
