@@ -143,12 +143,12 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
         failed = int(counts.item())
         dist.barrier()
         if rank == 0:
-            shards = [out_dir / f"results.rank{r}.jsonl" for r in range(world)]
-            merged = list(pipeline.in_order(paths, [out_dir / pipeline.JOURNAL] + shards))
+            shards = pipeline.journals(out_dir)
+            merged = list(pipeline.in_order(paths, shards))
             from .atomic import atomic_write_text
 
             atomic_write_text(out_dir / pipeline.JOURNAL, "".join(json.dumps(d) + "\n" for d in merged))
-            for shard in shards:
+            for shard in shards[1:]:
                 shard.unlink(missing_ok=True)
             formatter = pipeline.Formatter(fmt)
             for d in merged:

@@ -130,19 +130,14 @@ class RunOptions:
     progress: bool = True
 
 
-def done_images(journal: Path) -> set[str]:
-    """Images that already have a result (not an error) in a journal; a torn last line is ignored."""
-    done: set[str] = set()
-    if journal.is_file():
-        with open(journal, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    d = json.loads(line)
-                except ValueError:
-                    continue
-                if "error" not in d:
-                    done.add(d["image"])
-    return done
+def journals(out: Path) -> list[Path]:
+    """The merged journal and any rank shards left in an output folder."""
+    return [out / JOURNAL] + sorted(out.glob("results.rank*.jsonl"))
+
+
+def done_images(out: Path) -> set[str]:
+    """Images that already have a result (not an error) in an output folder's journals."""
+    return {d["image"] for j in journals(out) if j.is_file() for d in read_journal(j) if "error" not in d}
 
 
 def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], None],
@@ -155,7 +150,7 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     from tqdm import tqdm
 
     out = Path(opts.out) if opts.out else None
-    skip = done_images(out / JOURNAL) if (out and opts.resume) else set()
+    skip = done_images(out) if (out and opts.resume) else set()
     indices = [i for i in range(rank, len(paths), world) if paths[i] not in skip]
     data = DecodedImages(paths, indices, localizer.preprocess)
     loader = torch.utils.data.DataLoader(data, batch_size=opts.batch_size, num_workers=opts.workers,
@@ -188,9 +183,7 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
             good = [b for b in batch if b[3] is None]
             dev = None
             if good:
-                x = torch.stack([b[1] for b in good])
-                classes = opts.classes
-                dev = localizer.device_stage(x, classes, opts.topk)
+                dev = localizer.device_stage(torch.stack([b[1] for b in good]), opts.classes, opts.topk)
             if pending is not None:
                 pending.result()  # keep output in input order, surface errors
             pending = pool.submit(finish, batch, dev)

@@ -78,3 +78,13 @@ def test_console_script_installed():
     out = subprocess.run([sys.executable, "-m", "camloc.cli", "localize", CAT, "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["image"] == CAT
+
+
+def test_models_check_reports_cam_kind():
+    res = run("models", "torchvision/mobilenet_v3_small", "--check")
+    assert res.exit_code == 0 and res.stdout.strip() == "torchvision/mobilenet_v3_small\tdownload\tgradient"
+    res = run("models", "resnet18", "--check")
+    assert res.stdout.strip() == "resnet18\tdownload\texact"
+    res = run("models", "vit_tiny_patch16_224", "--check")
+    assert res.stdout.strip().endswith("\tnone")
+    assert run("models", "*", "--check").exit_code == 2  # too many to build
