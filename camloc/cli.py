@@ -98,11 +98,6 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
             calib = Calibration.load(calibration)
             rule, nwc = calib.standard(), calib.nwc
         loc = Localizer(model, nwc=nwc, standard=rule, all_regions=all_regions, resize=resize)
-        if class_index is not None:
-            from .extractor import resolve_classes
-
-            resolve_classes(torch.zeros(1, loc.extractor.variants(torch.zeros(1, 3, *loc.preprocess.input_size,
-                            device=loc.device), nwcs=(False,))[False].logits.shape[1]), class_index, None)
     except (CamlocError, ValueError) as exc:
         raise _fail_usage(exc) from None
 
@@ -113,7 +108,7 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
     if out_dir:
         journal = out_dir / (pipeline.JOURNAL if world == 1 else f"results.rank{rank}.jsonl")
     formatter = pipeline.Formatter(fmt) if world == 1 else None
-    writer = pipeline.JournalWriter(journal, None, "jsonl")
+    writer = pipeline.JournalWriter(journal)
     opts = pipeline.RunOptions(batch_size=batch_size, workers=workers, classes=class_index, topk=topk, out=out,
                                overlays=not no_overlays, save_maps=save_maps, resume=resume, progress=not quiet)
 

@@ -209,26 +209,20 @@ def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> None:
 
 
 class JournalWriter:
-    """Appends JSON lines to a file (flushed per line) and, optionally, echoes them to a stream."""
+    """Appends JSON lines to a results file, flushed per line (a no-op without a file)."""
 
-    def __init__(self, path: Optional[Path], echo: Optional[TextIO], fmt: str) -> None:
+    def __init__(self, path: Optional[Path]) -> None:
         self.fh = open(path, "a", encoding="utf-8") if path else None
         if self.fh and path.stat().st_size:
             with open(path, "rb") as fh:  # a run killed mid-line left a torn record: start a fresh line
                 fh.seek(-1, os.SEEK_END)
                 if fh.read(1) != b"\n":
                     self.fh.write("\n")
-        self.echo = echo if fmt == "jsonl" else None
-        self.fmt = fmt
 
     def __call__(self, d: dict) -> None:
-        line = json.dumps(d)
         if self.fh:
-            self.fh.write(line + "\n")
+            self.fh.write(json.dumps(d) + "\n")
             self.fh.flush()
-        if self.echo:
-            self.echo.write(line + "\n")
-            self.echo.flush()
 
     def close(self) -> None:
         if self.fh:

@@ -88,3 +88,8 @@ def test_models_check_reports_cam_kind():
     res = run("models", "vit_tiny_patch16_224", "--check")
     assert res.stdout.strip().endswith("\tnone")
     assert run("models", "*", "--check").exit_code == 2  # too many to build
+
+
+def test_class_out_of_range_is_usage_error():
+    res = run("localize", CAT, "--class", "1000")
+    assert res.exit_code == 2 and "out of range" in res.stderr
