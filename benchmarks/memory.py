@@ -11,7 +11,6 @@ the example photos where the data is absent); the peak RSS of that process is re
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

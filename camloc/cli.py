@@ -11,11 +11,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import click
 
-from .errors import CamlocError, ImageError
+from .errors import CamlocError
 from .registry import DEFAULT_MODEL
 
 
@@ -123,7 +122,7 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
         writer.close()
         where = f" in {journal}" if journal else ""
         click.echo(f"camloc: interrupted; every finished result is kept{where} (rerun with --resume)", err=True)
-        raise click.exceptions.Exit(130)
+        raise click.exceptions.Exit(130) from None
     except CamlocError as exc:
         writer.close()
         raise _fail_usage(exc) from None
@@ -173,7 +172,7 @@ def models_cmd(pattern: str, check: bool) -> None:
     download (timm / torchvision hubs). CAM: exact (affine head after pooling, or a TAP/GAP
     retrofit), gradient (non-affine head), none (no spatial feature map), or - (not checked; --check).
     """
-    from .registry import OFFLINE, list_models, resolve_name
+    from .registry import list_models, resolve_name
 
     names = list_models(pattern)
     if check and len(names) > 200:

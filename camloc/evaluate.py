@@ -176,7 +176,7 @@ class WsolScorer:
         out: dict[str, Any] = {"taus": self.taus}
         if self.v2 is not None:
             out["maxboxacc"] = {50: self.v1.curves()[0]}
-            out["maxboxacc_v2"] = dict(zip(self.settings.deltas_v2, self.v2.curves()))
+            out["maxboxacc_v2"] = dict(zip(self.settings.deltas_v2, self.v2.curves(), strict=True))
         if self.pxap is not None:
             out["precision"], out["recall"] = self.pxap.curve()
         return out

@@ -447,7 +447,7 @@ def analyze(
             if heads.close(cls_in, heads.pooled(pool, spec_fmap)):
                 return HeadSpec(f_name, c_name, pool, relu)
         avg = spec_fmap.mean(dim=(2, 3))
-        for n_name, n_mod, n_in, n_out in head_records:
+        for n_name, n_mod, n_in, _ in head_records:
             if (
                 heads.foldable(n_mod, channels)
                 and isinstance(n_in, torch.Tensor) and n_in.numel() == avg.numel()

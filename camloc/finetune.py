@@ -20,14 +20,12 @@ registered as ``<arch>_<pool>`` (``vgg16_tap``) in ``$CAMLOC_HOME/models`` (defa
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -274,7 +274,7 @@ class Formatter:
         elif self.fmt == "csv":
             row = dict(d)
             if "box" in d:
-                row.update(zip(("x0", "y0", "x1", "y1"), d["box"]))
+                row.update(zip(("x0", "y0", "x1", "y1"), d["box"], strict=True))
             self.csv.writerow(row)
         elif "error" not in d:
             for b in d["boxes"]:

@@ -47,9 +47,9 @@ def _offline_efficientnet_lite0(pretrained: bool, num_classes: Optional[int]) ->
         state = torch.load(path, map_location="cpu", weights_only=True)
         # The package's keys use another naming; order and shapes match timm's state dict exactly.
         target = model.state_dict()
-        if len(state) != len(target) or any(a.shape != b.shape for a, b in zip(state.values(), target.values())):
+        if len(state) != len(target) or any(a.shape != b.shape for a, b in zip(state.values(), target.values(), strict=True)):
             raise ModelError(f"the weights in {path} do not match timm's efficientnet_lite0 layout")
-        model.load_state_dict(dict(zip(target.keys(), state.values())))
+        model.load_state_dict(dict(zip(target.keys(), state.values(), strict=True)))
     return model
 
 

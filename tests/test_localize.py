@@ -94,7 +94,7 @@ def test_boxes_equal_reference_on_random_maps(theta, pct):
     maps[::7] = torch.rand(maps[::7].shape, generator=g)  # and some noise
     ours = [b for b, _ in boxes_from_maps(maps, (224, 224), Standard(theta, pct))]
     ref = [reference_box(m.numpy(), theta, pct) for m in maps]
-    mismatches = sum(a != b for a, b in zip(ours, ref))
+    mismatches = sum(a != b for a, b in zip(ours, ref, strict=True))
     # float32 (torch) vs float32 (OpenCV) bicubic may put a rare pixel on the other side of a uint8 step
     assert mismatches <= 2, mismatches
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import timm
@@ -47,7 +46,7 @@ def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
     path = tmp_path / "r18.pth"
     torch.save({"state_dict": model.state_dict(), "epoch": 3}, path)
     loaded = camloc.load_model("resnet18", checkpoint=path, num_classes=10)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True))
     with pytest.raises(CheckpointError, match="does not fit resnet34") as err:
         camloc.load_model("resnet34", checkpoint=path, num_classes=10)
     assert str(path) in str(err.value) and "missing keys" in str(err.value)
