@@ -144,11 +144,11 @@ def _sweep(u8, gt, cut, holes, last_level):
             fill[v] += 1
 
     parent = np.full(n2, -1, np.int32)
-    size = np.ones(n2, np.int32)
+    size = np.empty(n2, np.int32)  # per-root fields are set when a root is made
     box = np.empty((n2, 4), np.int32)  # x0, y0, x1, y1 of each root's pixels, packed for locality
-    border = np.zeros(n2, np.bool_)
-    counted = np.zeros((n2, n_d), np.bool_)  # this root's contribution to live[d]
-    stamp = np.zeros(n2, np.int32)  # level + 1 once queued as dirty in that level
+    border = np.empty(n2, np.bool_)
+    counted = np.empty((n2, n_d), np.bool_)  # this root's contribution to live[d]
+    stamp = np.empty(n2, np.int32)  # level + 1 once queued as dirty in that level
     dirty = np.empty(height * width, np.int32)
     live = np.zeros(n_d, np.int64)
     hits = np.zeros((LEVELS, n_d), np.bool_)
@@ -168,21 +168,27 @@ def _sweep(u8, gt, cut, holes, last_level):
             p = order[k]
             py = p // w2 - 1
             px = p - (py + 1) * w2 - 1
-            parent[p] = p
-            n_comp += 1
-            box[p, 0] = px
-            box[p, 1] = py
-            box[p, 2] = px
-            box[p, 3] = py
-            border[p] = holes and (px == 0 or py == 0 or px == width - 1 or py == height - 1)
-            rp = p
+            edge = holes and (px == 0 or py == 0 or px == width - 1 or py == height - 1)
+            rp = -1  # p's root; -1 until p joins a neighbour's component or founds its own
+            changed = False
             for j in range(offs.shape[0]):
-                q = p + offs[j]
-                pq = parent[q]
+                pq = parent[p + offs[j]]
                 if pq < 0 or pq == rp:  # not added yet, or already joined directly
                     continue
                 rq = _find(parent, pq)
                 if rq == rp:
+                    continue
+                if rp < 0:  # first neighbour: p joins its component (cheapest, most common case)
+                    parent[p] = rq
+                    size[rq] += 1
+                    rp = rq
+                    if px < box[rq, 0] or py < box[rq, 1] or px > box[rq, 2] or py > box[rq, 3] or edge and not border[rq]:
+                        box[rq, 0] = min(box[rq, 0], px)
+                        box[rq, 1] = min(box[rq, 1], py)
+                        box[rq, 2] = max(box[rq, 2], px)
+                        box[rq, 3] = max(box[rq, 3], py)
+                        border[rq] = border[rq] or edge
+                        changed = True
                     continue
                 if size[rp] >= size[rq]:
                     a, b = rp, rq
@@ -201,7 +207,21 @@ def _sweep(u8, gt, cut, holes, last_level):
                 box[a, 3] = max(box[a, 3], box[b, 3])
                 border[a] = border[a] or border[b]
                 rp = a
-            if stamp[rp] != level + 1:
+                changed = True
+            if rp < 0:  # no added neighbour: a new component
+                parent[p] = p
+                size[p] = 1
+                stamp[p] = 0
+                counted[p, :] = False
+                n_comp += 1
+                box[p, 0] = px
+                box[p, 1] = py
+                box[p, 2] = px
+                box[p, 3] = py
+                border[p] = edge
+                rp = p
+                changed = True
+            if changed and stamp[rp] != level + 1:
                 stamp[rp] = level + 1
                 dirty[n_dirty] = rp
                 n_dirty += 1
@@ -240,14 +260,14 @@ def _euler_numbers(u8):
     """
     height, width = u8.shape
     acc = np.zeros(LEVELS + 1, np.int64)  # 4 E(t) as differences
-    vals = np.empty(4, np.int64)
-    for y in range(-1, height):
-        for x in range(-1, width):
-            vals[0] = u8[y, x] if y >= 0 and x >= 0 else -1
-            vals[1] = u8[y, x + 1] if y >= 0 and x + 1 < width else -1
-            vals[2] = u8[y + 1, x] if y + 1 < height and x >= 0 else -1
-            vals[3] = u8[y + 1, x + 1] if y + 1 < height and x + 1 < width else -1
-            a, b, c, d = vals[0], vals[1], vals[2], vals[3]
+    pad = np.full((height + 2, width + 2), -1, np.int16)  # -1: never foreground
+    for y in range(height):
+        for x in range(width):
+            pad[y + 1, x + 1] = u8[y, x]
+    for y in range(height + 1):
+        for x in range(width + 1):
+            v0, v1, v2, v3 = pad[y, x], pad[y, x + 1], pad[y + 1, x], pad[y + 1, x + 1]
+            a, b, c, d = v0, v1, v2, v3
             if a > b:  # five-comparator sorting network
                 a, b = b, a
             if c > d:
@@ -258,25 +278,20 @@ def _euler_numbers(u8):
                 b, d = d, b
             if b > c:
                 b, c = c, b
-            s = (a, b, c, d)
-            # three foreground pixels for s0 <= t < s1, one for s2 <= t < s3 (t >= 0 only)
-            lo, hi = max(s[0], 0), s[1]
-            if hi > lo:
+            # three foreground pixels for a <= t < b, one for c <= t < d (t >= 0 only)
+            lo = max(a, 0)
+            if b > lo:
                 acc[lo] -= 1
-                acc[hi] += 1
-            lo, hi = max(s[2], 0), s[3]
-            if hi > lo:
+                acc[b] += 1
+            lo = max(c, 0)
+            if d > lo:
                 acc[lo] += 1
-                acc[hi] -= 1
-            lo, hi = max(s[1], 0), s[2]
-            if hi > lo:  # two foreground pixels: the two largest; diagonal pairs are (0, 3) and (1, 2)
-                big = 0
-                for i in range(4):
-                    if vals[i] > s[1]:
-                        big |= 1 << i
-                if big == 9 or big == 6:
+                acc[d] -= 1
+            lo = max(b, 0)
+            if c > lo:  # two foreground pixels, the two largest: diagonal if (v0, v3) or (v1, v2)
+                if (v0 > b and v3 > b) or (v1 > b and v2 > b):
                     acc[lo] -= 2
-                    acc[hi] += 2
+                    acc[c] += 2
     euler4 = np.cumsum(acc)[:LEVELS]
     return euler4 // 4
 
@@ -304,20 +319,22 @@ def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = F
     u8 = np.ascontiguousarray(u8, dtype=np.uint8)
     gt = np.ascontiguousarray(gt, dtype=np.int64).reshape(-1, 4)
     cut = np.asarray(deltas, dtype=np.float64) / 100.0
+    top = int(u8.max())
     if parallel:
         outer = _pool().submit(_sweep, u8, gt, cut, False, LEVELS)
         hole_hits = _sweep(u8, gt, cut, True, LEVELS)[0]
         hits = outer.result()[0] | hole_hits
     else:
         hits, components = _sweep(u8, gt, cut, False, LEVELS)
-        holes = components - _euler_numbers(u8)
         # a hole can only matter where one exists and the outer contours miss some IoU threshold
-        needed = np.flatnonzero((holes > 0) & ~hits.all(axis=1))
-        if needed.size:
-            hits |= _sweep(u8, gt, cut, True, int(needed[-1]))[0]
+        missing = np.flatnonzero(~hits[:top].all(axis=1))
+        if missing.size:
+            holes = components - _euler_numbers(u8)
+            needed = missing[holes[missing] > 0]
+            if needed.size:
+                hits |= _sweep(u8, gt, cut, True, int(needed[-1]))[0]
     # no contour at all (t >= max U): the reference's box [0, 0, 0, 0]
-    empty = iou_matrix(np.zeros((1, 4), np.int64), gt).max() >= cut
-    hits[int(u8.max()):] = empty
+    hits[top:] = iou_matrix(np.zeros((1, 4), np.int64), gt).max() >= cut
     return hits
 
 
