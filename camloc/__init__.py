@@ -20,7 +20,30 @@ from .registry import DEFAULT_MODEL, list_models, load_checkpoint, load_model
 
 __version__ = "0.1.0"
 
-__all__ = [
+# Evaluation, calibration and fine-tuning pull in numba and matplotlib: imported on first use.
+# (Functions named like their modules get distinct public names, so the submodule never shadows them.)
+_LAZY = {
+    "evaluate_split": ("evaluate", "evaluate"), "Settings": ("evaluate", "Settings"),
+    "EvaluationResult": ("evaluate", "EvaluationResult"), "score_maps": ("evaluate", "score_maps"),
+    "calibrate_split": ("calibrate", "calibrate"), "Calibration": ("calibrate", "Calibration"),
+    "finetune_model": ("finetune", "finetune"), "FinetuneConfig": ("finetune", "FinetuneConfig"),
+    "load_finetuned": ("finetune", "load_finetuned"),
+    "retrofit": ("tap", "retrofit"), "ThresholdedAvgPool2d": ("tap", "ThresholdedAvgPool2d"),
+    "CAMHeadModel": ("tap", "CAMHeadModel"),
+    "read_dataset": ("metadata", "read_dataset"), "Sample": ("metadata", "Sample"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'camloc' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY) + [
     "CAMExtractor",
     "CAMOutput",
     "CamlocError",

@@ -108,3 +108,9 @@ def test_model_by_name(lite0):
     (r,) = camloc.boxes("efficientnet_lite0", [CAT])
     (s,) = camloc.boxes(lite0, [CAT])
     assert r.box == s.box and r.label == s.label
+
+
+def test_public_api_is_exported():
+    for name in camloc.__all__:
+        assert getattr(camloc, name) is not None
+    assert callable(camloc.evaluate_split) and callable(camloc.retrofit)
