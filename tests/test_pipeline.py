@@ -20,6 +20,7 @@ from camloc.cli import main
 from camloc.pipeline import expand_inputs, in_order
 
 from .conftest import DATA, EXAMPLES
+from .test_imaging import _png_declaring
 
 
 def run(*args):
@@ -39,6 +40,8 @@ def messy(tmp_path):
     data = (EXAMPLES / "coffee.jpg").read_bytes()
     (root / "f_truncated.jpg").write_bytes(data[: len(data) // 3])
     Image.new("RGB", (1, 1)).save(root / "g_tiny.png")
+    (root / "h_bomb.png").write_bytes(_png_declaring(100_000, 100_000))  # a huge header, no pixels
+    Image.open(EXAMPLES / "cat.jpg").convert("P").save(root / "sub" / "i_palette.png")
     (root / "notes.txt").write_text("not an image, and not picked up by extension")
     return root
 
@@ -46,7 +49,8 @@ def messy(tmp_path):
 def test_expand_inputs(messy, tmp_path):
     found = expand_inputs([str(messy)])
     assert [Path(p).name for p in found] == ["a_cat.jpg", "d_gray.png", "e_corrupt.jpg", "f_truncated.jpg",
-                                              "g_tiny.png", "b_coffee.jpg", "c_rocket_cmyk.jpg"]
+                                              "g_tiny.png", "h_bomb.png", "b_coffee.jpg", "c_rocket_cmyk.jpg",
+                                              "i_palette.png"]
     listing = tmp_path / "list.txt"
     listing.write_text(f"{messy / 'a_cat.jpg'}\n# a comment\n\n{messy / 'missing.jpg'}\n")
     assert expand_inputs([f"@{listing}", str(messy / "d_gray.png")]) == [
@@ -60,12 +64,12 @@ def test_bad_files_are_reported_and_the_run_goes_on(messy, tmp_path):
     names = [Path(l["image"]).name for l in lines]
     assert names == [Path(p).name for p in expand_inputs([str(messy)])]  # input order, nothing lost
     errors = {Path(l["image"]).name: l["error"] for l in lines if "error" in l}
-    assert set(errors) == {"e_corrupt.jpg", "f_truncated.jpg", "g_tiny.png"}
-    assert "smaller than 32 px" in errors["g_tiny.png"]
+    assert set(errors) == {"e_corrupt.jpg", "f_truncated.jpg", "g_tiny.png", "h_bomb.png"}
+    assert "smaller than 32 px" in errors["g_tiny.png"] and "decompression bomb" in errors["h_bomb.png"]
     assert all("box" in l for l in lines if "error" not in l)
     for name in errors:
         assert name in res.stderr
-    assert "3 of 7 images failed" in res.stderr
+    assert "4 of 9 images failed" in res.stderr
 
 
 def test_out_dir_formats_and_artifacts(messy, tmp_path):
@@ -74,16 +78,16 @@ def test_out_dir_formats_and_artifacts(messy, tmp_path):
               "--quiet", "--workers", "0")
     assert res.exit_code == 0, res.output
     coco = json.loads(res.stdout)
-    assert len(coco) == 3 and {"image_id", "category_id", "bbox", "score"} == set(coco[0])
+    assert len(coco) == 4 and {"image_id", "category_id", "bbox", "score"} == set(coco[0])
     journal = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
     b = journal[0]["box"]
     assert coco[0]["bbox"] == [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)]
     assert json.loads((out / "results.coco.json").read_text()) == coco
     overlays = sorted(p.name for p in (out / "overlays").iterdir())
-    assert len(overlays) == 3 and all(n.endswith(".png") for n in overlays)
+    assert len(overlays) == 4 and all(n.endswith(".png") for n in overlays)
     assert Image.open(out / "overlays" / overlays[0]).size in {(451, 300), (600, 400), (640, 427)}
     maps = list((out / "maps").iterdir())
-    assert len(maps) == 3 and np.load(maps[0]).shape == (7, 7)
+    assert len(maps) == 4 and np.load(maps[0]).shape == (7, 7)
     assert not [p for p in out.rglob(".tmp-*")]  # atomic writes leave no temporaries
     res = run("localize", messy / "a_cat.jpg", "--out", tmp_path / "csv", "--format", "csv", "--quiet", "--workers", "0")
     rows = (tmp_path / "csv" / "results.csv").read_text().splitlines()
