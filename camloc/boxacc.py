@@ -136,11 +136,15 @@ def _sweep(u8, gt, cut, holes, last_level):
     for v in range(LEVELS):
         counts[v + 1] += counts[v]
     order = np.empty(height * width, np.int32)
+    order_x = np.empty(height * width, np.int32)
+    order_y = np.empty(height * width, np.int32)
     fill = counts[:LEVELS].copy()
     for y in range(height):
         for x in range(width):
             v = u8[y, x]
             order[fill[v]] = (y + 1) * w2 + x + 1
+            order_x[fill[v]] = x
+            order_y[fill[v]] = y
             fill[v] += 1
 
     parent = np.full(n2, -1, np.int32)
@@ -165,9 +169,7 @@ def _sweep(u8, gt, cut, holes, last_level):
             break
         n_dirty = 0
         for k in range(counts[level], counts[level + 1]):
-            p = order[k]
-            py = p // w2 - 1
-            px = p - (py + 1) * w2 - 1
+            p, px, py = order[k], order_x[k], order_y[k]
             edge = holes and (px == 0 or py == 0 or px == width - 1 or py == height - 1)
             rp = -1  # p's root; -1 until p joins a neighbour's component or founds its own
             changed = False
@@ -334,7 +336,7 @@ def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = F
             if needed.size:
                 hits |= _sweep(u8, gt, cut, True, int(needed[-1]))[0]
     # no contour at all (t >= max U): the reference's box [0, 0, 0, 0]
-    hits[top:] = iou_matrix(np.zeros((1, 4), np.int64), gt).max() >= cut
+    hits[top:] = _best_iou(0, 0, 0, 0, gt) >= cut
     return hits
 
 
