@@ -298,6 +298,37 @@ def _euler_numbers(u8):
     return euler4 // 4
 
 
+@njit(cache=True, nogil=True)
+def _all_contours(u8, gt, cut):
+    """The sequential path in one compiled call: outer sweep, Euler numbers, the hole sweep where it
+    can matter, and the no-contour rows."""
+    hits, components = _sweep(u8, gt, cut, False, LEVELS)
+    top = u8.max()
+    last = -1  # last t below max(U) where a hole exists and the outer contours miss some IoU threshold
+    euler = np.zeros(0, np.int64)
+    for t in range(top - 1, -1, -1):
+        miss = False
+        for d in range(cut.shape[0]):
+            if not hits[t, d]:
+                miss = True
+        if miss:
+            if euler.shape[0] == 0:
+                euler = _euler_numbers(u8)
+            if components[t] - euler[t] > 0:
+                last = t
+                break
+    if last >= 0:
+        holes = _sweep(u8, gt, cut, True, last)[0]
+        for t in range(LEVELS):
+            for d in range(cut.shape[0]):
+                hits[t, d] = hits[t, d] or holes[t, d]
+    empty = _best_iou(0, 0, 0, 0, gt)
+    for t in range(top, LEVELS):
+        for d in range(cut.shape[0]):
+            hits[t, d] = empty >= cut[d]
+    return hits
+
+
 _POOL = None
 
 
@@ -314,9 +345,10 @@ def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = F
     """``hits[t, d]``: does any contour box of ``U > t`` reach IoU >= deltas[d] / 100? (t = 0..255)
 
     Identical to running the reference's ``RETR_TREE`` contour search with all contours at each t.
-    Sequentially, the hole sweep stops at the last t that has a hole (holes = components minus
-    the Euler number) where the outer contours miss some IoU threshold. With ``parallel`` the outer and hole sweeps run at once on two threads
-    (the compiled code releases the GIL): less wall time, a little more CPU time.
+    Sequentially (one compiled call), the hole sweep stops at the last t that has a hole (holes =
+    components minus the Euler number) where the outer contours miss some IoU threshold. With
+    ``parallel`` the outer and hole sweeps run at once on two threads (the compiled code releases the
+    GIL): less wall time, a little more CPU time.
     """
     u8 = np.ascontiguousarray(u8, dtype=np.uint8)
     gt = np.ascontiguousarray(gt, dtype=np.int64).reshape(-1, 4)
@@ -327,14 +359,7 @@ def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = F
         hole_hits = _sweep(u8, gt, cut, True, LEVELS)[0]
         hits = outer.result()[0] | hole_hits
     else:
-        hits, components = _sweep(u8, gt, cut, False, LEVELS)
-        # a hole can only matter where one exists and the outer contours miss some IoU threshold
-        missing = np.flatnonzero(~hits[:top].all(axis=1))
-        if missing.size:
-            holes = components - _euler_numbers(u8)
-            needed = missing[holes[missing] > 0]
-            if needed.size:
-                hits |= _sweep(u8, gt, cut, True, int(needed[-1]))[0]
+        return _all_contours(u8, gt, cut)
     # no contour at all (t >= max U): the reference's box [0, 0, 0, 0]
     hits[top:] = _best_iou(0, 0, 0, 0, gt) >= cut
     return hits
