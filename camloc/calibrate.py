@@ -25,11 +25,10 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write_text
-from .boxacc import largest_contour_table
+from .boxacc import largest_contour_table, threshold_levels
 from .errors import CamlocError, UsageError
-from .evaluate import SIZE, check_labels, gt_boxes, protocol_preprocess
+from .evaluate import SIZE, check_labels, gt_boxes, load_batch, protocol_preprocess
 from .extractor import CAMExtractor
-from .imaging import load_image
 from .localize import Standard, to_uint8, upsample
 from .metadata import Sample
 
@@ -105,7 +104,7 @@ def calibrate(
     images = Path(images)
     for start in tqdm(range(0, len(samples), batch_size), disable=not progress, desc="calibrate", unit="batch"):
         chunk = samples[start : start + batch_size]
-        x = torch.stack([pre(load_image(images / s.image_id))[0] for s in chunk]).to(device)
+        x = load_batch(pre, images, chunk, device)
         if start == 0:
             check_labels(extractor, x[:1], samples, cam_class)
         classes = torch.tensor([s.label for s in chunk]) if cam_class == "gt" else None
@@ -113,8 +112,7 @@ def calibrate(
         u8s = to_uint8(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy()
         for s, u8 in zip(chunk, u8s, strict=True):
             gt = gt_boxes(s, "rethinking")
-            levels = np.stack([(thetas * (u8.max() if p >= 100 else np.percentile(u8, p))).astype(np.int64)
-                               for p in pcts])
+            levels = np.stack([threshold_levels(u8, thetas, p) for p in pcts])
             table = largest_contour_table(u8, gt, (50,), levels.ravel(), rethinking=True)[:, 0]
             hits += table[levels]
     grid = 100.0 * hits / len(samples)

@@ -128,14 +128,9 @@ def load_masks(sample: Sample, root: Path) -> tuple[np.ndarray, Optional[np.ndar
     return fg, ignore
 
 
-@dataclass
-class VariantScores:
-    """The accumulators of one variant."""
-
-    fixed: FixedThreshold = field(default_factory=FixedThreshold)
-    v1: Optional[MaxBoxAcc] = None
-    v2: Optional[MaxBoxAcc] = None
-    pxap: Optional[PxAP] = None
+def load_batch(pre: Preprocess, images: Path, chunk: Sequence[Sample], device: torch.device) -> torch.Tensor:
+    """The preprocessed images of a chunk of samples, stacked on ``device``."""
+    return torch.stack([pre(load_image(images / s.image_id))[0] for s in chunk]).to(device)
 
 
 class WsolScorer:
@@ -241,53 +236,52 @@ def evaluate(
     wsol = settings.protocol == "wsolevaluation"
     if not wsol and not has_boxes:
         raise UsageError("the rethinking protocol needs boxes; this split has masks only: use --protocol wsolevaluation")
-    scores = {v: VariantScores() for v in settings.variants}
+    known = settings.cam_class == "gt"
+    fixed = {v: FixedThreshold() for v in settings.variants}  # rethinking: per variant
+    cls_hits = np.zeros(2, np.int64)  # wsolevaluation: Top-1 and Top-5 Cls, the same for every variant
     scorers = {v: WsolScorer(settings, has_boxes, has_masks) for v in settings.variants} if wsol else {}
     num_classes = None
     bar = tqdm(total=len(samples), disable=not progress, unit="img", desc=f"evaluate ({settings.protocol})")
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        x = torch.stack([pre(load_image(images / s.image_id))[0] for s in chunk]).to(device)
+        x = load_batch(pre, images, chunk, device)
         labels = torch.tensor([s.label for s in chunk])
         if num_classes is None:
             num_classes = check_labels(extractor, x[:1], samples, settings.cam_class)
-        outs = extractor.variants(x, classes=labels if settings.cam_class == "gt" else None, nwcs=nwcs)
-        logits = outs[nwcs[0]].logits.cpu()
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        outs = extractor.variants(x, classes=labels if known else None, nwcs=nwcs)
+        top5 = outs[nwcs[0]].logits.cpu().topk(min(5, num_classes), dim=1).indices
+        top1_ok = (top5[:, 0] == labels).tolist()
+        top5_ok = (top5 == labels[:, None]).any(dim=1).tolist()
+        if wsol:
+            cls_hits += (sum(top1_ok), sum(top5_ok))
+            masks_of = [load_masks(s, masks_root) if s.masks else None for s in chunk]
+            normalised = {nwc: minmax(upsample(outs[nwc].maps[:, 0], (SIZE, SIZE))).cpu().numpy() for nwc in nwcs}
         for variant in settings.variants:
-            maps = outs[settings.nwc(variant)].maps[:, 0]
             if wsol:
-                normalised = minmax(upsample(maps, (SIZE, SIZE))).cpu().numpy()
+                maps = normalised[settings.nwc(variant)]
                 for i, s in enumerate(chunk):
-                    m = load_masks(s, masks_root) if s.masks else None
-                    scorers[variant].add(normalised[i], s, settings.sweep_percentile(variant), m)
+                    scorers[variant].add(maps[i], s, settings.sweep_percentile(variant), masks_of[i])
                     if save_maps:
                         atomic_write(Path(save_maps) / variant / f"{s.image_id}.npy",
-                                     lambda fh, m=normalised[i]: np.save(fh, m))
+                                     lambda fh, m=maps[i]: np.save(fh, m))
             else:
-                _, fg = foreground(maps, (SIZE, SIZE), settings.standard(variant))
+                _, fg = foreground(outs[settings.nwc(variant)].maps[:, 0], (SIZE, SIZE), settings.standard(variant))
                 for i, (s, mask) in enumerate(zip(chunk, fg.cpu().numpy(), strict=True)):
                     box, _ = contour_boxes(mask)
                     best = float(iou_matrix([box], gt_boxes(s, "rethinking")).max())
-                    known = settings.cam_class == "gt"
-                    scores[variant].fixed.add(best, bool(top5[i, 0] == s.label) if known else None,
-                                              bool((top5[i] == s.label).any()) if known else None)
-            if wsol and settings.cam_class == "gt":
-                for i, s in enumerate(chunk):
-                    scores[variant].fixed.add(float("nan"), bool(top5[i, 0] == s.label),
-                                              bool((top5[i] == s.label).any()))
+                    fixed[variant].add(best, top1_ok[i] if known else None, top5_ok[i] if known else None)
         bar.update(len(chunk))
     bar.close()
     metrics: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[str, Any]] = {}
     for variant in settings.variants:
-        fixed = scores[variant].fixed.compute()
         if wsol:
-            row = {"top1_cls": fixed["top1_cls"], "top5_cls": fixed["top5_cls"]} if settings.cam_class == "gt" else {}
+            row = {"top1_cls": 100.0 * cls_hits[0] / len(samples), "top5_cls": 100.0 * cls_hits[1] / len(samples)} \
+                if known else {}
             row.update(scorers[variant].compute())
             curves[variant] = scorers[variant].curves()
         else:
-            row = fixed
+            row = fixed[variant].compute()
         metrics[variant] = row
     dataset = {"images": str(images), "n": len(samples), "boxes": has_boxes, "masks": has_masks}
     return EvaluationResult(settings, dataset, metrics, curves)
