@@ -142,11 +142,14 @@ def build(arch: str, pool: str, theta_tap: float, num_classes: int, checkpoint: 
     return model
 
 
-def load_finetuned(path: str | os.PathLike, name: Optional[str] = None) -> CAMHeadModel:
-    """Rebuild a fine-tuned model from its self-describing checkpoint (``weights_only=True``)."""
+def load_finetuned(path: str | os.PathLike, name: Optional[str] = None, loaded: Any = None) -> CAMHeadModel:
+    """Rebuild a fine-tuned model from its self-describing checkpoint (``weights_only=True``).
+
+    ``loaded`` is the file's content when the caller has read it already.
+    """
     from .registry import read_checkpoint
 
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path) if loaded is None else loaded
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a camloc fine-tune checkpoint; make one with camloc finetune")
     model = build(ckpt["arch"], ckpt["pool"], ckpt["theta_tap"], ckpt["num_classes"], pretrained=False)

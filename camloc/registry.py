@@ -212,10 +212,13 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}); check the file") from exc
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike, name: str = "the model") -> nn.Module:
-    """Load a state dict into ``model`` after checking that every key and shape fits."""
+def load_checkpoint(model: nn.Module, path: str | os.PathLike, name: str = "the model", loaded: Any = None) -> nn.Module:
+    """Load a state dict into ``model`` after checking that every key and shape fits.
+
+    ``loaded`` is the file's content when the caller has read it already.
+    """
     path = os.fspath(path)
-    state = _state_dict_of(read_checkpoint(path), path)
+    state = _state_dict_of(read_checkpoint(path) if loaded is None else loaded, path)
     target = model.state_dict()
     missing = [k for k in target if k not in state]
     unexpected = [k for k in state if k not in target]
@@ -252,10 +255,11 @@ def load_model(
     if checkpoint is not None:
         from .finetune import is_finetune_checkpoint, load_finetuned
 
-        if is_finetune_checkpoint(read_checkpoint(checkpoint)):
-            return load_finetuned(checkpoint)
+        loaded = read_checkpoint(checkpoint)
+        if is_finetune_checkpoint(loaded):
+            return load_finetuned(checkpoint, loaded=loaded)
         model = create_model(name, pretrained=False, num_classes=num_classes)
-        return load_checkpoint(model, checkpoint, name).eval()
+        return load_checkpoint(model, checkpoint, name, loaded).eval()
     return create_model(name, pretrained=pretrained, num_classes=num_classes)
 
 
