@@ -6,7 +6,7 @@ weight clamping (NWC) and percentile thresholds (PaS), and boxes in original ima
 
 Example:
     >>> import camloc
-    >>> result = camloc.boxes("efficientnet_lite0", "examples/images/bird.jpg")[0]
+    >>> result = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
     >>> result.label, result.box
 """
 

@@ -20,7 +20,7 @@ from .atomic import atomic_write_text
 from .errors import UsageError
 from .extractor import CAMExtractor, CAMOutput, ClassSpec
 from .imaging import Geometry, ImageInput, Preprocess, load_image, preprocess_for
-from .localize import Standard, boxes_from_maps, foreground
+from .localize import Standard, contour_boxes, foreground
 from .registry import class_names as _class_names
 from .registry import load_model
 
@@ -125,10 +125,13 @@ class Localizer:
         checkpoint: local weights for a model given by name.
         feature_layer, classifier: module names, when automatic discovery should be overridden.
         require_exact: refuse gradient maps of non-affine heads.
+        calibration: a :class:`camloc.calibrate.Calibration` or its JSON file; its theta, percentile
+            and NWC setting replace ``standard`` and ``nwc``.
 
     Example:
         >>> loc = Localizer("efficientnet_lite0")
-        >>> loc.localize(["examples/images/bird.jpg"])[0].box
+        >>> x, geom, name = loc.prepare("examples/images/cat.jpg")
+        >>> loc.localize_batch(x[None], [geom], [name])[0][0].box
     """
 
     def __init__(
@@ -145,7 +148,13 @@ class Localizer:
         feature_layer: Optional[str] = None,
         classifier: Optional[str] = None,
         require_exact: bool = False,
+        calibration: Union[str, os.PathLike, Any, None] = None,
     ) -> None:
+        if calibration is not None:
+            from .calibrate import Calibration
+
+            calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
+            standard, nwc = calib.standard(), calib.nwc
         if isinstance(model, str):
             model = load_model(model, checkpoint=checkpoint)
             if device is not None:
@@ -213,7 +222,7 @@ class Localizer:
         batch, k = dev.classes.shape
         if not (batch == len(geometries) == len(names)):
             raise UsageError(f"batch of {batch} images with {len(geometries)} geometries and {len(names)} names")
-        found = boxes_from_maps(dev.maps.flatten(0, 1), (0, 0), self.standard, self.all_regions, masks=dev.masks)
+        found = [contour_boxes(mask, self.all_regions) for mask in dev.masks.to(torch.uint8).numpy()]
         labels = _class_names(self.model, dev.num_classes)
         results = []
         for i in range(batch):
@@ -328,19 +337,13 @@ def boxes(
         One :class:`Localization` per image, or with ``topk`` / 2-D ``classes`` a list per image.
 
     Example:
-        >>> r = camloc.boxes("efficientnet_lite0", "examples/images/bird.jpg")[0]
+        >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
         >>> r.label, r.box
     """
     items = _as_list(images)
     cls = _split_classes(classes, len(items))
-    rule = make_standard(standard, theta, percentile)
-    if calibration is not None:
-        from .calibrate import Calibration
-
-        calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
-        rule, nwc = calib.standard(), calib.nwc
-    loc = Localizer(model, nwc=nwc, standard=rule, all_regions=all_regions,
-                    resize=resize, preprocess=preprocess, **kwargs)
+    loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
+                    resize=resize, preprocess=preprocess, calibration=calibration, **kwargs)
     nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
     results: list = []
     for x, geoms, names, sl in loc.batches(items, batch_size):

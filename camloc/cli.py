@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from .errors import CamlocError
-from .registry import DEFAULT_MODEL
+from .registry import DEFAULT_MODEL, default_device
 
 
 def _fail_usage(exc: Exception) -> "click.exceptions.Exit":
@@ -89,14 +89,9 @@ def localize(images, model_name, checkpoint, num_classes, class_index, topk, nwc
             if device is None and torch.cuda.is_available():
                 device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
         model = load_model(model_name, checkpoint=checkpoint, num_classes=num_classes)
-        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        rule = make_standard(standard, theta, percentile)
-        if calibration:
-            from .calibrate import Calibration
-
-            calib = Calibration.load(calibration)
-            rule, nwc = calib.standard(), calib.nwc
-        loc = Localizer(model, nwc=nwc, standard=rule, all_regions=all_regions, resize=resize)
+        model = model.to(default_device(device))
+        loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
+                        resize=resize, calibration=calibration)
     except (CamlocError, ValueError) as exc:
         raise _fail_usage(exc) from None
 
@@ -251,7 +246,6 @@ def _print_table(result) -> None:
 def evaluate(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, cam_class, interval,
              batch_size, device, limit, save_maps, plots, calibration, as_json, quiet) -> None:
     """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass."""
-    import torch
 
     from .evaluate import Settings, evaluate as run_evaluation
     from .metadata import read_dataset
@@ -271,7 +265,7 @@ def evaluate(metadata, images, masks_root, model_name, checkpoint, num_classes, 
         settings = Settings(protocol=protocol, variants=names, cam_class=cam_class, interval=interval, calibration=calib)
         samples = read_dataset(metadata)[:limit] if limit else read_dataset(metadata)
         model = load_model(model_name, checkpoint=checkpoint, num_classes=num_classes)
-        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = model.to(default_device(device))
         result = run_evaluation(model, samples, images or metadata, settings, masks=masks_root,
                                 batch_size=batch_size, save_maps=save_maps, progress=not quiet)
     except CamlocError as exc:
@@ -331,7 +325,6 @@ def score(metadata, scoremaps, masks_root, interval, as_json, quiet) -> None:
 def calibrate(metadata, images, model_name, checkpoint, num_classes, nwc, cam_class, percentiles, batch_size, device,
               out, quiet) -> None:
     """Pick theta and the percentile that maximise GT-known Loc on a labelled split, and save them."""
-    import torch
 
     from .calibrate import calibrate as run_calibration
     from .metadata import read_dataset
@@ -340,7 +333,7 @@ def calibrate(metadata, images, model_name, checkpoint, num_classes, nwc, cam_cl
     try:
         pcts = [float(p) for p in percentiles.split(",") if p.strip()]
         model = load_model(model_name, checkpoint=checkpoint, num_classes=num_classes)
-        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = model.to(default_device(device))
         best, _ = run_calibration(model, read_dataset(metadata), images or metadata, nwc=nwc, cam_class=cam_class,
                                   percentiles=pcts, batch_size=batch_size, model_name=model_name,
                                   metadata=str(metadata), progress=not quiet)

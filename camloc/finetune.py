@@ -33,6 +33,7 @@ from .atomic import atomic_write
 from .errors import CheckpointError, UsageError
 from .imaging import Preprocess, load_image, preprocess_for
 from .metadata import Sample, read_dataset
+from .registry import default_device
 from .tap import CAMHeadModel, retrofit
 
 FORMAT = "camloc-finetune-1"
@@ -193,7 +194,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], No
     if not 0.0 <= cfg.backbone_lr_scale <= 1.0:
         raise UsageError("backbone_lr_scale must be in [0, 1]")
     torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(default_device(cfg.device))
     cuda = device.type == "cuda"
     if cfg.amp and not cuda:
         log("note: --amp applies on CUDA only; training in float32 on the CPU")

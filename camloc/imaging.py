@@ -81,7 +81,7 @@ def load_image(source: ImageInput, *, max_pixels: int | None = MAX_PIXELS) -> Im
     [0, 1]). Anything unusable raises :class:`ImageError` with one line naming the file and the fix.
 
     Example:
-        >>> load_image("examples/images/bird.jpg").mode
+        >>> load_image("examples/images/cat.jpg").mode
         'RGB'
     """
     if isinstance(source, Image.Image):
@@ -208,7 +208,7 @@ class Preprocess:
 
     Example:
         >>> pre = Preprocess(input_size=(224, 224), mode="crop", resize_size=256)
-        >>> x, geom = pre(load_image("examples/images/bird.jpg"))
+        >>> x, geom = pre(load_image("examples/images/cat.jpg"))
     """
 
     input_size: tuple[int, int] = (224, 224)

@@ -16,8 +16,6 @@ Steps 1-4 run batched on the maps' device; only the contour search runs on the C
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
 import cv2
 import numpy as np
 import torch
@@ -144,11 +142,7 @@ def _rect(contour: np.ndarray) -> Box:
 
 
 def boxes_from_maps(
-    maps: torch.Tensor,
-    size: tuple[int, int],
-    standard: Standard,
-    all_regions: bool = False,
-    masks: Optional[torch.Tensor] = None,
+    maps: torch.Tensor, size: tuple[int, int], standard: Standard, all_regions: bool = False
 ) -> list[tuple[Box, list[Box]]]:
     """Boxes (on the H x W network input) for a batch of raw N x h x w maps.
 
@@ -157,9 +151,6 @@ def boxes_from_maps(
         size: ``(H, W)`` of the network input.
         standard: threshold rule (max or PaS).
         all_regions: also return every region's box.
-        masks: precomputed foreground masks (N x H x W), skipping steps 1-4.
     """
-    if masks is None:
-        _, masks = foreground(maps, size, standard)
-    masks_np = masks.to("cpu", torch.uint8).numpy()
-    return [contour_boxes(mk, all_regions) for mk in masks_np]
+    _, masks = foreground(maps, size, standard)
+    return [contour_boxes(mk, all_regions) for mk in masks.to("cpu", torch.uint8).numpy()]

@@ -143,6 +143,11 @@ def _torchvision_preprocess(arch: str) -> Preprocess:
     )
 
 
+def default_device(device: Optional[str] = None) -> str:
+    """The device asked for, else ``cuda`` where a GPU is present, else ``cpu``."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _network_failure(name: str, exc: BaseException) -> ModelError:
     reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return ModelError(
