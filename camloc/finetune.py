@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -238,8 +239,6 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], No
             num_workers=cfg.workers, drop_last=len(items) > cfg.batch_size, pin_memory=cuda,
             persistent_workers=cfg.workers > 0)
     for epoch in range(start_epoch, cfg.epochs):
-        import time
-
         t0, seen, total_loss = time.perf_counter(), 0, 0.0
         if frozen:
             model.eval()
