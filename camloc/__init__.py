@@ -2,7 +2,14 @@
 
 Implements "Rethinking Class Activation Mapping for Weakly Supervised Object Localization"
 (Bae, Noh, Kim, ECCV 2020): class activation maps from any timm / torchvision CNN with negative
-weight clamping (NWC) and percentile thresholds (PaS), and boxes in original image pixels.
+weight clamping (NWC) and percentile thresholds (PaS), TAP heads, and boxes in original pixels.
+
+The package is laid out by job (see "How the code is laid out" in the README): ``camloc.data``
+(images, datasets), ``camloc.cam`` (hooks, head analysis, maps, boxes), ``camloc.models``
+(layers, retrofit, checkpoints, names), ``camloc.eval`` (protocols, metrics, calibration),
+``camloc.train`` (fine-tuning), then ``camloc.api`` / ``pipeline`` / ``render`` /
+``distributed`` and ``camloc.cli`` on top. Every public name is importable from here; each is
+loaded on first use, so ``import camloc`` itself loads neither torch nor OpenCV, numba or matplotlib.
 
 Example:
     >>> import camloc
@@ -10,64 +17,56 @@ Example:
     >>> result.label, result.box
 """
 
-from .api import Localization, Localizer, boxes, cams, make_standard
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .defaults import DEFAULT_MODEL
 from .errors import CamlocError, CheckpointError, ImageError, ModelError, UsageError
-from .extractor import CAMExtractor, CAMOutput, analyze, resolve_classes
-from .heads import HeadSpec
-from .imaging import Geometry, Preprocess, load_image, preprocess_for
-from .localize import Standard, boxes_from_maps, contour_boxes
-from .registry import DEFAULT_MODEL, list_models, load_checkpoint, load_model
 
 __version__ = "0.1.0"
 
-# Evaluation, calibration and fine-tuning pull in numba and matplotlib: imported on first use.
-# (Functions named like their modules get distinct public names, so the submodule never shadows them.)
+#: public name -> (module, attribute), imported on first use.
 _LAZY = {
-    "evaluate_split": ("evaluate", "evaluate"), "Settings": ("evaluate", "Settings"),
-    "EvaluationResult": ("evaluate", "EvaluationResult"), "score_maps": ("evaluate", "score_maps"),
-    "calibrate_split": ("calibrate", "calibrate"), "Calibration": ("calibrate", "Calibration"),
-    "finetune_model": ("finetune", "finetune"), "FinetuneConfig": ("finetune", "FinetuneConfig"),
-    "load_finetuned": ("finetune", "load_finetuned"),
-    "retrofit": ("tap", "retrofit"), "ThresholdedAvgPool2d": ("tap", "ThresholdedAvgPool2d"),
-    "CAMHeadModel": ("tap", "CAMHeadModel"),
-    "read_dataset": ("metadata", "read_dataset"), "Sample": ("metadata", "Sample"),
+    # the notebook API
+    "boxes": ("api", "boxes"), "cams": ("api", "cams"), "Localizer": ("api", "Localizer"),
+    "Localization": ("api", "Localization"),
+    # maps and boxes
+    "CAMExtractor": ("cam.extractor", "CAMExtractor"), "CAMOutput": ("cam.extractor", "CAMOutput"),
+    "resolve_classes": ("cam.extractor", "resolve_classes"), "analyze": ("cam.analysis", "analyze"),
+    "HeadSpec": ("cam.heads", "HeadSpec"), "Standard": ("cam.boxes", "Standard"),
+    "make_standard": ("cam.boxes", "make_standard"), "boxes_from_maps": ("cam.boxes", "boxes_from_maps"),
+    "contour_boxes": ("cam.boxes", "contour_boxes"),
+    # images and datasets
+    "Geometry": ("data.imaging", "Geometry"), "Preprocess": ("data.imaging", "Preprocess"),
+    "load_image": ("data.imaging", "load_image"), "read_dataset": ("data.metadata", "read_dataset"),
+    "Sample": ("data.metadata", "Sample"), "ImageDataset": ("data.dataset", "ImageDataset"),
+    # models
+    "list_models": ("models.registry", "list_models"), "load_model": ("models.registry", "load_model"),
+    "load_checkpoint": ("models.checkpoints", "load_checkpoint"), "load_finetuned": ("models.registry", "load_finetuned"), "ModelConfig": ("models.config", "ModelConfig"),
+    "model_config": ("models.config", "model_config"), "preprocess_for": ("models.config", "preprocess_for"),
+    "retrofit": ("models.retrofit", "retrofit"), "CAMHeadModel": ("models.retrofit", "CAMHeadModel"),
+    "ThresholdedAvgPool2d": ("models.layers.pooling", "ThresholdedAvgPool2d"),
+    # evaluation and training (numba, OpenCV, matplotlib)
+    "evaluate_split": ("eval.evaluate", "evaluate"), "score_maps": ("eval.evaluate", "score_maps"),
+    "EvaluationResult": ("eval.evaluate", "EvaluationResult"), "Settings": ("eval.protocols", "Settings"),
+    "calibrate_split": ("eval.calibrate", "calibrate"), "Calibration": ("eval.calibrate", "Calibration"),
+    "finetune_model": ("train.finetune", "finetune"), "FinetuneConfig": ("train.finetune", "FinetuneConfig"),
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f".{module}", __name__), attr)
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'camloc' has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY) + [
-    "CAMExtractor",
-    "CAMOutput",
-    "CamlocError",
-    "CheckpointError",
-    "DEFAULT_MODEL",
-    "Geometry",
-    "HeadSpec",
-    "ImageError",
-    "Localization",
-    "Localizer",
-    "ModelError",
-    "Preprocess",
-    "Standard",
-    "UsageError",
-    "analyze",
-    "boxes",
-    "boxes_from_maps",
-    "cams",
-    "contour_boxes",
-    "list_models",
-    "load_checkpoint",
-    "load_image",
-    "load_model",
-    "make_standard",
-    "preprocess_for",
-    "resolve_classes",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = sorted(_LAZY) + ["CamlocError", "CheckpointError", "DEFAULT_MODEL", "ImageError", "ModelError", "UsageError"]

@@ -17,12 +17,14 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write_text
+from .cam.boxes import Standard, contour_boxes, foreground, make_standard
+from .cam.extractor import CAMExtractor, CAMOutput, ClassSpec
+from .data.imaging import Geometry, ImageInput, Preprocess, load_image
+from .device import device_of
 from .errors import UsageError
-from .extractor import CAMExtractor, CAMOutput, ClassSpec
-from .imaging import Geometry, ImageInput, Preprocess, load_image, preprocess_for
-from .localize import Standard, contour_boxes, foreground
-from .registry import class_names as _class_names
-from .registry import load_model
+from .models.config import class_names as _class_names
+from .models.config import preprocess_for
+from .models.registry import load_model
 
 Images = Union[ImageInput, torch.Tensor, Sequence[Union[ImageInput, torch.Tensor]]]
 BoxF = tuple[float, float, float, float]
@@ -93,23 +95,6 @@ class DeviceOutput:
     num_classes: int
 
 
-def make_standard(standard: str = "percentile", theta: Optional[float] = None, percentile: float = 90.0) -> Standard:
-    """The threshold rule by name: ``percentile`` (PaS, theta 0.35 by default) or ``max`` (theta 0.2)."""
-    if standard == "percentile":
-        return Standard(0.35 if theta is None else theta, percentile)
-    if standard == "max":
-        return Standard(0.2 if theta is None else theta, 100.0)
-    raise UsageError(f"standard must be 'percentile' or 'max', not {standard!r}")
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
 class Localizer:
     """A model with its preprocessing and localization settings.
 
@@ -125,7 +110,7 @@ class Localizer:
         checkpoint: local weights for a model given by name.
         feature_layer, classifier: module names, when automatic discovery should be overridden.
         require_exact: refuse gradient maps of non-affine heads.
-        calibration: a :class:`camloc.calibrate.Calibration` or its JSON file; its theta, percentile
+        calibration: a :class:`camloc.eval.calibrate.Calibration` or its JSON file; its theta, percentile
             and NWC setting replace ``standard`` and ``nwc``.
 
     Example:
@@ -151,7 +136,7 @@ class Localizer:
         calibration: Union[str, os.PathLike, Any, None] = None,
     ) -> None:
         if calibration is not None:
-            from .calibrate import Calibration
+            from .eval.calibrate import Calibration
 
             calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
             standard, nwc = calib.standard(), calib.nwc
@@ -164,7 +149,7 @@ class Localizer:
         if resize not in (None, "full", "crop"):
             raise UsageError(f"resize must be 'full' or 'crop', not {resize!r}")
         self.model = model
-        self.device = _device_of(model)
+        self.device = device_of(model)
         self.extractor = CAMExtractor(model, feature_layer, classifier)
         self.nwc = nwc
         self.standard = standard or Standard.pas()
@@ -329,7 +314,7 @@ def boxes(
         resize: ``"full"`` (squash to the input size) or ``"crop"`` (resize + center crop).
         preprocess: an explicit :class:`Preprocess`.
         batch_size: images per forward pass.
-        calibration: a :class:`camloc.calibrate.Calibration` or its JSON file; its theta, percentile
+        calibration: a :class:`camloc.eval.calibrate.Calibration` or its JSON file; its theta, percentile
             and NWC setting replace ``standard``, ``theta``, ``percentile`` and ``nwc``.
         **kwargs: passed to :class:`Localizer` (``device``, ``checkpoint``, ``feature_layer``, ...).
 

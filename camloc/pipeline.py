@@ -1,7 +1,7 @@
 """`camloc localize` over many images: inputs, decoding workers, streaming outputs, resume, shards.
 
 * Inputs: files, folders (recursive, by image extension, sorted) and ``@list.txt`` files of paths.
-* Images are decoded (robustly, :func:`camloc.imaging.load_image`) and preprocessed in DataLoader
+* Images are decoded (robustly, :func:`camloc.data.imaging.load_image`) and preprocessed in DataLoader
   worker processes; a file that fails becomes an error entry and the run goes on.
 * The device stage of batch i+1 (forward, maps, thresholds) runs while a thread finishes batch i
   (contours, boxes, writing), so on a GPU the CPU work hides behind the model.
@@ -29,86 +29,11 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write_bytes
-from .errors import ImageError, UsageError
-from .imaging import Geometry, Preprocess, load_image
+from .data.dataset import Batch, ImageDataset
+from .errors import UsageError
+from .render import overlay
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 JOURNAL = "results.jsonl"
-
-
-def expand_inputs(items: Iterable[str]) -> list[str]:
-    """Files as given, folders walked recursively (image extensions, sorted), ``@list.txt`` read line by line.
-
-    Missing paths are kept: they become error entries like any unreadable file.
-    """
-    out: list[str] = []
-    for item in items:
-        if item.startswith("@"):
-            listing = Path(item[1:])
-            if not listing.is_file():
-                raise UsageError(f"{listing}: no such list file")
-            with open(listing, encoding="utf-8") as fh:
-                out.extend(line.strip() for line in fh if line.strip() and not line.startswith("#"))
-        elif os.path.isdir(item):
-            found = [os.path.join(root, f) for root, _, files in os.walk(item) for f in files
-                     if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
-            out.extend(sorted(found))
-        else:
-            out.append(item)
-    return out
-
-
-class DecodedImages(torch.utils.data.Dataset):
-    """Decode + preprocess in workers; failures come back as error strings, never exceptions."""
-
-    def __init__(self, paths: list[str], indices: list[int], preprocess: Preprocess) -> None:
-        self.paths, self.indices, self.preprocess = paths, indices, preprocess
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int):
-        index = self.indices[i]
-        try:
-            x, geom = self.preprocess(load_image(self.paths[index]))
-            return index, x, geom, None
-        except ImageError as exc:
-            return index, None, None, exc.reason
-        except Exception as exc:  # noqa: BLE001 - a worker must never die on one file
-            return index, None, None, f"{type(exc).__name__}: {exc}"
-
-
-def _collate(batch):
-    return batch
-
-
-def overlay(image_path: str, result, alpha: float = 0.5) -> np.ndarray:
-    """The photo with the heat map blended over it, every box drawn and the label written (BGR)."""
-    import cv2
-
-    from .localize import minmax
-
-    photo = np.asarray(load_image(image_path))[:, :, ::-1].copy()
-    h, w = photo.shape[:2]
-    cam = minmax(result.cam[None].float())[0].numpy().astype(np.float32)
-    g = result.geometry or Geometry.identity(w, h)
-    cam = cv2.resize(cam, (g.input_width, g.input_height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    # the map covers the network input only: place it where that input came from in the photo
-    to_photo = np.float32([[1 / g.sx, 0, g.left / g.sx], [0, 1 / g.sy, g.top / g.sy]])
-    heat = cv2.applyColorMap(np.uint8(255 * cv2.warpAffine(cam, to_photo, (w, h), flags=cv2.INTER_LINEAR)),
-                             cv2.COLORMAP_JET)
-    covered = cv2.warpAffine(np.ones_like(cam), to_photo, (w, h), flags=cv2.INTER_NEAREST)[..., None] > 0
-    out = np.where(covered, cv2.addWeighted(photo, 1 - alpha, heat, alpha, 0), photo)
-    thick = max(2, round(min(h, w) / 200))
-    for box in result.boxes:
-        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (255, 255, 255), thick + 1)
-        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (0, 200, 0), thick)
-    text = f"{result.label} {result.score:.2f}"
-    scale = max(0.5, min(h, w) / 500)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
-    cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return out
 
 
 def artifact_name(path: str) -> str:
@@ -152,38 +77,35 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     out = Path(opts.out) if opts.out else None
     skip = done_images(out) if (out and opts.resume) else set()
     indices = [i for i in range(rank, len(paths), world) if paths[i] not in skip]
-    data = DecodedImages(paths, indices, localizer.preprocess)
+    data = ImageDataset([paths[i] for i in indices], localizer.preprocess, errors="return")
     loader = torch.utils.data.DataLoader(data, batch_size=opts.batch_size, num_workers=opts.workers,
-                                         collate_fn=_collate, persistent_workers=False)
+                                         collate_fn=ImageDataset.collate, persistent_workers=False)
     bar = tqdm(total=len(indices), disable=not opts.progress or len(indices) <= 8, unit="img", file=sys.stderr,
                desc="localize" if world == 1 else f"localize (rank {rank})")
     failures = results = 0
     pending = None
 
-    def finish(batch, dev):
+    def finish(batch: Batch, dev) -> None:
         nonlocal failures, results
-        good = [b for b in batch if b[3] is None]
-        done = iter(localizer.finish(dev, [b[2] for b in good], [paths[b[0]] for b in good]) if good else [])
-        for index, _, _, error in batch:
-            path = paths[index]
-            if error is not None:
+        names = [paths[indices[it.index]] for it in batch.good]
+        done = iter(localizer.finish(dev, [it.geometry for it in batch.good], names) if batch.good else [])
+        for item in batch.items:
+            path = paths[indices[item.index]]
+            if item.error is not None:
                 failures += 1
-                print(f"camloc: error: {path}: {error}", file=sys.stderr)
-                emit({"image": path, "error": error})
+                print(f"camloc: error: {path}: {item.error}", file=sys.stderr)
+                emit({"image": path, "error": item.error})
                 continue
             for r in next(done):
                 if out is not None:
                     _write_artifacts(out, path, r, opts)
                 results += 1
                 emit(r.to_dict())
-        bar.update(len(batch))
+        bar.update(len(batch.items))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camloc-finish") as pool:
         for batch in loader:
-            good = [b for b in batch if b[3] is None]
-            dev = None
-            if good:
-                dev = localizer.device_stage(torch.stack([b[1] for b in good]), opts.classes, opts.topk)
+            dev = localizer.device_stage(batch.images, opts.classes, opts.topk) if batch.good else None
             if pending is not None:
                 pending.result()  # keep output in input order, surface errors
             pending = pool.submit(finish, batch, dev)
@@ -318,11 +240,3 @@ def in_order(paths: list[str], journals: list[Path]) -> Iterator[dict]:
             yield from results[p].values()
         elif p in errors:
             yield errors[p]
-
-
-def distributed_context() -> tuple[int, int, Optional[str]]:
-    """``(rank, world_size, backend)`` when started by torchrun, else ``(0, 1, None)``."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, None
-    return int(os.environ.get("RANK", "0")), world, "nccl" if torch.cuda.is_available() else "gloo"

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def save_plots(result, folder: str | os.PathLike) -> list[Path]:
-    """Write PNGs for an :class:`~camloc.evaluate.EvaluationResult`; returns their paths.
+    """Write PNGs for an :class:`~camloc.eval.evaluate.EvaluationResult`; returns their paths.
 
     ``maxboxacc.png``: one line per variant and IoU threshold (wsolevaluation); ``pxap.png``: one
     precision-recall curve per variant (mask datasets). The rethinking protocol has one fixed
@@ -66,7 +66,7 @@ def save_plots(result, folder: str | os.PathLike) -> list[Path]:
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from .atomic import atomic_write
+    from ..atomic import atomic_write
 
     fig.tight_layout()
     atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))

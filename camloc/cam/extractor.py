@@ -2,7 +2,7 @@
 
 :class:`CAMExtractor` finds, by itself, the last spatial feature map of a model (the last module
 whose output is B x C x H x W with H W > 1, pooling layers excluded) and the classifier that turns
-it into logits, then works out what happens between them (:mod:`camloc.heads`). It does this once,
+it into logits, then works out what happens between them (:mod:`camloc.cam.analysis`). It does this once,
 on the first batch, with forward hooks on every module that are removed before it returns; each
 later batch needs only two hooks and is checked against the analysis, so a model changed in the
 meantime is analysed again rather than mapped wrongly.
@@ -22,29 +22,18 @@ import contextlib
 import difflib
 import weakref
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
 
+from ..errors import ModelError, UsageError
 from . import heads
-from .errors import ModelError, UsageError
+from .analysis import analyze, as_logits
 from .heads import HeadSpec
+from .hooks import eval_mode, forward_hooks
 
 ClassSpec = Union[None, int, Sequence[int], Sequence[Sequence[int]], torch.Tensor]
-
-_POOL_TYPES: tuple[type, ...] = (
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-    nn.AvgPool2d,
-    nn.MaxPool2d,
-)
-try:  # timm's selectable pool and its flatten
-    from timm.layers import SelectAdaptivePool2d
-
-    _POOL_TYPES = _POOL_TYPES + (SelectAdaptivePool2d,)
-except ImportError:  # pragma: no cover - timm is a dependency
-    pass
 
 _SPECS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, HeadSpec]]" = weakref.WeakKeyDictionary()
 
@@ -78,48 +67,6 @@ def _named(model: nn.Module, name: str, what: str) -> nn.Module:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelError(f"the model has no module named {name!r} for the {what}{hint}")
     return modules[name]
-
-
-def _as_logits(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        logits = out
-    elif hasattr(out, "logits") and isinstance(out.logits, torch.Tensor):
-        logits = out.logits
-    elif isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        logits = out[0]
-    else:
-        raise ModelError(f"the model returned {type(out).__name__}, not a logits tensor")
-    if logits.ndim != 2:
-        raise ModelError(f"the model returned a tensor of shape {tuple(logits.shape)}, not B x classes logits")
-    return logits
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every module in eval mode and restore each one's own training flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    if not any(flag for _, flag in flags):  # already in eval mode: nothing to change or restore
-        yield
-        return
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
-@contextlib.contextmanager
-def forward_hooks(pairs: Sequence[tuple[nn.Module, Any]]) -> Iterator[None]:
-    """Attach forward hooks for the duration of a block; they are removed even on error."""
-    handles = []
-    try:
-        for module, fn in pairs:
-            handles.append(module.register_forward_hook(fn))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: Optional[int]) -> torch.Tensor:
@@ -286,7 +233,7 @@ class CAMExtractor:
 
         no_grad = contextlib.nullcontext() if torch.is_inference_mode_enabled() else torch.no_grad()
         with no_grad, forward_hooks([(modules[spec.feature_layer], keep_output), (modules[spec.classifier], keep_input)]):
-            logits = _as_logits(self.model(x))
+            logits = as_logits(self.model(x))
         if "feats" not in captured or "cls_in" not in captured:
             return None
         feats, cls_in = captured["feats"], captured["cls_in"].flatten(1)
@@ -325,7 +272,7 @@ class CAMExtractor:
         try:
             torch.set_grad_enabled(False)
             with forward_hooks([(layer, substitute)]):
-                logits = _as_logits(self.model(x))
+                logits = as_logits(self.model(x))
             if "leaf" not in captured:
                 raise ModelError(f"the feature layer {spec.feature_layer!r} did not run in the forward pass")
             leaf = captured["leaf"]
@@ -351,108 +298,3 @@ def _not_exact_message(model: nn.Module) -> str:
         "after pooling), so no exact CAM exists; drop require_exact to get a gradient map (exact=False), "
         "or retrofit a CAM-compatible TAP head (camloc finetune --pool tap) to make it exact"
     )
-
-
-def _is_spatial(out: Any) -> bool:
-    return isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[2] * out.shape[3] > 1
-
-
-def analyze(
-    model: nn.Module, x: torch.Tensor, feature_layer: Optional[str] = None, classifier: Optional[str] = None
-) -> HeadSpec:
-    """Find the feature map and classifier of ``model`` and how the head joins them.
-
-    One forward pass of ``x`` with a hook on every module records, in completion order, each
-    module's output (and inputs). The feature layer is the last module with a spatial 4-D output
-    that is not a pooling layer; the classifier is the last Linear / 1x1 Conv whose output is the
-    logits. The classifier's input is then compared with each pooled form of the feature map
-    (:mod:`camloc.heads`); the first that matches makes the head exact, otherwise it is
-    ``"gradient"``.
-
-    Raises:
-        ModelError: when the model has no spatial feature map (a ViT, say).
-    """
-    records: list[tuple[str, nn.Module, Any, Any]] = []
-    # A copy of the latest candidate feature map, taken when it is produced: the head may change
-    # the tensor in place afterwards (torchvision's DenseNet applies ReLU in place).
-    candidate: dict[str, Any] = {}
-
-    def recorder(name):
-        def hook(module, args, out):
-            records.append((name, module, args[0] if args else None, out))
-            wanted = name == feature_layer if feature_layer else not isinstance(module, _POOL_TYPES)
-            if wanted and _is_spatial(out):
-                candidate.update(index=len(records) - 1, copy=out.detach().clone())
-
-        return hook
-
-    pairs = [(m, recorder(n)) for n, m in model.named_modules() if n]
-    with eval_mode(model), torch.no_grad(), forward_hooks(pairs):
-        logits = _as_logits(model(x))
-
-    if feature_layer is None:
-        spatial = [i for i, (_, m, _, out) in enumerate(records) if _is_spatial(out) and not isinstance(m, _POOL_TYPES)]
-        if not spatial:
-            shapes = sorted({tuple(out.shape[1:]) for _, _, _, out in records if isinstance(out, torch.Tensor)}, key=len)
-            raise ModelError(
-                f"{type(model).__name__} has no spatial feature map (no module returns B x C x H x W with H*W > 1; "
-                f"output shapes seen include {shapes[-3:]}): CAM needs a convolutional feature map, "
-                "so use a CNN or name a 4-D feature layer with feature_layer="
-            )
-        f_pos = spatial[-1]
-        tokens = [n for n, _, _, out in records[f_pos + 1 :] if isinstance(out, torch.Tensor) and out.ndim == 3]
-        if tokens:
-            raise ModelError(
-                f"{type(model).__name__} has no spatial feature map at its end: its last B x C x H x W output "
-                f"({records[f_pos][0]}) is followed by token sequences ({tokens[0]}), as in a vision transformer; "
-                "CAM needs a CNN, or name a 4-D feature layer with feature_layer="
-            )
-    else:
-        found = [i for i, (n, _, _, out) in enumerate(records) if n == feature_layer]
-        if not found or not _is_spatial(records[found[-1]][3]):
-            raise ModelError(f"module {feature_layer!r} does not return a spatial B x C x H x W feature map")
-        f_pos = found[-1]
-    f_name = records[f_pos][0]
-    feats = candidate["copy"] if candidate.get("index") == f_pos else records[f_pos][3]
-    head_records = records[f_pos + 1 :]
-    batch, channels = feats.shape[:2]
-
-    gradient = HeadSpec(f_name, None, "gradient")
-    if classifier is None:
-        cands = [
-            r for r in head_records
-            if heads.linear_params(r[1]) is not None and isinstance(r[3], torch.Tensor)
-            and r[3].numel() == logits.numel() and torch.equal(r[3].reshape(logits.shape), logits)
-        ]
-        if not cands:
-            return gradient
-        c_name, c_mod, c_in, _ = cands[-1]
-    else:
-        cands = [r for r in head_records if r[0] == classifier]
-        if not cands or heads.linear_params(cands[-1][1]) is None:
-            return gradient
-        c_name, c_mod, c_in, _ = cands[-1]
-    cls_in = c_in.flatten(1).float()
-    from .tap import ThresholdedAvgPool2d  # a TAP layer between feature map and classifier
-
-    for _, t_mod, _, t_out in head_records:
-        if isinstance(t_mod, ThresholdedAvgPool2d) and isinstance(t_out, torch.Tensor):
-            for relu in (False, True):
-                fmap = heads.features_for(HeadSpec(f_name, c_name, "avg", relu), feats)
-                if heads.close(cls_in, heads.pooled(heads.TAP, fmap, t_mod.theta)):
-                    return HeadSpec(f_name, c_name, heads.TAP, relu, None, t_mod.theta)
-    for relu in (False, True):
-        spec_fmap = heads.features_for(HeadSpec(f_name, c_name, "avg", relu), feats)
-        for pool in heads.POOL_KINDS:
-            if heads.close(cls_in, heads.pooled(pool, spec_fmap)):
-                return HeadSpec(f_name, c_name, pool, relu)
-        avg = spec_fmap.mean(dim=(2, 3))
-        for n_name, n_mod, n_in, _ in head_records:
-            if (
-                heads.foldable(n_mod, channels)
-                and isinstance(n_in, torch.Tensor) and n_in.numel() == avg.numel()
-                and heads.close(n_in.reshape(batch, -1).float(), avg)
-                and heads.close(cls_in, heads.apply_norm(n_mod, avg))
-            ):
-                return HeadSpec(f_name, c_name, "avg", relu, n_name)
-    return gradient

@@ -16,10 +16,14 @@ Steps 1-4 run batched on the maps' device; only the contour search runs on the C
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..errors import UsageError
 
 Box = tuple[int, int, int, int]
 
@@ -55,6 +59,20 @@ class Standard:
     @classmethod
     def max(cls, theta: float = 0.2) -> "Standard":
         return cls(theta, 100.0)
+
+
+def make_standard(standard: str = "percentile", theta: Optional[float] = None, percentile: float = 90.0) -> Standard:
+    """The threshold rule by name: ``percentile`` (PaS, theta 0.35 by default) or ``max`` (theta 0.2).
+
+    Example:
+        >>> make_standard("max")
+        Standard(theta=0.2, percentile=100.0)
+    """
+    if standard == "percentile":
+        return Standard(0.35 if theta is None else theta, percentile)
+    if standard == "max":
+        return Standard(0.2 if theta is None else theta, 100.0)
+    raise UsageError(f"standard must be 'percentile' or 'max', not {standard!r}")
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -97,13 +115,16 @@ def percentile_u8(u8: torch.Tensor, percentile: float) -> torch.Tensor:
     return torch.lerp(levels[:, 0], levels[:, 1], pos - lo)
 
 
+def standard_values(u8: torch.Tensor, percentile: float) -> torch.Tensor:
+    """``percentile_i(U)`` of each N x H x W uint8 map in float64; ``i >= 100`` is the max."""
+    if percentile >= 100.0:
+        return u8.flatten(1).amax(dim=1).double()
+    return percentile_u8(u8, percentile)
+
+
 def thresholds(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
     """``int(theta * percentile_i(U))`` for each N x H x W uint8 map, as an N-vector of int64."""
-    if standard.percentile >= 100.0:
-        pct = u8.flatten(1).amax(dim=1).double()
-    else:
-        pct = percentile_u8(u8, standard.percentile)
-    return torch.floor(standard.theta * pct).long()
+    return torch.floor(standard.theta * standard_values(u8, standard.percentile)).long()
 
 
 def foreground(maps: torch.Tensor, size: tuple[int, int], standard: Standard) -> tuple[torch.Tensor, torch.Tensor]:

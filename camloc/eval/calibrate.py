@@ -24,13 +24,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write_text
+from ..atomic import atomic_write_text
+from ..cam.boxes import Standard, to_uint8, upsample
+from ..cam.extractor import CAMExtractor
+from ..data.metadata import Sample
+from ..data.transforms import SIZE
+from ..device import device_of
+from ..errors import CamlocError, UsageError
 from .boxacc import largest_contour_table, threshold_levels
-from .errors import CamlocError, UsageError
-from .evaluate import SIZE, check_labels, gt_boxes, load_batch, protocol_preprocess
-from .extractor import CAMExtractor
-from .localize import Standard, to_uint8, upsample
-from .metadata import Sample
+from .evaluate import check_labels, sample_batches
+from .protocols import check_cam_class, gt_boxes, protocol_preprocess
 
 DEFAULT_PERCENTILES = (50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 95.0, 100.0)
 
@@ -93,22 +96,19 @@ def calibrate(
 
     if not any(s.boxes for s in samples):
         raise UsageError("calibration needs a split with boxes")
-    if cam_class not in ("gt", "top1"):
-        raise UsageError("cam_class must be 'gt' or 'top1'")
+    check_cam_class(cam_class)
     thetas = np.round(np.arange(0.05, 1.0, 0.01), 2) if thetas is None else np.asarray(thetas, np.float64)
     pcts = [float(p) for p in percentiles]
     pre = protocol_preprocess("rethinking", model)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     extractor = CAMExtractor(model)
     hits = np.zeros((len(pcts), len(thetas)), np.int64)
-    images = Path(images)
-    for start in tqdm(range(0, len(samples), batch_size), disable=not progress, desc="calibrate", unit="batch"):
-        chunk = samples[start : start + batch_size]
-        x = load_batch(pre, images, chunk, device)
+    batches = sample_batches(samples, Path(images), pre, batch_size, device_of(model))
+    total = -(-len(samples) // batch_size)
+    for start, (chunk, x, labels) in enumerate(tqdm(batches, total=total, disable=not progress, desc="calibrate",
+                                                   unit="batch")):
         if start == 0:
             check_labels(extractor, x[:1], samples, cam_class)
-        classes = torch.tensor([s.label for s in chunk]) if cam_class == "gt" else None
-        out = extractor(x, classes=classes, nwc=nwc)
+        out = extractor(x, classes=labels if cam_class == "gt" else None, nwc=nwc)
         u8s = to_uint8(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy()
         for s, u8 in zip(chunk, u8s, strict=True):
             gt = gt_boxes(s, "rethinking")

@@ -8,7 +8,6 @@ the :class:`Geometry` of that step, so boxes found on the network input map back
 from __future__ import annotations
 
 import io
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from ..errors import ImageError
 
 #: Smallest side, in pixels, that camloc accepts: a CAM of a smaller picture says nothing useful.
 MIN_SIDE = 32
@@ -274,30 +273,3 @@ class Preprocess:
             "std": list(self.std),
             "interpolation": self.interpolation,
         }
-
-
-def preprocess_for(model: torch.nn.Module, mode: str | None = None) -> Preprocess:
-    """The evaluation preprocessing a model was trained with, read from the model itself.
-
-    timm models carry ``pretrained_cfg`` (input size, ``crop_pct``, interpolation, mean/std);
-    camloc-loaded torchvision models carry ``camloc_preprocess``. Anything else gets the
-    ImageNet default: resize 256, center crop 224, bilinear. ``mode`` overrides the geometry.
-    """
-    pre = getattr(model, "camloc_preprocess", None)
-    if not isinstance(pre, Preprocess):
-        cfg = getattr(model, "pretrained_cfg", None)
-        if isinstance(cfg, dict) and "input_size" in cfg:
-            _, h, w = cfg["input_size"]
-            crop_pct = cfg.get("crop_pct") or 0.875
-            interp = cfg.get("interpolation", "bilinear")
-            pre = Preprocess(
-                input_size=(h, w),
-                mode="crop",
-                resize_size=math.floor(min(h, w) / crop_pct),
-                mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
-                std=tuple(cfg.get("std", IMAGENET_STD)),
-                interpolation=interp if interp in _INTERPOLATIONS else "bilinear",
-            )
-        else:
-            pre = Preprocess()
-    return pre.with_mode(mode) if mode else pre

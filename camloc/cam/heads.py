@@ -10,6 +10,7 @@ recognises these pooled forms between the feature map ``F`` (B x C x H x W) and 
 ``max``                 ``logit = W max(F) + b``
 ``avgmax``              ``logit = W (mean(F) + max(F)) / 2 + b`` (timm ``avgmax``)
 ``catavgmax``           ``logit = W [mean(F); max(F)] + b`` (timm ``catavgmax``: weights split)
+``tap``                 ``logit = W tap_theta(F) + b`` (camloc's TAP layer; the map is ``W F``)
 ``relu`` prefix         the same on ``relu(F)`` (torchvision DenseNet's functional ReLU)
 ``norm``                a LayerNorm or eval BatchNorm on the pooled vector, folded into per-sample
                         weights (ConvNeXt)
@@ -28,15 +29,14 @@ from typing import Optional
 import torch
 from torch import nn
 
-POOL_KINDS = ("avg", "max", "avgmax", "catavgmax")
-#: Thresholded average pooling (camloc.tap): exact in the paper's sense, ``M_k = sum_c W[k,c] F_c``
-#: over the raw features, though ``mean(M_k) + b_k`` is not the logit.
-TAP = "tap"
+from .pooling import POOL_KINDS, TAP, pooled
+
+__all__ = ["POOL_KINDS", "TAP", "HeadSpec", "pooled", "exact_maps", "gradient_maps"]
 
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """How logits follow from the feature map, found by :func:`camloc.extractor.analyze`.
+    """How logits follow from the feature map, found by :func:`camloc.cam.analysis.analyze`.
 
     Attributes:
         feature_layer: qualified name of the module whose output is the feature map.
@@ -81,24 +81,6 @@ def features_for(spec: HeadSpec, feats: torch.Tensor) -> torch.Tensor:
     """The feature map the head actually pools: ``relu(F)`` where the head applies ReLU first."""
     feats = feats.float()
     return feats.clamp_min(0) if spec.relu else feats
-
-
-def pooled(pool: str, feats: torch.Tensor, theta_tap: float = 0.0) -> torch.Tensor:
-    """The vector a pool kind feeds the classifier, B x C' (feats already passed through the ReLU)."""
-    if pool == TAP:
-        kept = (feats > theta_tap * feats.amax(dim=(2, 3), keepdim=True)).to(feats.dtype)
-        return (feats * kept).sum(dim=(2, 3)) / kept.sum(dim=(2, 3)).clamp_min(1.0)
-    avg = feats.mean(dim=(2, 3))
-    if pool == "avg":
-        return avg
-    mx = feats.amax(dim=(2, 3))
-    if pool == "max":
-        return mx
-    if pool == "avgmax":
-        return 0.5 * (avg + mx)
-    if pool == "catavgmax":
-        return torch.cat([avg, mx], dim=1)
-    raise ValueError(f"unknown pool kind {pool!r}")
 
 
 def split_weights(pool: str, weight: torch.Tensor, channels: int) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:

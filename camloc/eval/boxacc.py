@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
+
+from ..cam.boxes import contour_boxes, standard_values
 
 try:
     from numba import njit
@@ -62,22 +65,27 @@ def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool, rethinking: boo
     ``[0, 0, 0, 0]``. ``rethinking=True``: ``(x, y, x+w, y+h)`` unclipped, no contour gives the whole
     image ``[0, 0, W, H]`` (PROTOCOLS.md section 1).
     """
+    if rethinking:
+        if all_contours:
+            raise ValueError("the rethinking protocol draws one box: all_contours does not apply")
+        return np.asarray([contour_boxes(u8 > t)[0]], np.int64)  # the one box rule of camloc.cam.boxes
     h, w = u8.shape
     contours, _ = cv2.findContours((u8 > t).astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
-        return np.asarray([[0, 0, w, h]] if rethinking else [[0, 0, 0, 0]], np.int64)
+        return np.asarray([[0, 0, 0, 0]], np.int64)
     if not all_contours:
         contours = [max(contours, key=cv2.contourArea)]
     out = []
     for c in contours:
         x, y, bw, bh = cv2.boundingRect(c)
-        out.append((x, y, x + bw, y + bh) if rethinking else (x, y, min(x + bw, w - 1), min(y + bh, h - 1)))
+        out.append((x, y, min(x + bw, w - 1), min(y + bh, h - 1)))
     return np.asarray(out, np.int64)
 
 
 def threshold_levels(u8: np.ndarray, taus: np.ndarray, percentile: float = 100.0) -> np.ndarray:
-    """``t = int(tau * s)`` per tau, with ``s = max(U)`` or (PaS) numpy's ``percentile(U)``."""
-    s = float(u8.max()) if percentile >= 100.0 else float(np.percentile(u8, percentile))
+    """``t = int(tau * s)`` per tau, with ``s = max(U)`` or (PaS) ``percentile(U)``, computed as
+    :func:`camloc.cam.boxes.standard_values` computes it for a single threshold."""
+    s = float(standard_values(torch.from_numpy(np.ascontiguousarray(u8))[None], percentile)[0])
     return (taus * s).astype(np.int64)
 
 

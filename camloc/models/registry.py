@@ -19,16 +19,19 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import pickle
 from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ModelError
-from .imaging import Preprocess
+from ..data.imaging import Preprocess
+from ..errors import CheckpointError, ModelError
+from .checkpoints import (config_of_checkpoint, is_camloc_checkpoint, load_checkpoint, read_checkpoint,
+                          registered_names, registered_path)
+from .config import ModelConfig, attach, model_config
+from .retrofit import CAMHeadModel, retrofit
 
-DEFAULT_MODEL = "efficientnet_lite0"
+from ..defaults import DEFAULT_MODEL
 
 
 def _offline_efficientnet_lite0(pretrained: bool, num_classes: Optional[int]) -> nn.Module:
@@ -75,11 +78,7 @@ def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching an fnmatch pattern: offline models first, then timm, then torchvision."""
     import fnmatch
 
-    from .finetune import camloc_home
-
-    folder = camloc_home() / "models"
-    tuned = sorted(p.stem.replace("--", "/") for p in folder.glob("*.pth")) if folder.is_dir() else []
-    names = list(OFFLINE) + tuned + list(_timm_names()) + [f"torchvision/{n}" for n in _torchvision_names()]
+    names = list(OFFLINE) + registered_names() + list(_timm_names()) + [f"torchvision/{n}" for n in _torchvision_names()]
     return [n for n in dict.fromkeys(names) if fnmatch.fnmatch(n, pattern)]
 
 
@@ -92,8 +91,6 @@ def resolve_name(name: str) -> tuple[str, str]:
     if name in OFFLINE:
         return "offline", name
     if name.endswith(("_tap", "_gap")) and name.split(".")[0] not in _timm_names():
-        from .finetune import registered_path
-
         path = registered_path(name)
         if path.is_file():
             return "finetuned", name
@@ -143,11 +140,6 @@ def _torchvision_preprocess(arch: str) -> Preprocess:
     )
 
 
-def default_device(device: Optional[str] = None) -> str:
-    """The device asked for, else ``cuda`` where a GPU is present, else ``cpu``."""
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _network_failure(name: str, exc: BaseException) -> ModelError:
     reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return ModelError(
@@ -157,12 +149,14 @@ def _network_failure(name: str, exc: BaseException) -> ModelError:
 
 
 def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] = None) -> nn.Module:
-    """Build a registered model, with pretrained weights where asked (see the module docs)."""
+    """Build a registered model, with pretrained weights where asked (see the module docs).
+
+    The model carries its :class:`~camloc.models.config.ModelConfig` (name, source, preprocessing).
+    """
     source, arch = resolve_name(name)
     if source == "finetuned":
-        from .finetune import load_finetuned, registered_path
-
-        return load_finetuned(registered_path(arch), name)
+        path = registered_path(arch)
+        return from_checkpoint(read_checkpoint(path), path, name)
     if source == "offline":
         model = OFFLINE[arch](pretrained, num_classes)
     elif source == "timm":
@@ -183,66 +177,31 @@ def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] 
             model = torchvision.models.get_model(arch, weights="DEFAULT" if pretrained else None, **kwargs)
         except (OSError, RuntimeError, ValueError) as exc:
             raise _network_failure(name, exc) from exc
-        model.camloc_preprocess = _torchvision_preprocess(arch)
-    model.camloc_name = name
+    preprocess = _torchvision_preprocess(arch) if source == "torchvision" else model_config(model).preprocess
+    attach(model, ModelConfig(name=name, arch=name, source=source, preprocess=preprocess))
     return model.eval()
 
 
-def _state_dict_of(obj: Any, path: str) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: holds no state dict of tensors; save one with torch.save(model.state_dict(), path)")
-    if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel / DDP
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
-
-
-def read_checkpoint(path: str | os.PathLike) -> Any:
-    """``torch.load(path, weights_only=True)`` with one-line errors naming the file and the fix."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such checkpoint file; check the path")
+def from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, name: Optional[str] = None) -> CAMHeadModel:
+    """Rebuild the model a camloc checkpoint describes and load its weights (already read, ``weights_only``)."""
+    if not is_camloc_checkpoint(ckpt):
+        raise CheckpointError(f"{path}: not a camloc checkpoint; make one with camloc finetune")
+    cfg = config_of_checkpoint(ckpt, name)
+    base = create_model(cfg.arch, pretrained=False)
+    theta = cfg.theta_tap if cfg.theta_tap is not None else 0.0
+    model = retrofit(base, cfg.pool, theta, num_classes=ckpt["num_classes"], class_names=cfg.class_names)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
         raise CheckpointError(
-            f"{path}: not loadable with weights_only=True (it pickles code, not just tensors); "
-            "re-save it with torch.save(model.state_dict(), path)"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds on broken files
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}); check the file") from exc
+            f"{path}: does not fit {cfg.arch} with a {cfg.pool} head ({str(exc).splitlines()[0]})") from exc
+    attach(model, cfg)
+    return model.eval()
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike, name: str = "the model", loaded: Any = None) -> nn.Module:
-    """Load a state dict into ``model`` after checking that every key and shape fits.
-
-    ``loaded`` is the file's content when the caller has read it already.
-    """
-    path = os.fspath(path)
-    state = _state_dict_of(read_checkpoint(path) if loaded is None else loaded, path)
-    target = model.state_dict()
-    missing = [k for k in target if k not in state]
-    unexpected = [k for k in state if k not in target]
-    shapes = [k for k in target if k in state and tuple(state[k].shape) != tuple(target[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-        if shapes:
-            k = shapes[0]
-            parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(target[k].shape)})")
-        hint = "pass the --model it was trained with"
-        if shapes and not missing and not unexpected and len({state[k].shape[0] for k in shapes}) == 1:
-            hint += f", or --num-classes {state[shapes[0]].shape[0]} if only the classifier differs"
-        raise CheckpointError(f"{path}: does not fit {name} ({'; '.join(parts)}); {hint}")
-    model.load_state_dict(state)
-    return model
+def load_finetuned(path: str | os.PathLike, name: Optional[str] = None) -> CAMHeadModel:
+    """A model saved as a camloc checkpoint (``camloc finetune``), rebuilt from the file alone."""
+    return from_checkpoint(read_checkpoint(path), path, name)
 
 
 def load_model(
@@ -258,30 +217,9 @@ def load_model(
         >>> model = load_model("resnet50", checkpoint="r50.pth")   # local weights
     """
     if checkpoint is not None:
-        from .finetune import is_finetune_checkpoint, load_finetuned
-
         loaded = read_checkpoint(checkpoint)
-        if is_finetune_checkpoint(loaded):
-            return load_finetuned(checkpoint, loaded=loaded)
+        if is_camloc_checkpoint(loaded):
+            return from_checkpoint(loaded, checkpoint)
         model = create_model(name, pretrained=False, num_classes=num_classes)
         return load_checkpoint(model, checkpoint, name, loaded).eval()
     return create_model(name, pretrained=pretrained, num_classes=num_classes)
-
-
-@functools.lru_cache(maxsize=1)
-def imagenet_labels() -> tuple[str, ...]:
-    """The 1000 ImageNet-1K class names in the usual (torchvision / timm) order."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo()
-    return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(1000))
-
-
-def class_names(model: nn.Module, num_classes: int) -> Optional[tuple[str, ...]]:
-    """Class names for a model: its own ``camloc_class_names``, else ImageNet's for 1000 classes."""
-    names = getattr(model, "camloc_class_names", None)
-    if names is not None and len(names) == num_classes:
-        return tuple(names)
-    if num_classes == 1000:
-        return imagenet_labels()
-    return None

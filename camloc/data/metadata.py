@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .errors import CamlocError
+from ..errors import CamlocError
 
 
 class MetadataError(CamlocError):
@@ -101,16 +101,3 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[
         samples.append(Sample(image_id, labels[image_id], w, h, tuple(boxes.get(image_id, ())),
                               tuple(masks.get(image_id, ())), tuple(dict.fromkeys(ignores.get(image_id, ())))))
     return samples
-
-
-#: Kept for callers of the box-only reader.
-read_boxes_dataset = read_dataset
-
-
-def iou_inclusive(a, b) -> float:
-    """IoU of boxes ``[x0, y0, x1, y1]`` counting pixels inclusively: area ``(x1-x0+1)(y1-y0+1)``."""
-    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    inter = max(ix, 0) * max(iy, 0)
-    union = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
-    return inter / union if union > 0 else 0.0

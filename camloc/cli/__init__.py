@@ -1,0 +1,47 @@
+"""The ``camloc`` command line: one module per subcommand, shared options declared once (:mod:`.options`).
+
+Subcommands are imported when they run (or when their help is asked for), and none of them imports
+torch before it runs, so ``camloc --help`` answers at once.
+
+Exit codes: 0 all went well, 1 some image failed (the others still got results), 2 usage errors
+(an unknown model, a bad option, a checkpoint that does not fit), 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+#: subcommand -> module in this package that defines a click command of the same name.
+COMMANDS = {
+    "localize": "localize",
+    "models": "models",
+    "evaluate": "evaluate",
+    "score": "score",
+    "calibrate": "calibrate",
+    "finetune": "finetune",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+        return getattr(module, "command")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="camloc")
+def main() -> None:
+    """camloc: object boxes from any image classifier, by class activation maps."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

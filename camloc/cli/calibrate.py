@@ -1,0 +1,40 @@
+"""``camloc calibrate``: theta and percentile chosen on a labelled split, saved for later runs."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import CamlocError
+from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, load_model_for,
+                      model_options, nwc_option, quiet_option)
+
+
+@click.command("calibrate")
+@click.option("--metadata", required=True, type=click.Path(file_okay=False, exists=True),
+              help="A labelled split with boxes (e.g. train-fullsup).")
+@images_option
+@model_options
+@nwc_option
+@cam_class_option
+@click.option("--percentiles", default="50,60,70,80,85,90,95,100", show_default=True)
+@batch_size_option(32)
+@device_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to save the calibration (JSON).")
+@quiet_option
+def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_class, percentiles, batch_size, device,
+            out, quiet) -> None:
+    """Pick theta and the percentile that maximise GT-known Loc on a labelled split, and save them."""
+    from ..data.metadata import read_dataset
+    from ..eval.calibrate import calibrate
+
+    try:
+        pcts = [float(p) for p in percentiles.split(",") if p.strip()]
+        model = load_model_for(model_name, checkpoint, num_classes, device)
+        best, _ = calibrate(model, read_dataset(metadata), images or metadata, nwc=nwc, cam_class=cam_class,
+                            percentiles=pcts, batch_size=batch_size, model_name=model_name, metadata=str(metadata),
+                            progress=not quiet)
+        best.save(out)
+    except (CamlocError, ValueError) as exc:
+        raise fail_usage(exc) from None
+    click.echo(f"theta {best.theta} x p{best.percentile:g} (NWC {'on' if nwc else 'off'}): GT-known Loc "
+               f"{best.gt_known_loc:.2f} % on {best.n} images of {metadata}; saved to {out}")

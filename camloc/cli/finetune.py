@@ -1,0 +1,48 @@
+"""``camloc finetune``: a CAM-compatible TAP (or GAP) head retrofitted and briefly trained."""
+
+from __future__ import annotations
+
+import click
+
+from ..defaults import DEFAULT_MODEL
+from ..errors import CamlocError
+from .options import batch_size_option, device_option, fail_usage, quiet_option
+
+
+@click.command("finetune")
+@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Architecture to retrofit.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Start from these weights instead of the pretrained ones.")
+@click.option("--metadata", type=click.Path(file_okay=False, exists=True), help="Training split (wsolevaluation layout).")
+@click.option("--images", type=click.Path(file_okay=False, exists=True), help="Image root [default: the metadata folder].")
+@click.option("--image-folder", type=click.Path(file_okay=False, exists=True), help="Or a torchvision ImageFolder (classification only).")
+@click.option("--val-metadata", type=click.Path(file_okay=False, exists=True), help="Validation split with boxes: Top-1 Cls and GT-known Loc each epoch.")
+@click.option("--val-images", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint, rewritten every epoch.")
+@click.option("--pool", type=click.Choice(["tap", "gap"]), default="tap", show_default=True)
+@click.option("--theta-tap", type=float, default=0.1, show_default=True)
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True)
+@batch_size_option(32)
+@click.option("--backbone-lr-scale", type=float, default=0.1, show_default=True, help="0 freezes the backbone (features computed once).")
+@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
+@device_option
+@click.option("--amp", is_flag=True, help="Mixed precision (CUDA).")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from --out if it exists.")
+@click.option("--no-register", is_flag=True, help="Do not register the result as <arch>_<pool>.")
+@quiet_option
+def command(model_name, checkpoint, metadata, images, image_folder, val_metadata, val_images, out, pool, theta_tap,
+            epochs, lr, batch_size, backbone_lr_scale, weight_decay, device, amp, workers, resume, no_register,
+            quiet) -> None:
+    """Retrofit a CAM-compatible TAP (or GAP) head onto MODEL and fine-tune it briefly."""
+    from ..train.finetune import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(model=model_name, checkpoint=checkpoint, metadata=metadata, images=images,
+                         image_folder=image_folder, val_metadata=val_metadata, val_images=val_images, out=out,
+                         pool=pool, theta_tap=theta_tap, epochs=epochs, lr=lr, batch_size=batch_size,
+                         backbone_lr_scale=backbone_lr_scale, weight_decay=weight_decay, device=device, amp=amp,
+                         resume=resume, workers=workers, register=not no_register)
+    try:
+        finetune(cfg, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    except (CamlocError, ValueError) as exc:
+        raise fail_usage(exc) from None

@@ -1,0 +1,62 @@
+"""Options shared by several subcommands, each declared once, and the one way a command fails.
+
+Nothing here imports torch: ``camloc CMD --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import click
+
+from ..defaults import DEFAULT_MODEL
+
+
+def fail_usage(exc: Exception) -> click.exceptions.Exit:
+    """Print ``camloc: error: ...`` (one line) and return the exit with code 2 to raise."""
+    click.echo(f"camloc: error: {exc}", err=True)
+    return click.exceptions.Exit(2)
+
+
+def _stack(*decorators: Callable) -> Callable:
+    def apply(f: Callable) -> Callable:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return apply
+
+
+#: ``--model``, ``--checkpoint``, ``--num-classes``: which network, with which weights.
+model_options = _stack(
+    click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Registered model name."),
+    click.option("--checkpoint", type=click.Path(dir_okay=False), help="Local weights (loaded with weights_only=True)."),
+    click.option("--num-classes", type=int, help="Classes of the checkpoint's classifier, when not the model's default."),
+)
+device_option = click.option("--device", help="Device for the model, e.g. cuda or cpu [default: cuda if available].")
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+nwc_option = click.option("--nwc/--no-nwc", default=True, show_default=True, help="Negative weight clamping in the map.")
+cam_class_option = click.option(
+    "--cam-class", type=click.Choice(["gt", "top1"]), default="gt", show_default=True,
+    help="Map the ground-truth class, or the top-1 prediction (for labels that are not the model's classes).")
+metadata_option = click.option("--metadata", required=True, type=click.Path(file_okay=False, exists=True),
+                               help="Metadata folder (wsolevaluation layout).")
+images_option = click.option("--images", type=click.Path(file_okay=False, exists=True),
+                             help="Image root [default: the metadata folder].")
+masks_option = click.option("--masks", "masks_root", type=click.Path(file_okay=False, exists=True),
+                            help="Mask root [default: the image root].")
+interval_option = click.option("--interval", type=float, default=0.001, show_default=True,
+                               help="Tau step of the wsolevaluation sweep.")
+
+
+def batch_size_option(default: int) -> Callable:
+    return click.option("--batch-size", type=int, default=default, show_default=True, help="Images per forward pass.")
+
+
+def load_model_for(model_name: str, checkpoint: Optional[str], num_classes: Optional[int], device: Optional[str]):
+    """The model the model options name, on the device asked for (default: cuda if available)."""
+    from ..device import default_device
+    from ..models.registry import load_model
+
+    return load_model(model_name, checkpoint=checkpoint, num_classes=num_classes).to(default_device(device))

@@ -1,0 +1,30 @@
+"""Where tensors and models live: the one place camloc decides on a device.
+
+Example:
+    >>> default_device()            # 'cuda' where a GPU is present, else 'cpu'
+    >>> device_of(torch.nn.Linear(2, 2))
+    device(type='cpu')
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+
+def default_device(device: Union[str, torch.device, None] = None) -> torch.device:
+    """The device asked for, else ``cuda`` where a GPU is present, else ``cpu``."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_of(model: nn.Module, default: Optional[torch.device] = None) -> torch.device:
+    """The device of a model's first parameter (or buffer); ``default`` (the CPU) for a stateless model."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return default or torch.device("cpu")

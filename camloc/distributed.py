@@ -1,0 +1,81 @@
+"""Batch runs past one process: the torchrun context, and rank 0's merge of the ranks' journals.
+
+Under ``torchrun`` each rank localizes every WORLD_SIZE-th input and writes its own journal
+(``results.rankN.jsonl``); :func:`finish` adds up the failures of all ranks and rank 0 merges the
+journals in input order into ``results.jsonl`` (then removes the shards).
+
+Example:
+    >>> ctx = Context.from_env()            # rank 0 of 1 outside torchrun
+    >>> ctx.world
+    1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from .atomic import atomic_write_text
+from .pipeline import JOURNAL, in_order, journals
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process stands: its rank, the world size, and the backend to use (None alone)."""
+
+    rank: int = 0
+    world: int = 1
+    backend: Optional[str] = None
+
+    @classmethod
+    def from_env(cls) -> "Context":
+        """Read torchrun's environment; gloo on CPU, NCCL where CUDA is present."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(int(os.environ.get("RANK", "0")), world, "nccl" if torch.cuda.is_available() else "gloo")
+
+    def journal(self, out: Path) -> Path:
+        """This rank's journal in an output folder."""
+        return out / (JOURNAL if self.world == 1 else f"results.rank{self.rank}.jsonl")
+
+    def setup(self, device: Optional[str]) -> Optional[str]:
+        """Join the process group (several ranks only); returns the device this rank should use."""
+        if self.world == 1:
+            return device
+        import torch.distributed as dist
+
+        dist.init_process_group(self.backend)
+        if device is None and torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', self.rank))}"
+        return device
+
+    def finish(self, failed: int, out: Optional[Path], paths: list[str], show: Optional[Callable[[dict], None]]) -> int:
+        """Sum the failures over ranks and, on rank 0, merge the journals (each record passed to ``show``).
+
+        Returns the total number of failures; a no-op for one process.
+        """
+        if self.world == 1:
+            return failed
+        import torch.distributed as dist
+
+        counts = torch.tensor([failed])
+        dist.all_reduce(counts)
+        dist.barrier()
+        if self.rank == 0 and out is not None:
+            shards = journals(out)
+            merged = list(in_order(paths, shards))
+            atomic_write_text(out / JOURNAL, "".join(json.dumps(d) + "\n" for d in merged))
+            for shard in shards[1:]:
+                shard.unlink(missing_ok=True)
+            for d in merged:
+                if show is not None:
+                    show(d)
+        dist.barrier()
+        dist.destroy_process_group()
+        return int(counts.item())

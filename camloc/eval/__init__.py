@@ -1,0 +1,18 @@
+"""Measuring localization: the field's protocols and metrics, and threshold calibration.
+
+* :mod:`~camloc.eval.protocols`: the ``rethinking`` and ``wsolevaluation`` protocols, :class:`Settings`;
+* :mod:`~camloc.eval.evaluate`: :func:`evaluate` (every variant from one forward pass), :func:`score_maps`;
+* :mod:`~camloc.eval.calibrate`: theta and percentile chosen on a labelled split;
+* :mod:`~camloc.eval.boxacc`: box hits at every threshold in one pass (the MaxBoxAcc core);
+* :mod:`~camloc.eval.metrics`: accumulators (fixed threshold, MaxBoxAcc, PxAP);
+* :mod:`~camloc.eval.plots`: accuracy-vs-threshold and precision-recall pictures.
+
+Built on :mod:`camloc.cam` (maps and the box rule), :mod:`camloc.models` (a model's preprocessing)
+and :mod:`camloc.data`. Importing this package loads numba and OpenCV; plots load matplotlib.
+"""
+
+from .calibrate import Calibration, calibrate
+from .evaluate import EvaluationResult, evaluate, score_maps
+from .protocols import PROTOCOLS, VARIANTS, Settings
+
+__all__ = ["Calibration", "EvaluationResult", "PROTOCOLS", "Settings", "VARIANTS", "calibrate", "evaluate", "score_maps"]

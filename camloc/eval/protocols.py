@@ -1,0 +1,129 @@
+"""The two evaluation protocols of PROTOCOLS.md, by name, and the settings that make a number.
+
+* ``rethinking`` (the paper's tables): resize 256 x 256, center crop 224; ground-truth boxes mapped
+  into the crop by ``max(int(v * 256 / W - 16), 0)`` and ``min(int(v * 256 / W - 16), 223)``; one
+  fixed threshold (theta 0.2 x max for ``cam`` / ``nwc``, 0.35 x 90th percentile for the PaS
+  variants); box as in :mod:`camloc.cam.boxes`; inclusive IoU. Reports Top-1 / Top-5 Cls,
+  GT-known Loc and Top-1 Loc.
+* ``wsolevaluation`` (Choe et al.): resize to 224 x 224; score map = min-max normalised bicubic
+  CAM (float64); boxes at ``t = int(tau * max(U))`` for ``tau`` in ``arange(0, 1, interval)``
+  (PaS variants: ``tau * percentile_90(U)``, camloc's extension); ground truth ``int(v * 224 / W)``.
+  Reports MaxBoxAcc (delta 50, largest contour), MaxBoxAccV2 (mean over 30/50/70, all contours)
+  and, with masks, PxAP.
+
+Variants: ``cam`` (neither fix), ``nwc``, ``pas``, ``nwc+pas``, and ``calibrated`` (from a
+calibration file). The two protocols are never mixed: a result names its protocol and settings.
+
+Example:
+    >>> Settings("wsolevaluation", ("cam", "nwc+pas")).sweep_percentile("nwc+pas")
+    90.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+from PIL import Image
+from torch import nn
+
+from ..cam.boxes import Standard
+from ..data.imaging import Preprocess
+from ..data.metadata import Sample
+from ..data.transforms import SIZE, protocol_transform
+from ..errors import ImageError, UsageError
+from ..models.config import preprocess_for
+
+VARIANTS = {"cam": (False, False), "nwc": (True, False), "pas": (False, True), "nwc+pas": (True, True)}
+PROTOCOLS = ("rethinking", "wsolevaluation")
+CAM_CLASSES = ("gt", "top1")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that makes a number: recorded in every result."""
+
+    protocol: str = "rethinking"
+    variants: tuple[str, ...] = ("cam", "nwc", "pas", "nwc+pas")
+    cam_class: str = "gt"
+    theta_max: float = 0.2
+    theta_pas: float = 0.35
+    percentile: float = 90.0
+    interval: float = 0.001
+    deltas_v2: tuple[int, ...] = (30, 50, 70)
+    calibration: Optional[dict] = None
+
+    def __post_init__(self) -> None:
+        if "calibrated" in self.variants and self.calibration is None:
+            raise UsageError("the calibrated variant needs a calibration file (--calibration)")
+        if self.protocol not in PROTOCOLS:
+            raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}")
+        unknown = [v for v in self.variants if v not in VARIANTS and v != "calibrated"]
+        if unknown or not self.variants:
+            raise UsageError(f"unknown variant {unknown[0] if unknown else '(none)'}: choose from {', '.join(VARIANTS)}")
+        check_cam_class(self.cam_class)
+        if not 0 < self.interval < 1:
+            raise UsageError("interval must be in (0, 1)")
+
+    def nwc(self, variant: str) -> bool:
+        return bool(self.calibration["nwc"]) if variant == "calibrated" else VARIANTS[variant][0]
+
+    def standard(self, variant: str) -> Standard:
+        """The fixed threshold of a variant under the rethinking protocol."""
+        if variant == "calibrated":
+            return Standard(self.calibration["theta"], self.calibration["percentile"])
+        pas = VARIANTS[variant][1]
+        return Standard(self.theta_pas, self.percentile) if pas else Standard(self.theta_max, 100.0)
+
+    def sweep_percentile(self, variant: str) -> float:
+        """The standard the wsolevaluation sweep multiplies tau by: the max (100) or a percentile."""
+        if variant == "calibrated":
+            return float(self.calibration["percentile"])
+        return self.percentile if VARIANTS[variant][1] else 100.0
+
+
+def check_cam_class(cam_class: str) -> None:
+    """``gt`` (map the ground-truth class) or ``top1`` (the prediction)."""
+    if cam_class not in CAM_CLASSES:
+        raise UsageError(f"cam_class must be 'gt' or 'top1', not {cam_class!r}")
+
+
+def protocol_preprocess(protocol: str, model: nn.Module) -> Preprocess:
+    """The test transform of a protocol, with the model's own mean and std."""
+    own = preprocess_for(model)
+    return protocol_transform(protocol, own.mean, own.std)
+
+
+def gt_boxes(sample: Sample, protocol: str) -> np.ndarray:
+    """Ground-truth boxes on the 224 x 224 input, by the protocol's own integer rules."""
+    w, h = sample.width, sample.height
+    out = []
+    for x0, y0, x1, y1 in sample.boxes:
+        if protocol == "rethinking":
+            out.append((max(int(x0 * 256 / w - 16), 0), max(int(y0 * 256 / h - 16), 0),
+                        min(int(x1 * 256 / w - 16), SIZE - 1), min(int(y1 * 256 / h - 16), SIZE - 1)))
+        else:
+            out.append((int(x0 * SIZE / w), int(y0 * SIZE / h), int(x1 * SIZE / w), int(y1 * SIZE / h)))
+    return np.asarray(out, np.int64).reshape(-1, 4)
+
+
+def load_masks(sample: Sample, root: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Union of the instance masks and the ignore mask, nearest-resized to 224 x 224, value > 0.5."""
+
+    def read(rel: str) -> np.ndarray:
+        path = root / rel
+        if not path.is_file():
+            raise ImageError(path, "mask file not found; check --masks ROOT")
+        arr = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+        return cv2.resize(arr, (SIZE, SIZE), interpolation=cv2.INTER_NEAREST) > 0.5
+
+    fg = np.zeros((SIZE, SIZE), bool)
+    for rel in sample.masks:
+        fg |= read(rel)
+    ignore = None
+    for rel in sample.ignore:
+        ignore = read(rel) if ignore is None else ignore | read(rel)
+    return fg, ignore

@@ -1,0 +1,140 @@
+"""What camloc remembers about a model: one documented structure, in the spirit of timm's ``pretrained_cfg``.
+
+A model camloc builds itself (:func:`camloc.models.registry.create_model`, a retrofit, a
+fine-tuned or trained checkpoint) carries a :class:`ModelConfig` as its ``camloc_cfg`` attribute.
+A model a user passes in is never given attributes: :func:`model_config` derives its config from
+what the model already says (timm's ``pretrained_cfg``) or falls back to ImageNet defaults.
+
+Example:
+    >>> cfg = model_config(timm.create_model("resnet18"))
+    >>> cfg.preprocess.input_size, cfg.class_names
+    ((224, 224), None)
+    >>> preprocess_for(model, "resize").mode
+    'resize'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from torch import nn
+
+from ..data.imaging import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+
+#: The attribute of a camloc-built model that holds its :class:`ModelConfig`.
+ATTRIBUTE = "camloc_cfg"
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything camloc needs to know about a model beyond its weights.
+
+    Attributes:
+        name: the registered name it answers to (``efficientnet_lite0``, ``vgg16_tap``), if any.
+        arch: the registered name of the architecture it was built from (rebuilds it by name).
+        source: ``offline``, ``timm``, ``torchvision``, ``checkpoint`` or ``user``.
+        preprocess: its evaluation transform.
+        class_names: one name per output class, when known (ImageNet's are looked up by count).
+        pool: ``tap`` or ``gap`` for a retrofitted CAM head, else None.
+        theta_tap: TAP's threshold of that head.
+    """
+
+    name: Optional[str] = None
+    arch: Optional[str] = None
+    source: str = "user"
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    class_names: Optional[tuple[str, ...]] = None
+    pool: Optional[str] = None
+    theta_tap: Optional[float] = None
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON- and ``weights_only``-safe: plain lists, strings and numbers."""
+        d = dataclasses.asdict(self)
+        d["preprocess"] = self.preprocess.to_dict()
+        d["class_names"] = list(self.class_names) if self.class_names is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """The inverse of :meth:`to_dict` (unknown keys are an error of the caller's file)."""
+        d = dict(d)
+        d["preprocess"] = preprocess_from_dict(d.get("preprocess") or {})
+        if d.get("class_names") is not None:
+            d["class_names"] = tuple(d["class_names"])
+        return cls(**d)
+
+
+def preprocess_from_dict(d: dict[str, Any]) -> Preprocess:
+    """A :class:`Preprocess` from :meth:`Preprocess.to_dict` output (lists back to tuples)."""
+    return Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def attach(model: nn.Module, cfg: ModelConfig) -> nn.Module:
+    """Give a model camloc built itself its config (never called on a user's model)."""
+    setattr(model, ATTRIBUTE, cfg)
+    return model
+
+
+def _timm_preprocess(model: nn.Module) -> Optional[Preprocess]:
+    """The evaluation transform described by timm's ``pretrained_cfg``, if the model has one."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not (isinstance(cfg, dict) and "input_size" in cfg):
+        return None
+    _, h, w = cfg["input_size"]
+    crop_pct = cfg.get("crop_pct") or 0.875
+    interp = cfg.get("interpolation", "bilinear")
+    return Preprocess(
+        input_size=(h, w),
+        mode="crop",
+        resize_size=math.floor(min(h, w) / crop_pct),
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
+        interpolation=interp if interp in _INTERPOLATIONS else "bilinear",
+    )
+
+
+def model_config(model: nn.Module) -> ModelConfig:
+    """A model's config: its own ``camloc_cfg``, else derived from timm's ``pretrained_cfg``, else defaults."""
+    cfg = getattr(model, ATTRIBUTE, None)
+    if isinstance(cfg, ModelConfig):
+        return cfg
+    return ModelConfig(preprocess=_timm_preprocess(model) or Preprocess())
+
+
+def preprocess_for(model: nn.Module, mode: Optional[str] = None) -> Preprocess:
+    """The evaluation preprocessing a model was trained with; ``mode`` overrides the geometry.
+
+    Example:
+        >>> preprocess_for(timm.create_model("resnet18")).resize_size
+        248
+    """
+    pre = model_config(model).preprocess
+    return pre.with_mode(mode) if mode else pre
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_labels() -> tuple[str, ...]:
+    """The 1000 ImageNet-1K class names in the usual (torchvision / timm) order."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(1000))
+
+
+def class_names(model: nn.Module, num_classes: int) -> Optional[tuple[str, ...]]:
+    """Class names for a model: its config's, else ImageNet's for 1000 classes, else None."""
+    names = model_config(model).class_names
+    if names is not None and len(names) == num_classes:
+        return tuple(names)
+    if num_classes == 1000:
+        return imagenet_labels()
+    return None

@@ -1,0 +1,40 @@
+"""Pictures of results: the photo with the heat map where the network saw it, every box, label and score.
+
+Example:
+    >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
+    >>> bgr = overlay("examples/images/cat.jpg", r)       # H x W x 3 uint8, OpenCV's BGR order
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cam.boxes import minmax
+from .data.imaging import Geometry, load_image
+
+
+def overlay(image_path: str, result, alpha: float = 0.5) -> np.ndarray:
+    """The photo with the heat map blended over it, every box drawn and the label written (BGR)."""
+    import cv2
+
+    photo = np.asarray(load_image(image_path))[:, :, ::-1].copy()
+    h, w = photo.shape[:2]
+    cam = minmax(result.cam[None].float())[0].numpy().astype(np.float32)
+    g = result.geometry or Geometry.identity(w, h)
+    cam = cv2.resize(cam, (g.input_width, g.input_height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    # the map covers the network input only: place it where that input came from in the photo
+    to_photo = np.float32([[1 / g.sx, 0, g.left / g.sx], [0, 1 / g.sy, g.top / g.sy]])
+    heat = cv2.applyColorMap(np.uint8(255 * cv2.warpAffine(cam, to_photo, (w, h), flags=cv2.INTER_LINEAR)),
+                             cv2.COLORMAP_JET)
+    covered = cv2.warpAffine(np.ones_like(cam), to_photo, (w, h), flags=cv2.INTER_NEAREST)[..., None] > 0
+    out = np.where(covered, cv2.addWeighted(photo, 1 - alpha, heat, alpha, 0), photo)
+    thick = max(2, round(min(h, w) / 200))
+    for box in result.boxes:
+        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (255, 255, 255), thick + 1)
+        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (0, 200, 0), thick)
+    text = f"{result.label} {result.score:.2f}"
+    scale = max(0.5, min(h, w) / 500)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
+    cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
