@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import camloc
-from camloc.boxacc import (
+from camloc.eval.boxacc import (
     all_contour_table,
     iou_matrix,
     largest_contour_table,
@@ -17,7 +17,7 @@ from camloc.boxacc import (
     threshold_levels,
     thresholds_list,
 )
-from camloc.localize import to_uint8, upsample
+from camloc.cam.boxes import to_uint8, upsample
 
 from .conftest import EXAMPLES
 

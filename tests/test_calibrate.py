@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 import camloc
 from camloc import CamlocError
-from camloc.calibrate import Calibration, calibrate
+from camloc.eval.calibrate import Calibration, calibrate
 from camloc.cli import main
-from camloc.metadata import read_dataset
+from camloc.data.metadata import read_dataset
 
 from .conftest import EXAMPLES
 from .test_evaluate import synthetic_split
@@ -66,7 +66,7 @@ def test_cli_calibrate_then_evaluate_reports_both_splits(tmp_path):
 def test_calibrate_refuses_labels_beyond_classes(tmp_path):
     meta, images, _ = synthetic_split(tmp_path)
     from camloc import UsageError
-    from camloc.metadata import Sample
+    from camloc.data.metadata import Sample
 
     samples = [Sample(s.image_id, 5, s.width, s.height, s.boxes) for s in read_dataset(meta)]
     with pytest.raises(UsageError, match="top1"):

@@ -10,9 +10,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from camloc.cli import main
-from camloc.evaluate import Settings, evaluate, gt_boxes, score_maps
-from camloc.metadata import MetadataError, Sample, read_dataset
-from camloc.metrics import FixedThreshold, MaxBoxAcc, PxAP
+from camloc.eval.evaluate import evaluate, score_maps
+from camloc.eval.protocols import Settings, gt_boxes
+from camloc.data.metadata import MetadataError, Sample, read_dataset
+from camloc.eval.metrics import FixedThreshold, MaxBoxAcc, PxAP
 
 from .conftest import data_dir
 from .test_geometry import Brightness

@@ -12,8 +12,10 @@ from PIL import Image
 import camloc
 from camloc import CheckpointError, ModelError
 from camloc.cli import main
-from camloc.finetune import FinetuneConfig, finetune, load_finetuned, registered_path
-from camloc.registry import read_checkpoint
+from camloc.models.checkpoints import registered_path
+from camloc.models.registry import load_finetuned
+from camloc.train.finetune import FinetuneConfig, finetune
+from camloc.models.checkpoints import read_checkpoint
 
 from .test_evaluate import write_split
 
@@ -99,7 +101,7 @@ def test_image_folder_and_cli(split):
                                     "--backbone-lr-scale", "0", "--pool", "gap", "--quiet", "--workers", "0"])
     assert res.exit_code == 0, res.output
     model = load_finetuned(tmp_path / "f.pth")
-    assert model.camloc_class_names == ("green", "red")
+    assert camloc.model_config(model).class_names == ("green", "red")
 
 
 def test_unregistered_name_says_how_to_make_one(split):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import camloc
-from camloc.localize import Standard, boxes_from_maps, contour_boxes, foreground, thresholds, to_uint8, upsample
+from camloc.cam.boxes import Standard, boxes_from_maps, contour_boxes, foreground, thresholds, to_uint8, upsample
 
 from .conftest import EXAMPLES
 
@@ -55,7 +55,7 @@ def test_threshold_is_truncated_theta_times_numpy_percentile():
 
 
 def test_percentile_equals_numpy_bit_for_bit():
-    from camloc.localize import percentile_u8
+    from camloc.cam.boxes import percentile_u8
 
     rng = np.random.default_rng(3)
     u8 = rng.integers(0, 256, size=(50, 14, 9), dtype=np.uint8)

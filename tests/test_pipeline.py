@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from camloc.cli import main
-from camloc.pipeline import expand_inputs, in_order
+from camloc.data.inputs import expand_inputs
+from camloc.pipeline import in_order
 
 from .conftest import DATA, EXAMPLES
 from .test_imaging import _png_declaring

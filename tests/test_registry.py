@@ -12,7 +12,7 @@ import torch
 
 import camloc
 from camloc import CheckpointError, ModelError
-from camloc.registry import resolve_name
+from camloc.models.registry import resolve_name
 
 from .conftest import EXAMPLES
 

@@ -9,7 +9,8 @@ import torchvision
 from torch import nn
 
 from camloc import CAMExtractor
-from camloc.tap import CAMHeadModel, GlobalAvgPool2d, ThresholdedAvgPool2d, make_pool, retrofit
+from camloc.models.layers.pooling import GlobalAvgPool2d, ThresholdedAvgPool2d, make_pool
+from camloc.models.retrofit import CAMHeadModel, retrofit
 
 from .test_model_state import assert_same, snapshot
 

@@ -43,5 +43,3 @@ def main() -> None:
     """camloc: object boxes from any image classifier, by class activation maps."""
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -47,9 +47,14 @@ def thresholds_list(interval: float = 0.001) -> np.ndarray:
 
 
 def iou_matrix(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Inclusive-pixel IoU of every box (N x 4) with every ground-truth box (G x 4): N x G."""
-    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 1, 4)
-    gt = np.asarray(gt, dtype=np.int64).reshape(1, -1, 4)
+    """Inclusive-pixel IoU of every box (N x 4) with every ground-truth box (G x 4): N x G.
+
+    Integer boxes (the protocols') are computed in int64, float boxes (original pixels) in float64.
+    """
+    boxes, gt = np.asarray(boxes), np.asarray(gt)
+    dtype = np.float64 if "f" in (boxes.dtype.kind, gt.dtype.kind) else np.int64
+    boxes = boxes.astype(dtype).reshape(-1, 1, 4)
+    gt = gt.astype(dtype).reshape(1, -1, 4)
     iw = np.maximum(0, np.minimum(boxes[..., 2], gt[..., 2]) - np.maximum(boxes[..., 0], gt[..., 0]) + 1)
     ih = np.maximum(0, np.minimum(boxes[..., 3], gt[..., 3]) - np.maximum(boxes[..., 1], gt[..., 1]) + 1)
     inter = iw * ih

@@ -135,15 +135,40 @@ def _as_linear(module: nn.Module) -> nn.Linear:
     return lin
 
 
-def _mixes_locations(record: Record, channels: int) -> bool:
-    """A layer that combines locations: a conv with a kernel over a spatial input, or a Linear on a
-    flattened spatial map (more inputs than the feature map has channels)."""
-    m, inp = record.module, record.input
-    if not isinstance(inp, torch.Tensor):
-        return False
-    if isinstance(m, nn.Conv2d):
-        return inp.ndim == 4 and inp.shape[2] * inp.shape[3] > 1 and m.kernel_size != (1, 1)
-    return isinstance(m, nn.Linear) and inp.ndim == 2 and m.in_features > channels and m.in_features % channels == 0
+def _mixes_locations(head: Sequence[Record]) -> bool:
+    """Whether a head layer combines locations: a conv with a kernel over a spatial input, or a Linear
+    on a flattened spatial map (its inputs are the C x H x W values of a spatial output before it)."""
+    spatial_sizes = set()
+    for r in head:
+        m, inp, out = r.module, r.input, r.output
+        if isinstance(m, nn.Conv2d) and isinstance(inp, torch.Tensor) and inp.ndim == 4:
+            if inp.shape[2] * inp.shape[3] > 1 and m.kernel_size != (1, 1):
+                return True
+        if isinstance(m, nn.Linear) and m.in_features in spatial_sizes:
+            return True
+        if isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[2] * out.shape[3] > 1:
+            spatial_sizes.add(out[0].numel())
+    return False
+
+
+def _pools_globally(record: Record) -> bool:
+    """A parameter-free layer that turns a spatial map into one value per channel (any global pool)."""
+    inp, out = record.input, record.output
+    return (isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor) and inp.ndim == 4
+            and inp.shape[2] * inp.shape[3] > 1 and out[0].numel() * inp.shape[2] * inp.shape[3] <= inp[0].numel() * 2
+            and not any(True for _ in record.module.parameters()))
+
+
+def _last_unpooled(records: Sequence[Record], pos: int) -> int:
+    """The last spatial output of a leaf layer at or before ``pos`` that is not a pooling: the map
+    before the pools that close the backbone (VGG's pool5)."""
+    for i in range(pos, -1, -1):
+        r = records[i]
+        out = r.output
+        if (not list(r.module.children()) and not is_pool(r.module) and isinstance(out, torch.Tensor)
+                and out.ndim == 4 and out.shape[2] * out.shape[3] > 1):
+            return i
+    raise ModelError("no spatial feature map before the pooling layers")
 
 
 def _per_location_layers(model_name: str, leaves: Sequence[Record]) -> list[nn.Module]:
@@ -151,7 +176,7 @@ def _per_location_layers(model_name: str, leaves: Sequence[Record]) -> list[nn.M
     layers: list[nn.Module] = []
     for r in leaves:
         m = r.module
-        if is_pool(m) or isinstance(m, nn.Flatten):
+        if is_pool(m) or isinstance(m, nn.Flatten) or _pools_globally(r):
             continue
         if isinstance(m, nn.Linear):
             layers.append(_linear_as_conv(m))
@@ -211,8 +236,11 @@ def retrofit(
     channels = feats.shape[1]
     name = type(model).__name__
 
-    relu, keep_fc = spec.relu, True
-    if any(_mixes_locations(r, channels) for r in head):  # the paper's VGG head
+    feature_layer, relu, keep_fc = spec.feature_layer, spec.relu, True
+    if _mixes_locations(head):  # the paper's VGG head, on the map before pool5
+        pos = _last_unpooled(run.records, pos)
+        feature_layer, feats = run.records[pos].name, run.records[pos].output
+        head = run.records[pos + 1:]
         per_location = nn.Sequential(nn.Conv2d(channels, 1024, 3, padding=1), nn.ReLU(inplace=True))
         fc, relu, keep_fc = nn.Linear(1024, k), False, False
     elif spec.exact and spec.pool == "avg" and spec.norm is None:
@@ -226,12 +254,16 @@ def retrofit(
             raise ModelError(f"cannot retrofit {name}: no linear classifier after its feature map")
         per_location = nn.Sequential(*_per_location_layers(name, leaves[: linears[-1]]))
         fc = _as_linear(leaves[linears[-1]].module)
+    with torch.no_grad():
+        width = per_location(torch.relu(feats) if relu else feats).shape[1]
+    if fc.in_features != width:  # a classifier that read two pooled copies (catavgmax): a new one
+        fc, keep_fc = nn.Linear(width, fc.out_features), False
     if num_classes is not None and (not keep_fc or num_classes != fc.out_features):
         fc = nn.Linear(fc.in_features, num_classes)
 
     # the old head never runs again: its modules become identities (shared modules that ran
     # before the feature layer, such as a reused ReLU, and the feature layer's ancestors stay)
-    ancestors = {spec.feature_layer.rsplit(".", i)[0] for i in range(spec.feature_layer.count(".") + 1)}
+    ancestors = {feature_layer.rsplit(".", i)[0] for i in range(feature_layer.count(".") + 1)}
     ran_before = {r.name for r in run.records[: pos + 1]}
     _replace_with_identity(model, [r.name for r in head if r.name not in ancestors and r.name not in ran_before])
     route = "hook"
@@ -245,5 +277,5 @@ def retrofit(
     kept_classes = num_classes is None or num_classes == k
     names = tuple(class_names) if class_names is not None else (base_cfg.class_names if kept_classes else None)
     cfg = base_cfg.replace(pool=pool, theta_tap=theta_tap if pool == "tap" else None, class_names=names)
-    return CAMHeadModel(model, spec.feature_layer, per_location, make_pool(pool, theta_tap), fc, relu, route,
+    return CAMHeadModel(model, feature_layer, per_location, make_pool(pool, theta_tap), fc, relu, route,
                         cfg).to(device)
