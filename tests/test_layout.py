@@ -1,0 +1,153 @@
+"""The architecture holds: imports run one way (command line down to data), no circles, a fast start.
+
+Every ``import`` in camloc, at module level or inside a function, is read with ``ast``; each camloc
+module has a level (below), and no module may import one of a higher level. The import graph
+between modules must have no cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "camloc"
+
+#: Bottom to top. A module's level is that of the longest prefix listed; ``camloc`` itself is on top.
+LEVELS = [
+    ("camloc.errors", "camloc.atomic", "camloc.device", "camloc.defaults"),
+    ("camloc.data",),
+    ("camloc.cam",),
+    ("camloc.models",),
+    ("camloc.eval",),
+    ("camloc.train",),
+    ("camloc.api", "camloc.render"),
+    ("camloc.pipeline",),
+    ("camloc.distributed",),
+    ("camloc.cli", "camloc.__main__"),
+]
+
+
+def level(module: str) -> int:
+    if module == "camloc":
+        return len(LEVELS)
+    best, rank = "", None
+    for i, names in enumerate(LEVELS):
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and len(name) > len(best):
+                best, rank = name, i
+    assert rank is not None, f"{module} has no level: add it to LEVELS in {__file__}"
+    return rank
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def imports(module: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """camloc modules imported anywhere in ``module`` (relative imports resolved)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "camloc")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "camloc":
+                continue
+            for alias in node.names:  # `from . import heads` names a module, `from .x import y` a name
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in known else target)
+    return {m for m in found if m in known}
+
+
+GRAPH = {m: imports(m, p, modules()) for m, p in modules().items()}
+
+
+def test_every_module_has_a_level():
+    for m in GRAPH:
+        level(m)
+
+
+@pytest.mark.parametrize("module", sorted(GRAPH))
+def test_no_upward_import(module):
+    upward = sorted(t for t in GRAPH[module] if level(t) > level(module))
+    assert not upward, f"{module} (level {level(module)}) reaches up to {upward}"
+
+
+def test_no_import_cycle():
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(GRAPH[m]):
+            if t == m:
+                continue
+            if state.get(t) == 1:
+                cycle = stack[stack.index(t):] + [t]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(GRAPH):
+        if m not in state:
+            visit(m)
+
+
+def test_the_walker_sees_relative_and_function_level_imports():
+    # evaluate imports boxacc at module level; the cli imports the pipeline inside a function
+    assert "camloc.eval.boxacc" in GRAPH["camloc.eval.evaluate"]
+    assert "camloc.pipeline" in GRAPH["camloc.cli.localize"]
+    assert "camloc.cam.heads" in GRAPH["camloc.cam.analysis"]
+
+
+def test_every_subpackage_says_what_it_owns():
+    for m, path in modules().items():
+        if path.name == "__init__.py":
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+            assert doc and len(doc) > 40, f"{m}/__init__.py needs a docstring saying what the package owns"
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_help_does_not_import_torch():
+    loaded = _loaded_after(
+        "from click.testing import CliRunner\nfrom camloc.cli import main\n"
+        "for args in (['--help'], ['localize', '--help'], ['evaluate', '--help'], ['finetune', '--help']):\n"
+        "    assert CliRunner().invoke(main, args).exit_code == 0"
+    )
+    assert "torch" not in loaded
+
+
+def test_import_camloc_is_light():
+    loaded = _loaded_after("import camloc")
+    assert not {"torch", "cv2", "numba", "matplotlib", "camloc.models.registry"} & loaded
+
+
+def test_lazy_names_resolve():
+    import camloc
+
+    for name in camloc.__all__:
+        assert getattr(camloc, name) is not None, name
