@@ -4,7 +4,7 @@ Maps are efficientnet_lite0 CAMs (ground-truth class, full-image resize) of real
 ../shared/data (or any split given with --metadata). For each image, side by side:
 
 * ``straightforward``: one OpenCV contour search per threshold, as the reference evaluator does;
-* ``camloc``: :func:`camloc.boxacc.all_contour_table` (one union-find pass over the level sets),
+* ``camloc``: :func:`camloc.eval.boxacc.all_contour_table` (one union-find pass over the level sets),
   on one thread and with its outer and hole sweeps on two threads;
 
 for MaxBoxAccV2 (all contours, IoU 30/50/70) and for MaxBoxAcc (largest contour, IoU 50), checking
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 import camloc
-from camloc.boxacc import all_contour_table, largest_contour_table, reference_hits, threshold_levels, thresholds_list
-from camloc.evaluate import gt_boxes
-from camloc.localize import to_uint8, upsample
-from camloc.metadata import read_dataset
+from camloc.eval.boxacc import all_contour_table, largest_contour_table, reference_hits, threshold_levels, thresholds_list
+from camloc.eval.protocols import gt_boxes
+from camloc.cam.boxes import to_uint8, upsample
+from camloc.data.metadata import read_dataset
 
 HERE = Path(__file__).resolve().parent
 

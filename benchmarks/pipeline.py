@@ -19,21 +19,22 @@ from pathlib import Path
 import torch
 
 import camloc
-from camloc.pipeline import DecodedImages, RunOptions, _collate, expand_inputs, run
+from camloc.data.dataset import ImageDataset
+from camloc.data.inputs import expand_inputs
+from camloc.pipeline import RunOptions, run
 
 HERE = Path(__file__).resolve().parent
 
 
 def plain_loop(model, paths, pre, batch_size, workers, device, sink) -> None:
-    data = DecodedImages(paths, list(range(len(paths))), pre)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+    data = ImageDataset(paths, pre, errors="return")
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=workers,
+                                         collate_fn=ImageDataset.collate)
     with torch.inference_mode():
         for batch in loader:
-            good = [b for b in batch if b[3] is None]
-            x = torch.stack([b[1] for b in good]).to(device)
-            top = model(x).softmax(1).max(1)
-            for b, c, s in zip(good, top.indices.tolist(), top.values.tolist(), strict=True):
-                sink.write(json.dumps({"image": paths[b[0]], "class": c, "score": s}) + "\n")
+            top = model(batch.images.to(device)).softmax(1).max(1)
+            for item, c, s in zip(batch.good, top.indices.tolist(), top.values.tolist(), strict=True):
+                sink.write(json.dumps({"image": paths[item.index], "class": c, "score": s}) + "\n")
 
 
 def main() -> None:

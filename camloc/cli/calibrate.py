@@ -6,12 +6,11 @@ import click
 
 from ..errors import CamlocError
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, load_model_for,
-                      model_options, nwc_option, quiet_option)
+                      metadata_option, model_options, nwc_option, quiet_option)
 
 
 @click.command("calibrate")
-@click.option("--metadata", required=True, type=click.Path(file_okay=False, exists=True),
-              help="A labelled split with boxes (e.g. train-fullsup).")
+@metadata_option
 @images_option
 @model_options
 @nwc_option
@@ -23,7 +22,8 @@ from .options import (batch_size_option, cam_class_option, device_option, fail_u
 @quiet_option
 def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_class, percentiles, batch_size, device,
             out, quiet) -> None:
-    """Pick theta and the percentile that maximise GT-known Loc on a labelled split, and save them."""
+    """Pick theta and the percentile that maximise GT-known Loc on a labelled split with boxes
+    (e.g. train-fullsup, never the test split), and save them."""
     from ..data.metadata import read_dataset
     from ..eval.calibrate import calibrate
 

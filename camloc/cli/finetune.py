@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from ..defaults import DEFAULT_MODEL
 from ..errors import CamlocError
-from .options import batch_size_option, device_option, fail_usage, quiet_option
+from .options import (batch_size_option, checkpoint_option, device_option, fail_usage, images_option, model_option,
+                      quiet_option, workers_option)
 
 
 @click.command("finetune")
-@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Architecture to retrofit.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Start from these weights instead of the pretrained ones.")
+@model_option
+@checkpoint_option
 @click.option("--metadata", type=click.Path(file_okay=False, exists=True), help="Training split (wsolevaluation layout).")
-@click.option("--images", type=click.Path(file_okay=False, exists=True), help="Image root [default: the metadata folder].")
+@images_option
 @click.option("--image-folder", type=click.Path(file_okay=False, exists=True), help="Or a torchvision ImageFolder (classification only).")
 @click.option("--val-metadata", type=click.Path(file_okay=False, exists=True), help="Validation split with boxes: Top-1 Cls and GT-known Loc each epoch.")
 @click.option("--val-images", type=click.Path(file_okay=False, exists=True))
@@ -27,7 +27,7 @@ from .options import batch_size_option, device_option, fail_usage, quiet_option
 @click.option("--weight-decay", type=float, default=5e-4, show_default=True)
 @device_option
 @click.option("--amp", is_flag=True, help="Mixed precision (CUDA).")
-@click.option("--workers", type=int, default=2, show_default=True)
+@workers_option
 @click.option("--resume", is_flag=True, help="Continue from --out if it exists.")
 @click.option("--no-register", is_flag=True, help="Do not register the result as <arch>_<pool>.")
 @quiet_option

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..errors import CamlocError
-from .options import batch_size_option, device_option, fail_usage, load_model_for, model_options, nwc_option, quiet_option
+from .options import (batch_size_option, device_option, fail_usage, load_model_for, model_options, nwc_option,
+                      quiet_option, workers_option)
 
 
 @click.command("localize")
@@ -26,7 +27,7 @@ from .options import batch_size_option, device_option, fail_usage, load_model_fo
 @click.option("--resize", type=click.Choice(["full", "crop"]),
               help="Squash the whole image to the input size, or resize + center crop [default: the model's own].")
 @batch_size_option(16)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding worker processes.")
+@workers_option
 @device_option
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="theta, percentile and NWC from camloc calibrate (overrides those options).")

@@ -27,15 +27,21 @@ def _stack(*decorators: Callable) -> Callable:
     return apply
 
 
+model_option = click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
+                            help="Registered model name.")
+checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False),
+                                 help="Local weights (loaded with weights_only=True).")
 #: ``--model``, ``--checkpoint``, ``--num-classes``: which network, with which weights.
 model_options = _stack(
-    click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Registered model name."),
-    click.option("--checkpoint", type=click.Path(dir_okay=False), help="Local weights (loaded with weights_only=True)."),
+    model_option,
+    checkpoint_option,
     click.option("--num-classes", type=int, help="Classes of the checkpoint's classifier, when not the model's default."),
 )
 device_option = click.option("--device", help="Device for the model, e.g. cuda or cpu [default: cuda if available].")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+workers_option = click.option("--workers", type=int, default=2, show_default=True,
+                              help="Image decoding worker processes.")
 nwc_option = click.option("--nwc/--no-nwc", default=True, show_default=True, help="Negative weight clamping in the map.")
 cam_class_option = click.option(
     "--cam-class", type=click.Choice(["gt", "top1"]), default="gt", show_default=True,
@@ -45,7 +51,7 @@ metadata_option = click.option("--metadata", required=True, type=click.Path(file
 images_option = click.option("--images", type=click.Path(file_okay=False, exists=True),
                              help="Image root [default: the metadata folder].")
 masks_option = click.option("--masks", "masks_root", type=click.Path(file_okay=False, exists=True),
-                            help="Mask root [default: the image root].")
+                            help="Mask root [default: the image root, which is the metadata folder unless --images says otherwise].")
 interval_option = click.option("--interval", type=float, default=0.001, show_default=True,
                                help="Tau step of the wsolevaluation sweep.")
 

@@ -8,14 +8,14 @@ import click
 
 from ..errors import CamlocError
 from .evaluate import print_table
-from .options import fail_usage, interval_option, json_option, quiet_option
+from .options import fail_usage, interval_option, json_option, masks_option, metadata_option, quiet_option
 
 
 @click.command("score")
-@click.option("--metadata", required=True, type=click.Path(file_okay=False, exists=True))
+@metadata_option
 @click.option("--scoremaps", required=True, type=click.Path(file_okay=False, exists=True),
               help="Folder of <image_id>.npy score maps (224 x 224, values in [0, 1]).")
-@click.option("--masks", "masks_root", type=click.Path(file_okay=False, exists=True), help="Mask root [default: the metadata folder].")
+@masks_option
 @interval_option
 @json_option
 @quiet_option

@@ -24,13 +24,14 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import nn
 
 from ..cam.analysis import analyze, as_logits, traced
-from ..cam.hooks import Record, forward_hooks
+from ..cam.heads import HeadSpec
+from ..cam.hooks import Record, Trace, forward_hooks
 from ..cam.pooling import is_pool
 from ..device import device_of
 from ..errors import ModelError
@@ -228,54 +229,72 @@ def retrofit(
     device = device_of(model)
     x = torch.randn(2, 3, *input_size, generator=torch.Generator().manual_seed(0)).to(device)
     run = traced(model, x)
-    spec = analyze(model, x, run=run)
     k = as_logits(run.output).shape[1]
-    pos = run.last_index(spec.feature_layer)
-    feats = run.snapshot if run.snapshot_index == pos else run.records[pos].output
-    head = run.records[pos + 1:]
-    channels = feats.shape[1]
-    name = type(model).__name__
-
-    feature_layer, relu, keep_fc = spec.feature_layer, spec.relu, True
-    if _mixes_locations(head):  # the paper's VGG head, on the map before pool5
-        pos = _last_unpooled(run.records, pos)
-        feature_layer, feats = run.records[pos].name, run.records[pos].output
-        head = run.records[pos + 1:]
-        per_location = nn.Sequential(nn.Conv2d(channels, 1024, 3, padding=1), nn.ReLU(inplace=True))
-        fc, relu, keep_fc = nn.Linear(1024, k), False, False
-    elif spec.exact and spec.pool == "avg" and spec.norm is None:
-        per_location = nn.Sequential()
-        fc = _as_linear(model.get_submodule(spec.classifier))
-    else:
-        relu = False
-        leaves = [r for r in head if not list(r.module.children())]
-        linears = [i for i, r in enumerate(leaves) if isinstance(r.module, (nn.Linear, nn.Conv2d))]
-        if not linears:
-            raise ModelError(f"cannot retrofit {name}: no linear classifier after its feature map")
-        per_location = nn.Sequential(*_per_location_layers(name, leaves[: linears[-1]]))
-        fc = _as_linear(leaves[linears[-1]].module)
-    with torch.no_grad():
-        width = per_location(torch.relu(feats) if relu else feats).shape[1]
-    if fc.in_features != width:  # a classifier that read two pooled copies (catavgmax): a new one
-        fc, keep_fc = nn.Linear(width, fc.out_features), False
-    if num_classes is not None and (not keep_fc or num_classes != fc.out_features):
+    plan = _plan_head(model, run, analyze(model, x, run=run), k)
+    fc = plan.fc
+    if num_classes is not None and (not plan.keep_fc or num_classes != fc.out_features):
         fc = nn.Linear(fc.in_features, num_classes)
-
-    # the old head never runs again: its modules become identities (shared modules that ran
-    # before the feature layer, such as a reused ReLU, and the feature layer's ancestors stay)
-    ancestors = {feature_layer.rsplit(".", i)[0] for i in range(feature_layer.count(".") + 1)}
-    ran_before = {r.name for r in run.records[: pos + 1]}
-    _replace_with_identity(model, [r.name for r in head if r.name not in ancestors and r.name not in ran_before])
-    route = "hook"
-    forward_features = getattr(model, "forward_features", None)
-    if callable(forward_features):
-        with torch.no_grad():
-            out = forward_features(x)
-        if isinstance(out, torch.Tensor) and out.shape == feats.shape and torch.allclose(out, feats, rtol=1e-5, atol=1e-6):
-            route = "forward_features"
-
+    _strip_old_head(model, run, plan.pos)
+    route = "forward_features" if _forward_features_gives(model, x, plan.feats) else "hook"
     kept_classes = num_classes is None or num_classes == k
     names = tuple(class_names) if class_names is not None else (base_cfg.class_names if kept_classes else None)
     cfg = base_cfg.replace(pool=pool, theta_tap=theta_tap if pool == "tap" else None, class_names=names)
-    return CAMHeadModel(model, feature_layer, per_location, make_pool(pool, theta_tap), fc, relu, route,
-                        cfg).to(device)
+    return CAMHeadModel(model, run.records[plan.pos].name, plan.per_location, make_pool(pool, theta_tap), fc,
+                        plan.relu, route, cfg).to(device)
+
+
+class _Plan(NamedTuple):
+    """The new head: where the features are read, what runs per location, the classifier."""
+
+    pos: int
+    feats: torch.Tensor
+    per_location: nn.Module
+    fc: nn.Linear
+    relu: bool
+    keep_fc: bool
+
+
+def _plan_head(model: nn.Module, run: Trace, spec: HeadSpec, k: int) -> _Plan:
+    """The head kind (see the module docs) and its new layers, from the traced forward pass."""
+    pos = run.last_index(spec.feature_layer)
+    feats = run.snapshot if run.snapshot_index == pos else run.records[pos].output
+    head = run.records[pos + 1:]
+    name = type(model).__name__
+    if _mixes_locations(head):  # the paper's VGG head, on the map before pool5
+        pos = _last_unpooled(run.records, pos)
+        feats = run.records[pos].output
+        conv = nn.Sequential(nn.Conv2d(feats.shape[1], 1024, 3, padding=1), nn.ReLU(inplace=True))
+        return _Plan(pos, feats, conv, nn.Linear(1024, k), False, False)
+    if spec.exact and spec.pool == "avg" and spec.norm is None:
+        return _Plan(pos, feats, nn.Sequential(), _as_linear(model.get_submodule(spec.classifier)), spec.relu, True)
+    leaves = [r for r in head if not list(r.module.children())]
+    linears = [i for i, r in enumerate(leaves) if isinstance(r.module, (nn.Linear, nn.Conv2d))]
+    if not linears:
+        raise ModelError(f"cannot retrofit {name}: no linear classifier after its feature map")
+    per_location = nn.Sequential(*_per_location_layers(name, leaves[: linears[-1]]))
+    fc = _as_linear(leaves[linears[-1]].module)
+    with torch.no_grad():
+        width = per_location(feats).shape[1]
+    if fc.in_features != width:  # a classifier that read two pooled copies (catavgmax): a new one
+        return _Plan(pos, feats, per_location, nn.Linear(width, fc.out_features), False, False)
+    return _Plan(pos, feats, per_location, fc, False, True)
+
+
+def _strip_old_head(model: nn.Module, run: Trace, pos: int) -> None:
+    """The old head never runs again: its modules become identities (the feature layer's ancestors
+    and shared modules that also ran before it, such as a reused ReLU, stay)."""
+    feature_layer = run.records[pos].name
+    ancestors = {feature_layer.rsplit(".", i)[0] for i in range(feature_layer.count(".") + 1)}
+    ran_before = {r.name for r in run.records[: pos + 1]}
+    _replace_with_identity(model, [r.name for r in run.records[pos + 1:]
+                                   if r.name not in ancestors and r.name not in ran_before])
+
+
+def _forward_features_gives(model: nn.Module, x: torch.Tensor, feats: torch.Tensor) -> bool:
+    """Whether the model's own ``forward_features`` (timm) returns exactly the feature map."""
+    forward_features = getattr(model, "forward_features", None)
+    if not callable(forward_features):
+        return False
+    with torch.no_grad():
+        out = forward_features(x)
+    return isinstance(out, torch.Tensor) and out.shape == feats.shape and torch.allclose(out, feats, rtol=1e-5, atol=1e-6)
