@@ -7,7 +7,7 @@
 * :mod:`~camloc.cam.extractor`: :class:`CAMExtractor`, maps for a batch;
 * :mod:`~camloc.cam.boxes`: the box rule (upsample, min-max, threshold standards, contours).
 
-Below it: :mod:`camloc.data` is not needed; nothing here knows about models by name.
+It needs nothing of camloc but :mod:`camloc.errors` and knows no model by name: it works on any module.
 """
 
 from .analysis import analyze
