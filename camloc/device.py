@@ -28,3 +28,19 @@ def device_of(model: nn.Module, default: Optional[torch.device] = None) -> torch
     for tensor in model.buffers():
         return tensor.device
     return default or torch.device("cpu")
+
+
+def torchrun_env() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` as torchrun sets them; ``(0, 1, 0)`` in a plain process."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world, int(os.environ.get("LOCAL_RANK", rank))
+
+
+def process_group_backend() -> str:
+    """The collective backend for this machine: NCCL where CUDA is present, gloo otherwise."""
+    return "nccl" if torch.cuda.is_available() else "gloo"

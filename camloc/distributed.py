@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -21,6 +20,7 @@ from typing import Callable, Optional
 import torch
 
 from .atomic import atomic_write_text
+from .device import process_group_backend, torchrun_env
 from .pipeline import JOURNAL, in_order, journals
 
 
@@ -35,10 +35,8 @@ class Context:
     @classmethod
     def from_env(cls) -> "Context":
         """Read torchrun's environment; gloo on CPU, NCCL where CUDA is present."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        return cls(int(os.environ.get("RANK", "0")), world, "nccl" if torch.cuda.is_available() else "gloo")
+        rank, world, _ = torchrun_env()
+        return cls() if world == 1 else cls(rank, world, process_group_backend())
 
     def journal(self, out: Path) -> Path:
         """This rank's journal in an output folder."""
@@ -52,7 +50,7 @@ class Context:
 
         dist.init_process_group(self.backend)
         if device is None and torch.cuda.is_available():
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', self.rank))}"
+            device = f"cuda:{torchrun_env()[2]}"
         return device
 
     def finish(self, failed: int, out: Optional[Path], paths: list[str], show: Optional[Callable[[dict], None]]) -> int:
