@@ -21,6 +21,7 @@ COMMANDS = {
     "score": "score",
     "calibrate": "calibrate",
     "finetune": "finetune",
+    "train": "train",
 }
 
 

@@ -13,7 +13,7 @@ from .options import fail_usage
 def command(pattern: str, check: bool) -> None:
     """List registered model names matching PATTERN (fnmatch): where weights come from, and the CAM kind.
 
-    Sources: offline (ships with camloc's dependencies), local fine-tune (camloc finetune),
+    Sources: offline (ships with camloc's dependencies), local (registered by camloc finetune or train),
     download (timm / torchvision hubs). CAM: exact (affine head after pooling, or a TAP/GAP
     retrofit), gradient (non-affine head), none (no spatial feature map), or - (not checked; --check).
     """
@@ -24,7 +24,7 @@ def command(pattern: str, check: bool) -> None:
         raise fail_usage(ValueError(f"{len(names)} names match: narrow the pattern to check them"))
     for name in names:
         source = resolve_name(name)[0]
-        where = {"offline": "offline", "finetuned": "local fine-tune"}.get(source, "download")
+        where = {"offline": "offline", "finetuned": "local"}.get(source, "download")
         kind = "exact" if source in ("offline", "finetuned") else "-"
         if check and source not in ("offline", "finetuned"):
             kind = cam_kind(name)

@@ -29,7 +29,9 @@ from ..errors import CheckpointError, ModelError
 from .checkpoints import (config_of_checkpoint, is_camloc_checkpoint, load_checkpoint, read_checkpoint,
                           registered_names, registered_path)
 from .config import ModelConfig, attach, model_config
+from .layers.adl import ADL
 from .retrofit import CAMHeadModel, retrofit
+from .wsol import build_wsol, insert_after
 
 from ..defaults import DEFAULT_MODEL
 
@@ -83,17 +85,20 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def resolve_name(name: str) -> tuple[str, str]:
-    """``(source, arch)`` for a model name, source being ``offline``, ``timm`` or ``torchvision``.
+    """``(source, arch)`` for a model name: ``offline``, ``file`` (a camloc checkpoint's path),
+    ``finetuned`` (registered in ``$CAMLOC_HOME/models``), ``timm`` or ``torchvision``.
 
     Raises:
         ModelError: for an unknown name, listing the closest registered names.
     """
     if name in OFFLINE:
         return "offline", name
+    if name.endswith((".pt", ".pth")) and os.path.isfile(name):
+        return "file", name
+    if registered_path(name).is_file():
+        return "finetuned", name
     if name.endswith(("_tap", "_gap")) and name.split(".")[0] not in _timm_names():
         path = registered_path(name)
-        if path.is_file():
-            return "finetuned", name
         base, pool = name[:-4], name[-3:]
         resolve_name(base)  # an unknown base architecture gets the usual error
         raise ModelError(
@@ -154,9 +159,9 @@ def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] 
     The model carries its :class:`~camloc.models.config.ModelConfig` (name, source, preprocessing).
     """
     source, arch = resolve_name(name)
-    if source == "finetuned":
-        path = registered_path(arch)
-        return from_checkpoint(read_checkpoint(path), path, name)
+    if source in ("finetuned", "file"):
+        path = registered_path(arch) if source == "finetuned" else arch
+        return from_checkpoint(read_checkpoint(path), path, name if source == "finetuned" else None)
     if source == "offline":
         model = OFFLINE[arch](pretrained, num_classes)
     elif source == "timm":
@@ -187,9 +192,17 @@ def from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, name: Optiona
     if not is_camloc_checkpoint(ckpt):
         raise CheckpointError(f"{path}: not a camloc checkpoint; make one with camloc finetune")
     cfg = config_of_checkpoint(ckpt, name)
-    base = create_model(cfg.arch, pretrained=False)
     theta = cfg.theta_tap if cfg.theta_tap is not None else 0.0
-    model = retrofit(base, cfg.pool, theta, num_classes=ckpt["num_classes"], class_names=cfg.class_names)
+    build = ckpt.get("build") or {"builder": "retrofit"}
+    adl = {"adl_drop_rate": build.get("adl_drop_rate", 0.75), "adl_gamma": build.get("adl_gamma", 0.9)}
+    if build["builder"] == "wsol":
+        model = build_wsol(cfg.arch, ckpt["num_classes"], cfg.pool, theta, pretrained=False, adl=build.get("adl", False),
+                           adl_positions=build.get("adl_positions") or None, **adl)
+    else:
+        base = create_model(cfg.arch, pretrained=False)
+        model = retrofit(base, cfg.pool, theta, num_classes=ckpt["num_classes"], class_names=cfg.class_names)
+        if build.get("adl"):
+            insert_after(model, build["adl_positions"], lambda: ADL(adl["adl_drop_rate"], adl["adl_gamma"]))
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

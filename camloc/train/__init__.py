@@ -1,9 +1,12 @@
-"""Training: today the brief fine-tune of a retrofitted TAP/GAP head (:mod:`~camloc.train.finetune`).
+"""Training WSOL models: one loop (:mod:`~camloc.train.loop`), recipes (:mod:`~camloc.train.config`,
+``recipes/*.toml``), and the brief head fine-tune as a preset of it (:mod:`~camloc.train.finetune`).
 
-Built on :mod:`camloc.models` (retrofit, checkpoints), :mod:`camloc.data` (the one Dataset, the
-recipe's transforms) and :mod:`camloc.eval` (validation during training).
+Built on :mod:`camloc.models` (architectures, TAP, HaS, ADL, retrofit, checkpoints), :mod:`camloc.data`
+(the one Dataset, the recipes' transforms) and :mod:`camloc.eval` (evaluation during training).
 """
 
+from .config import TrainConfig, list_recipes, load_config
 from .finetune import FinetuneConfig, finetune, lr_steps
+from .loop import train
 
-__all__ = ["FinetuneConfig", "finetune", "lr_steps"]
+__all__ = ["FinetuneConfig", "TrainConfig", "finetune", "list_recipes", "load_config", "lr_steps", "train"]

@@ -1,4 +1,4 @@
-"""Brief fine-tuning of a retrofitted TAP (or GAP) head, with the authors' recipe as defaults.
+"""Brief fine-tuning of a retrofitted TAP (or GAP) head: a preset of ``camloc train``, the authors' recipe as defaults.
 
 Recipe (PROTOCOLS.md section 5, the authors' VGG16-TAP on CUB): SGD, momentum 0.9, Nesterov,
 weight decay 5e-4; train transform resize 256 x 256, random crop 224, horizontal flip; pretrained
@@ -22,28 +22,16 @@ Example:
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Callable, Optional
 
-import torch
-from torch import nn
-
-from ..atomic import atomic_write
-from ..data.dataset import ImageDataset
-from ..data.imaging import Preprocess
-from ..data.metadata import Sample, read_dataset
-from ..data.transforms import rethinking_crop, train_transform
 from ..device import default_device
-from ..errors import CheckpointError, UsageError
-from ..models.checkpoints import describe, is_camloc_checkpoint, read_checkpoint, registered_path
-from ..models.config import model_config
+from ..errors import UsageError
 from ..models.layers.pooling import POOLS
-from ..models.registry import load_model
-from ..models.retrofit import CAMHeadModel, retrofit
+from ..models.retrofit import CAMHeadModel
+from .config import TrainConfig
+from .loop import train
 
 
 @dataclass
@@ -84,159 +72,31 @@ class FinetuneConfig:
             raise UsageError("epochs and batch_size must be at least 1")
 
 
-def _train_items(cfg: FinetuneConfig) -> tuple[list[str], list[int], list[str]]:
-    """Training image paths, labels and class names (folder names where they are consistent)."""
-    if cfg.image_folder:
-        from torchvision.datasets import ImageFolder
-
-        folder = ImageFolder(cfg.image_folder)
-        return [p for p, _ in folder.samples], [c for _, c in folder.samples], list(folder.classes)
-    if not cfg.metadata:
-        raise UsageError("give --metadata DIR (wsolevaluation layout) or --image-folder DIR")
-    samples = read_dataset(cfg.metadata)
-    root = Path(cfg.images or cfg.metadata)
-    return [str(root / s.image_id) for s in samples], [s.label for s in samples], _class_names(samples)
-
-
-def _class_names(samples: list[Sample]) -> list[str]:
-    k = max(s.label for s in samples) + 1
-    folders: dict[int, set] = {}
-    for s in samples:
-        folders.setdefault(s.label, set()).add(Path(s.image_id).parent.name)
-    names = []
-    for c in range(k):
-        f = folders.get(c, set())
-        names.append(next(iter(f)) if len(f) == 1 and next(iter(f)) else f"class {c}")
-    return names
-
-
-def build(arch: str, pool: str, theta_tap: float, num_classes: int, checkpoint: Optional[str] = None,
-          pretrained: bool = True, class_names: Optional[list[str]] = None) -> CAMHeadModel:
-    """The retrofitted model a fine-tune trains (pretrained backbone, new head)."""
-    base = load_model(arch, checkpoint=checkpoint, pretrained=pretrained)
-    return retrofit(base, pool, theta_tap, num_classes=num_classes, class_names=class_names)
-
-
-@torch.no_grad()
-def _cache_features(model: CAMHeadModel, paths: list[str], labels: list[int], pre: Preprocess, device,
-                    batch_size: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backbone feature maps of the rethinking center crop and its mirror image, for every training image."""
-    from tqdm import tqdm
-
-    data = ImageDataset(paths, rethinking_crop(pre.mean, pre.std), labels)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=ImageDataset.collate)
-    feats, targets = [], []
-    model.eval()
-    for batch in tqdm(loader, disable=not progress, desc="features", unit="batch"):
-        x = batch.images.to(device)
-        for view in (x, x.flip(3)):
-            feats.append(model.backbone_features(view).cpu())
-            targets.append(batch.labels)
-    return torch.cat(feats), torch.cat(targets)
-
-
-def _optimizer(model: CAMHeadModel, cfg: FinetuneConfig) -> torch.optim.SGD:
-    """SGD on the head at ``lr`` and (unless frozen) on the backbone at ``lr x backbone_lr_scale``."""
-    head = model.head_parameters()
-    head_ids = {id(p) for p in head}
-    groups = [{"params": head, "lr": cfg.lr}]
-    if cfg.backbone_lr_scale > 0:
-        groups.append({"params": [p for p in model.parameters() if id(p) not in head_ids],
-                       "lr": cfg.lr * cfg.backbone_lr_scale})
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
-
-
-def _resume(out: Path, cfg: FinetuneConfig, model, opt, sched, log) -> tuple[int, list]:
-    """Restore model, optimizer and schedule from ``out``; returns ``(epochs done, history)``."""
-    ckpt = read_checkpoint(out)
-    if not is_camloc_checkpoint(ckpt) or ckpt["arch"] != cfg.model or ckpt["pool"] != cfg.pool:
-        raise CheckpointError(f"{out}: cannot resume: it is not a {cfg.model} {cfg.pool} fine-tune")
-    model.load_state_dict(ckpt["state_dict"])
-    opt.load_state_dict(ckpt["optimizer"])
-    sched.load_state_dict(ckpt["scheduler"])
-    log(f"resuming {out} after epoch {ckpt['epoch']}")
-    return ckpt["epoch"], list(ckpt["history"])
-
-
-def _epoch_batches(model: CAMHeadModel, frozen: bool, cached, loader, batch_size: int) -> Iterable:
-    """One epoch's batches: shuffled cached features (frozen backbone) or the image loader."""
-    if not frozen:
-        model.train()
-        return loader
-    model.eval()
-    model.per_location.train()
-    feats, labels = cached
-    order = torch.randperm(len(labels))
-    return [(feats[order[i:i + batch_size]], labels[order[i:i + batch_size]]) for i in range(0, len(order), batch_size)]
+def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
+    """The :class:`~camloc.train.config.TrainConfig` of a fine-tune: the preset, with ``cfg``'s values."""
+    cuda = default_device(cfg.device).type == "cuda"
+    return TrainConfig(
+        arch=cfg.model, pretrained=True, checkpoint=cfg.checkpoint, pool=cfg.pool, theta_tap=cfg.theta_tap,
+        train_metadata=cfg.metadata, train_images=cfg.images, image_folder=cfg.image_folder,
+        val_metadata=cfg.val_metadata, val_images=cfg.val_images, workers=cfg.workers,
+        optimizer="sgd", lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay,
+        lr_rule="backbone_lr", backbone_lr_scale=cfg.backbone_lr_scale, batch_size=cfg.batch_size,
+        epochs=cfg.epochs, schedule="multistep", milestones=lr_steps(cfg.epochs), lr_decay=0.1,
+        amp="fp16" if cfg.amp and cuda else "none", channels_last=cuda,
+        freeze_backbone=cfg.backbone_lr_scale == 0.0, seed=cfg.seed, device=cfg.device,
+        eval_every=1, eval_variants=["cam", "nwc+pas"], selection="last",
+        out=str(Path(cfg.out).resolve().parent), last_file=cfg.out,
+        register=f"{cfg.model}_{cfg.pool}" if cfg.register else None, resume=cfg.resume, plots=False,
+    )
 
 
 def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], None] = print) -> CAMHeadModel:
-    """Fine-tune ``cfg.model`` with a retrofitted ``cfg.pool`` head; returns the trained model."""
-    from tqdm import tqdm
-
+    """Fine-tune ``cfg.model`` with a retrofitted ``cfg.pool`` head: :func:`camloc.train.loop.train`
+    with the fine-tune preset (:func:`to_train_config`); returns the trained model."""
     cfg.validate()
-    torch.manual_seed(cfg.seed)
-    device = default_device(cfg.device)
-    cuda = device.type == "cuda"
-    if cfg.amp and not cuda:
+    if cfg.amp and default_device(cfg.device).type != "cuda":
         log("note: --amp applies on CUDA only; training in float32 on the CPU")
-    paths, labels, names = _train_items(cfg)
-    model = build(cfg.model, cfg.pool, cfg.theta_tap, len(names), cfg.checkpoint, class_names=names).to(device)
-    pre = model_config(model).preprocess
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    frozen = cfg.backbone_lr_scale == 0.0
-    opt = _optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, lr_steps(cfg.epochs), 0.1)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and cuda)
-    out = Path(cfg.out)
-    start_epoch, history = _resume(out, cfg, model, opt, sched, log) if cfg.resume and out.is_file() else (0, [])
-    val = read_dataset(cfg.val_metadata) if cfg.val_metadata else None
-    loss_fn = nn.CrossEntropyLoss()
-
-    cached = loader = None
-    if frozen:
-        cached = _cache_features(model, paths, labels, pre, device, cfg.batch_size, progress)
-    else:
-        loader = torch.utils.data.DataLoader(
-            ImageDataset(paths, train_transform(pre.mean, pre.std), labels), batch_size=cfg.batch_size,
-            shuffle=True, num_workers=cfg.workers, drop_last=len(paths) > cfg.batch_size, pin_memory=cuda,
-            persistent_workers=cfg.workers > 0, collate_fn=ImageDataset.collate)
-    for epoch in range(start_epoch, cfg.epochs):
-        t0, seen, total_loss = time.perf_counter(), 0, 0.0
-        batches = _epoch_batches(model, frozen, cached, loader, cfg.batch_size)
-        for batch in tqdm(batches, disable=not progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch"):
-            x, y = batch if frozen else (batch.images, batch.labels)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if cuda and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=cfg.amp and cuda):
-                logits = model.forward_head(model.per_location(x)) if frozen else model(x)
-                loss = loss_fn(logits, y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            seen += len(y)
-            total_loss += float(loss.detach()) * len(y)
-        sched.step()
-        secs = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "seconds": round(secs, 2),
-                  "images_per_second": round(seen / secs, 1) if secs else None}
-        if val is not None:
-            record.update(_validate(model, val, cfg))
-        history.append(record)
-        log(json.dumps(record))
-        cfg.history = history
-        state = _checkpoint(model, cfg, len(names), epoch + 1, opt, sched, history)
-        atomic_write(out, lambda fh: torch.save(state, fh))
-    model.eval()
-    if cfg.register:
-        target = registered_path(f"{cfg.model}_{cfg.pool}")
-        with open(out, "rb") as src:
-            atomic_write(target, lambda fh: shutil.copyfileobj(src, fh))
-        log(f"registered as {cfg.model}_{cfg.pool} ({target})")
-    return model
+    return train(to_train_config(cfg), progress=progress, log=log)
 
 
 def lr_steps(epochs: int) -> list[int]:
@@ -248,26 +108,3 @@ def lr_steps(epochs: int) -> list[int]:
     if epochs >= 10:
         return sorted({round(epochs * f) for f in (0.3, 0.6, 0.9)})
     return [epochs - 1] if epochs >= 3 else []
-
-
-def _checkpoint(model: CAMHeadModel, cfg: FinetuneConfig, num_classes: int, epoch: int, opt, sched,
-                history: list) -> dict[str, Any]:
-    return {
-        **describe(model_config(model).replace(theta_tap=cfg.theta_tap), num_classes),
-        "train_args": json.loads(json.dumps(asdict(cfg), default=str)),
-        "epoch": epoch,
-        "history": history,
-        "state_dict": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-    }
-
-
-def _validate(model: CAMHeadModel, val: list[Sample], cfg: FinetuneConfig) -> dict:
-    from ..eval.evaluate import evaluate
-    from ..eval.protocols import Settings
-
-    res = evaluate(model, val, cfg.val_images or cfg.val_metadata, Settings("rethinking", ("cam", "nwc+pas")),
-                   progress=False)
-    return {"val_top1_cls": res.metrics["cam"]["top1_cls"], "val_gt_known_loc": res.metrics["cam"]["gt_known_loc"],
-            "val_gt_known_loc_nwc_pas": res.metrics["nwc+pas"]["gt_known_loc"]}

@@ -1,0 +1,54 @@
+"""``camloc train``: a recipe (or a TOML file), overridden by ``key=value``, run by the training loop."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import CamlocError
+from .options import fail_usage, quiet_option
+
+
+@click.command("train", context_settings={"ignore_unknown_options": True})
+@click.argument("recipe", required=False)
+@click.argument("overrides", nargs=-1)
+@click.option("--list", "list_only", is_flag=True, help="List the recipes that ship with camloc and exit.")
+@click.option("--show", is_flag=True, help="Print the full configuration (every key and value) and exit.")
+@quiet_option
+def command(recipe, overrides, list_only, show, quiet) -> None:
+    """Train a WSOL model: RECIPE is a shipped recipe name or a .toml file; then key=value overrides.
+
+    \b
+    camloc train vgg16_tap_cub train_metadata=DIR val_metadata=DIR out=runs/vgg16_tap
+    camloc train wsol_resnet50_cam train_metadata=DIR amp=bf16 batch_size=32 epochs=10
+    torchrun --nproc-per-node 4 -m camloc train wsol_vgg16_cam train_metadata=DIR
+
+    Every key is a field of camloc.train.TrainConfig (--show prints them all). A run writes OUT/last.pt
+    every epoch (resume=true continues it), OUT/best.pt by the selection rule, OUT/log.csv and plots.
+    """
+    from ..train.config import list_recipes, load_config
+
+    if list_only:
+        for name in list_recipes():
+            click.echo(name)
+        return
+    if recipe and "=" in recipe:  # no recipe, only overrides
+        recipe, overrides = None, (recipe,) + tuple(overrides)
+    try:
+        if show:
+            import json
+
+            from ..train.config import TrainConfig, parse_overrides, read_recipe
+
+            values = read_recipe(recipe) if recipe else {}
+            values.update(parse_overrides(overrides))
+            click.echo(json.dumps(TrainConfig(**values).to_dict(), indent=2))
+            return
+        cfg = load_config(recipe, overrides)
+        from ..train.loop import train
+
+        train(cfg, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    except (CamlocError, ValueError) as exc:
+        raise fail_usage(exc) from None
+    except KeyboardInterrupt:
+        click.echo("camloc: interrupted; the last finished epoch is kept in last.pt (rerun with resume=true)", err=True)
+        raise click.exceptions.Exit(130) from None

@@ -1,0 +1,286 @@
+"""Training recipes: one flat, typed set of hyperparameters, read from TOML and overridden by ``key=value``.
+
+A recipe is a TOML file whose keys are the fields of :class:`TrainConfig` (sections are allowed for
+readability and are ignored: a key means the same wherever it stands). ``base = "NAME"`` starts from
+another recipe. Every recipe that ships with camloc (``camloc/train/recipes/*.toml``) says on each
+line where the value comes from: the paper, the authors' code (won-bae/rethinkingCAM),
+wsolevaluation (clovaai/wsolevaluation), ADL's code (junsukchoe/ADL), or ``ours`` where nothing
+public gives it.
+
+Example:
+    >>> cfg = load_config("vgg16_tap_cub", ["epochs=2", "train_metadata=data/cub-train"])
+    >>> cfg.lr, cfg.pool, cfg.epochs
+    (0.003, 'tap', 2)
+
+Every problem (an unknown key, a wrong type, a missing dataset folder, a method that does not fit)
+is one :class:`~camloc.errors.UsageError` line naming the key and the fix, raised before any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..errors import UsageError
+
+#: Where camloc's own recipes live.
+RECIPES = Path(__file__).resolve().parent / "recipes"
+SCHEDULES = ("step", "wsol_step", "multistep", "cosine", "constant")
+LR_RULES = ("uniform", "new_layers", "backbone_lr", "pretrained_grad")
+SELECTIONS = ("wsolevaluation", "authors", "last")
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of a run (the recipe files document each one)."""
+
+    # the network
+    arch: str = "resnet18"
+    pretrained: bool = True
+    checkpoint: Optional[str] = None
+    pool: str = "gap"
+    theta_tap: float = 0.0
+    # the methods
+    has: bool = False
+    has_patch: int = 32
+    has_drop_rate: float = 0.5
+    adl: bool = False
+    adl_positions: list = field(default_factory=list)
+    adl_drop_rate: float = 0.75
+    adl_gamma: float = 0.9
+    # data
+    train_metadata: Optional[str] = None
+    train_images: Optional[str] = None
+    image_folder: Optional[str] = None
+    val_metadata: Optional[str] = None
+    val_images: Optional[str] = None
+    test_metadata: Optional[str] = None
+    test_images: Optional[str] = None
+    resize: int = 256
+    crop: int = 224
+    workers: int = 4
+    # optimisation
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    lr_rule: str = "uniform"
+    new_layers_lr_ratio: float = 10.0
+    backbone_lr_scale: float = 1.0
+    pretrained_grad_scale: float = 0.1
+    batch_size: int = 64
+    accumulate: int = 1
+    epochs: int = 40
+    schedule: str = "step"
+    step_size: int = 30
+    milestones: list = field(default_factory=list)
+    lr_decay: float = 0.1
+    warmup_epochs: int = 0
+    # precision and machine
+    amp: str = "none"
+    channels_last: bool = False
+    sync_bn: bool = False
+    freeze_backbone: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    device: Optional[str] = None
+    # evaluation, selection, output
+    eval_every: int = 1
+    eval_variants: list = field(default_factory=lambda: ["cam", "nwc+pas"])
+    selection: str = "wsolevaluation"
+    out: str = "runs/train"
+    last_file: Optional[str] = None
+    register: Optional[str] = None
+    resume: bool = False
+    plots: bool = True
+
+    # -- reading and checking ------------------------------------------------------------------
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def last_path(self) -> Path:
+        """The checkpoint rewritten every epoch (resume reads it)."""
+        return Path(self.last_file) if self.last_file else Path(self.out) / "last.pt"
+
+    def validate(self) -> "TrainConfig":
+        """Refuse values that cannot work, each with one line naming the key and the fix."""
+        choices = {"pool": ("gap", "tap"), "optimizer": ("sgd", "adamw"), "schedule": SCHEDULES, "lr_rule": LR_RULES,
+                   "amp": ("none", "bf16", "fp16"), "selection": SELECTIONS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise UsageError(f"{key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")
+        positive = ("has_patch", "batch_size", "accumulate", "epochs", "step_size", "resize", "crop", "eval_every")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise UsageError(f"{key}={getattr(self, key)} must be at least 1")
+        for key in ("theta_tap", "has_drop_rate", "adl_drop_rate", "adl_gamma", "backbone_lr_scale"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise UsageError(f"{key}={getattr(self, key)} must be in [0, 1]")
+        if self.crop > self.resize:
+            raise UsageError(f"crop={self.crop} is larger than resize={self.resize}: crop from the resized image")
+        if self.lr <= 0:
+            raise UsageError(f"lr={self.lr} must be positive")
+        if self.workers < 0 or self.warmup_epochs < 0:
+            raise UsageError("workers and warmup_epochs must not be negative")
+        if self.has and self.has_patch > self.crop:
+            raise UsageError(f"has_patch={self.has_patch} is larger than the {self.crop} px crop: HaS would hide all "
+                             "or nothing; use a smaller has_patch")
+        if self.freeze_backbone and (self.has or self.adl):
+            raise UsageError("freeze_backbone trains on cached features: HaS and ADL change the backbone's input or "
+                             "features, so set has=false and adl=false, or freeze_backbone=false")
+        if self.selection == "authors" and not self.test_metadata:
+            raise UsageError("selection='authors' keeps the best Top-1 Loc on the test split: set test_metadata")
+        if self.register and "/" in self.register:
+            raise UsageError(f"register={self.register!r}: a name, not a path (e.g. vgg16_tap)")
+        _check_folder("train_metadata", self.train_metadata, metadata=True)
+        _check_folder("image_folder", self.image_folder, metadata=False)
+        if not self.train_metadata and not self.image_folder:
+            raise UsageError("no training data: set train_metadata=DIR (wsolevaluation layout) or image_folder=DIR")
+        for key in ("val_metadata", "test_metadata"):
+            _check_folder(key, getattr(self, key), metadata=True)
+        for key in ("train_images", "val_images", "test_images"):
+            _check_folder(key, getattr(self, key), metadata=False)
+        return self
+
+
+def _check_folder(key: str, value: Optional[str], metadata: bool) -> None:
+    if not value:
+        return
+    path = Path(value)
+    if not path.is_dir():
+        raise UsageError(f"{key}={value}: no such folder; check the path")
+    if metadata and not (path / "image_ids.txt").is_file():
+        raise UsageError(f"{key}={value}: not a wsolevaluation metadata folder (no image_ids.txt in it)")
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _kind(key: str) -> type:
+    hint = _HINTS[key]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def _unknown(key: str, where: str) -> UsageError:
+    close = difflib.get_close_matches(key, list(_FIELDS), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; camloc train --list-keys lists them"
+    return UsageError(f"{where}: unknown key {key!r}{hint}")
+
+
+def coerce(key: str, value: Any, where: str = "config") -> Any:
+    """A value from TOML or the command line, checked against the field's type."""
+    if key not in _FIELDS:
+        raise _unknown(key, where)
+    kind, optional = _kind(key), type(None) in typing.get_args(_HINTS[key])
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        if optional and text.lower() in ("none", "null", ""):
+            return None
+        if kind is bool:
+            if text.lower() in ("true", "1", "yes", "on"):
+                return True
+            if text.lower() in ("false", "0", "no", "off"):
+                return False
+        elif kind is list:
+            try:
+                value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+            except ValueError as exc:
+                raise UsageError(f"{where}: {key}={value!r} is not a list ({exc}); write a,b,c or [1, 2]") from exc
+            return [int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v for v in value]
+        else:
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        raise UsageError(f"{where}: {key}={value!r} is not a {kind.__name__}")
+    if value is None and optional:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise UsageError(f"{where}: {key}={value!r} is a {type(value).__name__}, not a {kind.__name__}")
+    return value
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe by name (``camloc/train/recipes/NAME.toml``) or a TOML file by path."""
+    path = Path(name)
+    if path.suffix == ".toml" or os.sep in name:
+        if not path.is_file():
+            raise UsageError(f"{name}: no such recipe file; check the path")
+        return path
+    candidate = RECIPES / f"{name}.toml"
+    if not candidate.is_file():
+        close = difflib.get_close_matches(name, list_recipes(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; camloc train --list lists them"
+        raise UsageError(f"unknown recipe {name!r}{hint}")
+    return candidate
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes that ship with camloc."""
+    return sorted(p.stem for p in RECIPES.glob("*.toml"))
+
+
+def _flatten(table: dict[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, where))
+        elif key in out:
+            raise UsageError(f"{where}: key {key!r} is set twice")
+        else:
+            out[key] = value
+    return out
+
+
+def read_recipe(name: str, _seen: Sequence[str] = ()) -> dict[str, Any]:
+    """The values a recipe sets, its ``base`` recipes first."""
+    path = recipe_path(name)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable TOML recipe ({exc})") from exc
+    values = _flatten(table, str(path))
+    base = values.pop("base", None)
+    values.pop("description", None)
+    out: dict[str, Any] = {}
+    if base:
+        if base in _seen:
+            raise UsageError(f"{path}: recipe {base!r} is its own base")
+        out.update(read_recipe(base, tuple(_seen) + (name,)))
+    out.update({k: coerce(k, v, str(path)) for k, v in values.items()})
+    return out
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` strings from the command line, checked."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"{item!r}: overrides are key=value (e.g. lr=0.01)")
+        out[key.strip()] = coerce(key.strip(), value, "command line")
+    return out
+
+
+def load_config(recipe: Optional[str] = None, overrides: Sequence[str] = (), **values: Any) -> TrainConfig:
+    """A checked :class:`TrainConfig`: the recipe (if any), then ``overrides``, then keyword values."""
+    merged = read_recipe(recipe) if recipe else {}
+    merged.update(parse_overrides(overrides))
+    merged.update({k: coerce(k, v, "arguments") for k, v in values.items()})
+    return TrainConfig(**merged).validate()

@@ -1,0 +1,510 @@
+"""``camloc train``: one training loop for WSOL models, on one CPU, one GPU or many (torchrun / DDP).
+
+What a run does, in order (each step a function below):
+
+1. :func:`build_model`: a WSOL architecture (:mod:`camloc.models.wsol`) or any registered model with
+   a retrofitted TAP/GAP head (:func:`camloc.models.retrofit.retrofit`), ADL modules where asked;
+2. the data: a wsolevaluation split or an ImageFolder through camloc's one Dataset, the recipe's
+   augmentation (resize, random crop, flip), seeded per (epoch, sample) so that a run sharded over
+   ranks or resumed after a kill sees exactly the same crops; a frozen backbone trains on cached
+   feature maps instead (the ``camloc finetune`` preset);
+3. :func:`param_groups`: the optimizer's groups by a named learning-rate rule: ``uniform``,
+   ``new_layers`` (wsolevaluation: x10 on the new layers), ``backbone_lr`` (the backbone's rate
+   scaled, 0 freezes it) or ``pretrained_grad`` (the authors: gradients of pretrained layers x0.1);
+4. per epoch: HaS on the input where asked, AMP (bf16, or fp16 with a grad scaler), gradient
+   accumulation, the schedule (:func:`lr_factor`), metrics reduced over ranks;
+5. every ``eval_every`` epochs, camloc's evaluator on the validation (and test) split, the best
+   checkpoint kept by the named selection rule, a resumable ``last.pt`` written atomically (model,
+   optimizer, schedule, scaler, epoch, RNG states), a CSV log, and plots at the end.
+
+Checkpoints are self-describing: ``camloc localize --model RUN/best.pt`` and ``camloc.load_model``
+rebuild them with no other argument. Only rank 0 writes.
+
+Example:
+    >>> model = train(load_config("wsol_resnet50_cam", ["train_metadata=data/cub-train", "epochs=1"]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from ..atomic import atomic_write, atomic_write_text
+from ..data.dataset import ImageDataset
+from ..data.metadata import Sample, read_dataset
+from ..data.transforms import rethinking_crop, train_transform
+from ..device import default_device, process_group_backend, torchrun_env
+from ..errors import CheckpointError, UsageError
+from ..models.checkpoints import describe, is_camloc_checkpoint, load_checkpoint, read_checkpoint, registered_path
+from ..models.config import attach, model_config
+from ..models.layers.adl import ADL
+from ..models.layers.has import HideAndSeek
+from ..models.registry import load_model
+from ..models.retrofit import CAMHeadModel, retrofit
+from ..models.wsol import ARCHITECTURES, build_wsol, insert_after
+from .config import TrainConfig
+
+#: The metric each selection rule maximises: (split, protocol, variant, metric).
+SELECTION_METRICS = {
+    "wsolevaluation": ("val", "wsolevaluation", "cam", "maxboxacc_v2"),
+    "authors": ("test", "rethinking", "cam", "top1_loc"),
+}
+
+
+# -- the model ---------------------------------------------------------------------------------
+def build_model(cfg: TrainConfig, num_classes: int, class_names: Optional[list[str]] = None
+                ) -> tuple[CAMHeadModel, tuple[str, ...], dict[str, Any]]:
+    """The network a run trains, the name prefixes of its new layers, and how to rebuild it."""
+    adl_args = {"adl_drop_rate": cfg.adl_drop_rate, "adl_gamma": cfg.adl_gamma}
+    if cfg.arch in ARCHITECTURES:
+        spec = ARCHITECTURES[cfg.arch]
+        positions = list(cfg.adl_positions or spec.adl_positions)
+        model = build_wsol(cfg.arch, num_classes, cfg.pool, cfg.theta_tap, pretrained=cfg.pretrained and not cfg.checkpoint,
+                           adl=cfg.adl, adl_positions=positions, **adl_args)
+        if cfg.checkpoint:
+            loaded = read_checkpoint(cfg.checkpoint)
+            load_checkpoint(model, cfg.checkpoint, cfg.arch, loaded)
+        new_layers = tuple(spec.new_layers)
+        builder = "wsol"
+    else:
+        base = load_model(cfg.arch, checkpoint=cfg.checkpoint, pretrained=cfg.pretrained)
+        model = retrofit(base, cfg.pool, cfg.theta_tap, num_classes=num_classes, class_names=class_names,
+                         input_size=(cfg.crop, cfg.crop))
+        positions = list(cfg.adl_positions)
+        if cfg.adl:
+            if not positions:
+                raise UsageError(f"adl=true with arch={cfg.arch}: name where ADL goes, e.g. "
+                                 f"adl_positions=backbone.layer3,backbone.layer4 (module names of the model)")
+            insert_after(model, positions, lambda: ADL(cfg.adl_drop_rate, cfg.adl_gamma))
+        new_layers = ("per_location", "fc")
+        builder = "retrofit"
+    cfg_model = model_config(model).replace(
+        name=cfg.register or f"{cfg.arch}_{cfg.pool}", arch=cfg.arch, pool=cfg.pool, theta_tap=cfg.theta_tap,
+        class_names=tuple(class_names) if class_names else None)
+    attach(model, cfg_model)
+    build = {"builder": builder, "adl": cfg.adl, "adl_positions": positions, **adl_args}
+    return model, new_layers, build
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ...], trainable: Optional[set] = None
+                 ) -> list[dict[str, Any]]:
+    """Optimizer groups by the named learning-rate rule (``trainable``: names to train, default all)."""
+    new, old = [], []
+    for name, p in model.named_parameters():
+        if trainable is not None and name not in trainable:
+            continue
+        (new if name.startswith(new_layers) else old).append(p)
+    if cfg.lr_rule == "new_layers":
+        return [{"params": old, "lr": cfg.lr}, {"params": new, "lr": cfg.lr * cfg.new_layers_lr_ratio}]
+    if cfg.lr_rule == "backbone_lr":
+        groups = [{"params": new, "lr": cfg.lr}]
+        return groups + ([{"params": old, "lr": cfg.lr * cfg.backbone_lr_scale}] if cfg.backbone_lr_scale > 0 else [])
+    return [{"params": old + new, "lr": cfg.lr}]
+
+
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    """The learning-rate multiplier of an epoch (0-based) by the named schedule, after warm-up.
+
+    ``step``: ``decay ** (e // step_size)``; ``wsol_step``: ``decay ** ((e + 1) // step_size)``
+    (wsolevaluation decays at the end of epoch ``step_size - 1``); ``multistep``: ``decay`` per
+    milestone passed; ``cosine``: ``(1 + cos(pi e / epochs)) / 2``; warm-up (ours): linear
+    ``(e + 1) / (warmup_epochs + 1)`` over the first ``warmup_epochs``.
+    """
+    if cfg.schedule == "step":
+        f = cfg.lr_decay ** (epoch // cfg.step_size)
+    elif cfg.schedule == "wsol_step":
+        f = cfg.lr_decay ** ((epoch + 1) // cfg.step_size)
+    elif cfg.schedule == "multistep":
+        f = cfg.lr_decay ** sum(epoch >= m for m in cfg.milestones)
+    elif cfg.schedule == "cosine":
+        f = 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+    else:
+        f = 1.0
+    if epoch < cfg.warmup_epochs:
+        f *= (epoch + 1) / (cfg.warmup_epochs + 1)
+    return f
+
+
+# -- the data ----------------------------------------------------------------------------------
+def train_items(cfg: TrainConfig) -> tuple[list[str], list[int], list[str]]:
+    """Training image paths, labels and class names (folder names where they are consistent)."""
+    if cfg.image_folder:
+        from torchvision.datasets import ImageFolder
+
+        folder = ImageFolder(cfg.image_folder)
+        return [p for p, _ in folder.samples], [c for _, c in folder.samples], list(folder.classes)
+    samples = read_dataset(cfg.train_metadata)
+    root = Path(cfg.train_images or cfg.train_metadata)
+    return [str(root / s.image_id) for s in samples], [s.label for s in samples], class_names_of(samples)
+
+
+def class_names_of(samples: list[Sample]) -> list[str]:
+    """``class N``, or the folder name where every image of a class, and no other class, sits in one folder."""
+    folders: dict[int, set] = {}
+    for s in samples:
+        folders.setdefault(s.label, set()).add(Path(s.image_id).parent.name)
+    names = []
+    for c in range(max(s.label for s in samples) + 1):
+        f = folders.get(c, set())
+        names.append(next(iter(f)) if len(f) == 1 and next(iter(f)) else f"class {c}")
+    shared = {n for n in names if names.count(n) > 1}  # one folder for several classes names none of them
+    return [f"class {c}" if n in shared else n for c, n in enumerate(names)]
+
+
+class _Seeded(torch.utils.data.Dataset):
+    """Items fetched as ``(epoch, index)``, each drawn under its own seed: the same crop and flip for
+    an image in an epoch, whatever the rank, worker or resume."""
+
+    def __init__(self, data: torch.utils.data.Dataset, seed: int) -> None:
+        self.data, self.seed = data, seed
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + epoch) * 1_000_033 + index)
+            return self.data[index]
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """A DistributedSampler (one replica outside torchrun) that yields ``(epoch, index)``."""
+
+    def __init__(self, size: int, rank: int, world: int, seed: int, drop_last: bool) -> None:
+        self.inner = torch.utils.data.DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True,
+                                                         seed=seed, drop_last=drop_last)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.inner.set_epoch(epoch)
+
+    def __iter__(self):
+        return ((self.epoch, i) for i in self.inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def _collate_cached(items):
+    feats, labels = zip(*items, strict=True)
+    return torch.stack(feats), torch.tensor(labels)
+
+
+@torch.no_grad()
+def cache_features(model: CAMHeadModel, paths: list[str], labels: list[int], device: torch.device,
+                   batch_size: int, progress: bool) -> torch.utils.data.TensorDataset:
+    """Backbone feature maps of the rethinking center crop and its mirror image, for every image."""
+    from tqdm import tqdm
+
+    pre = model_config(model).preprocess
+    data = ImageDataset(paths, rethinking_crop(pre.mean, pre.std), labels)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=ImageDataset.collate)
+    feats, targets = [], []
+    model.eval()
+    for batch in tqdm(loader, disable=not progress, desc="features", unit="batch"):
+        x = batch.images.to(device)
+        for view in (x, x.flip(3)):
+            feats.append(model.backbone_features(view).cpu())
+            targets.append(batch.labels)
+    return torch.utils.data.TensorDataset(torch.cat(feats), torch.cat(targets))
+
+
+class _Head(nn.Module):
+    """The trainable head of a frozen-backbone run, as one module (what DDP wraps)."""
+
+    def __init__(self, model: CAMHeadModel) -> None:
+        super().__init__()
+        self.per_location, self.pool, self.fc = model.per_location, model.pool, model.fc
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.per_location(feats)))
+
+
+# -- evaluation and selection ------------------------------------------------------------------
+def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[list[Sample], str]]) -> dict[str, float]:
+    """``split/protocol/variant/metric`` for each split: rethinking where it has boxes, wsolevaluation
+    (MaxBoxAccV2, PxAP) as well."""
+    from ..eval.evaluate import evaluate
+    from ..eval.protocols import Settings
+
+    out: dict[str, float] = {}
+    variants = tuple(cfg.eval_variants)
+    for split, (samples, images) in splits.items():
+        protocols = (["rethinking"] if any(s.boxes for s in samples) else []) + ["wsolevaluation"]
+        for protocol in protocols:
+            res = evaluate(model, samples, images, Settings(protocol, variants), progress=False)
+            for variant, row in res.metrics.items():
+                for metric, value in row.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        out[f"{split}/{protocol}/{variant}/{metric}"] = float(value)
+    return out
+
+
+# -- the loop ----------------------------------------------------------------------------------
+class _Process:
+    """This process's place in the run: rank, world, device, and whether it started the group."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.rank, self.world, local = torchrun_env()
+        self.started_group = False
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group(process_group_backend())
+                self.started_group = True
+        wanted = cfg.device or (f"cuda:{local}" if torch.cuda.is_available() else None)
+        self.device = default_device(wanted)
+        self.main = self.rank == 0
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.started_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _state(model, cfg, num_classes, build, epoch, history, best, opt, sched, scaler) -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        **describe(model_config(model), num_classes), "build": build,
+        "train_config": json.loads(json.dumps(cfg.to_dict(), default=str)),
+        "epoch": epoch, "history": history, "best": best, "selection": cfg.selection,
+        "state_dict": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        "scaler": scaler.state_dict(), "rng": rng,
+    }
+
+
+def _resume(cfg: TrainConfig, model, opt, sched, scaler, log) -> tuple[int, list, dict]:
+    """Restore a run from ``last.pt``: ``(epochs done, history, best)``."""
+    path = cfg.last_path
+    ckpt = read_checkpoint(path)
+    saved = ckpt.get("train_config") or {}
+    same = {k: saved.get(k) for k in ("arch", "pool", "has", "adl")} == {k: getattr(cfg, k) for k in ("arch", "pool", "has", "adl")}
+    if not is_camloc_checkpoint(ckpt) or not same:
+        raise CheckpointError(f"{path}: cannot resume: it is not a run of {cfg.arch} with pool={cfg.pool}, "
+                              f"has={cfg.has}, adl={cfg.adl}; start a new run in another out folder")
+    model.load_state_dict(ckpt["state_dict"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    log(f"resuming {path} after epoch {ckpt['epoch']}")
+    return ckpt["epoch"], list(ckpt["history"]), dict(ckpt.get("best") or {})
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    """The per-epoch history as CSV (one column per key ever seen), atomically."""
+    keys = list(dict.fromkeys(k for h in history for k in h))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, keys)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buf.getvalue())
+
+
+def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> CAMHeadModel:
+    """Run a training recipe (see the module docs); returns the trained model in eval mode."""
+    from tqdm import tqdm
+
+    cfg.validate()
+    proc = _Process(cfg)
+    try:
+        return _train(cfg, proc, progress, log, tqdm)
+    finally:
+        proc.close()
+
+
+def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm) -> CAMHeadModel:
+    torch.manual_seed(cfg.seed)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif proc.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    cuda = proc.device.type == "cuda"
+    paths, labels, names = train_items(cfg)
+    model, new_layers, build = build_model(cfg, len(names), names)
+    model = model.to(proc.device)
+    pre = model_config(model).preprocess
+    splits = {}
+    for split in ("val", "test"):
+        meta = getattr(cfg, f"{split}_metadata")
+        if meta:
+            splits[split] = (read_dataset(meta), getattr(cfg, f"{split}_images") or meta)
+
+    if cfg.freeze_backbone:
+        data = cache_features(model, paths, labels, proc.device, cfg.batch_size, progress and proc.main)
+        module, collate = _Head(model), _collate_cached
+        trainable = {f"{n}.{p}" for n in ("per_location", "fc") for p, _ in getattr(model, n).named_parameters()}
+    else:
+        data = ImageDataset(paths, train_transform(pre.mean, pre.std, cfg.resize, cfg.crop), labels, errors="return")
+        module, collate, trainable = model, ImageDataset.collate, None
+    if cfg.sync_bn:
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if cfg.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    groups = param_groups(model, cfg, new_layers, trainable)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                              weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
+    scaler = torch.amp.GradScaler(proc.device.type, enabled=cfg.amp == "fp16")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    start, history, best = 0, [], {}
+    if cfg.resume and cfg.last_path.is_file():
+        start, history, best = _resume(cfg, model, opt, sched, scaler, log)
+    train_module = module
+    if proc.world > 1:
+        train_module = nn.parallel.DistributedDataParallel(module, device_ids=[proc.device.index] if cuda else None)
+    sampler = _EpochSampler(len(data), proc.rank, proc.world, cfg.seed, drop_last=len(data) >= cfg.batch_size * proc.world)
+    loader = torch.utils.data.DataLoader(
+        _Seeded(data, cfg.seed), batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+        collate_fn=collate, pin_memory=cuda, persistent_workers=cfg.workers > 0)
+    has = HideAndSeek(cfg.has_patch, cfg.has_drop_rate).train() if cfg.has else None
+    pretrained = [p for n, p in model.named_parameters() if not n.startswith(new_layers)]
+    loss_fn = nn.CrossEntropyLoss()
+    out = Path(cfg.out)
+    best_path = None if cfg.last_file else out / "best.pt"
+    log_path = cfg.last_path.with_suffix(".log.csv") if cfg.last_file else out / "log.csv"
+    skipped = 0
+
+    for epoch in range(start, cfg.epochs):
+        sampler.set_epoch(epoch)
+        model.train()
+        if cfg.freeze_backbone:
+            model.backbone.eval()
+        t0, sums = time.perf_counter(), [0.0, 0.0, 0.0]  # loss x n, correct, n
+        bar = tqdm(total=len(loader), disable=not (progress and proc.main), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch")
+        for step, batch in enumerate(loader):
+            if cfg.freeze_backbone:
+                x, y = batch
+            else:
+                skipped += len(batch.items) - len(batch.good)
+                if batch.images is None:
+                    continue
+                x, y = batch.images, batch.labels
+            x, y = x.to(proc.device, non_blocking=True), y.to(proc.device, non_blocking=True)
+            if cfg.channels_last and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if has is not None:
+                x = has(x)
+            boundary = (step + 1) % cfg.accumulate == 0 or step + 1 == len(loader)
+            sync = contextlib.nullcontext() if boundary or proc.world == 1 else train_module.no_sync()
+            with sync:
+                with torch.autocast(proc.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    logits = train_module(x)
+                loss = loss_fn(logits.float(), y)
+                scaler.scale(loss / cfg.accumulate).backward()
+            if boundary:
+                if cfg.lr_rule == "pretrained_grad":
+                    for p in pretrained:
+                        if p.grad is not None:
+                            p.grad.mul_(cfg.pretrained_grad_scale)
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad(set_to_none=True)
+            sums[0] += float(loss.detach()) * len(y)
+            sums[1] += float((logits.detach().argmax(1) == y).sum())
+            sums[2] += len(y)
+            bar.update(1)
+        bar.close()
+        sched.step()
+        loss_sum, correct, seen = proc.all_sum(sums)
+        secs = time.perf_counter() - t0
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
+            "lr": opt.param_groups[0]["lr"], "seconds": round(secs, 2),
+            "images_per_second": round(seen / secs, 1) if secs else None}
+        evaluate_now = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
+        if proc.main:
+            if evaluate_now and splits:
+                record.update(evaluate_splits(model, cfg, splits))
+            history.append(record)
+            log(json.dumps(record))
+            improved = _select(cfg, record, best, epoch + 1)
+            state = _state(model, cfg, len(names), build, epoch + 1, history, best, opt, sched, scaler)
+            atomic_write(cfg.last_path, lambda fh: torch.save(state, fh))
+            if best_path is not None and improved:
+                shutil.copyfile(cfg.last_path, best_path)
+            write_log(log_path, history)
+        else:
+            history.append(record)
+        proc.barrier()
+    if skipped and proc.main:
+        log(f"note: {skipped} unreadable training images were skipped (each epoch counts them again)")
+    model.eval()
+    if proc.main:
+        _finish(cfg, model, history, best, best_path, log)
+    proc.barrier()
+    return model
+
+
+def _select(cfg: TrainConfig, record: dict[str, Any], best: dict[str, Any], epoch: int) -> bool:
+    """Update ``best`` by the selection rule; True when this epoch is the new best."""
+    if cfg.selection == "last" or cfg.selection not in SELECTION_METRICS:
+        best.update(epoch=epoch, metric="last", value=None)
+        return True
+    key = "/".join(SELECTION_METRICS[cfg.selection])
+    if key not in record:
+        if best.get("value") is None:  # nothing measured yet (no split, or no evaluation): keep the latest
+            best.update(epoch=epoch, metric=f"{key} (not measured: the latest epoch is kept)", value=None)
+            return True
+        return False
+    if best.get("value") is None or record[key] > best["value"]:
+        best.update(epoch=epoch, metric=key, value=record[key])
+        return True
+    return False
+
+
+def _finish(cfg: TrainConfig, model: nn.Module, history: list, best: dict, best_path: Optional[Path], log) -> None:
+    """Plots, the registration under a name, and the last word on what was kept."""
+    if cfg.plots and history:
+        from .plots import save_training_plots
+
+        for path in save_training_plots(history, Path(cfg.out)):
+            log(f"wrote {path}")
+    kept = best_path if best_path is not None and best_path.is_file() else cfg.last_path
+    if best:
+        log(f"kept epoch {best.get('epoch')} by selection '{cfg.selection}' ({best.get('metric')}"
+            + (f" = {best['value']:.2f}" if best.get("value") is not None else "") + f"): {kept}")
+    if cfg.register:
+        target = registered_path(cfg.register)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(kept, "rb") as src:
+            atomic_write(target, lambda fh: shutil.copyfileobj(src, fh))
+        log(f"registered as {cfg.register} ({target})")

@@ -1,0 +1,80 @@
+"""Pictures of a training run: the loss and training accuracy, and the localization metrics, per epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..atomic import atomic_write
+
+#: Colours that stay apart for colour-blind readers (Okabe-Ito); one marker per line as well.
+COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#7F7F7F"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def save_training_plots(history: list[dict], folder: Path) -> list[Path]:
+    """``training.png``: loss (left axis) and training Top-1 (right) per epoch; ``localization.png``:
+    every measured ``split/protocol/variant/metric`` per epoch (when any was measured).
+
+    Example:
+        >>> save_training_plots([{"epoch": 1, "loss": 2.3, "train_top1": 10.0}], Path("runs/x"))
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(epochs, [h["loss"] for h in history], color=COLOURS[0], marker=MARKERS[0], label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy loss", color=COLOURS[0])
+    ax.grid(alpha=0.3)
+    right = ax.twinx()
+    right.plot(epochs, [h["train_top1"] for h in history], color=COLOURS[1], marker=MARKERS[1], linestyle="--",
+               label="training Top-1 (%)")
+    right.set_ylabel("training Top-1 (%)", color=COLOURS[1])
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title("training loss (solid, left axis) and training Top-1 (dashed, right axis)", fontsize=10)
+    written.append(_save(fig, folder / "training.png"))
+    keys = [k for k in dict.fromkeys(k for h in history for k in h) if _plotted(k)]
+    if keys:
+        fig, ax = plt.subplots(figsize=(9, 4.8))
+        metrics = list(dict.fromkeys(k.split("/", 2)[2].replace("/", " ") for k in keys))
+        for key in keys:
+            split, protocol, variant, metric = key.split("/")
+            colour = COLOURS[metrics.index(f"{variant} {metric}") % len(COLOURS)]
+            points = [(h["epoch"], h[key]) for h in history if key in h]
+            ax.plot([p[0] for p in points], [p[1] for p in points], color=colour,
+                    marker=MARKERS[metrics.index(f"{variant} {metric}") % len(MARKERS)],
+                    linestyle="-" if split == "val" else "--", label=f"{split}: {variant} {metric}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel("%")
+        ax.set_title("localization during training (solid: val split, dashed: test split)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        written.append(_save(fig, folder / "localization.png"))
+    return written
+
+
+def _plotted(key: str) -> bool:
+    """Top-1 Cls once (rethinking, cam), GT-known and Top-1 Loc (rethinking), MaxBoxAccV2 and PxAP."""
+    parts = key.split("/")
+    if len(parts) != 4:
+        return False
+    _, protocol, variant, metric = parts
+    if metric == "top1_cls":
+        return protocol == "rethinking" and variant == "cam"
+    if protocol == "rethinking":
+        return metric in ("gt_known_loc", "top1_loc")
+    return metric in ("maxboxacc_v2", "pxap")
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
+    plt.close(fig)
+    return path
