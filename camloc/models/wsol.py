@@ -304,7 +304,7 @@ def _googlenet(pretrained: bool, adl: bool) -> _Built:
 
 _BUILDERS: dict[str, Callable[[bool, bool], _Built]] = {
     "vgg16": _vgg16,
-    "resnet50": _resnet("resnet50"),
+    "resnet50": _resnet("resnet50.tv_in1k"),  # torchvision's ImageNet weights, as wsolevaluation loads
     "seresnet50": _resnet("seresnet50"),
     "inception_v3": _inception_v3,
     "mobilenetv1": _mobilenetv1,

@@ -70,7 +70,7 @@ def build_model(cfg: TrainConfig, num_classes: int, class_names: Optional[list[s
         spec = ARCHITECTURES[cfg.arch]
         positions = list(cfg.adl_positions or spec.adl_positions)
         model = build_wsol(cfg.arch, num_classes, cfg.pool, cfg.theta_tap, pretrained=cfg.pretrained and not cfg.checkpoint,
-                           adl=cfg.adl, adl_positions=positions, **adl_args)
+                           adl=cfg.adl, adl_positions=positions if cfg.adl else None, **adl_args)
         if cfg.checkpoint:
             loaded = read_checkpoint(cfg.checkpoint)
             load_checkpoint(model, cfg.checkpoint, cfg.arch, loaded)
@@ -92,7 +92,7 @@ def build_model(cfg: TrainConfig, num_classes: int, class_names: Optional[list[s
         name=cfg.register or f"{cfg.arch}_{cfg.pool}", arch=cfg.arch, pool=cfg.pool, theta_tap=cfg.theta_tap,
         class_names=tuple(class_names) if class_names else None)
     attach(model, cfg_model)
-    build = {"builder": builder, "adl": cfg.adl, "adl_positions": positions, **adl_args}
+    build = {"builder": builder, "adl": cfg.adl, "adl_positions": positions if cfg.adl else [], **adl_args}
     return model, new_layers, build
 
 
