@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -11,11 +12,9 @@ from PIL import Image
 
 import camloc
 from camloc import UsageError
+from camloc.eval.calibrate import Calibration
 
-from .conftest import EXAMPLES
-
-CAT = str(EXAMPLES / "cat.jpg")
-COFFEE = str(EXAMPLES / "coffee.jpg")
+from .helpers import CAT, COFFEE, PLAIN, Brightness, assert_same, hooks_left, painted, prepared, snapshot
 
 
 def test_inputs_of_every_kind_agree(lite0):
@@ -42,8 +41,10 @@ def test_defaults_are_nwc_and_pas(lite0):
     (default,) = camloc.boxes(lite0, [COFFEE])
     (explicit,) = camloc.boxes(lite0, [COFFEE], nwc=True, standard="percentile", theta=0.35, percentile=90)
     (vanilla,) = camloc.boxes(lite0, [COFFEE], nwc=False, standard="max")
-    assert default.box == explicit.box
-    assert default.cam.min() >= vanilla.cam.min()
+    assert default.box == explicit.box and torch.equal(default.cam, explicit.cam)
+    assert default.cam.min() >= vanilla.cam.min() and not torch.equal(default.cam, vanilla.cam)
+    (max_nwc,) = camloc.boxes(lite0, [COFFEE], standard="max", theta=0.2)
+    assert torch.equal(max_nwc.cam, default.cam)  # the standard changes the box, never the map
 
 
 def test_classes_given_and_validated(lite0):
@@ -64,7 +65,12 @@ def test_topk_gives_k_results_per_image(lite0):
     rs = camloc.boxes(lite0, [CAT, COFFEE], topk=3)
     assert [len(r) for r in rs] == [3, 3]
     assert rs[0][0].score >= rs[0][1].score >= rs[0][2].score
-    assert camloc.cams(lite0, [CAT, COFFEE], topk=3).shape == (2, 3, 7, 7)
+    maps = camloc.cams(lite0, [CAT, COFFEE], topk=3)
+    assert maps.shape == (2, 3, 7, 7)
+    for i in range(2):
+        for j in range(3):
+            assert torch.equal(maps[i, j], rs[i][j].cam)
+    assert torch.equal(maps[:, 0], camloc.cams(lite0, [CAT, COFFEE]))  # top-1 is the default
 
 
 def test_tensor_batch_boxes_stay_in_tensor_pixels(lite0):
@@ -73,6 +79,16 @@ def test_tensor_batch_boxes_stay_in_tensor_pixels(lite0):
     assert [r.image for r in rs] == ["<tensor 0>", "<tensor 1>", "<tensor 2>"]
     assert all((r.width, r.height) == (160, 160) and r.cam.shape == (5, 5) for r in rs)
     assert all(0 <= r.box[0] < r.box[2] <= 160 for r in rs)
+    assert all(r.box == tuple(float(v) for v in r.input_box) for r in rs)  # identity geometry
+
+
+def test_preprocessed_tensor_gives_the_input_box_of_the_photo(lite0):
+    (by_path,) = camloc.boxes(lite0, [CAT])
+    x, geom = camloc.preprocess_for(lite0)(camloc.load_image(CAT))
+    (by_tensor,) = camloc.boxes(lite0, x[None])
+    assert by_tensor.class_index == by_path.class_index and torch.allclose(by_tensor.cam, by_path.cam)
+    assert by_tensor.box == tuple(float(v) for v in by_path.input_box)
+    assert by_path.box == geom.box_to_original(by_path.input_box)
 
 
 def test_cams_match_boxes_maps(lite0):
@@ -90,9 +106,27 @@ def test_save_is_atomic_json(lite0, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
-def test_all_regions(lite0):
+def test_all_regions_on_two_painted_blobs():
+    """The Brightness model's map is the picture: two blobs, known pixel boxes, largest first."""
+    small, large = (20, 30, 70, 80), (110, 100, 200, 190)  # 50 x 50 and 90 x 90, edges exclusive
+    img = painted(224, 224, small, large)
+    pre = camloc.Preprocess((224, 224), "resize", None, **PLAIN)  # identity geometry
+    (r,) = camloc.boxes(Brightness(), [img], classes=0, standard="max", theta=0.5, preprocess=pre, all_regions=True)
+    assert r.boxes == (tuple(map(float, large)), tuple(map(float, small)))
+    assert r.box == tuple(map(float, large)) and r.input_box == large
+    (single,) = camloc.boxes(Brightness(), [img], classes=0, standard="max", theta=0.5, preprocess=pre)
+    assert single.boxes == (single.box,) == (tuple(map(float, large)),)
+    # mapped back through a 2x resize: the same regions, in the larger photo's pixels
+    big = painted(448, 448, [2 * v for v in small], [2 * v for v in large])
+    (r2,) = camloc.boxes(Brightness(), [big], classes=0, standard="max", theta=0.5, preprocess=pre, all_regions=True)
+    assert r2.boxes == (tuple(2.0 * v for v in large), tuple(2.0 * v for v in small))
+    assert r2.to_dict()["boxes"] == [[2 * v for v in large], [2 * v for v in small]]
+
+
+def test_all_regions_are_sorted_largest_first(lite0):
     (r,) = camloc.boxes(lite0, [COFFEE], all_regions=True, standard="max", theta=0.6)
-    assert len(r.boxes) >= 1
+    (main,) = camloc.boxes(lite0, [COFFEE], standard="max", theta=0.6)
+    assert len(r.boxes) >= 1 and r.box == main.box
     areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in r.boxes]
     assert areas == sorted(areas, reverse=True)
 
@@ -111,6 +145,36 @@ def test_model_by_name(lite0):
 
 
 def test_public_api_is_exported():
-    for name in camloc.__all__:
-        assert getattr(camloc, name) is not None
-    assert callable(camloc.evaluate_split) and callable(camloc.retrofit)
+    assert set(camloc._LAZY) <= set(camloc.__all__)
+    for name, (module, attr) in camloc._LAZY.items():  # each name is the object its module defines
+        assert getattr(camloc, name) is getattr(importlib.import_module(f"camloc.{module}"), attr), name
+    assert camloc.evaluate_split is importlib.import_module("camloc.eval.evaluate").evaluate
+    with pytest.raises(AttributeError, match="no_such_name"):
+        camloc.no_such_name
+
+
+def test_boxes_does_not_move_or_switch_user_model():
+    model = prepared("resnet18")
+    before = snapshot(model)
+    camloc.boxes(model, torch.randn(2, 3, 64, 64))
+    assert_same(before, snapshot(model))
+    assert not hasattr(model, "camloc_cfg")
+
+
+def test_no_hook_left_after_boxes_and_cams(lite0):
+    assert hooks_left(lite0) == {}
+    camloc.boxes(lite0, [CAT], topk=2)
+    camloc.cams(lite0, [CAT])
+    assert hooks_left(lite0) == {}
+
+
+def test_calibration_replaces_the_standard_and_nwc(tmp_path, lite0):
+    calib = Calibration(0.9, 100.0, False, 0.0, "x", "efficientnet_lite0", 1)
+    path = tmp_path / "c.json"
+    calib.save(path)
+    (a,) = camloc.boxes(lite0, [CAT], calibration=path)
+    (b,) = camloc.boxes(lite0, [CAT], nwc=False, standard="max", theta=0.9)
+    (c,) = camloc.boxes(lite0, [CAT], calibration=calib)
+    assert a.box == b.box == c.box and torch.equal(a.cam, b.cam)
+    (default,) = camloc.boxes(lite0, [CAT])
+    assert a.box != default.box  # the calibration did change something

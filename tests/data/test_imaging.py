@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,34 +10,36 @@ from PIL import Image
 
 from camloc import ImageError, load_image
 
-
-def save(tmp_path, name, img, **kw):
-    path = tmp_path / name
-    img.save(path, **kw)
-    return path
+from ..helpers import noise_photo, painted, png_declaring, save_image
 
 
-def photo(w=64, h=48):
-    rng = np.random.default_rng(0)
-    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-
-
-@pytest.mark.parametrize(
-    "mode,fmt",
-    [("L", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("CMYK", "JPEG"), ("I;16", "PNG"), ("1", "PNG")],
-)
-def test_modes_decode_to_rgb(tmp_path, mode, fmt):
-    img = photo().convert(mode) if mode != "I;16" else Image.fromarray(
-        np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20)
-    path = save(tmp_path, f"x.{fmt.lower()}", img, format=fmt)
-    out = load_image(path)
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "P", "1"])
+def test_lossless_modes_decode_to_the_same_rgb_pixels(tmp_path, mode):
+    img = noise_photo().convert(mode)  # opaque: alpha 255 everywhere
+    out = load_image(save_image(tmp_path, "x.png", img, format="PNG"))
     assert out.mode == "RGB" and out.size == (64, 48)
+    assert np.array_equal(np.asarray(out), np.asarray(img.convert("RGB")))
+
+
+def test_cmyk_jpeg_keeps_its_colours(tmp_path):
+    colour = (200, 40, 90)
+    path = save_image(tmp_path, "x.jpg", Image.new("RGB", (64, 48), colour).convert("CMYK"), format="JPEG")
+    out = np.asarray(load_image(path)).astype(int)
+    assert out.shape == (48, 64, 3)
+    assert np.abs(out - np.array(colour)).max() <= 3  # JPEG of a flat colour is near exact; not inverted
+
+
+def test_sixteen_bit_ramp_is_scaled_to_eight_bits(tmp_path):
+    arr = np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20  # 0 .. 61420
+    out = np.asarray(load_image(save_image(tmp_path, "x.png", Image.fromarray(arr), format="PNG")))
+    assert out.shape == (48, 64, 3) and (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    assert np.abs(out[..., 0].astype(int) - arr.astype(float) / 65535 * 255).max() <= 1
 
 
 def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
     arr = np.full((40, 40), 65535, np.uint16)
     arr[:20] = 32768
-    path = save(tmp_path, "deep.png", Image.fromarray(arr))
+    path = save_image(tmp_path, "deep.png", Image.fromarray(arr))
     out = np.asarray(load_image(path))
     assert out[30, 0, 0] == 255 and 120 <= out[0, 0, 0] <= 135
 
@@ -47,17 +47,20 @@ def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
 def test_transparent_pixels_become_white(tmp_path):
     arr = np.zeros((40, 40, 4), np.uint8)
     arr[..., 3] = 0
-    out = np.asarray(load_image(save(tmp_path, "clear.png", Image.fromarray(arr, "RGBA"))))
+    out = np.asarray(load_image(save_image(tmp_path, "clear.png", Image.fromarray(arr, "RGBA"))))
     assert (out == 255).all()
 
 
 def test_exif_rotation_is_applied(tmp_path):
-    img = photo(80, 40)
+    img = painted(80, 40, (0, 0, 40, 40))  # left half white, right half black
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     path = tmp_path / "rot.jpg"
     img.save(path, exif=exif)
-    assert load_image(path).size == (40, 80)
+    out = load_image(path)
+    assert out.size == (40, 80)
+    arr = np.asarray(out).astype(float)
+    assert arr[:36].mean() > 240 and arr[44:].mean() < 15  # the left half is now on top
 
 
 @pytest.mark.parametrize(
@@ -78,7 +81,7 @@ def test_broken_files(tmp_path, content, match):
 
 def test_truncated_jpeg(tmp_path):
     buf = io.BytesIO()
-    photo(200, 200).save(buf, format="JPEG")
+    noise_photo(200, 200).save(buf, format="JPEG")
     path = tmp_path / "cut.jpg"
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(ImageError, match="corrupt or truncated") as err:
@@ -95,49 +98,46 @@ def test_missing_file_and_folder(tmp_path):
 
 @pytest.mark.parametrize("size", [(1, 1), (20, 300)])
 def test_tiny_images_are_refused(tmp_path, size):
-    path = save(tmp_path, "tiny.png", Image.new("RGB", size))
+    path = save_image(tmp_path, "tiny.png", Image.new("RGB", size))
     with pytest.raises(ImageError, match="smaller than 32 px"):
         load_image(path)
 
 
-def _png_declaring(width, height):
-    """A PNG whose header claims width x height (the pixel data is not there)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_declaring(100_000, 100_000))
+    path.write_bytes(png_declaring(100_000, 100_000))
     with pytest.raises(ImageError, match="decompression bomb") as err:
         load_image(path)
     assert "bomb.png" in str(err.value)
 
 
 def test_pixel_limit_is_adjustable(tmp_path):
-    path = save(tmp_path, "big.png", photo(400, 300))
+    path = save_image(tmp_path, "big.png", noise_photo(400, 300))
     with pytest.raises(ImageError, match="limit"):
         load_image(path, max_pixels=100_000)
     assert load_image(path, max_pixels=None).size == (400, 300)
 
 
+RGB = np.array([10, 20, 30], np.uint8)
+
+
 @pytest.mark.parametrize(
-    "arr",
+    "arr,pixel",
     [
-        np.zeros((50, 60, 3), np.uint8),
-        np.zeros((50, 60), np.uint8),
-        np.ones((50, 60, 3), np.float32),
-        np.full((50, 60, 3), 60000, np.uint16),
-        np.zeros((3, 50, 60), np.uint8),
-        np.zeros((50, 60, 4), np.uint8),
+        (np.broadcast_to(RGB, (50, 60, 3)).copy(), (10, 20, 30)),
+        (np.full((50, 60), 77, np.uint8), (77, 77, 77)),  # grayscale: replicated
+        (np.full((50, 60, 3), [0.0, 0.5, 1.0], np.float32), (0, 127, 255)),  # floats in [0, 1] scaled
+        (np.full((50, 60, 3), [0, 32768, 65535], np.uint16), (0, 127, 255)),  # 16-bit scaled, not clipped
+        (np.broadcast_to(RGB[:, None, None], (3, 50, 60)).copy(), (10, 20, 30)),  # channels first
+        (np.concatenate([np.broadcast_to(RGB, (50, 60, 3)), np.full((50, 60, 1), 255, np.uint8)], 2), (10, 20, 30)),
+        (np.zeros((50, 60, 4), np.uint8), (255, 255, 255)),  # fully transparent: white
     ],
 )
-def test_numpy_arrays(arr):
+def test_numpy_arrays(arr, pixel):
     out = load_image(arr)
     assert out.mode == "RGB" and out.size == (60, 50)
+    values = np.asarray(out).reshape(-1, 3)
+    assert (values == np.array(pixel)).all(), values[0]
 
 
 def test_bad_arrays():

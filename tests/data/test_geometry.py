@@ -8,40 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import torchvision.transforms as T
 from PIL import Image
-from torch import nn
 
 import camloc
 from camloc import Preprocess
 
-
-class Brightness(nn.Module):
-    """features = relu(sum of RGB) at input resolution; GAP; Linear(1 -> 2)."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 1, 1), nn.ReLU())
-        self.fc = nn.Linear(1, 2)
-        with torch.no_grad():
-            self.features[0].weight.fill_(1.0)
-            self.features[0].bias.zero_()
-            self.fc.weight.copy_(torch.tensor([[1.0], [-1.0]]))
-            self.fc.bias.zero_()
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
-
-
-PLAIN = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear")
-
-
-def painted(width, height, rect):
-    arr = np.zeros((height, width, 3), np.uint8)
-    x0, y0, x1, y1 = rect
-    arr[y0:y1, x0:x1] = 255
-    return Image.fromarray(arr)
+from ..helpers import PLAIN, Brightness, painted
 
 
 @pytest.mark.parametrize(
@@ -80,15 +53,17 @@ def test_resize_crop_matches_torchvision_eval_transform(size):
     assert geom.input_width == geom.input_height == 224
 
 
-def test_timm_preprocess_comes_from_pretrained_cfg(lite0):
-    pre = camloc.preprocess_for(lite0)
-    assert pre.input_size == (224, 224) and pre.mode == "crop" and pre.resize_size == 256
-    assert pre.interpolation == "bicubic"
-    assert camloc.preprocess_for(lite0, "resize").mode == "resize"
-
-
 def test_geometry_inverse_of_a_point():
     g = Preprocess((224, 224), "crop", 256).geometry(640, 480)
     assert (g.left, g.top) == (58, 16)  # 341 x 256 resized, torchvision's rounding of the crop offset
-    x0, y0, _, _ = g.box_to_original((0, 0, 224, 224))
+    x0, y0, x1, y1 = g.box_to_original((0, 0, 224, 224))
     assert x0 == pytest.approx(58 * 640 / 341) and y0 == pytest.approx(16 * 480 / 256)
+    assert x1 == pytest.approx((58 + 224) * 640 / 341) and y1 == pytest.approx((16 + 224) * 480 / 256)
+
+
+def test_resize_geometry_scales_each_axis_and_clips():
+    g = Preprocess((224, 224), "resize", None).geometry(448, 112)
+    assert (g.sx, g.sy, g.left, g.top) == (0.5, 2.0, 0, 0)
+    assert g.box_to_original((10, 20, 30, 40)) == (20.0, 10.0, 60.0, 20.0)
+    assert g.box_to_original((-5, -5, 300, 300)) == (0.0, 0.0, 448.0, 112.0)  # never outside the image
+    assert Preprocess((224, 224), "resize", None).resize_crop(Image.new("RGB", (448, 112)))[0].size == (224, 224)

@@ -2,10 +2,16 @@
 
 Random initialisation is enough for structure. For every exact architecture the invariant
 ``mean_hw(M_k) + b_k = logit_k`` must hold to a relative 1e-4; non-affine heads must say
-``exact=False`` and refuse ``require_exact``.
+``exact=False``, give the maps plain autograd gives, and refuse ``require_exact``.
+
+The families covered, in both libraries where they exist: ResNet, ResNeXt, Wide ResNet, DenseNet,
+EfficientNet (v1, v2, lite), MobileNet (v2 exact, v3 not), RegNet, Inception, MnasNet, ConvNeXt,
+GoogLeNet, ShuffleNet, VGG (not exact).
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import timm
@@ -13,6 +19,8 @@ import torch
 import torchvision
 
 from camloc import CAMExtractor, ModelError
+
+from ..helpers import gradient_reference
 
 EXACT = [
     ("timm", "resnet18"),
@@ -85,9 +93,29 @@ def test_non_affine_heads_give_gradient_maps(lib, name):
     out = CAMExtractor(model)(x, topk=2)
     assert not out.exact and out.bias is None
     assert out.maps.shape[:2] == (2, 2) and torch.isfinite(out.maps).all()
+    with torch.no_grad():
+        assert torch.equal(out.classes, model(x).topk(2, dim=1).indices)
+    reference = gradient_reference(model, out.head.feature_layer, x, out.classes, nwc=True)
+    assert out.maps.shape == reference.shape
+    assert torch.allclose(out.maps, reference, rtol=1e-4, atol=1e-5 * reference.abs().max().item())
     with pytest.raises(ModelError, match="TAP"):
         CAMExtractor(model)(x, require_exact=True)
 
 
-def test_matrix_size():
-    assert len(EXACT) + len(NOT_EXACT) >= 20
+#: the families of the docstring, as patterns over the names of each library
+EXACT_FAMILIES = ["resnet", "resnext", "wide_resnet", "densenet", "efficientnet", "efficientnet_?v2",
+                  "mobilenet_?v2", "regnet", "inception", "mnasnet", "convnext"]
+NOT_EXACT_FAMILIES = ["mobilenet_?v3", "vgg"]
+
+
+def test_matrix_covers_every_family_in_both_libraries():
+    """The parametrised tests above are the evidence; this keeps them honest: no family silently
+    dropped from either library, no entry listed twice, none claimed both exact and not."""
+    for lib in ("timm", "tv"):
+        for families, entries in ((EXACT_FAMILIES, EXACT), (NOT_EXACT_FAMILIES, NOT_EXACT)):
+            names = [n for a, n in entries if a == lib]
+            missing = [f for f in families if not any(re.search(f, n) for n in names)]
+            assert not missing, (lib, missing)
+    assert len(set(EXACT)) == len(EXACT) and len(set(NOT_EXACT)) == len(NOT_EXACT)
+    assert not set(EXACT) & set(NOT_EXACT)
+    assert {("tv", "googlenet"), ("tv", "shufflenet_v2_x0_5"), ("timm", "efficientnet_lite0")} <= set(EXACT)

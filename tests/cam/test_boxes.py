@@ -12,7 +12,7 @@ import torch
 import camloc
 from camloc.cam.boxes import Standard, boxes_from_maps, contour_boxes, foreground, thresholds, to_uint8, upsample
 
-from .conftest import EXAMPLES
+from ..conftest import EXAMPLES
 
 
 def reference_box(cam: np.ndarray, theta: float, pct: float, size=(224, 224)):
@@ -82,6 +82,19 @@ def test_largest_contour_wins_and_no_contour_gives_whole_image():
     assert contour_boxes(np.zeros((50, 60), np.uint8)) == ((0, 0, 60, 50), [(0, 0, 60, 50)])
 
 
+def test_all_regions_on_a_hand_built_map_with_two_blobs():
+    cam = torch.zeros(1, 224, 224)  # already at input size: the bicubic upsample is the identity
+    cam[0, 20:60, 30:90] = 1.0  # blob A: x 30..90, y 20..60 (area 2400)
+    cam[0, 120:200, 100:210] = 0.8  # blob B: x 100..210, y 120..200 (area 8800), dimmer but larger
+    ((main, regions),) = boxes_from_maps(cam, (224, 224), Standard.max(0.5), all_regions=True)
+    assert main == (100, 120, 210, 200)  # the largest region, not the brightest
+    assert regions == [(100, 120, 210, 200), (30, 20, 90, 60)]
+    ((main_only, single),) = boxes_from_maps(cam, (224, 224), Standard.max(0.5))
+    assert main_only == main and single == [main]
+    ((_, bright),) = boxes_from_maps(cam, (224, 224), Standard.max(0.9), all_regions=True)
+    assert bright == [(30, 20, 90, 60)]  # 0.9 x 255 = 229 > 204: the dim blob drops out
+
+
 def test_constant_map_gives_whole_image_box_without_nan():
     (main, _), = boxes_from_maps(torch.zeros(1, 7, 7), (224, 224), Standard.pas())
     assert main == (0, 0, 224, 224)
@@ -101,6 +114,7 @@ def test_boxes_equal_reference_on_random_maps(theta, pct):
 
 def test_boxes_equal_reference_on_real_maps(lite0):
     paths = sorted(str(p) for p in Path(EXAMPLES).glob("*.jpg"))
+    assert len(paths) == 3
     maps = camloc.cams(lite0, paths, topk=3).flatten(0, 1)
     ours = [b for b, _ in boxes_from_maps(maps, (224, 224), Standard.pas())]
     assert ours == [reference_box(m.numpy(), 0.35, 90.0) for m in maps]

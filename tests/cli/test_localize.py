@@ -1,4 +1,4 @@
-"""`camloc localize` and `camloc models` as a user runs them."""
+"""`camloc localize` as a user runs it: output, options, errors and exit codes."""
 
 from __future__ import annotations
 
@@ -6,28 +6,28 @@ import json
 import subprocess
 import sys
 
+import torch
 from click.testing import CliRunner
 
+import camloc
 from camloc.cli import main
+from camloc.eval.calibrate import Calibration
 
-from .conftest import EXAMPLES
-
-CAT = str(EXAMPLES / "cat.jpg")
-COFFEE = str(EXAMPLES / "coffee.jpg")
+from ..helpers import CAT, COFFEE
 
 
 def run(*args):
     return CliRunner().invoke(main, list(args))
 
 
-def test_localize_json_lines():
+def test_localize_json_lines(lite0):
     res = run("localize", CAT, COFFEE, "--json")
     assert res.exit_code == 0, res.output
     lines = [json.loads(l) for l in res.stdout.splitlines()]
     assert [l["image"] for l in lines] == [CAT, COFFEE]
-    for l in lines:
+    for l, r in zip(lines, camloc.boxes(lite0, [CAT, COFFEE]), strict=True):  # the notebook API's answer
         assert {"image", "class", "label", "score", "box", "exact"} <= set(l)
-        assert len(l["box"]) == 4 and l["exact"] is True
+        assert l == r.to_dict() and l["exact"] is True
     assert lines[1]["label"] == "espresso"
 
 
@@ -62,16 +62,9 @@ def test_conflicting_options():
 
 def test_wrong_checkpoint_is_usage_error(tmp_path):
     path = tmp_path / "other.pth"
-    import torch
-
     torch.save({"w": torch.zeros(3)}, path)
     res = run("localize", CAT, "--checkpoint", str(path))
     assert res.exit_code == 2 and "other.pth" in res.stderr
-
-
-def test_models_command():
-    res = run("models", "efficientnet_lite*")
-    assert res.exit_code == 0 and "efficientnet_lite0\toffline" in res.stdout
 
 
 def test_console_script_installed():
@@ -80,16 +73,16 @@ def test_console_script_installed():
     assert json.loads(out.stdout)["image"] == CAT
 
 
-def test_models_check_reports_cam_kind():
-    res = run("models", "torchvision/mobilenet_v3_small", "--check")
-    assert res.exit_code == 0 and res.stdout.strip() == "torchvision/mobilenet_v3_small\tdownload\tgradient"
-    res = run("models", "resnet18", "--check")
-    assert res.stdout.strip() == "resnet18\tdownload\texact"
-    res = run("models", "vit_tiny_patch16_224", "--check")
-    assert res.stdout.strip().endswith("\tnone")
-    assert run("models", "*", "--check").exit_code == 2  # too many to build
-
-
 def test_class_out_of_range_is_usage_error():
     res = run("localize", CAT, "--class", "1000")
     assert res.exit_code == 2 and "out of range" in res.stderr
+
+
+def test_localize_with_calibration(tmp_path, lite0):
+    path = tmp_path / "c.json"
+    Calibration(0.9, 100.0, False, 0.0, "x", "efficientnet_lite0", 1).save(path)
+    (b,) = camloc.boxes(lite0, [CAT], nwc=False, standard="max", theta=0.9)
+    res = run("localize", CAT, "--json", "--calibration", str(path))
+    assert res.exit_code == 0 and json.loads(res.stdout)["box"] == [round(v, 2) for v in b.box]
+    res = run("localize", CAT, "--json", "--calibration", str(tmp_path / "none.json"))
+    assert res.exit_code == 2 and "no such calibration file" in res.stderr

@@ -19,7 +19,7 @@ from camloc.eval.boxacc import (
 )
 from camloc.cam.boxes import to_uint8, upsample
 
-from .conftest import EXAMPLES
+from ..conftest import EXAMPLES
 
 DELTAS = [30, 50, 70]
 
@@ -77,5 +77,6 @@ def test_real_maps(lite0):
     maps = camloc.cams(lite0, paths, topk=2, resize="full").flatten(0, 1)
     u8s = to_uint8(upsample(maps, (224, 224))).numpy()
     rng = np.random.default_rng(0)
+    assert len(u8s) == 2 * len(paths) == 6
     for u8 in u8s:
         check(u8, random_gt(rng, 224, 224), thresholds_list(0.002))

@@ -9,36 +9,7 @@ from torch import nn
 
 from camloc import CAMExtractor, ModelError
 
-
-class Tiny(nn.Module):
-    """Features = the input (a 1x1 identity conv), then a chosen pooling and a Linear."""
-
-    def __init__(self, weight, bias, pool="avg", norm=None):
-        super().__init__()
-        c = weight.shape[1] if pool != "catavgmax" else weight.shape[1] // 2
-        self.features = nn.Conv2d(c, c, 1, bias=False)
-        with torch.no_grad():
-            self.features.weight.copy_(torch.eye(c).view(c, c, 1, 1))
-        self.pool = pool
-        self.norm = norm
-        self.fc = nn.Linear(weight.shape[1], weight.shape[0])
-        with torch.no_grad():
-            self.fc.weight.copy_(weight)
-            self.fc.bias.copy_(bias)
-
-    def forward(self, x):
-        f = self.features(x)
-        if self.pool == "avg":
-            p = f.mean((2, 3))
-        elif self.pool == "max":
-            p = f.amax((2, 3))
-        elif self.pool == "catavgmax":
-            p = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
-        else:  # relu then avg, as torchvision's DenseNet does it functionally
-            p = torch.relu(f).mean((2, 3))
-        if self.norm is not None:
-            p = self.norm(p)
-        return self.fc(p)
+from ..helpers import MLPHead, Tiny
 
 
 X = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 0.0]]]])  # 1 x 2 x 2 x 2
@@ -117,16 +88,45 @@ def test_gradient_method_equals_exact_cam_on_gap_linear_head():
     assert torch.allclose(exact.maps, grad.maps, rtol=1e-4, atol=1e-5)
 
 
+def plain_autograd_maps(model: MLPHead, x: torch.Tensor, classes: torch.Tensor, nwc: bool) -> torch.Tensor:
+    """The gradient map written out: F by the features alone, d logit_k / d F by autograd through the
+    head alone, ``w_c = sum_xy grad``, ``M = sum_c w_c F_c``."""
+    feats = model.features(x).detach().requires_grad_(True)
+    logits = model.head(feats)
+    maps = []
+    for j in range(classes.shape[1]):
+        (grad,) = torch.autograd.grad(logits.gather(1, classes[:, j:j + 1]).sum(), feats, retain_graph=True)
+        w = grad.sum((2, 3))  # B x C
+        w = w.clamp_min(0) if nwc else w
+        maps.append((w[:, :, None, None] * feats.detach()).sum(1))
+    return torch.stack(maps, 1)
+
+
 def test_mlp_head_gives_gradient_maps_and_refuses_exact():
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4),
-    )
+    model = MLPHead(num_classes=4).eval()
     x = torch.randn(2, 3, 16, 16)
     out = CAMExtractor(model)(x)
     assert not out.exact and out.bias is None and out.maps.shape == (2, 1, 16, 16)
+    assert out.head.feature_layer == "features" and out.head.pool == "gradient"
+    with torch.no_grad():
+        assert torch.equal(out.classes[:, 0], model(x).argmax(1))
     with pytest.raises(ModelError, match="TAP"):
         CAMExtractor(model)(x, require_exact=True)
+
+
+@pytest.mark.parametrize("nwc", [False, True])
+def test_gradient_maps_equal_plain_autograd(nwc):
+    model = MLPHead(num_classes=4).eval()
+    x = torch.randn(3, 3, 12, 12)
+    out = CAMExtractor(model)(x, topk=3, nwc=nwc)
+    assert not out.exact and out.maps.shape == (3, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(out.classes, model(x).topk(3, dim=1).indices)
+    reference = plain_autograd_maps(model, x, out.classes, nwc)
+    assert reference.abs().max() > 1e-3  # a map that says something
+    assert torch.allclose(out.maps, reference, rtol=1e-5, atol=1e-6)
+    if nwc:  # clamping changed something, else this case would test nothing new
+        assert not torch.allclose(reference, plain_autograd_maps(model, x, out.classes, False))
 
 
 def test_exact_head_under_inference_mode():

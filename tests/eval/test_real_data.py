@@ -6,7 +6,7 @@ import camloc
 from camloc.data.metadata import read_dataset
 from camloc.eval.boxacc import iou_matrix
 
-from .conftest import data_dir
+from ..conftest import data_dir
 
 
 def test_imagenet_val_gt_known_loc(lite0):

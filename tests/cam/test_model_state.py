@@ -5,41 +5,11 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
-from torch import nn
 
 import camloc
 from camloc import CAMExtractor
 
-
-def snapshot(model: nn.Module):
-    return {
-        "training": [m.training for m in model.modules()],
-        "requires_grad": [p.requires_grad for p in model.parameters()],
-        "grad": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-        "state": {k: v.clone() for k, v in model.state_dict().items()},
-        "hooks": [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in model.modules()],
-    }
-
-
-def assert_same(before, after):
-    assert before["training"] == after["training"]
-    assert before["requires_grad"] == after["requires_grad"]
-    for a, b in zip(before["grad"], after["grad"], strict=True):
-        assert (a is None and b is None) or torch.equal(a, b)
-    for k in before["state"]:
-        assert torch.equal(before["state"][k], after["state"][k]), k
-    assert before["hooks"] == after["hooks"]
-
-
-def prepared(name):
-    model = timm.create_model(name, num_classes=6)
-    model.train()
-    list(model.modules())[3].eval()  # mixed flags must come back as they were
-    params = list(model.parameters())
-    params[0].requires_grad_(False)
-    params[-1].grad = torch.ones_like(params[-1])
-    model.register_forward_hook(lambda *a: None)
-    return model
+from ..helpers import GapLinear, MLPHead, assert_same, hook_counts, hooks_left, prepared, snapshot
 
 
 @pytest.mark.parametrize("name,method", [("resnet18", "auto"), ("resnet18", "gradient"), ("mobilenetv3_small_050", "auto")])
@@ -62,7 +32,7 @@ def test_model_left_as_it_was_when_forward_raises():
         raise RuntimeError("boom")
 
     handle = model.fc.register_forward_pre_hook(boom)
-    before["hooks"] = [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in model.modules()]
+    before["hooks"] = hook_counts(model)
     for method in ("auto", "gradient"):
         with pytest.raises(RuntimeError, match="boom"):
             CAMExtractor(model, method=method)(torch.randn(1, 3, 64, 64))
@@ -85,8 +55,36 @@ def test_gradient_maps_refused_under_inference_mode():
         CAMExtractor(model)(torch.randn(1, 3, 64, 64))
 
 
-def test_boxes_does_not_move_or_switch_user_model():
-    model = prepared("resnet18")
+@pytest.mark.parametrize("make", [GapLinear, MLPHead, lambda: timm.create_model("mobilenetv3_small_050", num_classes=4)],
+                         ids=["exact", "gradient", "timm-gradient"])
+def test_no_hook_left_after_analyze_and_extraction(make):
+    model = make().train()
+    x = torch.randn(2, 3, 32, 32)
+    assert hooks_left(model) == {}  # a fresh model has none: what follows is camloc's doing
     before = snapshot(model)
-    camloc.boxes(model, torch.randn(2, 3, 64, 64))
+    spec = camloc.analyze(model, x)
+    assert spec.feature_layer and hooks_left(model) == {}
+    for method in ("auto", "gradient"):
+        extractor = CAMExtractor(model, method=method)
+        extractor(x, topk=2)
+        extractor(x, classes=[0, 1])  # the second batch takes the analysed path
+        assert hooks_left(model) == {}, method
     assert_same(before, snapshot(model))
+
+
+def test_no_hook_left_when_the_forward_pass_raises():
+    model = GapLinear()
+    calls = []
+
+    def fail_once(*_):
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    handle = model.fc.register_forward_pre_hook(fail_once)
+    for method in ("auto", "gradient"):
+        with pytest.raises(RuntimeError, match="boom"):
+            CAMExtractor(model, method=method)(torch.randn(1, 3, 16, 16))
+    with pytest.raises(RuntimeError, match="boom"):
+        camloc.analyze(model, torch.randn(1, 3, 16, 16))
+    handle.remove()
+    assert len(calls) == 3 and hooks_left(model) == {}

@@ -1,0 +1,1 @@
+"""Tests of camloc.cam (the layout of tests/ mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of camloc.cli (the layout of tests/ mirrors the package)."""

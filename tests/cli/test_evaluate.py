@@ -1,0 +1,49 @@
+"""`camloc evaluate` and `camloc calibrate` as a user runs them (real data where present)."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from camloc.cli import main
+
+from ..conftest import data_dir
+from ..helpers import synthetic_split
+
+
+def test_cli_evaluate_json_and_plots(tmp_path):
+    root = data_dir("imagenet-val")
+    res = CliRunner().invoke(main, ["evaluate", "--metadata", str(root), "--limit", "24", "--json", "--quiet",
+                                    "--protocol", "wsolevaluation", "--interval", "0.01", "--plots", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["protocol"] == "wsolevaluation" and set(out["variants"]) == {"cam", "nwc", "pas", "nwc+pas"}
+    assert {"top1_cls", "top5_cls", "maxboxacc", "maxboxacc_v2"} <= set(out["variants"]["cam"])
+    assert (tmp_path / "maxboxacc.png").stat().st_size > 1000
+
+
+def test_cli_evaluate_rethinking_on_real_data():
+    root = data_dir("imagenet-val")
+    res = CliRunner().invoke(main, ["evaluate", "--metadata", str(root), "--limit", "48", "--json", "--quiet",
+                                    "--variants", "cam,nwc+pas"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["settings"]["theta_max"] == 0.2 and out["settings"]["theta_pas"] == 0.35
+    cam = out["variants"]["cam"]
+    assert 40 <= cam["gt_known_loc"] <= 90 and 50 <= cam["top1_cls"] <= 90
+    assert cam["top1_loc"] <= min(cam["gt_known_loc"], cam["top1_cls"])
+
+
+def test_cli_calibrate_then_evaluate_reports_both_splits(tmp_path):
+    meta, images, _ = synthetic_split(tmp_path)
+    out = tmp_path / "calib.json"
+    res = CliRunner().invoke(main, ["calibrate", "--metadata", str(meta), "--images", str(images), "--quiet",
+                                    "--out", str(out), "--percentiles", "90,100"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads(out.read_text())
+    assert saved["model"] == "efficientnet_lite0" and saved["n"] == 6 and saved["percentile"] in (90.0, 100.0)
+    res = CliRunner().invoke(main, ["evaluate", "--metadata", str(meta), "--images", str(images), "--quiet",
+                                    "--calibration", str(out), "--variants", "cam", "--limit", "3"])
+    assert res.exit_code == 0, res.output
+    assert "calibrated on" in res.stdout and "the SAME split" in res.stdout and "\ncalibrated\t" in res.stdout

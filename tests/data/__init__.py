@@ -1,0 +1,1 @@
+"""Tests of camloc.data (the layout of tests/ mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of camloc.eval (the layout of tests/ mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of camloc.models (the layout of tests/ mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of camloc.train (the layout of tests/ mirrors the package)."""
