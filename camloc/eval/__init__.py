@@ -11,8 +11,11 @@ Built on :mod:`camloc.cam` (maps and the box rule), :mod:`camloc.models` (a mode
 and :mod:`camloc.data`. Importing this package loads numba and OpenCV; plots load matplotlib.
 """
 
-from .calibrate import Calibration, calibrate
-from .evaluate import EvaluationResult, evaluate, score_maps
+from .calibrate import Calibration
+from .evaluate import EvaluationResult, score_maps
 from .protocols import PROTOCOLS, VARIANTS, Settings
 
-__all__ = ["Calibration", "EvaluationResult", "PROTOCOLS", "Settings", "VARIANTS", "calibrate", "evaluate", "score_maps"]
+# The functions evaluate() and calibrate() are not re-exported here: their names would hide the
+# modules camloc.eval.evaluate and camloc.eval.calibrate (camloc.evaluate_split and
+# camloc.calibrate_split are their public names).
+__all__ = ["Calibration", "EvaluationResult", "PROTOCOLS", "Settings", "VARIANTS", "score_maps"]

@@ -115,7 +115,7 @@ def preprocess_for(model: nn.Module, mode: Optional[str] = None) -> Preprocess:
 
     Example:
         >>> preprocess_for(timm.create_model("resnet18")).resize_size
-        248
+        235
     """
     pre = model_config(model).preprocess
     return pre.with_mode(mode) if mode else pre

@@ -222,7 +222,7 @@ def retrofit(
         class_names: names of the new classes (default: the model's own when its classes are kept).
 
     Returns:
-        A :class:`CAMHeadModel`; ``camloc.boxes`` treats it as an exact-CAM model.
+        A :class:`CAMHeadModel` in eval mode; ``camloc.boxes`` treats it as an exact-CAM model.
     """
     base_cfg = model_config(model)
     model = copy.deepcopy(model).eval()
@@ -240,7 +240,7 @@ def retrofit(
     names = tuple(class_names) if class_names is not None else (base_cfg.class_names if kept_classes else None)
     cfg = base_cfg.replace(pool=pool, theta_tap=theta_tap if pool == "tap" else None, class_names=names)
     return CAMHeadModel(model, run.records[plan.pos].name, plan.per_location, make_pool(pool, theta_tap), fc,
-                        plan.relu, route, cfg).to(device)
+                        plan.relu, route, cfg).to(device).eval()
 
 
 class _Plan(NamedTuple):

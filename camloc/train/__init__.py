@@ -6,7 +6,9 @@ Built on :mod:`camloc.models` (architectures, TAP, HaS, ADL, retrofit, checkpoin
 """
 
 from .config import TrainConfig, list_recipes, load_config
-from .finetune import FinetuneConfig, finetune, lr_steps
+from .finetune import FinetuneConfig, lr_steps
 from .loop import train
 
-__all__ = ["FinetuneConfig", "TrainConfig", "finetune", "list_recipes", "load_config", "lr_steps", "train"]
+# finetune() is not re-exported here: its name would hide the module camloc.train.finetune
+# (camloc.finetune_model is its public name).
+__all__ = ["FinetuneConfig", "TrainConfig", "list_recipes", "load_config", "lr_steps", "train"]
