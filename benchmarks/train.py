@@ -2,8 +2,8 @@
 
 Both loops train the same model (built once by camloc, copied), on the same images, with the same
 DataLoader (camloc's Dataset and the recipe's augmentation, same batch and workers), the same SGD,
-for the same number of images; each configuration runs ``--repeats`` epochs and the best epoch's
-images per second is kept. Images: ../shared/data/cub-train where present, else generated noise.
+for the same number of images; each configuration runs ``--repeats`` epochs per round, the rounds
+interleave the configurations, and the best epoch's images per second is kept. Images: ../shared/data/cub-train where present, else generated noise.
 
     python benchmarks/train.py [--arch resnet18] [--images 96] [--batch-size 16] [--crop 160] [--device cpu]
                                [--amp none|bf16|fp16] [--channels-last] [--workers 2] [--repeats 2]
@@ -92,6 +92,43 @@ def plain_loop(model: nn.Module, split: Path, cfg: TrainConfig, device: torch.de
     return best
 
 
+def layer_costs(base: TrainConfig, positions: list[str], device: torch.device) -> dict[str, float]:
+    """Milliseconds per training step of HaS, of the ADL modules, and of the whole forward + backward
+    (the same batch and model), measured directly: end-to-end epochs on a shared CPU are noisier
+    than these layers cost."""
+    from camloc.models.layers.adl import ADL
+    from camloc.models.layers.has import HideAndSeek
+
+    def best_ms(fn, n: int = 5) -> float:
+        fn()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return 1000 * min(times)
+
+    model, _, _ = build_model(base.replace(adl=True, adl_positions=positions), 4)
+    model = model.to(device).train()
+    x = torch.randn(base.batch_size, 3, base.crop, base.crop, device=device)
+    inputs: list[torch.Tensor] = []
+    adls = [m for m in model.modules() if isinstance(m, ADL)]
+    handles = [m.register_forward_hook(lambda mod, a, out: inputs.append(a[0].detach().requires_grad_())) for m in adls]
+    try:
+        model(x)  # records the ADL inputs of this batch (the benchmark's own model)
+    finally:
+        for h in handles:
+            h.remove()
+    has = HideAndSeek(base.has_patch, base.has_drop_rate).train()
+    return {
+        "step (forward + backward)": best_ms(lambda: model(x).sum().backward()),
+        "HaS": best_ms(lambda: has(x)),
+        "ADL (all positions)": best_ms(lambda: sum(a(i).sum() for a, i in zip(adls, inputs, strict=True)).backward()),
+    }
+
+
 def camloc_rate(cfg: TrainConfig) -> float:
     history = []
     train(cfg, progress=False, log=lambda m: history.append(json.loads(m)) if m.startswith("{") else None)
@@ -108,7 +145,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="Epochs per run (the best epoch counts).")
+    parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds of all configurations.")
     parser.add_argument("--adl-positions", default="backbone.layer3.0,backbone.layer4.0,backbone.layer4.1",
                         help="Where ADL goes in --arch (module names); the default suits resnet18.")
     parser.add_argument("--json", help="Also write the numbers to this JSON file.")
@@ -122,21 +160,33 @@ def main() -> None:
                            device=args.device, eval_every=10_000, selection="last", plots=False,
                            out=str(Path(tmp) / "run"), lr=0.01)
         model, _, _ = build_model(base, 4)
-        rates = {"plain torch loop": plain_loop(copy.deepcopy(model).to(device), split, base, device)}
-        rates["camloc train (cam)"] = camloc_rate(base)
-        rates["camloc train (HaS-32)"] = camloc_rate(base.replace(has=True, out=str(Path(tmp) / "has")))
-        rates["camloc train (ADL)"] = camloc_rate(base.replace(adl=True, adl_positions=args.adl_positions.split(","),
-                                                              out=str(Path(tmp) / "adl")))
+        runs = {
+            "plain torch loop": lambda: plain_loop(copy.deepcopy(model).to(device), split, base, device),
+            "camloc train (cam)": lambda: camloc_rate(base),
+            "camloc train (HaS-32)": lambda: camloc_rate(base.replace(has=True, out=str(Path(tmp) / "has"))),
+            "camloc train (ADL)": lambda: camloc_rate(base.replace(adl=True, adl_positions=args.adl_positions.split(","),
+                                                                  out=str(Path(tmp) / "adl"))),
+        }
+        costs = layer_costs(base, args.adl_positions.split(","), device)
+        rates = {name: 0.0 for name in runs}
+        for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits every configuration alike
+            for name, run in runs.items():
+                rates[name] = max(rates[name], run())
     print(f"{args.arch}, random init, {args.images} images ({'CUB photos' if CUB.is_dir() else 'noise'}), "
           f"crop {args.crop}, batch {args.batch_size}, {args.workers} workers, {args.device}, amp {args.amp}"
-          f"{', channels_last' if args.channels_last else ''}, torch {torch.__version__}; best of {args.repeats} epochs")
+          f"{', channels_last' if args.channels_last else ''}, torch {torch.__version__}; best epoch of {args.rounds} x {args.repeats}")
     for name, rate in rates.items():
         print(f"  {name:24s} {rate:7.1f} images/s")
     plain, cam = rates["plain torch loop"], rates["camloc train (cam)"]
     print(f"  camloc / plain: {cam / plain:.2f}x;  HaS cost: {100 * (cam / rates['camloc train (HaS-32)'] - 1):+.1f} %;"
           f"  ADL cost: {100 * (cam / rates['camloc train (ADL)'] - 1):+.1f} %")
+    step = costs["step (forward + backward)"]
+    print(f"  per step, measured directly: forward + backward {step:.1f} ms; HaS {costs['HaS']:.2f} ms "
+          f"({100 * costs['HaS'] / step:.2f} %); ADL {costs['ADL (all positions)']:.2f} ms "
+          f"({100 * costs['ADL (all positions)'] / step:.2f} %)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "images_per_second": rates}, indent=2))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "images_per_second": rates, "ms_per_step": costs},
+                                              indent=2))
 
 
 if __name__ == "__main__":
