@@ -15,7 +15,8 @@ What a run does, in order (each step a function below):
    accumulation, the schedule (:func:`lr_factor`), metrics reduced over ranks;
 5. every ``eval_every`` epochs, camloc's evaluator on the validation (and test) split, the best
    checkpoint kept by the named selection rule, a resumable ``last.pt`` written atomically (model,
-   optimizer, schedule, scaler, epoch, RNG states), a CSV log, and plots at the end.
+   optimizer, schedule, scaler, epoch, RNG states), a CSV log (and TensorBoard scalars where the
+   ``tensorboard`` package is installed), and plots at the end.
 
 Checkpoints are self-describing: ``camloc localize --model RUN/best.pt`` and ``camloc.load_model``
 rebuild them with no other argument. Only rank 0 writes.
@@ -401,6 +402,7 @@ def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm) -> CAMHe
     best_path = None if cfg.last_file else out / "best.pt"
     log_path = cfg.last_path.with_suffix(".log.csv") if cfg.last_file else out / "log.csv"
     skipped = 0
+    board = _tensorboard(log_path.parent / "tensorboard") if proc.main and cfg.plots else None
 
     for epoch in range(start, cfg.epochs):
         sampler.set_epoch(epoch)
@@ -462,9 +464,16 @@ def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm) -> CAMHe
             if best_path is not None and improved:
                 shutil.copyfile(cfg.last_path, best_path)
             write_log(log_path, history)
+            if board is not None:
+                for key, value in record.items():
+                    if key != "epoch" and isinstance(value, (int, float)):
+                        board.add_scalar(key, value, epoch + 1)
+                board.flush()
         else:
             history.append(record)
         proc.barrier()
+    if board is not None:
+        board.close()
     if skipped and proc.main:
         log(f"note: {skipped} unreadable training images were skipped (each epoch counts them again)")
     model.eval()
@@ -472,6 +481,15 @@ def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm) -> CAMHe
         _finish(cfg, model, history, best, best_path, log)
     proc.barrier()
     return model
+
+
+def _tensorboard(folder: Path):
+    """A TensorBoard writer where the ``tensorboard`` package is installed, else None (the CSV log remains)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))
 
 
 def _select(cfg: TrainConfig, record: dict[str, Any], best: dict[str, Any], epoch: int) -> bool:
