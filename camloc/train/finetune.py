@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..device import default_device
-from ..errors import UsageError
-from ..models.layers.pooling import POOLS
 from ..models.retrofit import CAMHeadModel
 from .config import TrainConfig
 from .loop import train
@@ -62,15 +60,6 @@ class FinetuneConfig:
     register: bool = True
     history: list = field(default_factory=list)
 
-    def validate(self) -> None:
-        """Refuse settings that cannot work, before any work."""
-        if self.pool not in POOLS:
-            raise UsageError(f"pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
-        if not 0.0 <= self.backbone_lr_scale <= 1.0:
-            raise UsageError("backbone_lr_scale must be in [0, 1]")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError("epochs and batch_size must be at least 1")
-
 
 def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
     """The :class:`~camloc.train.config.TrainConfig` of a fine-tune: the preset, with ``cfg``'s values."""
@@ -93,7 +82,6 @@ def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
 def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], None] = print) -> CAMHeadModel:
     """Fine-tune ``cfg.model`` with a retrofitted ``cfg.pool`` head: :func:`camloc.train.loop.train`
     with the fine-tune preset (:func:`to_train_config`); returns the trained model."""
-    cfg.validate()
     if cfg.amp and default_device(cfg.device).type != "cuda":
         log("note: --amp applies on CUDA only; training in float32 on the CPU")
     return train(to_train_config(cfg), progress=progress, log=log)
