@@ -305,3 +305,37 @@ def test_random_init_never_touches_the_network_and_checkpoints_round_trip(monkey
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
     assert isinstance(build_wsol("googlenet", 4).backbone.maxpool4, nn.Identity)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_pretrained_weights_land_in_the_backbone(monkeypatch, arch):
+    """With pretrained=True every backbone tensor is the library model's tensor of the same name (the
+    'pretrained' weights are a seeded random draw here: no network), and the new layers are not."""
+    real_timm, real_tv = timm.create_model, torchvision.models.get_model
+    source: dict[str, torch.Tensor] = {}
+
+    def pretend(model: nn.Module) -> nn.Module:
+        torch.manual_seed(123)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_()
+        source.update({k: v.clone() for k, v in model.state_dict().items()})
+        return model
+
+    def fake_timm(name, pretrained=False, **kwargs):
+        model = real_timm(name, pretrained=False, **kwargs)
+        return pretend(model) if pretrained else model
+
+    def fake_tv(name, weights=None, **kwargs):
+        model = real_tv(name, weights=None, **kwargs)
+        return pretend(model) if weights else model
+
+    monkeypatch.setattr(timm, "create_model", fake_timm)
+    monkeypatch.setattr(torchvision.models, "get_model", fake_tv)
+    model = build_wsol(arch, 3, pretrained=True)
+    backbone = model.backbone.state_dict()
+    assert backbone, arch
+    for key, value in backbone.items():
+        assert key in source and torch.equal(value, source[key]), (arch, key)
+    for key, value in model.fc.state_dict().items():
+        assert not any(v.shape == value.shape and torch.equal(v, value) for v in source.values()), key
