@@ -341,9 +341,12 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
 
     cfg.validate()
     proc = _Process(cfg)
+    modes = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     try:
         return _train(cfg, proc, progress, log, tqdm)
-    finally:
+    finally:  # the process-wide switches a run sets are the caller's again afterwards
+        torch.use_deterministic_algorithms(modes[0])
+        torch.backends.cudnn.benchmark = modes[1]
         proc.close()
 
 
