@@ -22,6 +22,7 @@ COMMANDS = {
     "calibrate": "calibrate",
     "finetune": "finetune",
     "train": "train",
+    "synthetic": "synthetic",
 }
 
 

@@ -5,7 +5,8 @@
 * :mod:`~camloc.data.transforms`: the protocols' test transforms and the training augmentation;
 * :mod:`~camloc.data.metadata`: the wsolevaluation metadata reader (:class:`Sample`);
 * :mod:`~camloc.data.dataset`: :class:`ImageDataset`, the one Dataset every consumer reads through;
-* :mod:`~camloc.data.inputs`: files, folders and ``@lists`` of a batch run.
+* :mod:`~camloc.data.inputs`: files, folders and ``@lists`` of a batch run;
+* :mod:`~camloc.data.synthetic`: the synthetic WSOL benchmark (``camloc synthetic OUT``).
 
 This package imports nothing of camloc's above it (only :mod:`camloc.errors`).
 """
