@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import torch
 
 from .atomic import atomic_write_text
-from .device import process_group_backend, torchrun_env
+from .device import join_process_group, process_group_backend, torchrun_env
 from .pipeline import JOURNAL, in_order, journals
 
 
@@ -44,14 +44,7 @@ class Context:
 
     def setup(self, device: Optional[str]) -> Optional[str]:
         """Join the process group (several ranks only); returns the device this rank should use."""
-        if self.world == 1:
-            return device
-        import torch.distributed as dist
-
-        dist.init_process_group(self.backend)
-        if device is None and torch.cuda.is_available():
-            device = f"cuda:{torchrun_env()[2]}"
-        return device
+        return join_process_group(device)[0]
 
     def finish(self, failed: int, out: Optional[Path], paths: list[str], show: Optional[Callable[[dict], None]]) -> int:
         """Sum the failures over ranks and, on rank 0, merge the journals (each record passed to ``show``).

@@ -37,11 +37,7 @@ def command(recipe, overrides, list_only, show, quiet) -> None:
         if show:
             import json
 
-            from ..train.config import TrainConfig, parse_overrides, read_recipe
-
-            values = read_recipe(recipe) if recipe else {}
-            values.update(parse_overrides(overrides))
-            click.echo(json.dumps(TrainConfig(**values).to_dict(), indent=2))
+            click.echo(json.dumps(load_config(recipe, overrides, check=False).to_dict(), indent=2))
             return
         cfg = load_config(recipe, overrides)
         from ..train.loop import train

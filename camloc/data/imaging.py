@@ -32,6 +32,8 @@ _INTERPOLATIONS = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
+#: Interpolation names a :class:`Preprocess` accepts.
+INTERPOLATIONS = tuple(_INTERPOLATIONS)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..atomic import atomic_write_text

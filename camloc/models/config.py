@@ -23,11 +23,10 @@ from typing import Any, Optional
 
 from torch import nn
 
-from ..data.imaging import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from ..data.imaging import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, Preprocess
 
 #: The attribute of a camloc-built model that holds its :class:`ModelConfig`.
 ATTRIBUTE = "camloc_cfg"
-_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def _timm_preprocess(model: nn.Module) -> Optional[Preprocess]:
         resize_size=math.floor(min(h, w) / crop_pct),
         mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
         std=tuple(cfg.get("std", IMAGENET_STD)),
-        interpolation=interp if interp in _INTERPOLATIONS else "bilinear",
+        interpolation=interp if interp in INTERPOLATIONS else "bilinear",
     )
 
 

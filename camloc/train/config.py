@@ -278,9 +278,12 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def load_config(recipe: Optional[str] = None, overrides: Sequence[str] = (), **values: Any) -> TrainConfig:
-    """A checked :class:`TrainConfig`: the recipe (if any), then ``overrides``, then keyword values."""
+def load_config(recipe: Optional[str] = None, overrides: Sequence[str] = (), check: bool = True,
+                **values: Any) -> TrainConfig:
+    """A :class:`TrainConfig`: the recipe (if any), then ``overrides``, then keyword values; checked
+    (:meth:`TrainConfig.validate`) unless ``check=False`` (to show a recipe without its data)."""
     merged = read_recipe(recipe) if recipe else {}
     merged.update(parse_overrides(overrides))
     merged.update({k: coerce(k, v, "arguments") for k, v in values.items()})
-    return TrainConfig(**merged).validate()
+    cfg = TrainConfig(**merged)
+    return cfg.validate() if check else cfg

@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -34,7 +34,7 @@ from .loop import train
 
 @dataclass
 class FinetuneConfig:
-    """Arguments of a fine-tune; stored in its checkpoint."""
+    """Arguments of a fine-tune (its checkpoint stores the :class:`TrainConfig` they map to)."""
 
     model: str = "efficientnet_lite0"
     checkpoint: Optional[str] = None
@@ -58,7 +58,6 @@ class FinetuneConfig:
     workers: int = 2
     seed: int = 0
     register: bool = True
-    history: list = field(default_factory=list)
 
 
 def to_train_config(cfg: FinetuneConfig) -> TrainConfig:

@@ -44,7 +44,7 @@ from ..atomic import atomic_write, atomic_write_text
 from ..data.dataset import ImageDataset
 from ..data.metadata import Sample, read_dataset
 from ..data.transforms import rethinking_crop, train_transform
-from ..device import default_device, process_group_backend, torchrun_env
+from ..device import default_device, join_process_group, torchrun_env
 from ..errors import CheckpointError, UsageError
 from ..models.checkpoints import describe, is_camloc_checkpoint, load_checkpoint, read_checkpoint, registered_path
 from ..models.config import attach, model_config
@@ -73,8 +73,7 @@ def build_model(cfg: TrainConfig, num_classes: int, class_names: Optional[list[s
         model = build_wsol(cfg.arch, num_classes, cfg.pool, cfg.theta_tap, pretrained=cfg.pretrained and not cfg.checkpoint,
                            adl=cfg.adl, adl_positions=positions if cfg.adl else None, **adl_args)
         if cfg.checkpoint:
-            loaded = read_checkpoint(cfg.checkpoint)
-            load_checkpoint(model, cfg.checkpoint, cfg.arch, loaded)
+            load_checkpoint(model, cfg.checkpoint, cfg.arch)
         new_layers = tuple(spec.new_layers)
         builder = "wsol"
     else:
@@ -258,15 +257,8 @@ class _Process:
     """This process's place in the run: rank, world, device, and whether it started the group."""
 
     def __init__(self, cfg: TrainConfig) -> None:
-        self.rank, self.world, local = torchrun_env()
-        self.started_group = False
-        if self.world > 1:
-            import torch.distributed as dist
-
-            if not dist.is_initialized():
-                dist.init_process_group(process_group_backend())
-                self.started_group = True
-        wanted = cfg.device or (f"cuda:{local}" if torch.cuda.is_available() else None)
+        self.rank, self.world, _ = torchrun_env()
+        wanted, self.started_group = join_process_group(cfg.device)
         self.device = default_device(wanted)
         self.main = self.rank == 0
 
