@@ -207,3 +207,30 @@ def test_a_method_that_does_not_fit_the_architecture(tmp_path):
         quiet(tiny_run(tmp_path, adl=True, adl_positions=["backbone.layer9"]))
     with pytest.raises(UsageError, match="has_patch"):
         load_config(None, [f"train_metadata={tmp_path / 'meta'}", "has=true", "has_patch=300"])
+
+
+@pytest.mark.slow
+def test_real_photos_with_the_pretrained_offline_model(tmp_path):
+    """efficientnet_lite0's ImageNet weights (offline), HaS and ADL, on 8 CUB photos: a step, a checkpoint,
+    and boxes from it."""
+    from ..conftest import data_dir
+
+    root = data_dir("cub-train")
+    cfg = TrainConfig(arch="efficientnet_lite0", pretrained=True, train_metadata=str(root), batch_size=4, epochs=1,
+                      resize=128, crop=112, workers=0, has=True, adl=True, adl_positions=["backbone.blocks.5"],
+                      selection="last", plots=False, out=str(tmp_path / "run"), lr=0.001)
+    ids = (root / "image_ids.txt").read_text().split()[:8]
+    subset = tmp_path / "meta"
+    subset.mkdir()
+    for name in ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt"):
+        lines = [line for line in (root / name).read_text().splitlines() if line.split(",")[0] in ids]
+        (subset / name).write_text("\n".join(lines))
+    model = quiet(cfg.replace(train_metadata=str(subset), train_images=str(root)))
+    saved = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert math.isfinite(saved["history"][0]["loss"]) and saved["build"]["adl"]
+    loaded = camloc.load_model(str(tmp_path / "run" / "last.pt"))
+    (r,) = camloc.boxes(loaded, [str(root / ids[0])])
+    assert r.exact and 0 <= r.box[0] < r.box[2] <= r.width
+    x = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)
