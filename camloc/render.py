@@ -7,6 +7,10 @@ Example:
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
 import numpy as np
 
 from .cam.boxes import minmax
@@ -38,3 +42,56 @@ def overlay(image_path: str, result, alpha: float = 0.5) -> np.ndarray:
     cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
     cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
+
+
+def save_overlay_grid(
+    images: Sequence[str],
+    columns: dict[str, Sequence],
+    path: str | os.PathLike,
+    truth: Optional[Sequence[Sequence[Sequence[float]]]] = None,
+    title: str = "",
+) -> Path:
+    """The same images under several models or settings, side by side: one row per image, one column
+    per setting, each cell the :func:`overlay` (heat map, predicted box in green, label and score),
+    with the ground-truth boxes dashed in orange where ``truth`` gives them.
+
+    Args:
+        images: image paths (rows).
+        columns: ``{column title: one Localization per image}``.
+        path: the PNG to write (atomically).
+        truth: per image, its ground-truth boxes ``(x0, y0, x1, y1)`` in original pixels.
+        title: the figure's title.
+
+    Example:
+        >>> cols = {"CAM": camloc.boxes(gap, paths, nwc=False, standard="max"), "TAP + NWC + PaS": camloc.boxes(tap, paths)}
+        >>> save_overlay_grid(paths, cols, "grid.png")
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .errors import UsageError
+    from .eval.plots import save_figure
+
+    for name, results in columns.items():
+        if len(results) != len(images):
+            raise UsageError(f"column {name!r} has {len(results)} results for {len(images)} images: give one per image")
+    if truth is not None and len(truth) != len(images):
+        raise UsageError(f"truth has {len(truth)} entries for {len(images)} images: give one per image")
+    rows, cols = len(images), len(columns)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows + (0.5 if title else 0.2)), squeeze=False)
+    for c, (name, results) in enumerate(columns.items()):
+        for r, (image, result) in enumerate(zip(images, results, strict=True)):
+            ax = axes[r][c]
+            ax.imshow(overlay(image, result)[:, :, ::-1])
+            for box in (truth[r] if truth is not None else ()):
+                ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
+                                       edgecolor="#E69F00", linestyle="--", linewidth=1.8))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+    fig.suptitle((title + "\n" if title else "") + "green: predicted box; dashed orange: ground truth", fontsize=9)
+    return save_figure(fig, Path(path))

@@ -35,6 +35,8 @@ from .evaluate import check_labels, sample_batches
 from .protocols import check_cam_class, gt_boxes, protocol_preprocess
 
 DEFAULT_PERCENTILES = (50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 95.0, 100.0)
+#: The theta grid searched by default: 0.05 to 0.99 in steps of 0.01.
+DEFAULT_THETAS = np.round(np.arange(0.05, 1.0, 0.01), 2)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def calibrate(
     if not any(s.boxes for s in samples):
         raise UsageError("calibration needs a split with boxes")
     check_cam_class(cam_class)
-    thetas = np.round(np.arange(0.05, 1.0, 0.01), 2) if thetas is None else np.asarray(thetas, np.float64)
+    thetas = DEFAULT_THETAS if thetas is None else np.asarray(thetas, np.float64)
     pcts = [float(p) for p in percentiles]
     pre = protocol_preprocess("rethinking", model)
     extractor = CAMExtractor(model)

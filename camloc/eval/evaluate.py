@@ -168,7 +168,7 @@ class _Run:
             if not self.wsol:
                 metrics[variant] = self.fixed[variant].compute()
                 continue
-            row = {"top1_cls": 100.0 * self.cls_hits[0] / n, "top5_cls": 100.0 * self.cls_hits[1] / n} if self.known else {}
+            row = {"top1_cls": float(100.0 * self.cls_hits[0] / n), "top5_cls": float(100.0 * self.cls_hits[1] / n)} if self.known else {}
             row.update(self.scorers[variant].compute())
             metrics[variant] = row
             curves[variant] = self.scorers[variant].curves()

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
+
+#: Colours that stay apart for colour-blind readers (Okabe-Ito); one marker and dash per line as well.
+COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#7F7F7F"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+DASHES = ["-", "--", "-.", ":"]
 
 
 def save_plots(result, folder: str | os.PathLike) -> list[Path]:
@@ -35,7 +41,7 @@ def save_plots(result, folder: str | os.PathLike) -> list[Path]:
         ax.set_ylabel("%")
         ax.set_title(f"rethinking protocol: {title}", fontsize=9)
         ax.legend()
-        written.append(_save(fig, out / "rethinking.png"))
+        written.append(save_figure(fig, out / "rethinking.png"))
         return written
     curves = result.curves
     if any("maxboxacc_v2" in c for c in curves.values()):
@@ -48,7 +54,7 @@ def save_plots(result, folder: str | os.PathLike) -> list[Path]:
         ax.set_title(f"MaxBoxAccV2 curves: {title}", fontsize=9)
         ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
-        written.append(_save(fig, out / "maxboxacc.png"))
+        written.append(save_figure(fig, out / "maxboxacc.png"))
     if any("precision" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 5))
         for name, c in curves.items():
@@ -59,11 +65,61 @@ def save_plots(result, folder: str | os.PathLike) -> list[Path]:
         ax.set_title(f"PxAP: {title}", fontsize=9)
         ax.legend()
         ax.grid(alpha=0.3)
-        written.append(_save(fig, out / "pxap.png"))
+        written.append(save_figure(fig, out / "pxap.png"))
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def save_threshold_comparison(
+    panels: dict[str, dict[str, Sequence[np.ndarray]]],
+    taus: np.ndarray,
+    path: str | os.PathLike,
+    ylabel: str = "box accuracy at IoU 0.5 (%)",
+    title: str = "",
+    xlabels: Optional[dict[str, str]] = None,
+) -> Path:
+    """Accuracy against threshold for several models side by side: one panel per variant, one line per
+    model (the mean over its runs, a shaded band of one standard deviation where it has several).
+
+    Args:
+        panels: ``{panel title: {line label: [curve per run]}}``, each curve as long as ``taus``.
+        taus: the thresholds (x axis).
+        path: the PNG to write (atomically).
+        ylabel: the y axis label.
+        title: the figure's title.
+        xlabels: the x axis label per panel (default ``tau``).
+
+    Example:
+        >>> save_threshold_comparison({"cam": {"GAP": [acc0, acc1], "TAP": [acc2]}}, taus, "curves.png")
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, sharey=True)
+    taus = np.asarray(taus, np.float64)
+    for ax, (panel, lines) in zip(axes[0], panels.items(), strict=True):
+        for i, (label, runs) in enumerate(lines.items()):
+            curves = np.asarray(runs, np.float64).reshape(len(runs), -1)
+            mean = curves.mean(0)
+            colour = COLOURS[i % len(COLOURS)]
+            ax.plot(taus, mean, color=colour, linestyle=DASHES[(i // 2) % len(DASHES)], marker=MARKERS[i % len(MARKERS)],
+                    markevery=max(1, len(taus) // 8), markersize=5, label=f"{label} (max {mean.max():.1f})")
+            if len(curves) > 1:
+                std = curves.std(0, ddof=1)
+                ax.fill_between(taus, mean - std, mean + std, color=colour, alpha=0.12, linewidth=0)
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel((xlabels or {}).get(panel, "tau"))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return save_figure(fig, Path(path))
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out ``fig``, write it as PNG atomically (parents created), close it; returns ``path``."""
     import matplotlib.pyplot as plt
 
     from ..atomic import atomic_write

@@ -19,6 +19,8 @@ retrofitted model. Every architecture gives a 14 x 14 feature map at 224 x 224.
                         head: two 3x3 convs to 1024 with dropout
 ``mobilenetv1``         timm ``mobilenetv1_100``, its last stride-2 stage at stride 1 (ours)
 ``googlenet``           torchvision ``googlenet`` with ``maxpool4`` an identity (ours)
+``smallcnn``            a small VGG-style CNN with batch norm and no ImageNet weights, for training from
+                        scratch on a CPU (the synthetic benchmark, :mod:`camloc.data.synthetic`) (ours)
 ======================  ==============================================================================
 
 ``adl=True`` inserts :class:`~camloc.models.layers.adl.ADL` after the modules named in the
@@ -119,6 +121,15 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         "inception5a/5b keep 14x14; ADL after inception4e and inception5b (ours)",
         ("backbone.inception4e", "backbone.inception5b"),
         ("backbone.inception5a", "backbone.inception5b", "fc"),
+    ),
+    "smallcnn": ArchSpec(
+        "smallcnn",
+        "ours: conv 3x3/2 (16) + max pool, then VGG-style blocks of conv 3x3 + batch norm + ReLU (32, pool, "
+        "64, pool, 64, 64) to a 14 x 14 map at 224, and VGG16-GAP's head (conv 3x3 64->128 + ReLU); "
+        "ADL after the second and last blocks, as VGG16's ADL follows pool3 and conv5_3. No ImageNet weights: "
+        "every layer is new",
+        ("backbone.block2", "backbone.block4"),
+        ("backbone", "per_location", "fc"),
     ),
 }
 
@@ -302,6 +313,25 @@ def _googlenet(pretrained: bool, adl: bool) -> _Built:
     return WSOLBackbone(_children(tv, names)), nn.Sequential(), 1024
 
 
+def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def _smallcnn(pretrained: bool, adl: bool) -> _Built:
+    if pretrained:
+        raise ModelError("smallcnn has no ImageNet weights: use pretrained=false (it is trained from scratch)")
+    blocks = OrderedDict(
+        stem=_conv_bn(3, 16, 2), pool1=nn.MaxPool2d(2),  # 56 x 56 at 224
+        block1=_conv_bn(16, 32), pool2=nn.MaxPool2d(2),  # 28
+        block2=_conv_bn(32, 64), pool3=nn.MaxPool2d(2),  # 14
+        block3=_conv_bn(64, 64), block4=_conv_bn(64, 64))
+    backbone = WSOLBackbone(blocks)
+    init_new_layers(backbone, "he")
+    head = nn.Sequential(nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(inplace=True))
+    init_new_layers(head, "he")
+    return backbone, head, 128
+
+
 _BUILDERS: dict[str, Callable[[bool, bool], _Built]] = {
     "vgg16": _vgg16,
     "resnet50": _resnet("resnet50.tv_in1k"),  # torchvision's ImageNet weights, as wsolevaluation loads
@@ -309,6 +339,7 @@ _BUILDERS: dict[str, Callable[[bool, bool], _Built]] = {
     "inception_v3": _inception_v3,
     "mobilenetv1": _mobilenetv1,
     "googlenet": _googlenet,
+    "smallcnn": _smallcnn,
 }
 
 

@@ -236,6 +236,7 @@ class _Head(nn.Module):
 def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[list[Sample], str]]) -> dict[str, float]:
     """``split/protocol/variant/metric`` for each split: rethinking where it has boxes, wsolevaluation
     (MaxBoxAccV2, PxAP) as well."""
+    from ..eval.ablation import flatten
     from ..eval.evaluate import evaluate
     from ..eval.protocols import Settings
 
@@ -245,10 +246,7 @@ def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[
         protocols = (["rethinking"] if any(s.boxes for s in samples) else []) + ["wsolevaluation"]
         for protocol in protocols:
             res = evaluate(model, samples, images, Settings(protocol, variants), progress=False)
-            for variant, row in res.metrics.items():
-                for metric, value in row.items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        out[f"{split}/{protocol}/{variant}/{metric}"] = float(value)
+            flatten(out, f"{split}/{protocol}", res.metrics)
     return out
 
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import atomic_write
-
-#: Colours that stay apart for colour-blind readers (Okabe-Ito); one marker per line as well.
-COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#7F7F7F"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+from ..eval.plots import COLOURS, MARKERS, save_figure as _save
 
 
 def save_training_plots(history: list[dict], folder: Path) -> list[Path]:
@@ -69,12 +65,3 @@ def _plotted(key: str) -> bool:
     if protocol == "rethinking":
         return metric in ("gt_known_loc", "top1_loc")
     return metric in ("maxboxacc_v2", "pxap")
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
-    plt.close(fig)
-    return path

@@ -1,0 +1,119 @@
+"""The report of an ablation (shared by ``synthetic_ablation.py`` and ``cub_ablation.py``): Table 3-shaped
+tables, the thresholds chosen on the calibration split, accuracy-against-threshold curves and overlay
+grids, from the ``result.json`` of every finished run under ``OUT/runs``.
+
+A run's result is :func:`camloc.eval.ablation.measure`'s output plus ``name``, ``method``
+(``cam``/``has``/``adl``/``head``), ``pool``, ``seed``, ``config`` (the TrainConfig as a dict), ``train_minutes`` and ``measure_minutes``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+LABELS = {"cam": "CAM", "has": "HaS", "adl": "ADL", "head": "head-only"}
+ORDER = list(LABELS)
+
+
+def load_results(out: Path, keep=lambda r: True) -> list[dict]:
+    """Every finished run under ``out/runs`` that ``keep`` accepts."""
+    results = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/result.json"))]
+    return [r for r in results if keep(r)]
+
+
+def group(results: Sequence[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Results by (method, pool), in the order CAM, HaS, ADL, head-only; GAP before TAP."""
+    by: dict[tuple[str, str], list[dict]] = {}
+    for r in sorted(results, key=lambda r: (ORDER.index(r["method"]), r["pool"], r["seed"])):
+        by.setdefault((r["method"], r["pool"]), []).append(r)
+    return by
+
+
+def tables(results: Sequence[dict], intro: str, calibration_name: str) -> str:
+    """The Markdown report: one Table 3-shaped table per training method, then the chosen thresholds."""
+    from camloc.eval.ablation import COLUMNS, markdown, summarize, table3_rows
+
+    by = group(results)
+    text = [intro, ""]
+    header = ["fixes"] + [h for _, h in COLUMNS]
+    for method in dict.fromkeys(m for m, _ in by):
+        runs = {p: by.get((method, p), []) for p in ("gap", "tap")}
+        epochs = sorted({r["config"]["epochs"] for rs in runs.values() for r in rs})
+        text.append(f"\n### {LABELS[method]} (GAP runs: {len(runs['gap'])}, TAP runs: {len(runs['tap'])}, "
+                    f"epochs: {', '.join(map(str, epochs))})\n")
+        text.append(markdown(header, table3_rows(*(summarize([r["metrics"] for r in runs[p]]) for p in ("gap", "tap")))))
+    rows = []
+    for (method, pool), rs in by.items():
+        for variant in ("cam", "nwc", "pas", "nwc+pas"):
+            chosen = [r["thresholds"][variant]["theta"] for r in rs if variant in r.get("thresholds", {})]
+            if chosen:
+                rows.append([f"{LABELS[method]}-{pool.upper()}", variant, ", ".join(f"{t:.2f}" for t in chosen)])
+    if rows:
+        text.append(f"\n### Thresholds chosen on {calibration_name} (theta, one per run)\n")
+        text.append(markdown(["model", "variant", "theta"], rows))
+    minutes = sum(r["train_minutes"] + r["measure_minutes"] for r in results)
+    text.append(f"\n{len(results)} runs; {minutes:.0f} minutes of training and measuring in all.\n")
+    return "\n".join(text)
+
+
+def curves_plot(results: Sequence[dict], path: Path, title: str) -> Path | None:
+    """Box accuracy at IoU 0.5 against tau for CAM and for NWC + PaS, one line per (method, pool)."""
+    from camloc.eval.plots import save_threshold_comparison
+
+    panels, taus = {}, None
+    for variant, name in (("cam", "CAM (threshold = tau x max)"), ("nwc+pas", "NWC + PaS (threshold = tau x p90)")):
+        lines = {}
+        for (method, pool), rs in group(results).items():
+            curves = [r["curves"][variant]["boxacc50"] for r in rs if variant in r.get("curves", {})]
+            if curves:
+                lines[f"{LABELS[method]}-{pool.upper()}"] = curves
+                taus = rs[0]["curves"][variant]["taus"]
+        if lines:
+            panels[name] = lines
+    if not panels:
+        return None
+    return save_threshold_comparison(panels, taus, path, title=title)
+
+
+def overlay_grids(results: Sequence[dict], out: Path, images: Sequence[str], classes: Sequence[int],
+                  truth: Sequence, seed: int, title: str) -> list[Path]:
+    """The same images under every (method, pool) model of one seed: vanilla CAM boxes and NWC + PaS boxes."""
+    import camloc
+    from camloc.models.registry import load_model
+    from camloc.render import save_overlay_grid
+
+    models = {}
+    for (method, pool), rs in group(results).items():
+        run = next((r for r in rs if r["seed"] == seed), None)
+        ckpt = out / "runs" / run["name"] / "last.pt" if run else None
+        if ckpt is not None and ckpt.is_file():
+            models[f"{LABELS[method]}-{pool.upper()}"] = load_model(str(ckpt))
+    written = []
+    for variant, label, kwargs in (
+            ("cam", "vanilla CAM (0.2 x max)", {"nwc": False, "standard": "max", "theta": 0.2}),
+            ("nwc_pas", "NWC + PaS (0.35 x p90)", {"nwc": True, "standard": "percentile", "theta": 0.35, "percentile": 90.0})):
+        columns = {name: camloc.boxes(m, list(images), classes=list(classes), resize="crop", **kwargs)
+                   for name, m in models.items()}
+        if columns:
+            written.append(save_overlay_grid(list(images), columns, out / f"overlays_{variant}.png", truth,
+                                             title=f"{title}, seed {seed}, boxes by {label}"))
+    return written
+
+
+def write_report(out: Path, results: Sequence[dict], intro: str, calibration_name: str, images: Sequence[str],
+                 classes: Sequence[int], truth: Sequence, curve_title: str, overlay_title: str) -> None:
+    """``table.md``, ``results.json``, ``accuracy_vs_threshold.png`` and ``overlays_*.png`` under ``out``."""
+    from camloc.atomic import atomic_write_text
+
+    if not results:
+        print("no finished runs to report")
+        return
+    table = tables(results, intro, calibration_name)
+    atomic_write_text(out / "table.md", table)
+    atomic_write_text(out / "results.json", json.dumps(list(results), indent=1))
+    print(table)
+    path = curves_plot(results, out / "accuracy_vs_threshold.png", curve_title)
+    for p in ([path] if path else []) + overlay_grids(results, out, images, classes, truth, min(r["seed"] for r in results),
+                                                      overlay_title):
+        print(f"wrote {p}")
