@@ -67,6 +67,7 @@ class ArchSpec:
         new_layers: qualified-name prefixes of the layers that are new or changed, those that
             wsolevaluation trains with a 10x learning rate.
         feature_size_at_224: side of the feature map for a 224 x 224 input.
+        pretrained: whether the library has ImageNet weights for it (``pretrained=True`` works).
     """
 
     name: str
@@ -74,6 +75,7 @@ class ArchSpec:
     adl_positions: tuple[str, ...]
     new_layers: tuple[str, ...]
     feature_size_at_224: int = 14
+    pretrained: bool = True
 
 
 ARCHITECTURES: dict[str, ArchSpec] = {
@@ -130,6 +132,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         "every layer is new",
         ("backbone.block2", "backbone.block4"),
         ("backbone", "per_location", "fc"),
+        pretrained=False,
     ),
 }
 
@@ -318,8 +321,6 @@ def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 def _smallcnn(pretrained: bool, adl: bool) -> _Built:
-    if pretrained:
-        raise ModelError("smallcnn has no ImageNet weights: use pretrained=false (it is trained from scratch)")
     blocks = OrderedDict(
         stem=_conv_bn(3, 16, 2), pool1=nn.MaxPool2d(2),  # 56 x 56 at 224
         block1=_conv_bn(16, 32), pool2=nn.MaxPool2d(2),  # 28
@@ -429,6 +430,9 @@ def build_wsol(
     if adl:
         ADL(adl_drop_rate, adl_gamma)  # checks the rates before the build
     spec = ARCHITECTURES[arch]
+    if pretrained and not spec.pretrained:
+        raise ModelError(f"{arch} has no ImageNet weights: it is trained from scratch; use pretrained=False "
+                         "(pretrained=false in a recipe)")
     backbone, per_location, channels = _BUILDERS[arch](pretrained, adl)
     fc = nn.Linear(channels, num_classes)
     init_new_layers(fc, "he")
