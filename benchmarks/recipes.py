@@ -2,12 +2,14 @@
 the hours its full run would take at that throughput.
 
 For each recipe, the model it builds (random init: nothing is downloaded) takes training steps
-(forward, backward, the recipe's optimizer) at the recipe's crop and a fixed batch on ``--device``,
+(forward, backward, the recipe's optimizer and learning-rate groups, as ``camloc train`` makes them) at
+the recipe's crop and a fixed batch on ``--device``,
 after a warm-up step; recipes that build the same network (architecture, ADL, crop) share one
 measurement (the pooling and HaS cost nothing measurable: see ``benchmarks/train.py``). The FLOPs of
 one training image are counted with ``torch.utils.flop_counter``. Full-run hours = epochs x
 training images / (images per second) / 3600 for the model alone: no data loading, no evaluation,
-so a lower bound. Training images: CUB-200-2011 5,994, ImageNet-1k 1,281,167.
+so a lower bound. Training images: CUB-200-2011 5,994, ImageNet-1k 1,281,167; recipes whose name
+names no dataset (``wsol_*``) are priced on CUB.
 
     python benchmarks/recipes.py [--device cpu] [--batch 4] [--steps 2] [--amp none|bf16] [--only vgg16_tap_cub ...]
 
@@ -24,7 +26,8 @@ import torch
 from torch import nn
 
 from camloc.train.config import list_recipes, load_config
-from camloc.train.loop import build_model
+from camloc.atomic import atomic_write_text
+from camloc.train.loop import build_model, make_optimizer
 
 TRAIN_IMAGES = {"cub": 5994, "imagenet": 1_281_167}
 CLASSES = {"cub": 200, "imagenet": 1000}
@@ -39,8 +42,9 @@ def measure(cfg, classes: int, device: torch.device, batch: int, steps: int, amp
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(0)
-    model = build_model(cfg, classes)[0].to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    model, new_layers, _ = build_model(cfg, classes)
+    model = model.to(device).train()
+    opt = make_optimizer(model, cfg.replace(lr=1e-6), new_layers)
     x = torch.randn(batch, 3, cfg.crop, cfg.crop, device=device)
     y = torch.randint(0, classes, (batch,), device=device)
     dtype = {"bf16": torch.bfloat16}.get(amp)
@@ -98,8 +102,7 @@ def main() -> None:
         print(f"| {r['recipe']} | {r['dataset']} | {r['epochs']} | {r['train_gflops_per_image']} | "
               f"{r['images_per_second']} | {r['hours']:,} | {r['pflop_total']:,} |")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=1)
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ def save_overlay_grid(
     from .errors import UsageError
     from .eval.plots import save_figure
 
+    if not images or not columns:
+        raise UsageError("nothing to draw: give at least one image and one column")
     for name, results in columns.items():
         if len(results) != len(images):
             raise UsageError(f"column {name!r} has {len(results)} results for {len(images)} images: give one per image")
@@ -82,16 +84,20 @@ def save_overlay_grid(
         raise UsageError(f"truth has {len(truth)} entries for {len(images)} images: give one per image")
     rows, cols = len(images), len(columns)
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows + (0.5 if title else 0.2)), squeeze=False)
-    for c, (name, results) in enumerate(columns.items()):
-        for r, (image, result) in enumerate(zip(images, results, strict=True)):
-            ax = axes[r][c]
-            ax.imshow(overlay(image, result)[:, :, ::-1])
-            for box in (truth[r] if truth is not None else ()):
-                ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
-                                       edgecolor="#E69F00", linestyle="--", linewidth=1.8))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=9)
-    fig.suptitle((title + "\n" if title else "") + "green: predicted box; dashed orange: ground truth", fontsize=9)
+    try:
+        for c, (name, results) in enumerate(columns.items()):
+            for r, (image, result) in enumerate(zip(images, results, strict=True)):
+                ax = axes[r][c]
+                ax.imshow(overlay(image, result)[:, :, ::-1])
+                for box in (truth[r] if truth is not None else ()):
+                    ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
+                                           edgecolor="#E69F00", linestyle="--", linewidth=1.8))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(name, fontsize=9)
+        fig.suptitle((title + "\n" if title else "") + "green: predicted box; dashed orange: ground truth", fontsize=9)
+    except BaseException:
+        plt.close(fig)  # a picture that cannot be drawn leaves no figure open
+        raise
     return save_figure(fig, Path(path))

@@ -9,11 +9,57 @@ A run's result is :func:`camloc.eval.ablation.measure`'s output plus ``name``, `
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 LABELS = {"cam": "CAM", "has": "HaS", "adl": "ADL", "head": "head-only"}
 ORDER = list(LABELS)
+
+
+def fingerprint(cfg, data: Optional[dict] = None) -> dict[str, Any]:
+    """What makes a run's numbers: its TrainConfig without the output paths, and the data it used."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("out", "last_file")}
+    return json.loads(json.dumps({"config": settings, "data": data}, default=str))
+
+
+def run(name: str, method: str, pool: str, cfg, folder: Path, test, calibration, data: Optional[dict] = None) -> dict:
+    """Train one model by ``cfg`` and measure it into ``folder/result.json``, unless a finished run with
+    the same :func:`fingerprint` is there (a run with other settings is redone, not mixed in)."""
+    from camloc.atomic import atomic_write_text
+    from camloc.eval.ablation import measure
+    from camloc.train.loop import train
+
+    result_path = folder / "result.json"
+    key = fingerprint(cfg, data)
+    if result_path.is_file():
+        old = json.loads(result_path.read_text())
+        if old.get("fingerprint") == key:
+            print(f"{name}: done before with the same settings, kept", flush=True)
+            return old
+        print(f"{name}: a result with other settings is there; training again", flush=True)
+    t0 = time.perf_counter()
+    model = train(cfg, progress=False, log=lambda m: None)
+    minutes = (time.perf_counter() - t0) / 60
+    t1 = time.perf_counter()
+    result = measure(model, test, calibration)
+    result.update(name=name, method=method, pool=pool, seed=cfg.seed, train_minutes=round(minutes, 2),
+                  measure_minutes=round((time.perf_counter() - t1) / 60, 2), config=cfg.to_dict(), fingerprint=key)
+    atomic_write_text(result_path, json.dumps(result, indent=1))
+    m = result["metrics"]
+    print(f"{name}: trained in {minutes:.1f} min; Top-1 Cls {m['rethinking/cam/top1_cls']:.1f}, GT-known Loc "
+          f"CAM {m['rethinking/cam/gt_known_loc']:.1f} -> NWC+PaS {m['rethinking/nwc+pas/gt_known_loc']:.1f}", flush=True)
+    return result
+
+
+def one_per_class(samples: Sequence, n: int = 4) -> list:
+    """The first sample of each of the first ``n`` classes met (the overlay grid's rows)."""
+    chosen, seen = [], set()
+    for s in samples:
+        if s.label not in seen and len(chosen) < n:
+            seen.add(s.label)
+            chosen.append(s)
+    return chosen
 
 
 def load_results(out: Path, keep=lambda r: True) -> list[dict]:
@@ -65,10 +111,10 @@ def curves_plot(results: Sequence[dict], path: Path, title: str) -> Path | None:
     for variant, name in (("cam", "CAM (threshold = tau x max)"), ("nwc+pas", "NWC + PaS (threshold = tau x p90)")):
         lines = {}
         for (method, pool), rs in group(results).items():
-            curves = [r["curves"][variant]["boxacc50"] for r in rs if variant in r.get("curves", {})]
-            if curves:
-                lines[f"{LABELS[method]}-{pool.upper()}"] = curves
-                taus = rs[0]["curves"][variant]["taus"]
+            with_curve = [r for r in rs if variant in r.get("curves", {})]
+            if with_curve:
+                lines[f"{LABELS[method]}-{pool.upper()}"] = [r["curves"][variant]["boxacc50"] for r in with_curve]
+                taus = with_curve[0]["curves"][variant]["taus"]
         if lines:
             panels[name] = lines
     if not panels:
@@ -80,20 +126,23 @@ def overlay_grids(results: Sequence[dict], out: Path, images: Sequence[str], cla
                   truth: Sequence, seed: int, title: str) -> list[Path]:
     """The same images under every (method, pool) model of one seed: vanilla CAM boxes and NWC + PaS boxes."""
     import camloc
+    from camloc.eval.protocols import protocol_preprocess
     from camloc.models.registry import load_model
     from camloc.render import save_overlay_grid
 
     models = {}
     for (method, pool), rs in group(results).items():
-        run = next((r for r in rs if r["seed"] == seed), None)
-        ckpt = out / "runs" / run["name"] / "last.pt" if run else None
+        first = next((r for r in rs if r["seed"] == seed), None)
+        ckpt = out / "runs" / first["name"] / "last.pt" if first else None
         if ckpt is not None and ckpt.is_file():
             models[f"{LABELS[method]}-{pool.upper()}"] = load_model(str(ckpt))
     written = []
     for variant, label, kwargs in (
             ("cam", "vanilla CAM (0.2 x max)", {"nwc": False, "standard": "max", "theta": 0.2}),
             ("nwc_pas", "NWC + PaS (0.35 x p90)", {"nwc": True, "standard": "percentile", "theta": 0.35, "percentile": 90.0})):
-        columns = {name: camloc.boxes(m, list(images), classes=list(classes), resize="crop", **kwargs)
+        # the rethinking protocol's input (resize 256 x 256, center crop 224), as the tables
+        columns = {name: camloc.boxes(m, list(images), classes=list(classes),
+                                      preprocess=protocol_preprocess("rethinking", m), **kwargs)
                    for name, m in models.items()}
         if columns:
             written.append(save_overlay_grid(list(images), columns, out / f"overlays_{variant}.png", truth,

@@ -17,9 +17,7 @@ redone: rerun to continue.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -70,42 +68,22 @@ def main(argv=None) -> int:
 
 
 def run_one(args, name, method, pool, train_dir: Path, test, calib, folder: Path) -> None:
-    from camloc.atomic import atomic_write_text
-    from camloc.eval.ablation import measure
+    from ablation_report import run
     from camloc.train.finetune import FinetuneConfig, to_train_config
-    from camloc.train.loop import train
 
-    result_path = folder / "result.json"
-    if result_path.is_file():
-        print(f"{name}: done before, kept", flush=True)
-        return
     head_only = method == "head"
     base = FinetuneConfig(model="efficientnet_lite0", metadata=str(train_dir), out=str(folder / "last.pt"), pool=pool,
                           theta_tap=args.theta_tap, epochs=args.head_epochs if head_only else args.epochs,
                           backbone_lr_scale=0.0 if head_only else 0.1, workers=0, seed=args.seed, register=False)
     cfg = to_train_config(base).replace(**({} if head_only else METHODS[method])).validate()
-    t0 = time.perf_counter()
-    model = train(cfg, progress=False, log=lambda m: None)
-    minutes = (time.perf_counter() - t0) / 60
-    t1 = time.perf_counter()
-    result = measure(model, test, calib)
-    result.update(name=name, method=method, pool=pool, seed=args.seed, train_minutes=round(minutes, 2),
-                  measure_minutes=round((time.perf_counter() - t1) / 60, 2), config=cfg.to_dict())
-    atomic_write_text(result_path, json.dumps(result, indent=1))
-    m = result["metrics"]
-    print(f"{name}: trained in {minutes:.1f} min; Top-1 Cls {m['rethinking/cam/top1_cls']:.1f}, GT-known Loc "
-          f"CAM {m['rethinking/cam/gt_known_loc']:.1f} -> NWC+PaS {m['rethinking/nwc+pas/gt_known_loc']:.1f}", flush=True)
+    run(name, method, pool, cfg, folder, test, calib, data={"train": str(train_dir), "test": str(test.name)})
 
 
 def report(args, out: Path, test) -> None:
-    from ablation_report import load_results, write_report
+    from ablation_report import load_results, one_per_class, write_report
 
     results = load_results(out, lambda r: r["method"] in args.methods and r["pool"] in args.pools and r["seed"] == args.seed)
-    chosen, seen = [], set()
-    for s in test.samples:  # four species, the first photo of each
-        if s.label not in seen and len(chosen) < 4:
-            seen.add(s.label)
-            chosen.append(s)
+    chosen = one_per_class(test.samples)  # four species, the first photo of each
     intro = (f"efficientnet_lite0 (ImageNet weights) trained on cub-train (889 photos, 50 species): end to end for "
              f"{args.epochs} epochs (backbone at 0.1x the head's rate), or head only for {args.head_epochs} epochs "
              f"(frozen backbone); scored on cub-test ({len(test.samples)} photos), one seed ({args.seed}).")

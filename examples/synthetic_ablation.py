@@ -31,7 +31,8 @@ METHODS = {"cam": {}, "has": {"has": True}, "adl": {"adl": True}}
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/synthetic-ablation", help="where the data, runs and report go")
+    p.add_argument("--out", help="where the data, runs and report go (default runs/synthetic-ablation, "
+                                  "runs/synthetic-ablation-quick with --quick)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--pools", nargs="+", default=["gap", "tap"], choices=["gap", "tap"])
@@ -40,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--theta-tap", type=float, default=0.1, help="TAP's theta (the authors' VGG16 value)")
     p.add_argument("--has-patch", type=int, default=56, help="HaS patch side (wsolevaluation's grid of 4 at 224)")
     p.add_argument("--classes", type=int, default=4)
-    p.add_argument("--size", type=int, default=256, help="image side: 256 so that resize 256 / crop 224 keeps scale")
+    p.add_argument("--size", type=int, default=256,
+                   help="image side: 256, so that training (resize 256, crop 224) and the rethinking protocol see one scale")
     p.add_argument("--train", type=int, default=400)
     p.add_argument("--train-fullsup", type=int, default=100)
     p.add_argument("--test", type=int, default=200)
@@ -49,6 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.train, args.train_fullsup, args.test = [0], 2, 48, 16, 24
+    args.out = args.out or ("runs/synthetic-ablation-quick" if args.quick else "runs/synthetic-ablation")
     return args
 
 
@@ -74,7 +77,7 @@ def main(argv=None) -> int:
             for seed in args.seeds:
                 name = f"{method}-{pool}-s{seed}"
                 try:
-                    run_one(args, name, method, pool, seed, data, test, fullsup, out / "runs" / name)
+                    run_one(args, name, method, pool, seed, data, test, fullsup, out / "runs" / name, spec)
                 except Exception as exc:  # one failed run is reported; the others go on
                     failures.append(name)
                     print(f"{name}: FAILED ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
@@ -84,49 +87,33 @@ def main(argv=None) -> int:
     return 1 if failures else 0
 
 
-def run_one(args, name, method, pool, seed, data, test, fullsup, folder: Path) -> None:
-    from camloc.atomic import atomic_write_text
-    from camloc.eval.ablation import measure
+def run_one(args, name, method, pool, seed, data, test, fullsup, folder: Path, spec) -> None:
+    from ablation_report import run
     from camloc.train.config import load_config
-    from camloc.train.loop import train
 
-    result_path = folder / "result.json"
-    if result_path.is_file():
-        print(f"{name}: done before, kept", flush=True)
-        return
     cfg = load_config(
         None, arch="smallcnn", pretrained=False, pool=pool, theta_tap=args.theta_tap, **METHODS[method],
         has_patch=args.has_patch, train_metadata=str(data / "metadata" / "train"), train_images=str(data),
-        resize=256, crop=224, workers=0, optimizer="adamw", lr=args.lr,
-        weight_decay=1e-4, batch_size=32, epochs=args.epochs, schedule="cosine", warmup_epochs=1, seed=seed,
-        selection="last", plots=False, out=str(folder))
-    t0 = time.perf_counter()
-    model = train(cfg, progress=False, log=lambda m: None)
-    minutes = (time.perf_counter() - t0) / 60
-    t1 = time.perf_counter()
-    result = measure(model, test, fullsup)
-    result.update(name=name, method=method, pool=pool, seed=seed, train_minutes=round(minutes, 2),
-                  measure_minutes=round((time.perf_counter() - t1) / 60, 2), config=cfg.to_dict())
-    atomic_write_text(result_path, json.dumps(result, indent=1))
-    m = result["metrics"]
-    print(f"{name}: trained in {minutes:.1f} min; Top-1 Cls {m['rethinking/cam/top1_cls']:.1f}, GT-known Loc "
-          f"CAM {m['rethinking/cam/gt_known_loc']:.1f} -> NWC+PaS {m['rethinking/nwc+pas/gt_known_loc']:.1f}", flush=True)
+        resize=256, crop=224, workers=0, optimizer="adamw", lr=args.lr, weight_decay=1e-4, batch_size=32,
+        epochs=args.epochs, schedule="cosine", warmup_epochs=1, seed=seed, selection="last", plots=False,
+        out=str(folder))
+    run(name, method, pool, cfg, folder, test, fullsup, data=asdict(spec))
 
 
 def report(args, out: Path, test) -> None:
     """Tables, curves and overlays from every finished run of this configuration."""
-    from ablation_report import load_results, write_report
+    from ablation_report import load_results, one_per_class, write_report
 
     results = load_results(out, lambda r: r["method"] in args.methods and r["pool"] in args.pools
                            and r["seed"] in args.seeds)
-    chosen, seen = [], set()
-    for s in test.samples:  # the first test image of each of (up to) four classes
-        if s.label not in seen and len(chosen) < 4:
-            seen.add(s.label)
-            chosen.append(s)
+    chosen = one_per_class(test.samples)
     intro = (f"smallcnn trained from scratch on the synthetic benchmark ({args.train} training images, "
              f"{args.classes} classes, {args.size} px), {args.epochs} epochs, seeds {args.seeds}; scored on its "
-             f"test split ({len(test.samples)} images). Cells: mean ± std over seeds.")
+             f"test split ({len(test.samples)} images). Cells: mean ± std over seeds. The rethinking columns "
+             f"see the training scale (resize {args.size} -> 256, crop 224); wsolevaluation's squash the whole "
+             f"image to 224 (a scale of {224 / 256:.3f} for 256 px images, which this small network, trained "
+             "without scale augmentation, classifies worse). PxAP does not depend on the threshold rule, so a "
+             "PaS row repeats its row without PaS.")
     write_report(out, results, intro, f"train-fullsup ({args.train_fullsup} images)",
                  [str(Path(test.images) / s.image_id) for s in chosen], [s.label for s in chosen],
                  [list(s.boxes) for s in chosen],

@@ -10,7 +10,7 @@ metric over runs, and :func:`table3_rows` lays a summary out as the paper's Tabl
 fix alone, each pair, all three.
 
 Keys are ``protocol/variant/metric`` (``calibrated`` is the protocol of the chosen thresholds), as
-in a training run's log.
+in a training run's log after its ``split/`` prefix.
 
 Example:
     >>> m = measure(model, Split.read("data/synthetic/metadata/test", "data/synthetic"),
@@ -29,6 +29,7 @@ import numpy as np
 from torch import nn
 
 from ..data.metadata import Sample, read_dataset
+from ..errors import UsageError
 from .calibrate import DEFAULT_THETAS, calibrate
 from .evaluate import evaluate
 from .protocols import VARIANTS, Settings
@@ -57,16 +58,19 @@ COLUMNS = (
 
 @dataclass(frozen=True)
 class Split:
-    """A labelled split: its samples and the root their image (and mask) paths are relative to."""
+    """A labelled split: its samples, the root their image paths are relative to, and the root of
+    their mask paths (default: the image root)."""
 
     samples: tuple[Sample, ...]
     images: str
     name: str = ""
+    masks: Optional[str] = None
 
     @classmethod
-    def read(cls, metadata: str | Path, images: Optional[str | Path] = None) -> "Split":
+    def read(cls, metadata: str | Path, images: Optional[str | Path] = None, masks: Optional[str | Path] = None
+             ) -> "Split":
         """A wsolevaluation metadata folder (images relative to ``images``, default the folder)."""
-        return cls(tuple(read_dataset(metadata)), str(images or metadata), str(metadata))
+        return cls(tuple(read_dataset(metadata)), str(images or metadata), str(metadata), str(masks) if masks else None)
 
 
 def measure(model: nn.Module, test: Split, calibration: Optional[Split] = None, batch_size: int = 32,
@@ -78,35 +82,44 @@ def measure(model: nn.Module, test: Split, calibration: Optional[Split] = None, 
         "curves": {variant: {"taus": [...], "boxacc50": [...]}}}``; thresholds only with a
         calibration split, curves (wsolevaluation's box accuracy at IoU 0.5 against tau) only where
         the test split has boxes.
+
+    Raises:
+        UsageError: a calibration split with a test split that has no boxes (masks only).
     """
     variants = tuple(VARIANTS)
     metrics: dict[str, float] = {}
     out: dict[str, Any] = {"metrics": metrics, "thresholds": {}, "curves": {}}
     has_boxes = any(s.boxes for s in test.samples)
+    if calibration is not None and not has_boxes:
+        raise UsageError(f"{test.name or 'the test split'} has no boxes: thresholds chosen on a calibration split "
+                         "score boxes; pass calibration=None for masks-only splits")
     protocols = (("rethinking",) if has_boxes else ()) + ("wsolevaluation",)
     for protocol in protocols:
-        res = evaluate(model, test.samples, test.images, Settings(protocol, variants), batch_size=batch_size,
-                       progress=False)
+        res = evaluate(model, test.samples, test.images, Settings(protocol, variants), masks=test.masks,
+                       batch_size=batch_size, progress=False)
         flatten(metrics, protocol, res.metrics)
         if protocol == "wsolevaluation" and curves:
             for variant, c in res.curves.items():
                 if "maxboxacc" in c:
                     out["curves"][variant] = {"taus": [float(t) for t in c["taus"]],
                                               "boxacc50": [float(a) for a in c["maxboxacc"][50]]}
-    if calibration is not None and has_boxes:
-        for nwc in (False, True):
-            best, grid = calibrate(model, calibration.samples, calibration.images, nwc=nwc, percentiles=(90.0, 100.0),
-                                   thetas=DEFAULT_THETAS, batch_size=batch_size, metadata=calibration.name,
-                                   progress=False)
-            for row, pas in ((1, False), (0, True)):
-                variant = next(v for v, flags in VARIANTS.items() if flags == (nwc, pas))
-                j = int(grid[row].argmax())
-                chosen = {**asdict(best), "theta": float(DEFAULT_THETAS[j]), "percentile": 90.0 if pas else 100.0,
-                          "gt_known_loc": float(grid[row, j])}
-                out["thresholds"][variant] = {k: chosen[k] for k in ("theta", "percentile", "gt_known_loc")}
-                res = evaluate(model, test.samples, test.images, Settings("rethinking", ("calibrated",), calibration=chosen),
-                               batch_size=batch_size, progress=False)
-                flatten(metrics, "calibrated", {variant: res.metrics["calibrated"]})
+    if calibration is None:
+        return out
+    standards = {False: 100.0, True: Settings().percentile}  # the max, or PaS's percentile
+    percentiles = tuple(standards.values())
+    for nwc in (False, True):
+        best, grid = calibrate(model, calibration.samples, calibration.images, nwc=nwc, percentiles=percentiles,
+                               thetas=DEFAULT_THETAS, batch_size=batch_size, metadata=calibration.name, progress=False)
+        for pas, percentile in standards.items():
+            variant = next(v for v, flags in VARIANTS.items() if flags == (nwc, pas))
+            row = grid[percentiles.index(percentile)]
+            j = int(row.argmax())
+            chosen = {**asdict(best), "theta": float(DEFAULT_THETAS[j]), "percentile": percentile,
+                      "gt_known_loc": float(row[j])}
+            out["thresholds"][variant] = {k: chosen[k] for k in ("theta", "percentile", "gt_known_loc")}
+            res = evaluate(model, test.samples, test.images, Settings("rethinking", ("calibrated",), calibration=chosen),
+                           batch_size=batch_size, progress=False)
+            flatten(metrics, "calibrated", {variant: res.metrics["calibrated"]})
     return out
 
 

@@ -96,8 +96,16 @@ def save_threshold_comparison(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, sharey=True)
+    from ..errors import UsageError
+
     taus = np.asarray(taus, np.float64)
+    if not panels or not all(panels.values()):
+        raise UsageError("nothing to draw: give at least one panel, each with at least one line")
+    for panel, lines in panels.items():
+        for label, runs in lines.items():
+            if not len(runs) or any(len(c) != len(taus) for c in runs):
+                raise UsageError(f"{panel} / {label}: give one or more curves of {len(taus)} values (one per tau)")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, sharey=True)
     for ax, (panel, lines) in zip(axes[0], panels.items(), strict=True):
         for i, (label, runs) in enumerate(lines.items()):
             curves = np.asarray(runs, np.float64).reshape(len(runs), -1)
@@ -124,7 +132,9 @@ def save_figure(fig, path: Path) -> Path:
 
     from ..atomic import atomic_write
 
-    fig.tight_layout()
-    atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path

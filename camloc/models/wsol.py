@@ -128,8 +128,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         "smallcnn",
         "ours: conv 3x3/2 (16) + max pool, then VGG-style blocks of conv 3x3 + batch norm + ReLU (32, pool, "
         "64, pool, 64, 64) to a 14 x 14 map at 224, and VGG16-GAP's head (conv 3x3 64->128 + ReLU); "
-        "ADL after the second and last blocks, as VGG16's ADL follows pool3 and conv5_3. No ImageNet weights: "
-        "every layer is new",
+        "ADL after block2 (the last block at 28 x 28) and block4 (the last block), as VGG16's goes after its "
+        "last layers at 28 x 28 and 14 x 14. No ImageNet weights: every layer is new",
         ("backbone.block2", "backbone.block4"),
         ("backbone", "per_location", "fc"),
         pretrained=False,

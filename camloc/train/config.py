@@ -142,6 +142,13 @@ class TrainConfig:
                              "features, so set has=false and adl=false, or freeze_backbone=false")
         if self.selection == "authors" and not self.test_metadata:
             raise UsageError("selection='authors' keeps the best Top-1 Loc on the test split: set test_metadata")
+        if self.pretrained and not self.checkpoint:
+            from ..models.wsol import ARCHITECTURES
+
+            spec = ARCHITECTURES.get(self.arch)
+            if spec is not None and not spec.pretrained:
+                raise UsageError(f"arch={self.arch} has no ImageNet weights (it is trained from scratch): "
+                                 "set pretrained=false")
         if self.register and "/" in self.register:
             raise UsageError(f"register={self.register!r}: a name, not a path (e.g. vgg16_tap)")
         _check_folder("train_metadata", self.train_metadata, metadata=True)

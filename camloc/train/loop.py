@@ -112,6 +112,16 @@ def param_groups(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ...]
     return [{"params": old + new, "lr": cfg.lr}]
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ...], trainable: Optional[set] = None
+                   ) -> torch.optim.Optimizer:
+    """The recipe's optimizer (SGD with momentum and Nesterov, or AdamW) over :func:`param_groups`."""
+    groups = param_groups(model, cfg, new_layers, trainable)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def lr_factor(cfg: TrainConfig, epoch: int) -> float:
     """The learning-rate multiplier of an epoch (0-based) by the named schedule, after warm-up.
 
@@ -369,12 +379,7 @@ def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm) -> CAMHe
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    groups = param_groups(model, cfg, new_layers, trainable)
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                              weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg, new_layers, trainable)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
     scaler = torch.amp.GradScaler(proc.device.type, enabled=cfg.amp == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
