@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 LABELS = {"cam": "CAM", "has": "HaS", "adl": "ADL", "head": "head-only"}
 ORDER = list(LABELS)
@@ -50,6 +50,23 @@ def run(name: str, method: str, pool: str, cfg, folder: Path, test, calibration,
     print(f"{name}: trained in {minutes:.1f} min; Top-1 Cls {m['rethinking/cam/top1_cls']:.1f}, GT-known Loc "
           f"CAM {m['rethinking/cam/gt_known_loc']:.1f} -> NWC+PaS {m['rethinking/nwc+pas/gt_known_loc']:.1f}", flush=True)
     return result
+
+
+def run_all(jobs: Sequence[tuple[str, Callable[[], Any]]], report: Callable[[], None]) -> int:
+    """Run every job (a failed one is reported and the others go on), then the report; the exit status."""
+    import sys
+
+    failures = []
+    for name, job in jobs:
+        try:
+            job()
+        except Exception as exc:  # one failed run is reported; the others go on
+            failures.append(name)
+            print(f"{name}: FAILED ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+    report()
+    if failures:
+        print(f"{len(failures)} run(s) failed: {', '.join(failures)}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def one_per_class(samples: Sequence, n: int = 4) -> list:

@@ -52,19 +52,12 @@ def main(argv=None) -> int:
             return 2
     out = Path(args.out)
     test, calib = Split.read(test_dir), Split.read(train_dir)
-    failures = []
-    for method in args.methods:
-        for pool in args.pools:
-            name = f"{method}-{pool}-s{args.seed}"
-            try:
-                run_one(args, name, method, pool, train_dir, test, calib, out / "runs" / name)
-            except Exception as exc:  # one failed run is reported; the others go on
-                failures.append(name)
-                print(f"{name}: FAILED ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
-    report(args, out, test)
-    if failures:
-        print(f"{len(failures)} run(s) failed: {', '.join(failures)}", file=sys.stderr)
-    return 1 if failures else 0
+    from ablation_report import run_all
+
+    jobs = [(f"{m}-{p}-s{args.seed}", lambda m=m, p=p: run_one(args, f"{m}-{p}-s{args.seed}", m, p, train_dir, test, calib,
+                                                              out / "runs" / f"{m}-{p}-s{args.seed}"))
+            for m in args.methods for p in args.pools]
+    return run_all(jobs, lambda: report(args, out, test))
 
 
 def run_one(args, name, method, pool, train_dir: Path, test, calib, folder: Path) -> None:

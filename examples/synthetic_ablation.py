@@ -71,20 +71,13 @@ def main(argv=None) -> int:
         print(f"wrote the synthetic benchmark to {data} in {time.perf_counter() - t0:.0f} s", flush=True)
     test = Split.read(data / "metadata" / "test", data)
     fullsup = Split.read(data / "metadata" / "train-fullsup", data)
-    failures = []
-    for method in args.methods:
-        for pool in args.pools:
-            for seed in args.seeds:
-                name = f"{method}-{pool}-s{seed}"
-                try:
-                    run_one(args, name, method, pool, seed, data, test, fullsup, out / "runs" / name, spec)
-                except Exception as exc:  # one failed run is reported; the others go on
-                    failures.append(name)
-                    print(f"{name}: FAILED ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
-    report(args, out, test)
-    if failures:
-        print(f"{len(failures)} run(s) failed: {', '.join(failures)}", file=sys.stderr)
-    return 1 if failures else 0
+    from ablation_report import run_all
+
+    names = [(m, p, seed, f"{m}-{p}-s{seed}") for m in args.methods for p in args.pools for seed in args.seeds]
+    jobs = [(name, lambda m=m, p=p, seed=seed, name=name: run_one(args, name, m, p, seed, data, test, fullsup,
+                                                                  out / "runs" / name, spec))
+            for m, p, seed, name in names]
+    return run_all(jobs, lambda: report(args, out, test))
 
 
 def run_one(args, name, method, pool, seed, data, test, fullsup, folder: Path, spec) -> None:
@@ -110,8 +103,8 @@ def report(args, out: Path, test) -> None:
     intro = (f"smallcnn trained from scratch on the synthetic benchmark ({args.train} training images, "
              f"{args.classes} classes, {args.size} px), {args.epochs} epochs, seeds {args.seeds}; scored on its "
              f"test split ({len(test.samples)} images). Cells: mean ± std over seeds. The rethinking columns "
-             f"see the training scale (resize {args.size} -> 256, crop 224); wsolevaluation's squash the whole "
-             f"image to 224 (a scale of {224 / 256:.3f} for 256 px images, which this small network, trained "
+             f"see the training scale (the {args.size} px image resized to 256, center crop 224); wsolevaluation's "
+             f"squash the whole image to 224 (a scale of {224 / 256:.3f} against training, which this small network, trained "
              "without scale augmentation, classifies worse). PxAP does not depend on the threshold rule, so a "
              "PaS row repeats its row without PaS.")
     write_report(out, results, intro, f"train-fullsup ({args.train_fullsup} images)",

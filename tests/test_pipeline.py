@@ -90,7 +90,7 @@ def test_resume_skips_finished_images(messy, tmp_path):
 
 def test_ctrl_c_keeps_finished_results(tmp_path):
     listing = tmp_path / "many.txt"
-    listing.write_text("\n".join([str(EXAMPLES / "cat.jpg")] * 400))
+    listing.write_text("\n".join([str(EXAMPLES / "cat.jpg")] * 4000))  # far more than it can finish before the signal
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "camloc.cli", "localize", f"@{listing}", "--out", str(out),
                              "--no-overlays", "--quiet", "--workers", "0", "--batch-size", "4"],
