@@ -90,11 +90,14 @@ def test_resume_skips_finished_images(messy, tmp_path):
 
 def test_ctrl_c_keeps_finished_results(tmp_path):
     listing = tmp_path / "many.txt"
-    listing.write_text("\n".join([str(EXAMPLES / "cat.jpg")] * 4000))  # far more than it can finish before the signal
+    listing.write_text("\n".join([str(EXAMPLES / "cat.jpg")] * 400))
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "camloc.cli", "localize", f"@{listing}", "--out", str(out),
                              "--no-overlays", "--quiet", "--workers", "0", "--batch-size", "4"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            # a suite started in the background (``cmd &``) ignores SIGINT and a child would
+                            # inherit that: give the CLI the default a user's Ctrl-C meets
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     journal = out / "results.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not journal.exists() or journal.stat().st_size < 2000):
