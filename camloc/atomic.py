@@ -1,4 +1,8 @@
-"""Atomic file writes: readers see the old file or the whole new one, never half of it."""
+"""Atomic file writes: readers see the old file or the whole new one, never half of it.
+
+A new file gets the mode an ordinary ``open(path, "w")`` would give it (``0o666`` less the process's
+umask); a file that is replaced keeps its mode.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,28 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Union
 
 PathLike = Union[str, os.PathLike]
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux
+    ``/proc/self/status``); elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777  # a replaced file keeps its mode
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
@@ -22,6 +48,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600: give the file the mode open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
