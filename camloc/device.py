@@ -13,12 +13,39 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from .errors import UsageError
+
 
 def default_device(device: Union[str, torch.device, None] = None) -> torch.device:
-    """The device asked for, else ``cuda`` where a GPU is present, else ``cpu``."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device asked for, checked to exist here; else ``cuda`` where a GPU is present, else ``cpu``.
+
+    Raises:
+        UsageError: one line for a device name torch does not know, or a device this machine lacks
+            (``cuda`` without a visible GPU, ``cuda:3`` on a two-GPU machine, ``mps`` off Apple silicon).
+
+    Example:
+        >>> default_device("cpu")
+        device(type='cpu')
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"device {str(device)!r}: no CUDA GPU is visible on this machine; use cpu "
+                             "(or leave the device out: camloc picks cuda where there is one)")
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"device {str(device)!r}: this machine has {count} CUDA GPU(s), cuda:0 to "
+                             f"cuda:{count - 1}")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UsageError(f"device {str(device)!r}: Apple's MPS is not available here; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps", "meta"):
+        raise UsageError(f"device {str(device)!r}: camloc runs on cpu, cuda or mps")
+    return dev
 
 
 def device_of(model: nn.Module, default: Optional[torch.device] = None) -> torch.device:

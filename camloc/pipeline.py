@@ -6,9 +6,14 @@
 * The device stage of batch i+1 (forward, maps, thresholds) runs while a thread finishes batch i
   (contours, boxes, writing), so on a GPU the CPU work hides behind the model.
 * Results stream out as they finish: JSON lines (stdout, or ``DIR/results.jsonl``), flushed per
-  batch, so a killed run loses nothing finished; ``resume`` skips images already in the journal.
-  CSV and COCO are written from the journal at the end. With ``out``, overlays (heat map, boxes,
-  label) and optionally raw maps are written per image, atomically.
+  line, so a killed run loses nothing finished. CSV and COCO are written from the journal at the
+  end. With ``out``, overlays (heat map, boxes, label) and optionally raw maps are written per
+  image, atomically, under names unique per input path (:func:`artifact_name`); a write that fails
+  for one image is that image's error row.
+* An output folder is checked before any work (:func:`prepare_output`): it must be writable, and
+  ``DIR/run.json`` records the model and settings. A folder that already holds results is refused
+  unless ``resume``; a resumed run must use the same model and settings. Resuming drops error rows
+  and a torn last line (those images are redone) and keeps one row per image and class.
 * Under ``torchrun`` each rank takes every WORLD_SIZE-th image, writes its own journal, and rank 0
   merges the journals in input order.
 """
@@ -16,10 +21,12 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,22 +35,63 @@ from typing import Any, Callable, Iterable, Iterator, Optional, TextIO
 import numpy as np
 import torch
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, atomic_write_text
 from .data.dataset import Batch, ImageDataset
-from .errors import UsageError
+from .errors import CamlocError, UsageError
 from .render import overlay
 
 JOURNAL = "results.jsonl"
+#: The model and settings of the results in an output folder.
+MANIFEST = "run.json"
+#: Longest file name, in bytes, that common file systems take (ext4, APFS, NTFS in UTF-16 units).
+NAME_MAX = 255
+#: Characters escaped in artifact names (``%`` first, so the escaping stays reversible).
+_ESCAPES = {"%": "%25", "/": "%2F", "\\": "%5C", ":": "%3A", "~": "%7E"}
 
 
-def artifact_name(path: str) -> str:
-    """A file name for an image's overlay or map, unique per input path."""
-    clean = os.path.normpath(path).lstrip("./\\")
-    return clean.replace(os.sep, "__").replace("/", "__").replace(":", "_")
+def artifact_name(path: str, ending: str = ".png") -> str:
+    """A file name for an image's overlay or map: readable, unique per input path, short enough.
+
+    The normalised path with ``%``, ``/``, ``\\``, ``:`` and ``~`` percent-escaped, so different
+    paths never share a name (``a/b.jpg`` gives ``a%2Fb.jpg.png``, ``a__b.jpg`` gives
+    ``a__b.jpg.png``). A name over :data:`NAME_MAX` bytes keeps the end of the path and gets
+    ``~`` and 16 hex digits of the full path's SHA-1 instead of its start.
+
+    Example:
+        >>> artifact_name("photos/cat.jpg", ".class281.png")
+        'photos%2Fcat.jpg.class281.png'
+    """
+    clean = os.path.normpath(path)
+    name = "".join(_ESCAPES.get(c, c) for c in clean)
+    if name.startswith("."):
+        name = "%2E" + name[1:]  # never a hidden file, never "." or ".."
+    budget = NAME_MAX - len(ending.encode("utf-8"))
+    if len(name.encode("utf-8")) <= budget:
+        return name + ending
+    mark = "~" + hashlib.sha1(clean.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    tail, room = "", budget - len(mark)
+    for c in reversed(name):
+        if len((c + tail).encode("utf-8")) > room:
+            break
+        tail = c + tail
+    return tail + mark + ending
 
 
 @dataclass
 class RunOptions:
+    """How :func:`run` works through its images.
+
+    Attributes:
+        batch_size, workers: images per forward pass and decoding worker processes.
+        classes, topk: the class to localize (default the top-1 prediction) or the top-k classes.
+        out: the output folder (checked by :func:`prepare_output` first), or None.
+        overlays, save_maps: per-image artifacts written under ``out``.
+        skip: images already done (a resumed run), left out.
+        report_errors: print each failed image on stderr (off when the table on the terminal shows it).
+        model: the model's name, recorded in every row.
+        progress: a progress bar on stderr.
+    """
+
     batch_size: int = 16
     workers: int = 2
     classes: Any = None
@@ -51,7 +99,9 @@ class RunOptions:
     out: Optional[str] = None
     overlays: bool = True
     save_maps: bool = False
-    resume: bool = False
+    skip: frozenset = frozenset()
+    report_errors: bool = True
+    model: Optional[str] = None
     progress: bool = True
 
 
@@ -65,6 +115,106 @@ def done_images(out: Path) -> set[str]:
     return {d["image"] for j in journals(out) if j.is_file() for d in read_journal(j) if "error" not in d}
 
 
+def file_digest(path: Optional[str]) -> Optional[str]:
+    """SHA-256 of a file's bytes (None for None or a missing file, which its reader reports):
+    what identifies a checkpoint or calibration."""
+    if path is None or not os.path.isfile(path):
+        return None
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+#: Manifest entries that describe where a file was, not what it holds (their digests are compared).
+_NOT_COMPARED = ("camloc", "checkpoint", "calibration")
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    keys = [k for k in dict.fromkeys([*old, *new]) if k not in _NOT_COMPARED]
+    return [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys if old.get(k) != new.get(k)]
+
+
+def _writable(out: Path) -> None:
+    """Create ``out`` and write a probe file in it; one clear line when either fails."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create this folder ({exc.strerror or exc}); "
+                         "choose a folder you can write to") from None
+    try:
+        with tempfile.TemporaryFile(dir=out, prefix=".camloc-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write in this folder ({exc.strerror or exc}); "
+                         "choose a folder you can write to") from None
+
+
+def compact_journal(path: Path) -> None:
+    """Rewrite a journal (atomically) with its results only, the last one per image and class.
+
+    Error rows are dropped (their images are tried again) and so is a line torn by a kill mid-write;
+    a journal that holds nothing to drop is left untouched.
+    """
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    kept: dict[tuple[str, Any], str] = {}
+    for line in lines:
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(d, dict) and "error" not in d and "image" in d:
+            kept.pop((d["image"], d.get("class")), None)
+            kept[(d["image"], d.get("class"))] = line
+    if len(kept) != len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in kept.values()))
+
+
+def prepare_output(out: Path, manifest: dict, resume: bool, journal: Path, rank: int = 0) -> frozenset:
+    """Check an output folder before any work, record the run in it, and say which images are done.
+
+    * the folder must be creatable and writable (else one clear line);
+    * without ``resume`` it must not hold results already (they would be mixed with the new ones);
+    * with ``resume`` its ``run.json`` must record the same model and settings as ``manifest``
+      (checkpoint and calibration compared by content), and this process's ``journal`` is
+      compacted (:func:`compact_journal`).
+
+    Returns:
+        The images that already have a result (empty without ``resume``).
+
+    Raises:
+        UsageError: naming the folder, what is wrong and the way out.
+    """
+    _writable(out)
+    mine = [j for j in dict.fromkeys([out / JOURNAL, journal]) if j.is_file() and j.stat().st_size]
+    old = None
+    if (out / MANIFEST).is_file():
+        try:
+            old = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+    if not resume and mine:
+        raise UsageError(f"--out {out} already holds results ({mine[0].name}): add --resume to continue that run, "
+                         "or choose another folder")
+    if resume and isinstance(old, dict) and _differences(old, manifest):
+        raise UsageError(f"--out {out} holds results of another model or settings ("
+                         f"{'; '.join(_differences(old, manifest))}): resume with those, or choose another folder")
+    if rank == 0:
+        try:
+            atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot write {MANIFEST} ({exc.strerror or exc}); "
+                             "free some space or choose another folder") from None
+    if not resume:
+        return frozenset()
+    compact_journal(journal)
+    return frozenset(done_images(out))
+
+
 def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], None],
         rank: int = 0, world: int = 1) -> tuple[int, int]:
     """Localize ``paths[rank::world]``; ``emit`` receives each result or error dict in input order.
@@ -75,8 +225,7 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     from tqdm import tqdm
 
     out = Path(opts.out) if opts.out else None
-    skip = done_images(out) if (out and opts.resume) else set()
-    indices = [i for i in range(rank, len(paths), world) if paths[i] not in skip]
+    indices = [i for i in range(rank, len(paths), world) if paths[i] not in opts.skip]
     data = ImageDataset([paths[i] for i in indices], localizer.preprocess, errors="return")
     loader = torch.utils.data.DataLoader(data, batch_size=opts.batch_size, num_workers=opts.workers,
                                          collate_fn=ImageDataset.collate, persistent_workers=False)
@@ -85,22 +234,35 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     failures = results = 0
     pending = None
 
+    def fail(path: str, reason: str) -> None:
+        nonlocal failures
+        failures += 1
+        if opts.report_errors:
+            print(f"camloc: error: {path}: {reason}", file=sys.stderr)
+        emit(_tagged({"image": path, "error": reason}, opts.model))
+
     def finish(batch: Batch, dev) -> None:
-        nonlocal failures, results
+        nonlocal results
         names = [paths[indices[it.index]] for it in batch.good]
         done = iter(localizer.finish(dev, [it.geometry for it in batch.good], names) if batch.good else [])
         for item in batch.items:
             path = paths[indices[item.index]]
             if item.error is not None:
-                failures += 1
-                print(f"camloc: error: {path}: {item.error}", file=sys.stderr)
-                emit({"image": path, "error": item.error})
+                fail(path, item.error)
                 continue
-            for r in next(done):
-                if out is not None:
-                    _write_artifacts(out, path, r, opts)
+            rows = []
+            try:
+                for r in next(done):
+                    rows.append(_tagged(r.to_dict(), opts.model))
+                    if out is not None:
+                        rows[-1].update(_write_artifacts(out, path, r, opts))
+            except OSError as exc:  # this image's files could not be written: its error row, the run goes on
+                fail(path, f"cannot write its output in {out} ({exc.strerror or exc}); free some space or check "
+                           "the folder's permissions, then rerun with --resume")
+                continue
+            for row in rows:
                 results += 1
-                emit(r.to_dict())
+                emit(row)
         bar.update(len(batch.items))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camloc-finish") as pool:
@@ -115,40 +277,68 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     return results, failures
 
 
-def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> None:
+def _tagged(d: dict, model: Optional[str]) -> dict:
+    """A row with the model that made it (when known)."""
+    return {**d, "model": model} if model else d
+
+
+def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> dict[str, str]:
+    """Write an image's overlay and map; returns their paths relative to ``out`` for its row.
+
+    Raises:
+        OSError: when a file cannot be written (the caller makes it the image's error row).
+    """
     import cv2
 
-    name = artifact_name(path)
     suffix = f".class{result.class_index}" if opts.topk else ""
+    written = {}
     if opts.overlays:
         ok, png = cv2.imencode(".png", overlay(path, result))
         if ok:
-            atomic_write_bytes(out / "overlays" / f"{name}{suffix}.png", png.tobytes())
+            written["overlay"] = f"overlays/{artifact_name(path, suffix + '.png')}"
+            atomic_write_bytes(out / written["overlay"], png.tobytes())
     if opts.save_maps:
         buf = io.BytesIO()
         np.save(buf, result.cam.numpy())
-        atomic_write_bytes(out / "maps" / f"{name}{suffix}.npy", buf.getvalue())
+        written["map"] = f"maps/{artifact_name(path, suffix + '.npy')}"
+        atomic_write_bytes(out / written["map"], buf.getvalue())
+    return written
 
 
 class JournalWriter:
-    """Appends JSON lines to a results file, flushed per line (a no-op without a file)."""
+    """Appends JSON lines to a results file, flushed per line (a no-op without a file).
+
+    Raises:
+        CamlocError: one line naming the file when it cannot be opened or written (a full or
+            read-only disk); every line written before stays.
+    """
 
     def __init__(self, path: Optional[Path]) -> None:
-        self.fh = open(path, "a", encoding="utf-8") if path else None
-        if self.fh and path.stat().st_size:
-            with open(path, "rb") as fh:  # a run killed mid-line left a torn record: start a fresh line
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    self.fh.write("\n")
+        self.path = path
+        try:
+            self.fh = open(path, "a", encoding="utf-8") if path else None
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: OSError) -> CamlocError:
+        return CamlocError(f"{self.path}: cannot write results ({exc.strerror or exc}); free some space or choose "
+                           "another --out, then rerun with --resume (every finished result is kept)")
 
     def __call__(self, d: dict) -> None:
         if self.fh:
-            self.fh.write(json.dumps(d) + "\n")
-            self.fh.flush()
+            try:
+                self.fh.write(json.dumps(d) + "\n")
+                self.fh.flush()
+            except OSError as exc:
+                raise self._error(exc) from None
 
     def close(self) -> None:
         if self.fh:
-            self.fh.close()
+            fh, self.fh = self.fh, None
+            try:
+                fh.close()
+            except OSError as exc:
+                raise self._error(exc) from None
 
 
 def read_journal(path: Path) -> Iterator[dict]:
@@ -160,28 +350,52 @@ def read_journal(path: Path) -> Iterator[dict]:
                 continue
 
 
-CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "error"]
+CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "model", "error"]
 
 
-def format_row(d: dict) -> str:
-    """One line of the readable table."""
+#: Widths of the terminal table's columns after the image path (class, label, score, box).
+_LABEL_WIDTH = 22
+
+
+def _fit(text: str, width: int, keep_end: bool = False) -> str:
+    """``text`` padded to ``width``, or cut to it with an ellipsis (paths keep their end, labels their start)."""
+    if len(text) <= width:
+        return text.ljust(width)
+    return "…" + text[len(text) - width + 1:] if keep_end else text[:width - 1] + "…"
+
+
+def format_row(d: dict, image_width: int = 0) -> str:
+    """One line of the readable table; columns line up when every row gets the same ``image_width``."""
+    image = _fit(d["image"], max(image_width, 5), keep_end=True)
     if "error" in d:
-        return f"{d['image']}\tERROR\t{d['error']}"
-    box = ", ".join(f"{v:.1f}" for v in d["box"])
-    return f"{d['image']}\t{d['class']}\t{d['label']}\t{d['score']:.3f}\t[{box}]\t{'exact' if d['exact'] else 'gradient'}"
+        return f"{image}  ERROR  {d['error']}"
+    label = _fit(str(d["label"]), _LABEL_WIDTH)
+    box = "[" + ", ".join(f"{v:7.1f}" for v in d["box"]) + "]"
+    return f"{image}  {d['class']:>5}  {label}  {d['score']:5.3f}  {box}  {'exact' if d['exact'] else 'gradient'}"
+
+
+def table_header(image_width: int = 0) -> str:
+    """The table's header line, aligned with :func:`format_row`."""
+    box = "box [x0, y0, x1, y1]"
+    return f"{_fit('image', max(image_width, 5))}  {'class':>5}  {_fit('label', _LABEL_WIDTH)}  score  {box:<38}  map"
 
 
 class Formatter:
     """Streams records as a table, JSON lines, CSV rows (the main box as x0..y1, errors kept) or one
     COCO detection-results array (``image_id`` = path, ``category_id`` = class index, ``bbox`` =
-    ``[x, y, w, h]``, ``score``; one detection per box, error entries left out)."""
+    ``[x, y, w, h]``, ``score``; one detection per box, error entries left out).
 
-    def __init__(self, fmt: str, stream: Optional[TextIO] = None) -> None:
+    ``image_width``: the table's image column (the longest path, within limits), so that its columns
+    line up although rows stream out one by one.
+    """
+
+    def __init__(self, fmt: str, stream: Optional[TextIO] = None, image_width: int = 0) -> None:
         if fmt not in ("table", "jsonl", "csv", "coco"):
             raise UsageError(f"unknown format {fmt!r}")
         self.fmt, self.stream, self.first = fmt, stream or sys.stdout, True
+        self.image_width = image_width
         if fmt == "table":
-            self.stream.write("image\tclass\tlabel\tscore\tbox [x0, y0, x1, y1]\tmap\n")
+            self.stream.write(table_header(image_width) + "\n")
         elif fmt == "csv":
             self.csv = csv.DictWriter(self.stream, CSV_FIELDS, extrasaction="ignore")
             self.csv.writeheader()
@@ -190,7 +404,7 @@ class Formatter:
 
     def __call__(self, d: dict) -> None:
         if self.fmt == "table":
-            self.stream.write(format_row(d) + "\n")
+            self.stream.write(format_row(d, self.image_width) + "\n")
         elif self.fmt == "jsonl":
             self.stream.write(json.dumps(d) + "\n")
         elif self.fmt == "csv":

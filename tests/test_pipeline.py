@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from PIL import Image
 
 from camloc.cli import main
 from camloc.data.inputs import expand_inputs
-from camloc.pipeline import in_order
+from camloc.pipeline import artifact_name, in_order
 
 from .conftest import EXAMPLES
 from .helpers import messy_folder
@@ -108,3 +109,192 @@ def test_ctrl_c_keeps_finished_results(tmp_path):
     assert "--resume" in err
     lines = journal.read_text().splitlines()
     assert lines and all(json.loads(l)["image"] == str(EXAMPLES / "cat.jpg") for l in lines)
+
+
+# -- issue 12: nothing lost, nothing silently wrong -------------------------------------------------
+
+QUICK = ("--quiet", "--workers", "0", "--format", "jsonl")
+
+
+def rows_of(journal: Path) -> list[dict]:
+    return [json.loads(line) for line in journal.read_text().splitlines()]
+
+
+def test_artifact_names_are_unique_and_fit_the_file_system():
+    assert artifact_name("a/b.jpg") != artifact_name("a__b.jpg") != artifact_name("a%2Fb.jpg")
+    assert artifact_name("../a.jpg") != artifact_name("a.jpg") != artifact_name("./.a.jpg")
+    assert artifact_name("a/./b.jpg") == artifact_name("a/b.jpg")  # the same file, the same name
+    deep = "/".join(["ü" * 60] * 8) + "/photo.jpg"
+    other = "/".join(["ü" * 60] * 7 + ["v" * 60]) + "/photo.jpg"
+    for ending in (".png", ".class281.npy"):
+        a, b = artifact_name(deep, ending), artifact_name(other, ending)
+        assert a != b and a.endswith(ending) and "photo.jpg~" in a and len(a.encode()) <= 255 and "/" not in a
+
+
+def test_overlay_names_do_not_collide_and_long_paths_are_written(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.open(EXAMPLES / "cat.jpg").save(tmp_path / "a" / "b.jpg")
+    Image.open(EXAMPLES / "coffee.jpg").save(tmp_path / "a__b.jpg")
+    deep = tmp_path.joinpath(*["d" * 200] * 3)
+    deep.mkdir(parents=True)
+    Image.open(EXAMPLES / "rocket.jpg").save(deep / ("r" * 240 + ".jpg"))
+    out = tmp_path / "out"
+    res = run("localize", tmp_path / "a" / "b.jpg", tmp_path / "a__b.jpg", deep, "--out", out, *QUICK)
+    assert res.exit_code == 0, res.output
+    rows = rows_of(out / "results.jsonl")
+    overlays = [r["overlay"] for r in rows]
+    assert len(set(overlays)) == 3 and all((out / o).is_file() for o in overlays)
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == sorted(Path(o).name for o in overlays)
+
+
+def test_a_failed_write_is_that_images_error_row(tmp_path, monkeypatch):
+    import camloc.pipeline as pipeline
+
+    real = pipeline.atomic_write_bytes
+
+    def full_disk_for_coffee(path, data):
+        if "coffee" in str(path):
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(pipeline, "atomic_write_bytes", full_disk_for_coffee)
+    out = tmp_path / "out"
+    res = run("localize", EXAMPLES / "cat.jpg", EXAMPLES / "coffee.jpg", EXAMPLES / "rocket.jpg", "--out", out, *QUICK)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    rows = rows_of(out / "results.jsonl")
+    assert [("error" in r) for r in rows] == [False, True, False]
+    assert "No space left on device" in rows[1]["error"] and "--resume" in rows[1]["error"]
+    assert "1 of 3 images failed" in res.stderr
+    monkeypatch.setattr(pipeline, "atomic_write_bytes", real)  # space again: the resumed run redoes coffee only
+    res = run("localize", EXAMPLES / "cat.jpg", EXAMPLES / "coffee.jpg", EXAMPLES / "rocket.jpg", "--out", out,
+              "--resume", *QUICK)
+    assert res.exit_code == 0 and [json.loads(l)["image"] for l in res.stdout.splitlines()] == [str(EXAMPLES / "coffee.jpg")]
+    assert [("error" in r) for r in rows_of(out / "results.jsonl")] == [False, False, False]
+
+
+def test_an_unwritable_out_folder_is_one_line_before_any_work(tmp_path, monkeypatch):
+    out = tmp_path / "locked"
+    out.mkdir()
+    if os.geteuid() == 0:  # root writes anywhere: make the folder refuse as a read-only one would
+        import camloc.pipeline as pipeline
+
+        def refuse(*args, dir=None, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(pipeline.tempfile, "TemporaryFile", refuse)
+    else:
+        out.chmod(0o500)
+    res = run("localize", EXAMPLES / "cat.jpg", "--out", out, *QUICK)
+    assert res.exit_code == 2 and res.stdout == ""
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"camloc: error: --out {out}: cannot write in this folder (Permission denied)")
+    file_in_the_way = tmp_path / "file"
+    file_in_the_way.write_text("x")
+    res = run("localize", EXAMPLES / "cat.jpg", "--out", file_in_the_way / "sub", *QUICK)
+    assert res.exit_code == 2 and "cannot create this folder" in res.stderr and res.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_for_the_journal_is_one_line(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink("/dev/full", out / "results.jsonl")  # every write: ENOSPC
+    res = run("localize", EXAMPLES / "cat.jpg", "--out", out, *QUICK)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert "cannot write results (No space left on device)" in line and "--resume" in line
+
+
+def test_resume_keeps_one_row_per_input_and_retries_failures(messy, tmp_path):
+    out = tmp_path / "out"
+    inputs = [messy / "a_cat.jpg", messy / "e_corrupt.jpg", messy / "d_gray.png"]
+    assert run("localize", *inputs, "--out", out, "--no-overlays", *QUICK).exit_code == 1
+    for _ in range(2):  # the corrupt file fails again on every rerun: still one row for it
+        assert run("localize", *inputs, "--out", out, "--no-overlays", "--resume", *QUICK).exit_code == 1
+    rows = rows_of(out / "results.jsonl")
+    assert sorted(r["image"] for r in rows) == sorted(map(str, inputs))
+    assert all(r["model"] == "efficientnet_lite0" for r in rows)
+    # a torn last line (killed mid-write) is dropped and that image redone; a repaired file is retried
+    journal = (out / "results.jsonl").read_text().splitlines()
+    torn = [l for l in journal if "d_gray" not in l]
+    (out / "results.jsonl").write_text("".join(l + "\n" for l in torn) + '{"image": "' + str(inputs[2])[:10])
+    Image.open(EXAMPLES / "cat.jpg").save(messy / "e_corrupt.jpg")
+    res = run("localize", *inputs, "--out", out, "--no-overlays", "--resume", *QUICK)
+    assert res.exit_code == 0, res.output
+    assert sorted(json.loads(l)["image"] for l in res.stdout.splitlines()) == sorted(map(str, inputs[1:]))
+    rows = rows_of(out / "results.jsonl")  # every line whole, one per input, no error left
+    assert sorted(r["image"] for r in rows) == sorted(map(str, inputs)) and not [r for r in rows if "error" in r]
+
+
+def test_resume_refuses_other_settings_and_a_rerun_without_resume(tmp_path):
+    out = tmp_path / "out"
+    assert run("localize", EXAMPLES / "cat.jpg", "--out", out, "--no-overlays", *QUICK).exit_code == 0
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["model"] == "efficientnet_lite0" and manifest["nwc"] is True
+    res = run("localize", EXAMPLES / "coffee.jpg", "--out", out, "--no-overlays", "--no-nwc", "--resume", *QUICK)
+    assert res.exit_code == 2 and res.stdout == ""
+    (line,) = res.stderr.strip().splitlines()
+    assert "another model or settings (nwc: True then, False now)" in line and "choose another folder" in line
+    res = run("localize", EXAMPLES / "coffee.jpg", "--out", out, "--no-overlays", *QUICK)
+    assert res.exit_code == 2 and "already holds results" in res.stderr and "--resume" in res.stderr
+    assert len(rows_of(out / "results.jsonl")) == 1  # nothing was mixed in
+
+
+def test_inputs_that_yield_no_image_are_errors(messy, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run("localize", empty, *QUICK)
+    assert res.exit_code == 2 and "no images in this folder" in res.stderr and res.stdout == ""
+    res = run("localize", messy / "a_cat.jpg", empty, *QUICK)
+    assert res.exit_code == 1
+    rows = [json.loads(l) for l in res.stdout.splitlines()]
+    assert [r["image"] for r in rows] == [str(empty), str(messy / "a_cat.jpg")] and "no images" in rows[0]["error"]
+    assert "1 of 2 inputs failed" in res.stderr
+    locked = messy / "sub"
+    if os.geteuid() == 0:  # root lists anything: make the subfolder refuse as an unreadable one would
+        real = os.scandir
+
+        def scandir(path="."):
+            if os.fspath(path) == str(locked):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+    else:
+        locked.chmod(0)
+    res = run("localize", messy, *QUICK)
+    locked.chmod(0o755)
+    rows = [json.loads(l) for l in res.stdout.splitlines()]
+    assert res.exit_code == 1 and rows[0]["image"] == str(locked) and "cannot list this folder" in rows[0]["error"]
+    assert len(rows) == 1 + 6  # the 6 files outside sub were still read
+
+
+def test_one_line_errors_for_devices_workers_links_and_pixel_limits(tmp_path, monkeypatch):
+    import torch
+
+    if not torch.cuda.is_available():
+        res = run("localize", EXAMPLES / "cat.jpg", "--device", "cuda", *QUICK)
+        assert res.exit_code == 2 and res.stderr.strip().count("\n") == 0 and "no CUDA GPU" in res.stderr
+    res = run("localize", EXAMPLES / "cat.jpg", "--device", "gpu", *QUICK)
+    assert res.exit_code == 2 and "unknown device 'gpu'" in res.stderr and "Traceback" not in res.output
+    res = run("localize", EXAMPLES / "cat.jpg", "--workers", "-1", "--quiet")
+    assert res.exit_code == 2 and "-1 is not in the range x>=0" in res.stderr
+    os.symlink("loop", tmp_path / "loop")
+    res = run("localize", EXAMPLES / "cat.jpg", tmp_path / "loop", *QUICK)
+    assert res.exit_code == 1 and "symbolic link loop" in res.stdout.splitlines()[1]
+    monkeypatch.setenv("CAMLOC_MAX_PIXELS", "10000")
+    res = run("localize", EXAMPLES / "cat.jpg", *QUICK)
+    assert res.exit_code == 1 and "CAMLOC_MAX_PIXELS=N" in res.stdout and "max_pixels" not in res.stderr.split("(")[0]
+    monkeypatch.setenv("CAMLOC_MAX_PIXELS", "lots")
+    res = run("localize", EXAMPLES / "cat.jpg", *QUICK)
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "CAMLOC_MAX_PIXELS" in res.stderr
+
+
+def test_errors_are_shown_once_when_the_table_is_on_the_terminal(messy, monkeypatch):
+    from camloc.cli import localize
+
+    monkeypatch.setattr(localize, "_stdout_is_terminal", lambda: True)
+    res = run("localize", messy / "a_cat.jpg", messy / "e_corrupt.jpg", "--quiet", "--workers", "0")
+    assert res.exit_code == 1
+    assert "ERROR" in res.stdout and "e_corrupt" in res.stdout  # in the table ...
+    assert "e_corrupt" not in res.stderr and "1 of 2 images failed" in res.stderr  # ... and not again below it

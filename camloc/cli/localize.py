@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from ..errors import CamlocError
-from .options import (batch_size_option, device_option, fail_usage, load_model_for, model_options, nwc_option,
-                      quiet_option, workers_option)
+from .options import (batch_size_option, device_option, fail_usage, load_model_for, model_given, model_options,
+                      nwc_option, quiet_option, workers_option)
 
 
 @click.command("localize")
@@ -50,29 +50,44 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, nwc,
     from .. import pipeline
     from ..api import Localizer
     from ..cam.boxes import make_standard
-    from ..data.inputs import expand_inputs
+    from ..data.imaging import max_pixels_limit
+    from ..data.inputs import find_inputs
     from ..distributed import Context
+    from ..models.config import model_config
 
-    fmt = "jsonl" if as_json else fmt or ("table" if sys.stdout.isatty() else "jsonl")
+    fmt = "jsonl" if as_json else fmt or ("table" if _stdout_is_terminal() else "jsonl")
     ctx = Context.from_env()
-    _check_options(batch_size, class_index, topk, save_maps, resume, out, ctx.world)
+    _check_options(class_index, topk, save_maps, resume, out, ctx.world)
+    out_dir = Path(out) if out else None
+    journal = ctx.journal(out_dir) if out_dir else None
     try:
-        paths = expand_inputs(images)
+        max_pixels_limit()  # a bad CAMLOC_MAX_PIXELS is one line now, not an error per image
+        standard = make_standard(standard, theta, percentile)
+        found = find_inputs(images)
+        if not found.paths:  # nothing to do at all: one line per input that yielded nothing
+            for where, reason in found.problems[:-1]:
+                click.echo(f"camloc: error: {where}: {reason}", err=True)
+            raise ValueError(": ".join(found.problems[-1]) if found.problems else "no images given")
+        skip = frozenset()
+        if out_dir:
+            manifest = _manifest(model_name if (model_given() or not checkpoint) else None, checkpoint, num_classes,
+                                 nwc, standard, all_regions, resize, calibration, class_index, topk)
+            skip = pipeline.prepare_output(out_dir, manifest, resume, journal, ctx.rank)
         device = ctx.setup(device)
         model = load_model_for(model_name, checkpoint, num_classes, device)
-        loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
-                        resize=resize, calibration=calibration)
+        loc = Localizer(model, nwc=nwc, standard=standard, all_regions=all_regions, resize=resize,
+                        calibration=calibration)
+        writer = pipeline.JournalWriter(journal)
     except (CamlocError, ValueError) as exc:
         raise fail_usage(exc) from None
 
-    out_dir = Path(out) if out else None
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    journal = ctx.journal(out_dir) if out_dir else None
-    formatter = pipeline.Formatter(fmt) if ctx.world == 1 else None
-    writer = pipeline.JournalWriter(journal)
+    paths = found.paths
+    width = min(max((len(p) for p in paths + [w for w, _ in found.problems]), default=5), 48)
+    formatter = pipeline.Formatter(fmt, image_width=width) if ctx.world == 1 else None
     opts = pipeline.RunOptions(batch_size=batch_size, workers=workers, classes=class_index, topk=topk, out=out,
-                               overlays=not no_overlays, save_maps=save_maps, resume=resume, progress=not quiet)
+                               overlays=not no_overlays, save_maps=save_maps, skip=skip, progress=not quiet,
+                               report_errors=not (fmt == "table" and _stdout_is_terminal()),
+                               model=model_config(model).name or model_name)
 
     def emit(d: dict) -> None:
         writer(d)
@@ -80,35 +95,80 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, nwc,
             formatter(d)
 
     try:
-        _, failed = pipeline.run(loc, paths, opts, emit, ctx.rank, ctx.world)
-    except KeyboardInterrupt:
+        failed = 0
+        if ctx.rank == 0:  # inputs that yielded no image: reported once, like a failed image
+            for where, reason in found.problems:
+                failed += 1
+                if opts.report_errors:
+                    click.echo(f"camloc: error: {where}: {reason}", err=True)
+                emit({"image": where, "error": reason})
+        _, failed_images = pipeline.run(loc, paths, opts, emit, ctx.rank, ctx.world)
+        failed += failed_images
         writer.close()
+    except KeyboardInterrupt:
+        _close_quietly(writer)
         where = f" in {journal}" if journal else ""
         click.echo(f"camloc: interrupted; every finished result is kept{where} (rerun with --resume)", err=True)
         raise click.exceptions.Exit(130) from None
     except CamlocError as exc:
-        writer.close()
+        _close_quietly(writer)
         raise fail_usage(exc) from None
-    writer.close()
     if formatter:
         formatter.close()
+    total = len(paths) + len(found.problems)
     if ctx.world > 1:
-        merged = pipeline.Formatter(fmt) if ctx.rank == 0 else None
-        failed = ctx.finish(failed, out_dir, paths, merged)
+        merged = pipeline.Formatter(fmt, image_width=width) if ctx.rank == 0 else None
+        failed = ctx.finish(failed, out_dir, paths + [w for w, _ in found.problems], merged)
         if merged:
             merged.close()
     if out_dir and ctx.rank == 0 and fmt in ("csv", "coco"):
-        _write_table_file(out_dir, paths, fmt)
+        _write_table_file(out_dir, [w for w, _ in found.problems] + paths, fmt)
     if failed:
         if ctx.rank == 0:
-            click.echo(f"camloc: {failed} of {len(paths)} images failed", err=True)
+            what = "inputs" if found.problems else "images"
+            click.echo(f"camloc: {failed} of {total} {what} failed", err=True)
         raise click.exceptions.Exit(1)
 
 
-def _check_options(batch_size, class_index, topk, save_maps, resume, out, world) -> None:
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _close_quietly(writer) -> None:
+    try:
+        writer.close()
+    except CamlocError:
+        pass
+
+
+def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize, calibration, class_index,
+              topk) -> dict:
+    """What made the results in an --out folder: compared when a run is resumed there."""
+    from dataclasses import asdict, is_dataclass
+
+    from .. import __version__
+    from ..pipeline import file_digest
+
+    return {
+        "camloc": __version__,
+        "model": model,
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": file_digest(checkpoint) if checkpoint else None,
+        "num_classes": num_classes,
+        "nwc": nwc,
+        "standard": asdict(standard) if is_dataclass(standard) else repr(standard),
+        "all_regions": all_regions,
+        "resize": resize,
+        "calibration": calibration,
+        "calibration_sha256": file_digest(calibration) if calibration else None,
+        "class": class_index,
+        "topk": topk,
+    }
+
+
+def _check_options(class_index, topk, save_maps, resume, out, world) -> None:
     """Options that contradict each other: one line and exit 2, before any work."""
     problems = [
-        (batch_size < 1, "--batch-size must be at least 1"),
         (class_index is not None and topk is not None, "give --class or --topk, not both"),
         ((save_maps or resume) and not out, "--save-maps and --resume need --out DIR"),
         (world > 1 and not out, "under torchrun give --out DIR: each rank writes its shard there"),

@@ -40,8 +40,8 @@ model_options = _stack(
 device_option = click.option("--device", help="Device for the model, e.g. cuda or cpu [default: cuda if available].")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-workers_option = click.option("--workers", type=int, default=2, show_default=True,
-                              help="Image decoding worker processes.")
+workers_option = click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+                              help="Image decoding worker processes (0: decode in the main process).")
 nwc_option = click.option("--nwc/--no-nwc", default=True, show_default=True, help="Negative weight clamping in the map.")
 cam_class_option = click.option(
     "--cam-class", type=click.Choice(["gt", "top1"]), default="gt", show_default=True,
@@ -57,12 +57,25 @@ interval_option = click.option("--interval", type=float, default=0.001, show_def
 
 
 def batch_size_option(default: int) -> Callable:
-    return click.option("--batch-size", type=int, default=default, show_default=True, help="Images per forward pass.")
+    return click.option("--batch-size", type=click.IntRange(min=1), default=default, show_default=True,
+                        help="Images per forward pass.")
+
+
+def model_given() -> bool:
+    """Whether ``--model`` was typed (not its default): a camloc checkpoint names its own model."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is None or ctx.get_parameter_source("model_name") not in (click.core.ParameterSource.DEFAULT, None)
 
 
 def load_model_for(model_name: str, checkpoint: Optional[str], num_classes: Optional[int], device: Optional[str]):
-    """The model the model options name, on the device asked for (default: cuda if available)."""
+    """The model the model options name, on the device asked for (default: cuda if available).
+
+    The device is checked before any weights are read; with ``--checkpoint`` and no ``--model``, a
+    camloc checkpoint's own model is used, and a ``--model`` that contradicts it is refused.
+    """
     from ..device import default_device
     from ..models.registry import load_model
 
-    return load_model(model_name, checkpoint=checkpoint, num_classes=num_classes).to(default_device(device))
+    where = default_device(device)
+    name = model_name if (checkpoint is None or model_given()) else None
+    return load_model(name, checkpoint=checkpoint, num_classes=num_classes).to(where)

@@ -13,12 +13,12 @@ This package imports nothing of camloc's above it (only :mod:`camloc.errors`).
 
 from .dataset import Batch, ImageDataset, Item
 from .imaging import Geometry, ImageInput, Preprocess, load_image
-from .inputs import expand_inputs
+from .inputs import Inputs, expand_inputs, find_inputs
 from .metadata import MetadataError, Sample, read_dataset
 from .transforms import protocol_transform, rethinking_crop, train_transform, wsol_resize
 
 __all__ = [
     "Batch", "Geometry", "ImageDataset", "ImageInput", "Item", "MetadataError", "Preprocess", "Sample",
-    "expand_inputs", "load_image", "protocol_transform", "read_dataset", "rethinking_crop", "train_transform",
+    "Inputs", "expand_inputs", "find_inputs", "load_image", "protocol_transform", "read_dataset", "rethinking_crop", "train_transform",
     "wsol_resize",
 ]

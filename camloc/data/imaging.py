@@ -7,6 +7,7 @@ the :class:`Geometry` of that step, so boxes found on the network input map back
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import warnings
@@ -23,6 +24,24 @@ from ..errors import ImageError
 MIN_SIDE = 32
 #: Largest pixel count decoded by default (about 16k x 11k); larger files are refused, not decoded.
 MAX_PIXELS = 178_956_970
+#: Environment variable that raises (or lowers) the pixel limit for every reader, the CLI included.
+MAX_PIXELS_ENV = "CAMLOC_MAX_PIXELS"
+#: How a refused image tells the user to get it read anyway.
+_RAISE_LIMIT = f"downscale it, or raise the limit: {MAX_PIXELS_ENV}=N in the environment (max_pixels=N in Python)"
+
+
+def max_pixels_limit() -> int:
+    """The pixel limit in force: ``$CAMLOC_MAX_PIXELS`` where set, else :data:`MAX_PIXELS`.
+
+    Raises:
+        ImageError: naming the variable when it is not a positive integer.
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return MAX_PIXELS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ImageError(MAX_PIXELS_ENV, f"is {raw!r}; set it to a positive number of pixels, e.g. 300000000")
+    return int(raw)
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -66,8 +85,7 @@ def _check_size(size: tuple[int, int], source: object, max_pixels: int | None) -
     if max_pixels is not None and w * h > max_pixels:
         raise ImageError(
             source,
-            f"{w}x{h} px is over the {max_pixels:,}-pixel limit (possible decompression bomb); "
-            "downscale it or raise max_pixels",
+            f"{w}x{h} px is over the {max_pixels:,}-pixel limit (possible decompression bomb); {_RAISE_LIMIT}",
         )
     if min(w, h) < MIN_SIDE:
         raise ImageError(
@@ -75,16 +93,21 @@ def _check_size(size: tuple[int, int], source: object, max_pixels: int | None) -
         )
 
 
-def load_image(source: ImageInput, *, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+def load_image(source: ImageInput, *, max_pixels: int | None | str = "env") -> Image.Image:
     """Open an image as 8-bit RGB with its EXIF orientation applied.
 
     Accepts a path, a PIL image or a numpy array (H x W or H x W x 3/4, uint8, uint16 or float in
     [0, 1]). Anything unusable raises :class:`ImageError` with one line naming the file and the fix.
 
+    ``max_pixels``: the largest pixel count decoded (a guard against decompression bombs); the
+    default ``"env"`` is :func:`max_pixels_limit`, None turns the guard off.
+
     Example:
         >>> load_image("examples/images/cat.jpg").mode
         'RGB'
     """
+    if max_pixels == "env":
+        max_pixels = max_pixels_limit()
     if isinstance(source, Image.Image):
         img, name = source, "<PIL image>"
     elif isinstance(source, np.ndarray):
@@ -92,7 +115,7 @@ def load_image(source: ImageInput, *, max_pixels: int | None = MAX_PIXELS) -> Im
     elif isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if not os.path.exists(name):
-            raise ImageError(name, "no such file; check the path")
+            raise ImageError(name, _missing_reason(name))
         if os.path.isdir(name):
             raise ImageError(name, "is a folder, not an image file")
         try:
@@ -112,6 +135,27 @@ def load_image(source: ImageInput, *, max_pixels: int | None = MAX_PIXELS) -> Im
     return _to_rgb(img, name)
 
 
+def _missing_reason(name: str) -> str:
+    """Why an existing-looking path cannot be opened: a dangling or looping link, or nothing there."""
+    if os.path.islink(name):
+        try:
+            os.stat(name)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "is a symbolic link loop (the link leads back to itself); point it at a real file"
+        return f"is a broken symbolic link (to {os.readlink(name)}, which does not exist); fix or remove the link"
+    try:
+        os.stat(name)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "lies behind a symbolic link loop in its folders; fix the links on its path"
+        if exc.errno == errno.ENAMETOOLONG:
+            return "is a path too long for the file system; shorten it"
+        if exc.errno == errno.EACCES:
+            return "cannot be reached (a folder on its path is not searchable); check the permissions"
+    return "no such file; check the path"
+
+
 def _open_bytes(data: bytes, name: str, max_pixels: int | None) -> Image.Image:
     if not data:
         raise ImageError(name, "is empty (0 bytes); replace the file")
@@ -126,7 +170,7 @@ def _open_bytes(data: bytes, name: str, max_pixels: int | None) -> Image.Image:
                 Image.MAX_IMAGE_PIXELS = old_limit
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(
-            name, f"declares too many pixels ({exc}); it may be a decompression bomb: downscale it or raise max_pixels"
+            name, f"declares too many pixels ({exc}); it may be a decompression bomb: {_RAISE_LIMIT}"
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(name, "is not an image PIL can read; convert it to JPEG or PNG") from exc

@@ -145,12 +145,102 @@ def _torchvision_preprocess(arch: str) -> Preprocess:
     )
 
 
+#: The host each hub downloads pretrained weights from.
+HUB_HOSTS = {"timm": "huggingface.co", "torchvision": "download.pytorch.org"}
+#: Seconds to wait for a hub's host before calling the network unreachable.
+PROBE_TIMEOUT = 3.0
+_WAYS_OUT = (f"pass --checkpoint PATH with local weights, use the offline model {DEFAULT_MODEL}, or fetch the weights "
+             "once while online (HF_HUB_OFFLINE=1 then makes timm read the Hugging Face cache without the network)")
+
+
 def _network_failure(name: str, exc: BaseException) -> ModelError:
-    reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-    return ModelError(
-        f"could not fetch pretrained weights for {name!r} ({reason}): connect to the internet, pass "
-        f"--checkpoint PATH with local weights, or use the offline model {DEFAULT_MODEL}"
-    )
+    lines = str(exc).strip().splitlines()
+    reason = lines[0].split(". ")[0].strip() if lines else type(exc).__name__
+    if len(reason) > 200:
+        reason = reason[:199] + "…"
+    return ModelError(f"could not fetch pretrained weights for {name!r} ({reason}): {_WAYS_OUT}")
+
+
+def _reachable(host: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether ``host:443`` accepts a connection within ``timeout`` s (name lookup included).
+
+    Behind a proxy (``HTTPS_PROXY`` / ``ALL_PROXY`` set) the direct probe says nothing: True.
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    import socket
+    import threading
+
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # a name lookup can ignore the timeout
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(answer and answer[0])
+
+
+def _cached_weights(source: str, arch: str) -> tuple[Optional[str], Optional[str]]:
+    """``(file, url)``: a local copy of ``arch``'s pretrained weights where a hub cache holds one, and
+    where they would be downloaded from (None when unknown)."""
+    import torch.hub
+
+    def in_torch_hub(url: str) -> Optional[str]:
+        from urllib.parse import urlparse
+
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
+        return path if os.path.isfile(path) else None
+
+    if source == "torchvision":
+        import torchvision
+
+        try:
+            url = torchvision.models.get_model_weights(arch).DEFAULT.url
+        except (ValueError, KeyError, AttributeError):
+            return None, None
+        return in_torch_hub(url), url
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    if cfg is None:
+        return None, None
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(found, str):
+                return found, f"https://huggingface.co/{repo}"
+        return None, f"https://huggingface.co/{repo}"
+    return (in_torch_hub(cfg.url), cfg.url) if cfg.url else (None, None)
+
+
+def _local_weights_or_fail_fast(name: str, source: str, arch: str) -> Optional[str]:
+    """The cached weights file to load (no network needed), or None to let the hub download them.
+
+    Raises:
+        ModelError: at once, when the weights are not cached and the hub cannot be reached (or
+            ``HF_HUB_OFFLINE`` forbids it), instead of the hub's minute of retries.
+    """
+    cached, url = _cached_weights(source, arch)
+    if cached or url is None:
+        return cached
+    host = HUB_HOSTS[source]
+    if source == "timm" and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelError(f"could not load pretrained weights for {name!r}: HF_HUB_OFFLINE is set and they are not in "
+                         f"the Hugging Face cache; pass --checkpoint PATH with local weights, use the offline model "
+                         f"{DEFAULT_MODEL}, or unset HF_HUB_OFFLINE while online once")
+    if not _reachable(host):
+        raise ModelError(f"could not fetch pretrained weights for {name!r}: {host} cannot be reached (offline?) and "
+                         f"they are not in the local cache; {_WAYS_OUT}")
+    return None
 
 
 def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] = None) -> nn.Module:
@@ -168,6 +258,9 @@ def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] 
         import timm
 
         kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
+        local = _local_weights_or_fail_fast(name, source, arch) if pretrained else None
+        if local is not None:
+            kwargs["pretrained_cfg_overlay"] = {"file": local}
         try:
             model = timm.create_model(arch, pretrained=pretrained, **kwargs)
         except (OSError, RuntimeError, ValueError) as exc:
@@ -178,6 +271,8 @@ def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] 
         kwargs = {} if num_classes is None else {"num_classes": num_classes}
         if arch in ("inception_v3", "googlenet") and not pretrained:
             kwargs.update(aux_logits=False, init_weights=False)
+        if pretrained:
+            _local_weights_or_fail_fast(name, source, arch)  # torchvision reads its own cache first
         try:
             model = torchvision.models.get_model(arch, weights="DEFAULT" if pretrained else None, **kwargs)
         except (OSError, RuntimeError, ValueError) as exc:
@@ -218,21 +313,36 @@ def load_finetuned(path: str | os.PathLike, name: Optional[str] = None) -> CAMHe
 
 
 def load_model(
-    name: str = DEFAULT_MODEL,
+    name: Optional[str] = None,
     checkpoint: Optional[str | os.PathLike] = None,
     pretrained: bool = True,
     num_classes: Optional[int] = None,
 ) -> nn.Module:
     """A registered model in eval mode, from its pretrained weights or a local checkpoint.
 
+    ``name`` defaults to the offline model (:data:`~camloc.defaults.DEFAULT_MODEL`). A camloc
+    checkpoint names its own model: ``name`` may be left out, and a ``name`` that is neither the
+    checkpoint's model nor its architecture is refused rather than silently overridden.
+
     Example:
         >>> model = load_model()                                   # offline default
         >>> model = load_model("resnet50", checkpoint="r50.pth")   # local weights
+        >>> model = load_model(checkpoint="runs/vgg16_tap/best.pt")  # a camloc checkpoint
+
+    Raises:
+        ModelError: for an unknown name, or a name that contradicts a camloc checkpoint.
+        CheckpointError: for a checkpoint that is missing, unsafe or made for another network.
     """
     if checkpoint is not None:
         loaded = read_checkpoint(checkpoint)
         if is_camloc_checkpoint(loaded):
+            cfg = config_of_checkpoint(loaded)
+            if name is not None and name not in (cfg.name, cfg.arch):
+                raise ModelError(
+                    f"the model {name!r} does not match {checkpoint}, a camloc checkpoint of {cfg.name} ({cfg.arch} "
+                    f"with a {cfg.pool} head): leave the model name out (the checkpoint names it) or give {cfg.name!r}"
+                )
             return from_checkpoint(loaded, checkpoint)
-        model = create_model(name, pretrained=False, num_classes=num_classes)
-        return load_checkpoint(model, checkpoint, name, loaded).eval()
-    return create_model(name, pretrained=pretrained, num_classes=num_classes)
+        model = create_model(name or DEFAULT_MODEL, pretrained=False, num_classes=num_classes)
+        return load_checkpoint(model, checkpoint, name or DEFAULT_MODEL, loaded).eval()
+    return create_model(name or DEFAULT_MODEL, pretrained=pretrained, num_classes=num_classes)

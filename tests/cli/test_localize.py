@@ -27,15 +27,22 @@ def test_localize_json_lines(lite0):
     assert [l["image"] for l in lines] == [CAT, COFFEE]
     for l, r in zip(lines, camloc.boxes(lite0, [CAT, COFFEE]), strict=True):  # the notebook API's answer
         assert {"image", "class", "label", "score", "box", "exact"} <= set(l)
-        assert l == r.to_dict() and l["exact"] is True
+        assert l == {**r.to_dict(), "model": "efficientnet_lite0"} and l["exact"] is True  # rows name their model
     assert lines[1]["label"] == "espresso"
 
 
 def test_localize_table_and_options():
-    res = run("localize", CAT, "--class", "285", "--no-nwc", "--standard", "max", "--theta", "0.3", "--format", "table")
+    res = run("localize", CAT, COFFEE, "--class", "285", "--no-nwc", "--standard", "max", "--theta", "0.3",
+              "--format", "table")
     assert res.exit_code == 0, res.output
-    header, row = res.stdout.splitlines()
-    assert header.startswith("image\tclass") and "\t285\tEgyptian cat\t" in row
+    header, *rows = res.stdout.splitlines()
+    assert header.startswith("image ") and len(rows) == 2 and len(CAT) != len(COFFEE)
+    # the columns line up: every value ends where its header ends (numbers) or starts where it starts (text)
+    for row in rows:
+        assert row[header.index("class"):header.index("class") + 5] == "  285"
+        assert row[header.index("label"):].startswith("Egyptian cat ")
+        assert row[header.index("score") - 2:header.index("score")] == "  " and row[header.index("score") + 1] == "."
+        assert row.index("[") == header.index("box") and row.endswith("exact")
 
 
 def test_bad_file_is_reported_and_run_goes_on(tmp_path):

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 import camloc
 from camloc import ModelError
 from camloc.cli import main
+from camloc.models import registry
 from camloc.models.registry import resolve_name
 
 from ..helpers import CAT
@@ -45,6 +46,12 @@ def test_offline_default_is_pretrained_and_classifies_the_cat(lite0):
     assert r.label in ("tabby", "tiger cat", "Egyptian cat") and r.exact
 
 
+@pytest.fixture
+def hub_host_answers(monkeypatch):
+    """The hub's host accepts connections (so camloc asks the hub, whose download then fails)."""
+    monkeypatch.setattr(registry, "_reachable", lambda host, timeout=registry.PROBE_TIMEOUT: True)
+
+
 def offline_hub(real):
     """A model builder that fails as an offline hub does whenever pretrained weights are asked for."""
 
@@ -64,7 +71,7 @@ def assert_one_clear_line(err, name):
     assert isinstance(err.value.__cause__, OSError)  # the hub's error is chained, not lost
 
 
-def test_timm_download_failure_is_one_clear_line(monkeypatch, lite0):
+def test_timm_download_failure_is_one_clear_line(monkeypatch, lite0, hub_host_answers):
     monkeypatch.setattr(timm, "create_model", offline_hub(timm.create_model))
     with pytest.raises(ModelError) as err:
         camloc.load_model("resnet18")
@@ -78,7 +85,7 @@ def test_timm_download_failure_is_one_clear_line(monkeypatch, lite0):
     assert camloc.model_config(camloc.load_model("resnet18", pretrained=False)).source == "timm"
 
 
-def test_torchvision_download_failure_is_one_clear_line(monkeypatch):
+def test_torchvision_download_failure_is_one_clear_line(monkeypatch, hub_host_answers):
     monkeypatch.setattr(torchvision.models, "get_model", offline_hub(torchvision.models.get_model))
     with pytest.raises(ModelError) as err:
         camloc.load_model("tv/resnet18")
@@ -86,7 +93,7 @@ def test_torchvision_download_failure_is_one_clear_line(monkeypatch):
     assert isinstance(camloc.load_model("tv/resnet18", pretrained=False), torchvision.models.ResNet)
 
 
-def test_download_failure_on_the_command_line_is_a_usage_error(monkeypatch):
+def test_download_failure_on_the_command_line_is_a_usage_error(monkeypatch, hub_host_answers):
     monkeypatch.setattr(timm, "create_model", offline_hub(timm.create_model))
     res = CliRunner().invoke(main, ["localize", CAT, "--model", "resnet18"])
     assert res.exit_code == 2 and res.stdout == ""
@@ -107,8 +114,46 @@ def test_timm_download_failure_with_a_really_offline_hub(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     (line,) = out.stdout.splitlines() or [""]
-    assert line.startswith("ERR could not fetch pretrained weights for 'resnet18'"), out.stderr[-2000:]
-    assert "--checkpoint" in line and "efficientnet_lite0" in line
+    assert line.startswith("ERR could not load pretrained weights for 'resnet18'"), out.stderr[-2000:]
+    assert "HF_HUB_OFFLINE" in line and "--checkpoint" in line and "efficientnet_lite0" in line
+
+
+def test_unreachable_hub_fails_at_once_naming_the_ways_out(monkeypatch):
+    """Offline, the hub would retry for about a minute: camloc probes the host first and stops."""
+    monkeypatch.setattr(registry, "_reachable", lambda host, timeout=registry.PROBE_TIMEOUT: False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    asked = []
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: asked.append(a) or pytest.fail("hub asked"))
+    monkeypatch.setattr(registry, "_cached_weights", lambda source, arch: (None, "https://huggingface.co/x"))
+    with pytest.raises(ModelError) as err:
+        camloc.load_model("resnet50")
+    msg = str(err.value)
+    assert "huggingface.co cannot be reached" in msg and "HF_HUB_OFFLINE" in msg and "\n" not in msg
+    assert "--checkpoint" in msg and "efficientnet_lite0" in msg and not asked
+    res = CliRunner().invoke(main, ["localize", CAT, "--model", "resnet50"])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "cannot be reached" in res.stderr
+
+
+def test_cached_hub_weights_load_without_the_network(tmp_path):
+    """Weights in the Hugging Face cache load offline at once, HF_HUB_OFFLINE or not."""
+    cache = tmp_path / "hub"
+    snap = cache / "models--timm--resnet18.a1_in1k" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (cache / "models--timm--resnet18.a1_in1k" / "refs").mkdir()
+    (cache / "models--timm--resnet18.a1_in1k" / "refs" / "main").write_text("abc123")
+    torch.manual_seed(3)
+    weights = timm.create_model("resnet18", pretrained=False).state_dict()
+    torch.save(weights, snap / "pytorch_model.bin")
+    code = (
+        "import torch, camloc\n"
+        f"w = torch.load({str(snap / 'pytorch_model.bin')!r}, weights_only=True)\n"
+        "m = camloc.load_model('resnet18')\n"
+        "print('SAME', all(torch.equal(v, m.state_dict()[k]) for k, v in w.items()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env.update(HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "home"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "SAME True", out.stderr[-2000:]
 
 
 def test_list_models():
