@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 import click
 
-from .options import fail_usage
+from .options import fail_usage, json_option, quiet_option
 
 
 @click.command("models")
 @click.argument("pattern", default="*")
 @click.option("--check", is_flag=True, help="Build each match (random weights) to tell exact-CAM heads from gradient maps.")
-def command(pattern: str, check: bool) -> None:
+@json_option
+@quiet_option
+def command(pattern: str, check: bool, as_json: bool, quiet: bool) -> None:
     """List registered model names matching PATTERN (fnmatch): where weights come from, and the CAM kind.
 
-    Sources: offline (ships with camloc's dependencies), local (registered by camloc finetune or train),
+    Weights: offline (ships with camloc's dependencies), local (registered by camloc finetune or train),
     download (timm / torchvision hubs). CAM: exact (affine head after pooling, or a TAP/GAP
     retrofit), gradient (non-affine head), none (no spatial feature map), or - (not checked; --check).
+    A summary goes to stderr, so stdout stays the table (or JSON with --json).
     """
+    from tqdm import tqdm
+
     from ..models.registry import list_models, resolve_name
 
     names = list_models(pattern)
+    if not names:
+        click.echo(f"camloc: no registered model matches {pattern!r}; try a wider pattern, e.g. '*{pattern}*'", err=True)
+        raise click.exceptions.Exit(1)
     if check and len(names) > 200:
         raise fail_usage(ValueError(f"{len(names)} names match: narrow the pattern to check them"))
-    for name in names:
+    rows = []
+    for name in tqdm(names, desc="check", unit="model", disable=not check or quiet or len(names) < 2, leave=False):
         source = resolve_name(name)[0]
         where = {"offline": "offline", "finetuned": "local"}.get(source, "download")
         kind = "exact" if source in ("offline", "finetuned") else "-"
         if check and source not in ("offline", "finetuned"):
             kind = cam_kind(name)
-        click.echo(f"{name}\t{where}\t{kind}")
+        rows.append({"name": name, "weights": where, "cam": kind})
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        width = max(len("name"), *(len(r["name"]) for r in rows))
+        click.echo(f"{'name':<{width}}  weights   cam")
+        for r in rows:
+            click.echo(f"{r['name']:<{width}}  {r['weights']:<8}  {r['cam']}")
+    counts = Counter(r["weights"] for r in rows)
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("offline", "local", "download") if counts[k])
+    hint = "" if check else "; --check tells exact maps from gradient maps (builds each model)"
+    click.echo(f"{len(rows)} {'model' if len(rows) == 1 else 'models'} match {pattern!r}: {summary}{hint}", err=True)
 
 
 def cam_kind(name: str) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner
 
+import camloc
 from camloc.cli import main
 
 
@@ -11,16 +14,33 @@ def run(*args):
     return CliRunner().invoke(main, list(args))
 
 
-def test_models_command():
+def table(res) -> list[list[str]]:
+    return [line.split() for line in res.stdout.splitlines()]
+
+
+def test_models_command_has_a_header_aligned_columns_and_a_summary():
     res = run("models", "efficientnet_lite*")
-    assert res.exit_code == 0 and "efficientnet_lite0\toffline" in res.stdout
+    assert res.exit_code == 0
+    header, *rows = res.stdout.splitlines()
+    assert header.split() == ["name", "weights", "cam"] and ["efficientnet_lite0", "offline", "exact"] in table(res)
+    assert all(r.index(r.split()[1]) == header.index("weights") for r in rows)  # columns line up
+    assert f"{len(rows)} models match 'efficientnet_lite*': 1 offline, {len(rows) - 1} download" in res.stderr
+    assert "--check" in res.stderr
+    as_json = json.loads(run("models", "efficientnet_lite0", "--json").stdout)
+    assert as_json == [{"name": "efficientnet_lite0", "weights": "offline", "cam": "exact"}]
+    res = run("models", "no_such_thing")
+    assert res.exit_code == 1 and "no registered model matches 'no_such_thing'" in res.stderr
 
 
 def test_models_check_reports_cam_kind():
     res = run("models", "torchvision/mobilenet_v3_small", "--check")
-    assert res.exit_code == 0 and res.stdout.strip() == "torchvision/mobilenet_v3_small\tdownload\tgradient"
+    assert res.exit_code == 0 and table(res)[1:] == [["torchvision/mobilenet_v3_small", "download", "gradient"]]
     res = run("models", "resnet18", "--check")
-    assert res.stdout.strip() == "resnet18\tdownload\texact"
+    assert table(res)[1:] == [["resnet18", "download", "exact"]]
     res = run("models", "vit_tiny_patch16_224", "--check")
-    assert res.stdout.strip().endswith("\tnone")
+    assert table(res)[1][-1] == "none"
+    res = run("models", "resnet18*", "--check")  # several: a progress bar on stderr, the table on stdout
+    names = [r[0] for r in table(res)[1:]]
+    assert res.exit_code == 0 and len(names) >= 2 and names == camloc.list_models("resnet18*")
+    assert "check:" in res.stderr and "model/s" in res.stderr
     assert run("models", "*", "--check").exit_code == 2  # too many to build

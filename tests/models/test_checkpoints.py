@@ -48,3 +48,34 @@ def test_unsafe_and_broken_checkpoints(tmp_path):
         camloc.load_model("resnet18", checkpoint=text)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         camloc.load_model("resnet18", checkpoint=tmp_path / "missing.pth")
+
+
+def test_a_camloc_checkpoint_names_its_model_and_a_contradicting_name_is_refused(tmp_path):
+    """--checkpoint used to override --model in silence: now the model may be left out, and a
+    name that is neither the checkpoint's model nor its architecture is one clear error."""
+    from click.testing import CliRunner
+
+    from camloc.cli import main
+    from camloc.models.checkpoints import describe
+    from camloc.models.config import model_config
+    from camloc.models.registry import create_model
+    from camloc.models.retrofit import retrofit
+
+    from ..helpers import CAT
+
+    torch.manual_seed(0)
+    model = retrofit(create_model("resnet10t", pretrained=False), "tap", 0.1, num_classes=3)
+    path = tmp_path / "r10_tap.pt"
+    torch.save({**describe(model_config(model), 3), "build": {"builder": "retrofit"},
+                "state_dict": model.state_dict()}, path)
+    for name in (None, "resnet10t", "resnet10t_tap"):  # left out, the architecture, the checkpoint's own name
+        assert same_weights(camloc.load_model(name, checkpoint=path), model)
+    with pytest.raises(camloc.ModelError) as err:
+        camloc.load_model("resnet50", checkpoint=path)
+    msg = str(err.value)
+    assert "'resnet50' does not match" in msg and "resnet10t_tap" in msg and "\n" not in msg
+    run = CliRunner().invoke
+    res = run(main, ["localize", CAT, "--checkpoint", str(path), "--json"])  # the default --model does not clash
+    assert res.exit_code == 0, res.output
+    res = run(main, ["localize", CAT, "--checkpoint", str(path), "--model", "efficientnet_lite0", "--json"])
+    assert res.exit_code == 2 and "does not match" in res.stderr and res.stderr.count("\n") == 1
