@@ -1,72 +1,298 @@
-"""Pictures of an evaluation: accuracy against threshold, and the PxAP precision-recall curve."""
+"""Pictures of an evaluation: accuracy against threshold, the PxAP precision-recall curve, and the
+rethinking protocol's metrics.
+
+Each picture is a function returning a :class:`matplotlib.figure.Figure` (:func:`maxboxacc_figure`,
+:func:`pxap_figure`, :func:`rethinking_figure`); :func:`figures` names them by file and
+:func:`save_plots` writes them. Every line has its own (colour, dash) pair and a marker, legends sit
+outside the axes, and bar charts carry their values.
+
+Example:
+    >>> save_plots(result, "plots")   # maxboxacc_v2.png, maxboxacc.png, pxap.png (or rethinking.png)
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 #: Colours that stay apart for colour-blind readers (Okabe-Ito); one marker and dash per line as well.
 COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#7F7F7F"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 DASHES = ["-", "--", "-.", ":"]
+#: The rethinking protocol's metrics, in the order drawn, with their axis names.
+RETHINKING_METRICS = {"top1_cls": "Top-1 Cls", "gt_known_loc": "GT-known Loc", "top1_loc": "Top-1 Loc"}
+#: Font size of legends and of the values written on bars (points).
+SMALL = 8
 
 
-def save_plots(result, folder: str | os.PathLike) -> list[Path]:
-    """Write PNGs for an :class:`~camloc.eval.evaluate.EvaluationResult`; returns their paths.
+#: Line styles in the order lines get them: the three easiest to tell apart first.
+LINE_DASHES = ["-", "--", ":", "-."]
 
-    ``maxboxacc.png``: one line per variant and IoU threshold (wsolevaluation); ``pxap.png``: one
-    precision-recall curve per variant (mask datasets). The rethinking protocol has one fixed
-    threshold, so it draws a bar chart of its metrics instead.
+
+def dash(k: int) -> Union[str, tuple]:
+    """The ``k``-th line style: solid, dashed, dotted, dash-dot, then dash patterns of growing length.
+
+    Example:
+        >>> dash(1), dash(5)
+        ('--', (0, (7, 2, 1, 2)))
     """
-    import matplotlib
+    if k < len(LINE_DASHES):
+        return LINE_DASHES[k]
+    return (0, (k + 2, 2, 1, 2))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def line_style(i: int, j: int = 0, per_i: int = 1) -> dict[str, Any]:
+    """Colour, marker and dash of line ``j`` of group ``i`` (``per_i`` lines a group).
+
+    The colour and marker follow the group (a variant), the dash the line within it (an IoU threshold);
+    past 8 groups the colours repeat with other dashes, so no two lines share a (colour, dash) pair.
+
+    Example:
+        >>> line_style(1, 2, 3)["linestyle"]
+        ':'
+    """
+    return {"color": COLOURS[i % len(COLOURS)], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": dash(j + per_i * (i // len(COLOURS)))}
+
+
+def _new_figure(width: float, height: float) -> "Figure":
+    """A figure outside pyplot's registry (nothing to close), drawable by Agg."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _title(result: Any) -> str:
+    data = result.dataset
+    return f"{data.get('model', '')} on {data.get('metadata', data.get('images', ''))}".strip()
+
+
+def _legend_right(ax: "Axes", handles: Optional[list] = None, labels: Optional[list] = None, **kw: Any) -> None:
+    """A legend beside the axes, on the right, and a layout that keeps it inside the figure."""
+    args = (handles, labels) if handles is not None else ()
+    ax.legend(*args, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=SMALL,
+              handlelength=4.0, **kw)
+    ax.figure.tight_layout()
+
+
+def _same_as(curves: dict[str, Any], name: str, key: Union[str, tuple[str, ...]]) -> Optional[str]:
+    """The first earlier variant whose ``key`` curve(s) equal ``name``'s, else None."""
+    keys = (key,) if isinstance(key, str) else key
+
+    def flat(v: str) -> list[np.ndarray]:
+        out = []
+        for k in keys:
+            c = curves[v].get(k)
+            out.extend(np.asarray(x, np.float64) for x in (c.values() if isinstance(c, dict) else [c]))
+        return out
+
+    mine = flat(name)
+    for other in curves:
+        if other == name:
+            return None
+        theirs = flat(other)
+        if len(theirs) == len(mine) and all(a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+                                            for a, b in zip(mine, theirs)):
+            return other
+    return None
+
+
+def maxboxacc_figure(result: Any, version: int = 2) -> Optional["Figure"]:
+    """Box accuracy against the threshold tau, one line per variant (and IoU threshold for V2).
+
+    MaxBoxAccV2 (``version=2``): colour and marker per variant, dash per IoU threshold, each line's
+    maximum in the legend under its variant's MaxBoxAccV2. MaxBoxAcc (``version=1``, IoU 0.5,
+    largest contour): one line per variant with its MaxBoxAcc.
+
+    Args:
+        result: an :class:`~camloc.eval.evaluate.EvaluationResult` of the wsolevaluation protocol.
+        version: 2 for MaxBoxAccV2, 1 for MaxBoxAcc.
+
+    Returns:
+        The figure, or None when the result has no such curves (a split with masks only).
+
+    Example:
+        >>> fig = maxboxacc_figure(result, version=2)
+        >>> len(fig.axes[0].get_lines())   # 4 variants x 3 IoU thresholds
+        12
+    """
+    from matplotlib.patches import Patch
+
+    key = "maxboxacc_v2" if version == 2 else "maxboxacc"
+    drawn = {name: c[key] for name, c in result.curves.items() if c.get(key)}
+    if not drawn:
+        return None
+    metric = "MaxBoxAccV2" if version == 2 else "MaxBoxAcc"
+    fig = _new_figure(10.5 if version == 2 else 9.5, 5.4)
+    ax = fig.add_subplot()
+    handles, labels = [], []
+    for i, (name, per_delta) in enumerate(drawn.items()):
+        taus = np.asarray(result.curves[name]["taus"], np.float64)
+        step = max(1, len(taus) // 7)
+        value = result.metrics.get(name, {}).get(key)
+        same = _same_as({n: result.curves[n] for n in drawn}, name, key)
+        header = f"{name}: {metric} {value:.1f}" if value is not None else name
+        if same:
+            header += f" (same curves as {same})"
+        if version == 2:
+            handles.append(Patch(visible=False))
+            labels.append(header)
+        for j, (delta, acc) in enumerate(per_delta.items()):
+            acc = np.asarray(acc, np.float64)
+            offset = (i * len(per_delta) + j) * step // max(1, len(drawn) * len(per_delta))
+            label = f"{name}, IoU {delta / 100:.1f} (max {np.nanmax(acc):.1f})"
+            (line,) = ax.plot(taus, acc, label=label, linewidth=1.8, markersize=5, markevery=(offset, step),
+                              **line_style(i, j if version == 2 else i % len(LINE_DASHES), len(per_delta)))
+            handles.append(line)
+            labels.append(f"IoU {delta / 100:.1f}: max {np.nanmax(acc):.1f}" if version == 2 else header)
+    percentile = getattr(result.settings, "percentile", 90.0)
+    pas = f"; of its {percentile:g}th percentile for PaS variants" if any("pas" in n or n == "calibrated" for n in drawn) else ""
+    ax.set_xlabel(f"tau (box threshold as a fraction of the map maximum{pas})")
+    ax.set_ylabel("box accuracy (%), " + ("all contours" if version == 2 else "largest contour, IoU 0.5"))
+    ax.set_ylim(-2, 102)
+    ax.set_xlim(0, 1)
+    ax.set_title(f"{metric}: box accuracy against threshold, {_title(result)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend_right(ax, handles, labels, title="variant: metric" if version == 2 else None, title_fontsize=SMALL)
+    return fig
+
+
+def pxap_figure(result: Any) -> Optional["Figure"]:
+    """Pixel precision against recall, one curve per variant, its PxAP in the legend.
+
+    Curves that coincide (PaS never changes a map, so ``pas`` draws ``cam``'s curve) are drawn with
+    different dashes and offset markers, and their legend entry says which curve they repeat.
+
+    Args:
+        result: an :class:`~camloc.eval.evaluate.EvaluationResult` of a split with masks.
+
+    Returns:
+        The figure, or None when the result has no precision-recall curves.
+
+    Example:
+        >>> pxap_figure(result).axes[0].get_legend().get_texts()[0].get_text()
+        'cam (PxAP 59.1)'
+    """
+    drawn = {name: c for name, c in result.curves.items() if "precision" in c}
+    if not drawn:
+        return None
+    fig = _new_figure(9.0, 5.6)
+    ax = fig.add_subplot()
+    for i, (name, c) in enumerate(drawn.items()):
+        precision = np.asarray(c["precision"], np.float64)
+        recall = np.asarray(c["recall"], np.float64)
+        keep = ~(np.isnan(precision) | np.isnan(recall))
+        value = result.metrics.get(name, {}).get("pxap")
+        same = _same_as(drawn, name, ("precision", "recall"))
+        notes = ([f"PxAP {value:.1f}"] if value is not None else []) + ([f"same curve as {same}"] if same else [])
+        label = f"{name} ({', '.join(notes)})" if notes else name
+        ax.plot(recall[keep], precision[keep], label=label, linewidth=1.8, markersize=6,
+                markevery=(0.025 * i, 0.14), fillstyle="none" if i % 2 else "full",
+                **line_style(i, i % len(LINE_DASHES)))
+    ax.set_xlabel("recall (fraction of object pixels above the threshold)")
+    ax.set_ylabel("precision (fraction of those pixels on the object)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_title(f"PxAP: pixel precision-recall, {_title(result)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend_right(ax)
+    return fig
+
+
+def rethinking_figure(result: Any) -> "Figure":
+    """The rethinking protocol's metrics as grouped bars, one colour and hatch per variant, each value
+    written on its bar (turned upright only where side by side they would touch).
+
+    A metric no variant has (Top-1 without labels in the model's classes) is left out and named
+    under the chart; one only some variants lack is an empty bar marked ``n/a``.
+
+    Args:
+        result: an :class:`~camloc.eval.evaluate.EvaluationResult` of the rethinking protocol.
+
+    Example:
+        >>> [t.get_text() for t in rethinking_figure(result).axes[0].texts][:2]
+        ['76.5', '80.1']
+    """
+    variants = list(result.metrics)
+    keys = [k for k in RETHINKING_METRICS if any(row.get(k) is not None for row in result.metrics.values())]
+    missing = [RETHINKING_METRICS[k] for k in RETHINKING_METRICS if k not in keys]
+    keys = keys or ["gt_known_loc"]
+    fig = _new_figure(max(7.0, 2.6 + 0.45 * len(keys) * len(variants)), 5.0)
+    ax = fig.add_subplot()
+    width = 0.8 / len(variants)
+    tallest, labels = 0.0, []
+    for i, name in enumerate(variants):
+        row = result.metrics[name]
+        values = [row.get(k) for k in keys]
+        heights = [v if v is not None else 0.0 for v in values]
+        tallest = max([tallest, *heights])
+        bars = ax.bar(np.arange(len(keys)) + (i - (len(variants) - 1) / 2) * width, heights, width * 0.92,
+                      label=name, color=line_style(i)["color"], edgecolor="white", linewidth=0.5,
+                      hatch=["", "//", "..", "xx", "\\\\", "++", "oo", "--"][i % 8])
+        labels += ax.bar_label(bars, labels=[f"{v:.1f}" if v is not None else "n/a" for v in values], padding=2,
+                               fontsize=SMALL)
+    ax.set_xticks(np.arange(len(keys)), [RETHINKING_METRICS[k] for k in keys])
+    ax.set_ylabel("%")
+    ax.set_title(f"rethinking protocol: {_title(result)}", fontsize=10)
+    if missing:
+        ax.set_xlabel(f"not measured: {', '.join(missing)} (they need ground-truth labels among the model's classes, "
+                      "cam-class gt)", fontsize=SMALL)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.set_ylim(0, max(100.0, tallest) * 1.1)
+    _legend_right(ax, title="variant", title_fontsize=SMALL)
+    if _any_overlap(fig, labels):
+        for text in labels:
+            text.set_rotation(90)
+        ax.set_ylim(0, max(100.0, tallest) * 1.2)
+        fig.tight_layout()
+    return fig
+
+
+def _any_overlap(fig: "Figure", texts: Sequence[Any]) -> bool:
+    """Whether any two of ``texts`` touch once drawn."""
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def figures(result: Any) -> dict[str, "Figure"]:
+    """The figures of an evaluation by file name, in drawing order.
+
+    wsolevaluation: ``maxboxacc_v2.png`` (MaxBoxAccV2, all contours, IoU 0.3 / 0.5 / 0.7),
+    ``maxboxacc.png`` (MaxBoxAcc, largest contour, IoU 0.5) and ``pxap.png`` (precision-recall),
+    each when the result has those curves; rethinking: ``rethinking.png`` (bar chart).
+
+    Example:
+        >>> sorted(figures(result))
+        ['maxboxacc.png', 'maxboxacc_v2.png', 'pxap.png']
+    """
+    if result.settings.protocol == "rethinking":
+        return {"rethinking.png": rethinking_figure(result)}
+    found = {"maxboxacc_v2.png": maxboxacc_figure(result, 2), "maxboxacc.png": maxboxacc_figure(result, 1),
+             "pxap.png": pxap_figure(result)}
+    return {name: fig for name, fig in found.items() if fig is not None}
+
+
+def save_plots(result: Any, folder: str | os.PathLike) -> list[Path]:
+    """Write the PNGs of :func:`figures` for an :class:`~camloc.eval.evaluate.EvaluationResult`; returns their paths.
+
+    Example:
+        >>> [p.name for p in save_plots(result, "plots")]
+        ['maxboxacc_v2.png', 'maxboxacc.png', 'pxap.png']
+    """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    title = f"{result.dataset.get('model', '')} on {result.dataset.get('metadata', result.dataset.get('images', ''))}"
-    if result.settings.protocol == "rethinking":
-        fig, ax = plt.subplots(figsize=(7, 4))
-        keys = ["top1_cls", "gt_known_loc", "top1_loc"]
-        width = 0.8 / len(result.metrics)
-        for i, (name, row) in enumerate(result.metrics.items()):
-            vals = [row.get(k) if row.get(k) is not None else 0 for k in keys]
-            ax.bar(np.arange(len(keys)) + i * width, vals, width, label=name)
-        ax.set_xticks(np.arange(len(keys)) + width * (len(result.metrics) - 1) / 2, keys)
-        ax.set_ylabel("%")
-        ax.set_title(f"rethinking protocol: {title}", fontsize=9)
-        ax.legend()
-        written.append(save_figure(fig, out / "rethinking.png"))
-        return written
-    curves = result.curves
-    if any("maxboxacc_v2" in c for c in curves.values()):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, c in curves.items():
-            for delta, acc in c.get("maxboxacc_v2", {}).items():
-                ax.plot(c["taus"], acc, label=f"{name}, IoU {delta / 100:.1f}")
-        ax.set_xlabel("tau (threshold / max, or / percentile for PaS variants)")
-        ax.set_ylabel("box accuracy (%), all contours")
-        ax.set_title(f"MaxBoxAccV2 curves: {title}", fontsize=9)
-        ax.legend(fontsize=7, ncol=2)
-        ax.grid(alpha=0.3)
-        written.append(save_figure(fig, out / "maxboxacc.png"))
-    if any("precision" in c for c in curves.values()):
-        fig, ax = plt.subplots(figsize=(5.5, 5))
-        for name, c in curves.items():
-            if "precision" in c:
-                ax.plot(c["recall"], c["precision"], label=f"{name} (PxAP {result.metrics[name].get('pxap', 0):.1f})")
-        ax.set_xlabel("recall")
-        ax.set_ylabel("precision")
-        ax.set_title(f"PxAP: {title}", fontsize=9)
-        ax.legend()
-        ax.grid(alpha=0.3)
-        written.append(save_figure(fig, out / "pxap.png"))
-    return written
+    return [save_figure(fig, out / name) for name, fig in figures(result).items()]
 
 
 def save_threshold_comparison(
