@@ -65,7 +65,7 @@ def run_one(args, name, method, pool, train_dir: Path, test, calib, folder: Path
     from camloc.train.finetune import FinetuneConfig, to_train_config
 
     head_only = method == "head"
-    base = FinetuneConfig(model="efficientnet_lite0", metadata=str(train_dir), out=str(folder / "last.pt"), pool=pool,
+    base = FinetuneConfig(model="efficientnet_lite0", metadata=str(train_dir), out=str(folder), pool=pool,
                           theta_tap=args.theta_tap, epochs=args.head_epochs if head_only else args.epochs,
                           backbone_lr_scale=0.0 if head_only else 0.1, workers=0, seed=args.seed, register=False)
     cfg = to_train_config(base).replace(**({} if head_only else METHODS[method])).validate()

@@ -44,7 +44,7 @@ def main() -> None:
             for pool in ("gap", "tap"):
                 torch.manual_seed(0)
                 t0 = time.perf_counter()
-                cfg = FinetuneConfig(model="efficientnet_lite0", metadata=str(train), out=f"{tmp}/{pool}-{scale}.pth",
+                cfg = FinetuneConfig(model="efficientnet_lite0", metadata=str(train), out=f"{tmp}/{pool}-{scale}",
                                      pool=pool, theta_tap=args.theta_tap, epochs=epochs, backbone_lr_scale=scale,
                                      register=False)
                 model = finetune(cfg, progress=False, log=lambda m: print("   ", m, flush=True))

@@ -17,7 +17,8 @@ from .options import (batch_size_option, checkpoint_option, device_option, fail_
 @click.option("--image-folder", type=click.Path(file_okay=False, exists=True), help="Or a torchvision ImageFolder (classification only).")
 @click.option("--val-metadata", type=click.Path(file_okay=False, exists=True), help="Validation split with boxes: Top-1 Cls and GT-known Loc each epoch.")
 @click.option("--val-images", type=click.Path(file_okay=False, exists=True))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint, rewritten every epoch.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: last.pt (the checkpoint, rewritten every epoch) and last.log.csv.")
 @click.option("--pool", type=click.Choice(["tap", "gap"]), default="tap", show_default=True)
 @click.option("--theta-tap", type=float, default=0.1, show_default=True)
 @click.option("--epochs", type=int, default=5, show_default=True)

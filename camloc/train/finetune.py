@@ -12,12 +12,13 @@ With the backbone frozen its feature maps are computed once, for the center crop
 image and its mirror image, and the head trains on those (ours: the random crops of the recipe would
 need a backbone pass per epoch), so a CPU run takes seconds to minutes.
 
-Each epoch writes a self-describing, resumable checkpoint (atomically); a finished run is
+Each epoch writes a self-describing, resumable checkpoint, ``OUT/last.pt`` (atomically; its log in
+``OUT/last.log.csv``); a finished run is
 registered as ``<arch>_<pool>`` (``vgg16_tap``) in ``$CAMLOC_HOME/models`` (default
 ``~/.cache/camloc/models``), where ``camloc localize --model vgg16_tap`` finds it.
 
 Example:
-    >>> model = finetune(FinetuneConfig(model="resnet18", metadata="data/cub-train", epochs=2))
+    >>> model = finetune(FinetuneConfig(model="resnet18", metadata="data/cub-train", out="runs/r18", epochs=2))
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..device import default_device
+from ..errors import UsageError
 from ..models.retrofit import CAMHeadModel
 from .config import TrainConfig
 from .loop import train
@@ -43,7 +45,7 @@ class FinetuneConfig:
     image_folder: Optional[str] = None
     val_metadata: Optional[str] = None
     val_images: Optional[str] = None
-    out: str = "finetuned.pth"
+    out: str = "finetuned"
     pool: str = "tap"
     theta_tap: float = 0.1
     epochs: int = 5
@@ -61,7 +63,13 @@ class FinetuneConfig:
 
 
 def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
-    """The :class:`~camloc.train.config.TrainConfig` of a fine-tune: the preset, with ``cfg``'s values."""
+    """The :class:`~camloc.train.config.TrainConfig` of a fine-tune: the preset, with ``cfg``'s values.
+
+    Raises:
+        UsageError: for an ``out`` that names a checkpoint file rather than a folder.
+    """
+    if Path(cfg.out).suffix in (".pt", ".pth") or Path(cfg.out).is_file():
+        raise UsageError(f"--out {cfg.out}: give a folder (camloc writes last.pt and its log there), not a file name")
     cuda = default_device(cfg.device).type == "cuda"
     return TrainConfig(
         arch=cfg.model, pretrained=True, checkpoint=cfg.checkpoint, pool=cfg.pool, theta_tap=cfg.theta_tap,
@@ -73,7 +81,7 @@ def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
         amp="fp16" if cfg.amp and cuda else "none", channels_last=cuda,
         freeze_backbone=cfg.backbone_lr_scale == 0.0, seed=cfg.seed, device=cfg.device,
         eval_every=1, eval_variants=["cam", "nwc+pas"], selection="last",
-        out=str(Path(cfg.out).resolve().parent), last_file=cfg.out,
+        out=str(cfg.out), last_file=str(Path(cfg.out) / "last.pt"),
         register=f"{cfg.model}_{cfg.pool}" if cfg.register else None, resume=cfg.resume, plots=False,
     )
 

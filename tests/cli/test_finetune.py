@@ -28,10 +28,17 @@ def test_image_folder_and_cli(split):
     for i in range(8):
         Image.open(tmp_path / "images" / f"{i}.png").save(folder / ("red" if i % 2 == 0 else "green") / f"{i}.png")
     res = CliRunner().invoke(main, ["finetune", "--model", "resnet18", "--checkpoint", str(ckpt), "--image-folder",
-                                    str(folder), "--out", str(tmp_path / "f.pth"), "--epochs", "1", "--batch-size", "4",
+                                    str(folder), "--out", str(tmp_path / "f"), "--epochs", "1", "--batch-size", "4",
                                     "--backbone-lr-scale", "0", "--pool", "gap", "--quiet", "--workers", "0"])
     assert res.exit_code == 0, res.output
-    model = load_finetuned(tmp_path / "f.pth")
+    model = load_finetuned(tmp_path / "f" / "last.pt")
     assert camloc.model_config(model).class_names == ("green", "red")
     assert camloc.model_config(model).pool == "gap" and model.fc.out_features == 2
     assert hooks_left(model) == {}
+
+
+def test_out_is_a_folder_as_everywhere_else(split):
+    tmp_path, ckpt = split
+    res = CliRunner().invoke(main, ["finetune", "--model", "resnet18", "--checkpoint", str(ckpt), "--metadata",
+                                    str(tmp_path / "meta"), "--out", str(tmp_path / "tuned.pth"), "--quiet"])
+    assert res.exit_code == 2 and "give a folder" in res.stderr and res.stderr.count("\n") == 1

@@ -22,7 +22,7 @@ def split(tmp_path, monkeypatch):
 
 def config(tmp_path, ckpt, **kw):
     base = dict(model="resnet18", checkpoint=ckpt and str(ckpt), metadata=str(tmp_path / "meta"),
-                images=str(tmp_path / "images"), out=str(tmp_path / "ft.pth"), epochs=2, batch_size=4,
+                images=str(tmp_path / "images"), out=str(tmp_path / "ft"), epochs=2, batch_size=4,
                 backbone_lr_scale=0.0, workers=0)
     base.update(kw)
     return FinetuneConfig(**base)
@@ -32,7 +32,7 @@ def test_frozen_finetune_writes_checkpoint_and_registers(split):
     tmp_path, ckpt = split
     model = finetune(config(tmp_path, ckpt, val_metadata=str(tmp_path / "meta"), val_images=str(tmp_path / "images")),
                      progress=False, log=lambda m: None)
-    saved = read_checkpoint(tmp_path / "ft.pth")
+    saved = read_checkpoint(tmp_path / "ft" / "last.pt")
     assert saved["format"] == "camloc-finetune-1" and saved["arch"] == "resnet18" and saved["pool"] == "tap"
     assert saved["num_classes"] == 2 and saved["epoch"] == 2 and len(saved["history"]) == 2
     validation = [k for k in saved["history"][-1] if k.startswith("val") and k.endswith("gt_known_loc")]
@@ -54,7 +54,7 @@ def test_finetune_lowers_the_loss(split):
     tmp_path, _ = split
     model = finetune(config(tmp_path, None, model="efficientnet_lite0", epochs=3, register=False), progress=False,
                      log=lambda m: None)
-    losses = [h["loss"] for h in read_checkpoint(tmp_path / "ft.pth")["history"]]
+    losses = [h["loss"] for h in read_checkpoint(tmp_path / "ft" / "last.pt")["history"]]
     assert len(losses) == 3 and all(0 < loss < 100 for loss in losses)  # finite
     assert losses == sorted(losses, reverse=True) and losses[-1] < 0.5 * losses[0], losses
     assert hooks_left(model) == {}
@@ -66,7 +66,7 @@ def test_finetune_lowers_the_loss(split):
 def test_frozen_backbone_is_unchanged_and_scaled_backbone_moves(split):
     tmp_path, ckpt = split
     frozen = finetune(config(tmp_path, ckpt, epochs=1, register=False), progress=False, log=lambda m: None)
-    tuned = finetune(config(tmp_path, ckpt, epochs=1, register=False, backbone_lr_scale=0.1, out=str(tmp_path / "b.pth")),
+    tuned = finetune(config(tmp_path, ckpt, epochs=1, register=False, backbone_lr_scale=0.1, out=str(tmp_path / "b")),
                      progress=False, log=lambda m: None)
     original = torch.load(ckpt, weights_only=True)["conv1.weight"]
     assert torch.equal(frozen.backbone.conv1.weight, original)
@@ -79,7 +79,7 @@ def test_resume_continues_where_it_stopped(split):
     finetune(config(tmp_path, ckpt, epochs=1, register=False), progress=False, log=lambda m: None)
     logs = []
     finetune(config(tmp_path, ckpt, epochs=2, resume=True, register=False), progress=False, log=logs.append)
-    saved = read_checkpoint(tmp_path / "ft.pth")
+    saved = read_checkpoint(tmp_path / "ft" / "last.pt")
     assert saved["epoch"] == 2 and [h["epoch"] for h in saved["history"]] == [1, 2]
     assert any("resuming" in m for m in logs)
     with pytest.raises(CheckpointError, match="cannot resume"):
