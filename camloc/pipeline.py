@@ -92,7 +92,7 @@ class RunOptions:
         progress: a progress bar on stderr.
     """
 
-    batch_size: int = 16
+    batch_size: int = 32
     workers: int = 2
     classes: Any = None
     topk: Optional[int] = None

@@ -26,7 +26,7 @@ from .options import (batch_size_option, device_option, fail_usage, load_model_f
 @click.option("--all-regions", is_flag=True, help="Report every region's box, not only the largest.")
 @click.option("--resize", type=click.Choice(["full", "crop"]),
               help="Squash the whole image to the input size, or resize + center crop [default: the model's own].")
-@batch_size_option(16)
+@batch_size_option()
 @workers_option
 @device_option
 @click.option("--calibration", type=click.Path(dir_okay=False),

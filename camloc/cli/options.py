@@ -56,7 +56,12 @@ interval_option = click.option("--interval", type=float, default=0.001, show_def
                                help="Tau step of the wsolevaluation sweep.")
 
 
-def batch_size_option(default: int) -> Callable:
+#: Images per forward pass, the same default for every command that runs a model.
+BATCH_SIZE = 32
+
+
+def batch_size_option(default: int = BATCH_SIZE) -> Callable:
+    """``--batch-size``: at least 1, :data:`BATCH_SIZE` unless a command has a reason for another."""
     return click.option("--batch-size", type=click.IntRange(min=1), default=default, show_default=True,
                         help="Images per forward pass.")
 

@@ -19,7 +19,7 @@ from .options import fail_usage
               help="The part's side / the body's shorter axis: smaller is harder for vanilla CAM.")
 @click.option("--distractors", type=int, default=3, show_default=True, help="At most this many textured decoys per image.")
 @click.option("--clutter", type=float, default=0.5, show_default=True, help="Background noise strength, 0 to 1.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed writes the same images.")
 def command(out, classes, size, train, train_fullsup, test, part, distractors, clutter, seed) -> None:
     """Write a synthetic WSOL dataset to OUT: every class shares the object body, a small part tells them apart.
 
