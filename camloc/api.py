@@ -3,10 +3,27 @@
 A :class:`Localizer` holds a model, its preprocessing and the localization settings; it turns
 prepared batches into :class:`Localization` results, one per image and class, with boxes in the
 original image's pixels. :func:`boxes` and :func:`cams` are thin conveniences over it.
+
+What counts as an image:
+
+* a path, a PIL image or a numpy array: decoded, resized and normalised by the model's own
+  preprocessing; boxes come back in the original pixels;
+* a **uint8** tensor (``C x H x W`` or ``B x C x H x W`` with 1, 3 or 4 channels, as
+  ``torchvision.io.read_image`` gives it): pixels 0..255, treated exactly like the same picture as
+  a PIL image (resized, ``x / 255`` normalised with the model's mean and std), boxes in its pixels;
+* a **float** tensor (``3 x H x W`` or ``B x 3 x H x W``): network input, already normalised; it is
+  used as it is (cast to the model's dtype, so double and half models work) and its boxes stay in
+  its pixels. It must have the model's channel count and be large enough that the model's feature
+  map has more than one location (over 32 px a side for the usual stride-32 ImageNet CNNs), or it is
+  refused; maps are only as good as the model is at that size, best near its preprocessing's
+  ``input_size`` (224 x 224 for most).
+
+Classes are indices or the model's label names (``"tabby"``, as results' ``label`` shows them).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,11 +34,13 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write_text
+from .cam.analysis import as_logits
 from .cam.boxes import Standard, contour_boxes, foreground, make_standard
-from .cam.extractor import CAMExtractor, CAMOutput, ClassSpec
+from .cam.extractor import CAMExtractor, CAMOutput, ClassSpec, first_name, input_channels, model_dtype
+from .cam.hooks import eval_mode
 from .data.imaging import Geometry, ImageInput, Preprocess, load_image
 from .device import device_of
-from .errors import UsageError
+from .errors import ImageError, UsageError
 from .models.config import class_names as _class_names
 from .models.config import preprocess_for
 from .models.registry import load_model
@@ -150,33 +169,132 @@ class Localizer:
             raise UsageError(f"resize must be 'full' or 'crop', not {resize!r}")
         self.model = model
         self.device = device_of(model)
-        self.extractor = CAMExtractor(model, feature_layer, classifier)
+        mode = {"full": "resize", "crop": "crop", None: None}[resize]
+        self.preprocess = (preprocess.with_mode(mode) if mode else preprocess) if preprocess else preprocess_for(model, mode)
+        self.extractor = CAMExtractor(model, feature_layer, classifier, input_size=self.preprocess.input_size)
         self.nwc = nwc
         self.standard = standard or Standard.pas()
         self.all_regions = all_regions
         self.require_exact = require_exact
-        mode = {"full": "resize", "crop": "crop", None: None}[resize]
-        self.preprocess = (preprocess.with_mode(mode) if mode else preprocess) if preprocess else preprocess_for(model, mode)
+        self._labels: Optional[tuple[Optional[tuple[str, ...]], int]] = None
 
     def prepare(self, image: Union[ImageInput, torch.Tensor], name: Optional[str] = None) -> tuple[torch.Tensor, Geometry, str]:
         """Load and preprocess one image: ``(3 x H x W tensor, geometry, name)``.
 
-        A tensor is taken as already preprocessed network input; its boxes stay in its pixels.
+        A float tensor is taken as already preprocessed network input; its boxes stay in its
+        pixels. A uint8 tensor holds pixels and is preprocessed like a PIL image (see the module docs).
         """
-        if isinstance(image, torch.Tensor):
-            if image.ndim != 3:
-                raise UsageError(f"an image tensor must be 3 x H x W, got shape {tuple(image.shape)}")
-            return image, Geometry.identity(image.shape[2], image.shape[1]), name or source_name(image, 0)
         if name is None:
             name = source_name(image, 0)
+        if isinstance(image, torch.Tensor):
+            _check_tensor_dtype(image)
+            if image.dtype == torch.uint8:
+                x, geom = self.preprocess(load_image(image.detach().cpu().numpy()))
+                return x, geom, name
+            if image.ndim != 3:
+                raise UsageError(f"an image tensor must be C x H x W, got shape {tuple(image.shape)}")
+            return image, Geometry.identity(image.shape[2], image.shape[1]), name
         x, geom = self.preprocess(load_image(image))
         return x, geom, name
 
     def run(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None) -> CAMOutput:
-        """The extractor's maps for a preprocessed batch, moved to the model's device."""
-        return self.extractor(
-            x.to(self.device, non_blocking=True), classes=classes, topk=topk, nwc=self.nwc, require_exact=self.require_exact
+        """The extractor's maps for a preprocessed batch, moved to the model's device.
+
+        Class names are looked up first (:meth:`class_indices`). A batch so small that the model's
+        feature map is a single location is refused: such a map cannot localize anything.
+        """
+        out = self.extractor(
+            x.to(self.device, non_blocking=True), classes=self.class_indices(classes), topk=topk, nwc=self.nwc,
+            require_exact=self.require_exact,
         )
+        if out.maps.shape[2] * out.maps.shape[3] == 1:
+            height, width = x.shape[2], x.shape[3]
+            ih, iw = self.preprocess.input_size
+            raise ImageError(
+                f"{width}x{height} px network input",
+                f"too small for this model: its feature map ({out.head.feature_layer}) is 1x1 there, a single "
+                f"location with nothing to localize; give tensors near the model's input size, {iw}x{ih} px, "
+                "or the image itself (a path, PIL image, array or uint8 tensor), which camloc resizes",
+            )
+        return out
+
+    def labels(self) -> Optional[tuple[str, ...]]:
+        """The model's class names (its camloc config's, else ImageNet's for 1000 classes), None if unknown.
+
+        The first call counts the model's classes with one forward pass on a blank input.
+
+        Example:
+            >>> Localizer("efficientnet_lite0").labels()[281]
+            'tabby'
+        """
+        return self._label_list()[0]
+
+    def num_classes(self) -> int:
+        """How many classes the model predicts (one forward pass on a blank input, the first time).
+
+        Example:
+            >>> Localizer("efficientnet_lite0").num_classes()
+            1000
+        """
+        return self._label_list()[1]
+
+    def _label_list(self) -> tuple[Optional[tuple[str, ...]], int]:
+        if self._labels is None:
+            stem = input_channels(self.model)
+            blank = torch.zeros((1, stem[1] if stem else 3, *self.preprocess.input_size), device=self.device,
+                                dtype=model_dtype(self.model) or torch.float32)
+            with eval_mode(self.model), torch.no_grad():
+                n = as_logits(self.model(blank)).shape[1]
+            self._labels = (_class_names(self.model, n), n)
+        return self._labels
+
+    def class_indices(self, classes: ClassSpec) -> ClassSpec:
+        """The class request with each name (a string) replaced by its index in :meth:`labels`.
+
+        Names match exactly, else ignoring case; a request without names comes back unchanged.
+
+        Raises:
+            UsageError: the model has no known labels, a name is unknown, or it names two classes.
+
+        Example:
+            >>> Localizer("efficientnet_lite0").class_indices(["tabby", 285])
+            [281, 285]
+        """
+        name = first_name(classes)
+        if name is None:
+            return classes
+        labels, n = self._label_list()
+        if labels is None:
+            raise UsageError(
+                f"class {name!r} is a name, but camloc knows no label list for this {n}-class model (only ImageNet's "
+                f"1000 and a camloc-built model's own): pass class indices 0..{n - 1}"
+            )
+        exact: dict[str, list[int]] = {}
+        folded: dict[str, list[int]] = {}
+        for i, label in enumerate(labels):
+            exact.setdefault(label, []).append(i)
+            folded.setdefault(label.casefold(), []).append(i)
+
+        def index(item: Any) -> Any:
+            if isinstance(item, (list, tuple)):
+                return [index(v) for v in item]
+            if not isinstance(item, str):
+                return item
+            found = exact.get(item) or folded.get(item.casefold())
+            if not found:
+                close = difflib.get_close_matches(item.casefold(), list(folded), n=3, cutoff=0.75)
+                hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+                raise UsageError(
+                    f"unknown class name {item!r}{hint}: names are the model's labels, as results' .label shows "
+                    f"them; or pass the class index (0..{n - 1})"
+                )
+            if len(found) > 1:
+                raise UsageError(
+                    f"class name {item!r} fits {len(found)} classes ({', '.join(map(str, found))}): pass the index you mean"
+                )
+            return found[0]
+
+        return index(classes)
 
     def localize_batch(
         self,
@@ -237,9 +355,13 @@ class Localizer:
     def batches(self, images: Sequence, batch_size: int) -> Iterator[tuple[torch.Tensor, list[Geometry], list[str], slice]]:
         """Prepare images in batches: ``(x, geometries, names, index slice)``.
 
-        A B x 3 x H x W tensor is sliced as it is (no per-image copies); boxes stay in its pixels.
+        A float B x 3 x H x W tensor is sliced as it is (no per-image copies); boxes stay in its
+        pixels. A uint8 tensor holds pixels: each image is preprocessed like a PIL image.
         """
+        if isinstance(images, torch.Tensor) and images.dtype == torch.uint8:
+            images = list(images)
         if isinstance(images, torch.Tensor):
+            _check_tensor_dtype(images)
             geom = Geometry.identity(images.shape[3], images.shape[2])
             for start in range(0, len(images), batch_size):
                 stop = min(start + batch_size, len(images))
@@ -248,6 +370,12 @@ class Localizer:
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             prepared = [self.prepare(im, source_name(im, start + i)) for i, im in enumerate(chunk)]
+            shapes = list(dict.fromkeys(tuple(p[0].shape) for p in prepared))
+            if len(shapes) > 1:
+                raise UsageError(
+                    f"float tensors in one call must share a shape, got {shapes[0]} and {shapes[1]}: camloc uses "
+                    "network input as it is; resize them yourself, or pass the images (uint8 pixels, paths, PIL images)"
+                )
             x = torch.stack([p[0] for p in prepared])
             yield x, [p[1] for p in prepared], [p[2] for p in prepared], slice(start, start + len(chunk))
 
@@ -259,23 +387,46 @@ def source_name(image: Any, index: int) -> str:
     return f"<tensor {index}>" if isinstance(image, torch.Tensor) else f"<image {index}>"
 
 
+def _check_tensor_dtype(image: torch.Tensor) -> None:
+    """Refuse tensors that are neither network input (float) nor pixels (uint8)."""
+    if not (image.is_floating_point() or image.dtype == torch.uint8):
+        raise ImageError(
+            f"image tensor of shape {tuple(image.shape)}",
+            f"is {image.dtype}: pass float network input (already normalised) or uint8 pixels 0..255 "
+            "(x.to(torch.uint8) if it holds 0..255 values)",
+        )
+
+
 def _as_list(images: Images) -> Union[list, torch.Tensor]:
+    """A float tensor as a B x C x H x W batch; anything else (a uint8 tensor too) as a list of images."""
     if isinstance(images, torch.Tensor):
-        if images.ndim == 4:
-            return images
-        if images.ndim == 3:
-            return images.unsqueeze(0)
-        raise UsageError(f"an image tensor must be 3 x H x W or B x 3 x H x W, got shape {tuple(images.shape)}")
+        _check_tensor_dtype(images)
+        if images.ndim not in (3, 4):
+            raise UsageError(f"an image tensor must be C x H x W or B x C x H x W, got shape {tuple(images.shape)}")
+        batch = images if images.ndim == 4 else images.unsqueeze(0)
+        return list(batch) if images.dtype == torch.uint8 else batch
     if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Iterable):
         return [images]
     return list(images)
 
 
-def _split_classes(classes: ClassSpec, n: int) -> Optional[Union[int, torch.Tensor]]:
-    """Validate a class request against the number of images before any work."""
-    if classes is None or isinstance(classes, int) and not isinstance(classes, bool):
+def _split_classes(classes: ClassSpec, n: int) -> Optional[Union[int, str, list, torch.Tensor]]:
+    """Validate a class request against the number of images before any work.
+
+    Names stay as they are (a string, or a list of them) until :meth:`Localizer.class_indices`.
+    """
+    if isinstance(classes, np.ndarray) and classes.dtype.kind in "US":
+        classes = classes.tolist()
+    if classes is None or isinstance(classes, (int, str)) and not isinstance(classes, bool):
         return classes
-    idx = torch.as_tensor(classes)
+    if first_name(classes) is not None:
+        if len(classes) != n:
+            raise UsageError(f"got {len(classes)} classes for {n} images: give one class (or one row) per image")
+        return list(classes)
+    try:
+        idx = torch.as_tensor(classes)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UsageError(f"classes must be ints, label names or a tensor of ints, not {classes!r} ({exc})") from exc
     if idx.ndim == 0:
         return int(idx)
     if idx.shape[0] != n:
@@ -307,8 +458,11 @@ def boxes(
 
     Args:
         model: an ``nn.Module`` or a registered name (``"efficientnet_lite0"`` works offline).
-        images: a path, PIL image or numpy array, a list of them, or a preprocessed tensor batch.
-        classes: one class for all, one per image, or B x k; default the top-1 prediction.
+        images: a path, PIL image or numpy array, a list of them, a uint8 pixel tensor (C x H x W or
+            B x C x H x W, as ``torchvision.io.read_image`` gives; preprocessed like a PIL image), or a
+            float tensor batch already preprocessed (used as it is; see the module docs).
+        classes: one class for all, one per image, or B x k; default the top-1 prediction. Each is an
+            index or one of the model's label names (``"tabby"``; ImageNet's for 1000-class models).
         topk: localize each image's top-k classes (returns a list of k results per image).
         nwc, standard, theta, percentile, all_regions: localization settings.
         resize: ``"full"`` (squash to the input size) or ``"crop"`` (resize + center crop).
@@ -329,6 +483,7 @@ def boxes(
     cls = _split_classes(classes, len(items))
     loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
                     resize=resize, preprocess=preprocess, calibration=calibration, **kwargs)
+    cls = _split_classes(loc.class_indices(cls), len(items))
     nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
     results: list = []
     for x, geoms, names, sl in loc.batches(items, batch_size):
@@ -352,12 +507,16 @@ def cams(
 ) -> torch.Tensor:
     """Raw class activation maps alone: N x h x w (N x k x h x w with ``topk`` or 2-D classes).
 
+    Takes the same images and classes as :func:`boxes` (paths, PIL images, arrays, uint8 pixel
+    tensors, preprocessed float tensors; class indices or label names).
+
     Example:
         >>> maps = camloc.cams("efficientnet_lite0", ["a.jpg", "b.jpg"])   # 2 x 7 x 7
     """
     items = _as_list(images)
     cls = _split_classes(classes, len(items))
     loc = Localizer(model, nwc=nwc, resize=resize, preprocess=preprocess, **kwargs)
+    cls = _split_classes(loc.class_indices(cls), len(items))
     nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
     chunks = []
     for x, _, _, sl in loc.batches(items, batch_size):

@@ -11,9 +11,16 @@ Heads that are not affine after pooling (MobileNetV3's conv head, VGG's MLP) get
 head's gradient at the sample's features: a backward pass through the head only, never through
 the backbone, with ``exact=False`` in the output.
 
-The model is left as it was: modules are put in eval mode for the call and their training flags
-restored afterwards, hooks are removed in ``finally``, no ``.grad`` is written and no
-``requires_grad`` flag changes.
+A batch smaller (on its shorter side) than the one analysed can only reuse the analysis; a larger
+one is analysed again, because on a small input the real feature map may be a single location and
+the search then settles on an earlier layer. Given the model's ``input_size``, a batch smaller than
+that is never analysed itself: a random batch of that size is, so the analysis is the one real
+pictures get.
+
+Input is cast to the model's floating dtype (a double or half model takes float32 batches); the
+model is left as it was: modules are put in eval mode for the call and their training flags
+restored afterwards, hooks are removed in ``finally``, no ``.grad`` is written, no ``requires_grad``
+flag and no dtype changes.
 """
 
 from __future__ import annotations
@@ -33,9 +40,18 @@ from .analysis import analyze, as_logits
 from .heads import HeadSpec
 from .hooks import eval_mode, forward_hooks
 
-ClassSpec = Union[None, int, Sequence[int], Sequence[Sequence[int]], torch.Tensor]
+ClassSpec = Union[None, int, str, Sequence[Union[int, str]], Sequence[Sequence[Union[int, str]]], torch.Tensor]
 
-_SPECS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, HeadSpec]]" = weakref.WeakKeyDictionary()
+
+@dataclass(frozen=True)
+class _Analysis:
+    """A head analysis and the shorter side, in pixels, of the input it was made on."""
+
+    spec: HeadSpec
+    side: int
+
+
+_SPECS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, _Analysis]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,12 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: Optional[int
 
     ``None`` takes the top-``topk`` (default 1) predictions; an int applies to every image; a
     sequence or 1-D tensor gives one class per image; a B x k nested sequence or tensor gives several.
+    Class names are refused here (the extractor knows no labels): :class:`camloc.api.Localizer`
+    turns them into indices first.
+
+    Example:
+        >>> resolve_classes(torch.randn(2, 10), [3, 4], None).tolist()
+        [[3], [4]]
     """
     batch, num_classes = logits.shape
     if classes is None:
@@ -85,6 +107,12 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: Optional[int
         raise UsageError("give either classes or topk, not both")
     if isinstance(classes, bool):
         raise UsageError("classes must be an int, a sequence of ints or a tensor, not a bool")
+    name = first_name(classes)
+    if name is not None:
+        raise UsageError(
+            f"class {name!r} is a name: CAMExtractor takes class indices (ints); camloc.boxes, camloc.cams and "
+            "camloc.Localizer look names up in the model's labels"
+        )
     if isinstance(classes, int):
         idx = torch.full((batch, 1), classes, dtype=torch.long)
     else:
@@ -112,6 +140,49 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: Optional[int
     return idx.to(logits.device)
 
 
+def first_name(classes: object) -> Optional[str]:
+    """The first class name (a string) in a class request, at most two levels deep; None if it has none.
+
+    Example:
+        >>> first_name([281, "tabby"]), first_name([[1, 2]])
+        ('tabby', None)
+    """
+    if isinstance(classes, str):
+        return classes
+    if isinstance(classes, (list, tuple)):
+        for item in classes:
+            found = first_name(item) if isinstance(item, (str, list, tuple)) else None
+            if found is not None:
+                return found
+    return None
+
+
+def model_dtype(model: nn.Module) -> Optional[torch.dtype]:
+    """The floating dtype of a model's first floating parameter (or buffer), None if it has none.
+
+    Example:
+        >>> model_dtype(nn.Linear(2, 2).double())
+        torch.float64
+    """
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def input_channels(model: nn.Module) -> Optional[tuple[str, int]]:
+    """``(name, in_channels)`` of the model's first Conv2d in module order (its stem), None without one.
+
+    Example:
+        >>> input_channels(timm.create_model("resnet18"))
+        ('conv1', 3)
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module.in_channels
+    return None
+
+
 class CAMExtractor:
     """Class activation maps of any CNN classifier, found by hooks.
 
@@ -121,6 +192,8 @@ class CAMExtractor:
         classifier: qualified module name of the final Linear / 1x1 Conv, found automatically if None.
         method: ``"auto"`` (exact CAM where the head allows, gradient maps otherwise) or
             ``"gradient"`` (always the head's gradient; equals the exact CAM on GAP-linear heads).
+        input_size: ``(h, w)`` the model is meant to run at (its preprocessing's input size); a
+            batch smaller than that is not analysed itself, a random batch of this size is.
 
     Example:
         >>> extractor = CAMExtractor(timm.create_model("resnet18"))
@@ -135,6 +208,7 @@ class CAMExtractor:
         feature_layer: Optional[str] = None,
         classifier: Optional[str] = None,
         method: str = "auto",
+        input_size: Optional[tuple[int, int]] = None,
     ):
         if not isinstance(model, nn.Module):
             raise ModelError(f"expected a torch.nn.Module, got {type(model).__name__}")
@@ -144,6 +218,7 @@ class CAMExtractor:
         self.model = model
         self.feature_layer = feature_layer
         self.classifier = classifier
+        self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
         if feature_layer is not None:
             _named(model, feature_layer, "feature map")
         if classifier is not None:
@@ -157,13 +232,30 @@ class CAMExtractor:
     @property
     def head(self) -> Optional[HeadSpec]:
         """The head analysis, once a batch has been seen."""
-        return _SPECS.get(self.model, {}).get(self._key)
+        found = _SPECS.get(self.model, {}).get(self._key)
+        return found.spec if found is not None else None
 
     def analyze(self, x: torch.Tensor) -> HeadSpec:
         """Run one traced forward pass on ``x`` and work out the feature layer and head."""
         spec = analyze(self.model, x, self.feature_layer, self.classifier)
-        _SPECS.setdefault(self.model, {})[self._key] = spec
+        _SPECS.setdefault(self.model, {})[self._key] = _Analysis(spec, min(x.shape[2], x.shape[3]))
         return spec
+
+    def _analysis_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What to analyse for batch ``x``: its first two images, or a random batch of ``input_size``
+        when ``x`` is smaller than that (seeded, and leaving the global random state alone)."""
+        if self.input_size is None or min(x.shape[2], x.shape[3]) >= min(self.input_size):
+            return x[:2]
+        generator = torch.Generator().manual_seed(0)
+        blank = torch.randn((1, x.shape[1], *self.input_size), generator=generator)
+        return blank.to(device=x.device, dtype=x.dtype)
+
+    def _spec_for(self, x: torch.Tensor) -> HeadSpec:
+        """The cached analysis, unless ``x`` is larger than the input it was made on."""
+        found = _SPECS.get(self.model, {}).get(self._key)
+        if found is not None and min(x.shape[2], x.shape[3]) <= found.side:
+            return found.spec
+        return self.analyze(self._analysis_input(x))
 
     # -- extraction ---------------------------------------------------------------------------
     def __call__(
@@ -193,19 +285,40 @@ class CAMExtractor:
         nwcs: Sequence[bool] = (False, True),
         require_exact: bool = False,
     ) -> dict[bool, CAMOutput]:
-        """Maps with and without NWC from one forward pass: ``{nwc: CAMOutput}``."""
+        """Maps with and without NWC from one forward pass: ``{nwc: CAMOutput}``.
+
+        ``x`` is cast to the model's dtype (a double or half model takes a float32 batch); the maps
+        and logits come back as float32.
+        """
         if x.ndim != 4:
             raise UsageError(f"expected a B x C x H x W batch, got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise UsageError(
+                f"the batch is {x.dtype}, not float: CAMExtractor takes preprocessed network input; "
+                "normalise it (camloc.preprocess_for(model)) or give the pixels to camloc.boxes / camloc.cams"
+            )
         if require_exact and self.method == "gradient":
             raise UsageError("require_exact contradicts method='gradient'")
+        dtype = model_dtype(self.model)
+        if dtype is not None and x.dtype != dtype:
+            x = x.to(dtype)
+        try:
+            return self._variants(x, classes, topk, nwcs, require_exact)
+        except RuntimeError as exc:
+            stem = input_channels(self.model)
+            if stem is not None and stem[1] != x.shape[1]:
+                raise UsageError(_channels_message(x.shape[1], *stem)) from exc
+            raise
+
+    def _variants(self, x, classes, topk, nwcs, require_exact) -> dict[bool, CAMOutput]:
         with eval_mode(self.model):
-            spec = self.head or self.analyze(x[:2])
+            spec = self._spec_for(x)
             if require_exact and not spec.exact:
                 raise ModelError(_not_exact_message(self.model))
             if spec.exact and self.method == "auto":
                 out = self._exact(x, spec, classes, topk, nwcs)
                 if out is None:  # the model no longer matches its analysis: analyse again
-                    spec = self.analyze(x[:2])
+                    spec = self.analyze(self._analysis_input(x))
                     if require_exact and not spec.exact:
                         raise ModelError(_not_exact_message(self.model))
                     out = self._exact(x, spec, classes, topk, nwcs) if spec.exact else None
@@ -290,6 +403,19 @@ class CAMExtractor:
             nwc: CAMOutput(logits, idx, heads.gradient_maps(weights, leaf.detach(), nwc), None, False, spec)
             for nwc in nwcs
         }
+
+
+def _channels_message(got: int, stem: str, expected: int) -> str:
+    plural = "channel" if got == 1 else "channels"
+    fix = (
+        f"repeat a grayscale tensor's channel {expected} times before normalising (x.expand(-1, {expected}, -1, -1) "
+        "on a B x 1 x H x W batch), "
+        if got == 1 and expected == 3 else f"give {expected}-channel input, "
+    )
+    return (
+        f"the input has {got} {plural}, but the model's first convolution ({stem}) takes {expected}: "
+        f"{fix}or give camloc.boxes / camloc.cams the image itself (a path, PIL image, array or uint8 tensor)"
+    )
 
 
 def _not_exact_message(model: nn.Module) -> str:
