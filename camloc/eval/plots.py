@@ -26,14 +26,12 @@ if TYPE_CHECKING:
 COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#7F7F7F"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 DASHES = ["-", "--", "-.", ":"]
+#: Line styles in the order this module's figures give them: the three easiest to tell apart first.
+LINE_DASHES = ["-", "--", ":", "-."]
 #: The rethinking protocol's metrics, in the order drawn, with their axis names.
 RETHINKING_METRICS = {"top1_cls": "Top-1 Cls", "gt_known_loc": "GT-known Loc", "top1_loc": "Top-1 Loc"}
 #: Font size of legends and of the values written on bars (points).
 SMALL = 8
-
-
-#: Line styles in the order lines get them: the three easiest to tell apart first.
-LINE_DASHES = ["-", "--", ":", "-."]
 
 
 def dash(k: int) -> Union[str, tuple]:
@@ -156,7 +154,8 @@ def maxboxacc_figure(result: Any, version: int = 2) -> Optional["Figure"]:
             handles.append(line)
             labels.append(f"IoU {delta / 100:.1f}: max {np.nanmax(acc):.1f}" if version == 2 else header)
     percentile = getattr(result.settings, "percentile", 90.0)
-    pas = f"; of its {percentile:g}th percentile for PaS variants" if any("pas" in n or n == "calibrated" for n in drawn) else ""
+    has_pas = any("pas" in n or n == "calibrated" for n in drawn)
+    pas = f"; of its {percentile:g}th percentile for PaS variants" if has_pas else ""
     ax.set_xlabel(f"tau (box threshold as a fraction of the map maximum{pas})")
     ax.set_ylabel("box accuracy (%), " + ("all contours" if version == 2 else "largest contour, IoU 0.5"))
     ax.set_ylim(-2, 102)
