@@ -145,12 +145,12 @@ def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize
               topk) -> dict:
     """What made the results in an --out folder: compared when a run is resumed there."""
     from dataclasses import asdict, is_dataclass
+    from importlib.metadata import version
 
-    from .. import __version__
     from ..pipeline import file_digest
 
     return {
-        "camloc": __version__,
+        "camloc": version("camloc"),
         "model": model,
         "checkpoint": checkpoint,
         "checkpoint_sha256": file_digest(checkpoint) if checkpoint else None,
