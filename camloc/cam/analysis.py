@@ -115,7 +115,7 @@ def match_head(feature_layer: str, feats: torch.Tensor, head: list[Record], clas
     Tried in order: a declared TAP pool, each of :data:`~camloc.cam.pooling.POOL_KINDS`, then
     GAP followed by a foldable LayerNorm / BatchNorm; each on ``F`` and on ``relu(F)``.
     """
-    cls_in = classifier.input.flatten(1).float()
+    cls_in = classifier.input.flatten(1)  # its own dtype: close() allows for half precision
     name = classifier.name
     for relu in (False, True):
         fmap = heads.features_for(HeadSpec(feature_layer, name, "avg", relu), feats)
@@ -134,7 +134,7 @@ def match_head(feature_layer: str, feats: torch.Tensor, head: list[Record], clas
             if (
                 heads.foldable(r.module, channels)
                 and isinstance(r.input, torch.Tensor) and r.input.numel() == avg.numel()
-                and heads.close(r.input.reshape(batch, -1).float(), avg)
+                and heads.close(r.input.reshape(batch, -1), avg)
                 and heads.close(cls_in, heads.apply_norm(r.module, avg))
             ):
                 return HeadSpec(feature_layer, name, "avg", relu, r.name)

@@ -355,7 +355,7 @@ class CAMExtractor:
         expected = heads.pooled(spec.pool, fmap, spec.theta_tap)
         if norm is not None:
             expected = heads.apply_norm(norm, expected)
-        if not heads.close(cls_in.float(), expected):
+        if not heads.close(cls_in, expected):
             return None
         idx = resolve_classes(logits, classes, topk)
         logits = logits.detach().float()
