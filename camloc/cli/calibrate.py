@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from ..errors import CamlocError
+from .evaluate import box_convention_option, exit_for_failures
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, load_model_for,
                       metadata_option, model_options, nwc_option, quiet_option)
 
@@ -15,26 +18,40 @@ from .options import (batch_size_option, cam_class_option, device_option, fail_u
 @model_options
 @nwc_option
 @cam_class_option
+@box_convention_option
 @click.option("--percentiles", default="50,60,70,80,85,90,95,100", show_default=True)
 @batch_size_option(32)
 @device_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to save the calibration (JSON).")
 @quiet_option
-def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_class, percentiles, batch_size, device,
-            out, quiet) -> None:
+def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_class, box_convention, percentiles,
+            batch_size, device, out, quiet) -> None:
     """Pick theta and the percentile that maximise GT-known Loc on a labelled split with boxes
-    (e.g. train-fullsup, never the test split), and save them."""
+    (e.g. train-fullsup, never the test split), and save them.
+
+    An image that cannot be read is printed on stderr, listed in the saved file's "failed" and scored
+    as a miss; the file is still saved and the exit code is 1 (0: all fine, 2: usage error).
+    """
     from ..data.metadata import read_dataset
     from ..eval.calibrate import calibrate
+    from ..eval.evaluate import LabelSpaceWarning
 
     try:
         pcts = [float(p) for p in percentiles.split(",") if p.strip()]
         model = load_model_for(model_name, checkpoint, num_classes, device)
-        best, _ = calibrate(model, read_dataset(metadata), images or metadata, nwc=nwc, cam_class=cam_class,
-                            percentiles=pcts, batch_size=batch_size, model_name=model_name, metadata=str(metadata),
-                            progress=not quiet)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
+            best, _ = calibrate(model, read_dataset(metadata), images or metadata, nwc=nwc, cam_class=cam_class,
+                                percentiles=pcts, batch_size=batch_size, model_name=model_name, metadata=str(metadata),
+                                progress=not quiet, box_convention=box_convention)
         best.save(out)
     except (CamlocError, ValueError) as exc:
         raise fail_usage(exc) from None
+    for message in best.warnings:
+        click.echo(f"camloc: warning: {message}", err=True)
+    for f in best.failed:
+        click.echo(f"camloc: failed: {f['image_id']}: {f['reason']}", err=True)
     click.echo(f"theta {best.theta} x p{best.percentile:g} (NWC {'on' if nwc else 'off'}): GT-known Loc "
-               f"{best.gt_known_loc:.2f} % on {best.n} images of {metadata}; saved to {out}")
+               f"{best.gt_known_loc:.2f} % on {best.n} images, {len(best.failed)} failed, of {metadata} "
+               f"(box convention {best.box_convention}); saved to {out}")
+    exit_for_failures(len(best.failed), best.n)

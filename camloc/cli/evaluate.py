@@ -1,15 +1,47 @@
-"""``camloc evaluate``: localization metrics on a WSOL split under one protocol."""
+"""``camloc evaluate``: localization metrics on a WSOL split under one protocol.
+
+Also the options and the reporting that ``score`` and ``calibrate`` share with it: ``--metrics``,
+``--box-convention``, failed images on stderr (exit code 1) and warnings on stderr.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from ..errors import CamlocError
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, interval_option,
                       json_option, load_model_for, masks_option, metadata_option, model_options, quiet_option)
+
+if TYPE_CHECKING:
+    from ..eval.evaluate import EvaluationResult
+
+#: The same names as camloc.eval.protocols.METRICS / REPORTED_METRICS (not imported: ``--help`` stays torch-free).
+METRIC_NAMES = ("maxboxacc", "maxboxacc_v2", "pxap")
+DEFAULT_METRICS = "maxboxacc_v2,pxap"
+
+metrics_option = click.option(
+    "--metrics", default=DEFAULT_METRICS, show_default=True,
+    help="Comma-separated wsolevaluation metrics, each computed where the split has what it needs: maxboxacc_v2 "
+         "(boxes; IoU 30/50/70, all contours) and pxap (masks) are what wsolevaluation reports; maxboxacc (V1: "
+         "IoU 50, largest contour) is slower, as OpenCV must measure contour areas wherever a map has several "
+         "regions.")
+box_convention_option = click.option(
+    "--box-convention", type=click.Choice(["wsolevaluation", "authors-cub"]), default="wsolevaluation",
+    show_default=True,
+    help="Where a ground-truth box ends. wsolevaluation: as the metadata stores it, x1 = x + w, y1 = y + h "
+         "(wsolevaluation's numbers); authors-cub: x1 = x + w - 1, y1 = y + h - 1, i.e. the stored x1, y1 less one "
+         "pixel, as the paper's authors' CUB loader reads bounding_boxes.txt (the paper's CUB numbers). "
+         "Recorded in every result.")
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """``--metrics`` as a tuple of names (checked by :class:`camloc.eval.protocols.Settings`)."""
+    return tuple(m.strip() for m in text.split(",") if m.strip())
 
 
 @click.command("evaluate")
@@ -21,6 +53,8 @@ from .options import (batch_size_option, cam_class_option, device_option, fail_u
 @click.option("--variants", default="cam,nwc,pas,nwc+pas", show_default=True, help="Comma-separated: cam, nwc, pas, nwc+pas.")
 @cam_class_option
 @interval_option
+@metrics_option
+@box_convention_option
 @batch_size_option(32)
 @device_option
 @click.option("--limit", type=int, help="Evaluate the first N images only.")
@@ -30,10 +64,14 @@ from .options import (batch_size_option, cam_class_option, device_option, fail_u
 @json_option
 @quiet_option
 def command(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, cam_class, interval,
-            batch_size, device, limit, save_maps, plots, calibration, as_json, quiet) -> None:
-    """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass."""
+            metrics, box_convention, batch_size, device, limit, save_maps, plots, calibration, as_json, quiet) -> None:
+    """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass.
+
+    An image that cannot be read is printed on stderr, listed in the JSON's "failed", counted in the
+    table, and scored as a miss; the exit code is then 1 (0: all fine, 2: usage error).
+    """
     from ..data.metadata import read_dataset
-    from ..eval.evaluate import evaluate
+    from ..eval.evaluate import LabelSpaceWarning, evaluate
     from ..eval.protocols import Settings
 
     try:
@@ -41,11 +79,14 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
         calib = _calibration(calibration)
         if calib is not None and "calibrated" not in names:
             names = names + ("calibrated",)
-        settings = Settings(protocol=protocol, variants=names, cam_class=cam_class, interval=interval, calibration=calib)
+        settings = Settings(protocol=protocol, variants=names, cam_class=cam_class, interval=interval, calibration=calib,
+                            metrics=parse_metrics(metrics), box_convention=box_convention)
         samples = read_dataset(metadata)[:limit] if limit else read_dataset(metadata)
         model = load_model_for(model_name, checkpoint, num_classes, device)
-        result = evaluate(model, samples, images or metadata, settings, masks=masks_root, batch_size=batch_size,
-                          save_maps=save_maps, progress=not quiet)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
+            result = evaluate(model, samples, images or metadata, settings, masks=masks_root, batch_size=batch_size,
+                              save_maps=save_maps, progress=not quiet)
     except CamlocError as exc:
         raise fail_usage(exc) from None
     result.dataset.update(metadata=str(metadata), model=model_name)
@@ -54,13 +95,31 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
 
         for path in save_plots(result, plots):
             click.echo(f"wrote {path}", err=True)
+    report(result, as_json)
+
+
+def report(result: "EvaluationResult", as_json: bool) -> None:
+    """Print a result (JSON or a table) on stdout, its warnings and failed images on stderr, and exit
+    with code 1 when some image failed."""
+    for message in result.warnings:
+        click.echo(f"camloc: warning: {message}", err=True)
+    for f in result.failed:
+        click.echo(f"camloc: failed: {f['image_id']}: {f['reason']}", err=True)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
         print_table(result)
+    exit_for_failures(len(result.failed), result.dataset["n"])
 
 
-def _calibration(path):
+def exit_for_failures(failed: int, n: int) -> None:
+    """Exit code 1 when some of the ``n`` images failed (each was already printed)."""
+    if failed:
+        click.echo(f"camloc: {failed} of {n} images failed, each scored as a miss", err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _calibration(path: Optional[str]) -> Optional[dict]:
     """The calibration file as the dict a result records, or None."""
     if not path:
         return None
@@ -73,18 +132,19 @@ def _calibration(path):
     return calib
 
 
-def _metric(v) -> str:
+def _metric(v: Optional[float]) -> str:
     return "-" if v is None else f"{v:6.2f}"
 
 
-def print_table(result) -> None:
+def print_table(result: "EvaluationResult") -> None:
     """An evaluation result as a readable table: settings first, then a row per variant."""
     rows = result.metrics
     keys = [k for k in ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "pxap")
             if any(k in r for r in rows.values())]
     s = result.settings
     source = f"score maps {result.dataset['scoremaps']}" if "scoremaps" in result.dataset else f"CAM class: {s.cam_class}"
-    click.echo(f"protocol {s.protocol}; {result.dataset['n']} images; {source}"
+    click.echo(f"protocol {s.protocol}; {result.dataset['n']} images, {len(result.failed)} failed; {source}; "
+               f"box convention {s.box_convention}"
                + (f"; thresholds: theta {s.theta_max} x max, PaS {s.theta_pas} x p{s.percentile:g}"
                   if s.protocol == "rethinking" else f"; tau interval {s.interval}"))
     if s.calibration:

@@ -4,6 +4,10 @@ A metadata folder holds comma-separated text files, one record per line, image p
 the image root: ``image_ids.txt``, ``class_labels.txt``, ``image_sizes.txt`` and
 ``localization.txt`` (boxes ``id,x0,y0,x1,y1``, several lines per image allowed). Files may lack a
 final newline. Every malformed line is reported with its file and line number.
+
+``image_sizes.txt`` may be empty, as wsolevaluation's OpenImages metadata ships it: a sample's size
+is then ``None`` (unknown) until its image is read (:func:`image_size`), as the reference evaluator
+reads every image and mask at its own size. A file that lists some images but not all is refused.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
-from ..errors import CamlocError
+from ..errors import CamlocError, ImageError
 
 
 class MetadataError(CamlocError):
@@ -22,12 +26,16 @@ class MetadataError(CamlocError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One image of a dataset: its id (a path relative to the image root) and annotations."""
+    """One image of a dataset: its id (a path relative to the image root) and annotations.
+
+    ``width`` and ``height`` are the original image size in pixels, or ``None`` when the split's
+    ``image_sizes.txt`` is empty (the size then comes from the image itself).
+    """
 
     image_id: str
     label: int
-    width: int
-    height: int
+    width: Optional[int]
+    height: Optional[int]
     boxes: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
     masks: tuple[str, ...] = field(default_factory=tuple)
     ignore: tuple[str, ...] = field(default_factory=tuple)
@@ -59,9 +67,12 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[
     the ignore path possibly empty); a separate ``mask_localization.txt`` adds masks to a box split.
     Several lines per image give several boxes or mask instances.
 
+    An empty ``image_sizes.txt`` (wsolevaluation's OpenImages metadata) leaves every size ``None``:
+    evaluation then takes each image's own size.
+
     Raises:
-        MetadataError: naming the file and line of a malformed record, an id without a label or
-            size, or a box outside its image.
+        MetadataError: naming the file and line of a malformed record, an id without a label, an
+            ``image_sizes.txt`` that lists some images but not all, or a box outside its image.
     """
     root = Path(metadata)
     ids = [parts[0] for _, parts in _lines(root / "image_ids.txt")]
@@ -92,12 +103,38 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[
                 if not (0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h):
                     raise MetadataError(f"{loc}:{number}: box {x0, y0, x1, y1} lies outside its {w}x{h} image")
             boxes.setdefault(image_id, []).append((x0, y0, x1, y1))
+    if sizes:
+        missing = [image_id for image_id in ids if image_id not in sizes]
+        if missing:
+            raise MetadataError(
+                f"{root / 'image_sizes.txt'}: sizes for {len(ids) - len(missing)} of {len(ids)} images (none for "
+                f"{missing[0]}): give every image its size, or leave it empty to take sizes from the images"
+            )
     samples = []
     for image_id in ids:
-        for table, what in ((labels, "class_labels.txt"), (sizes, "image_sizes.txt")):
-            if image_id not in table:
-                raise MetadataError(f"{root / what}: no line for image {image_id}")
-        w, h = sizes[image_id]
+        if image_id not in labels:
+            raise MetadataError(f"{root / 'class_labels.txt'}: no line for image {image_id}")
+        w, h = sizes.get(image_id, (None, None))
         samples.append(Sample(image_id, labels[image_id], w, h, tuple(boxes.get(image_id, ())),
                               tuple(masks.get(image_id, ())), tuple(dict.fromkeys(ignores.get(image_id, ())))))
     return samples
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header, after its EXIF orientation (as camloc's
+    reader, :func:`camloc.data.imaging.load_image`, sees it), without decoding the pixels.
+
+    Raises:
+        ImageError: the file is missing or not an image.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except FileNotFoundError as exc:
+        raise ImageError(path, "no such file; check the image root (--images)") from exc
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken data
+        raise ImageError(path, f"cannot read its size ({type(exc).__name__}: {exc}); re-encode or replace the file") from exc
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

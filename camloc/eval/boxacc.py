@@ -20,11 +20,19 @@ tree (the max-tree). :func:`all_contour_table` walks it once with a union-find i
 
 For each IoU threshold a running count of boxes that reach it gives the hit at every ``t``.
 The largest-contour rule of MaxBoxAcc (V1) depends on OpenCV's polygon areas, so
-:func:`largest_contour_table` runs OpenCV once per distinct mask (at most 256) rather than per tau.
+:func:`largest_contour_table` runs OpenCV once per distinct mask (at most 256) rather than per tau,
+and only where ``U > t`` has two contours or more and some contour box reaches the IoU threshold:
+the number of contours ``RETR_TREE`` reports at every t is known from the sweep (outer contours =
+components, holes = components minus the Euler number, :func:`contour_counts`); with one contour
+the largest is the only one, whose hit the all-contour sweep already has, and where no contour box
+reaches the threshold the largest does not either. On real CAMs about four thresholds in five
+have one contour.
 The tests and ``benchmarks/evaluate.py`` check all of this against :func:`reference_hits`.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -90,7 +98,10 @@ def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool, rethinking: boo
 def threshold_levels(u8: np.ndarray, taus: np.ndarray, percentile: float = 100.0) -> np.ndarray:
     """``t = int(tau * s)`` per tau, with ``s = max(U)`` or (PaS) ``percentile(U)``, computed as
     :func:`camloc.cam.boxes.standard_values` computes it for a single threshold."""
-    s = float(standard_values(torch.from_numpy(np.ascontiguousarray(u8))[None], percentile)[0])
+    if percentile >= 100.0:  # the max: what standard_values gives, without a torch call per map
+        s = float(np.max(u8))
+    else:
+        s = float(standard_values(torch.from_numpy(np.ascontiguousarray(u8))[None], percentile)[0])
     return (taus * s).astype(np.int64)
 
 
@@ -314,7 +325,8 @@ def _euler_numbers(u8):
 @njit(cache=True, nogil=True)
 def _all_contours(u8, gt, cut):
     """The sequential path in one compiled call: outer sweep, Euler numbers, the hole sweep where it
-    can matter, and the no-contour rows."""
+    can matter, and the no-contour rows. Returns the hits, the number of components of ``U > t``
+    per t, and the Euler numbers (empty where they were not needed)."""
     hits, components = _sweep(u8, gt, cut, False, LEVELS)
     top = u8.max()
     last = -1  # last t below max(U) where a hole exists and the outer contours miss some IoU threshold
@@ -339,7 +351,7 @@ def _all_contours(u8, gt, cut):
     for t in range(top, LEVELS):
         for d in range(cut.shape[0]):
             hits[t, d] = empty >= cut[d]
-    return hits
+    return hits, components, euler
 
 
 _POOL = None
@@ -354,7 +366,7 @@ def _pool():
     return _POOL
 
 
-def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = False) -> np.ndarray:
+def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = False, counts: bool = False):
     """``hits[t, d]``: does any contour box of ``U > t`` reach IoU >= deltas[d] / 100? (t = 0..255)
 
     Identical to running the reference's ``RETR_TREE`` contour search with all contours at each t.
@@ -362,6 +374,16 @@ def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = F
     components minus the Euler number) where the outer contours miss some IoU threshold. With
     ``parallel`` the outer and hole sweeps run at once on two threads (the compiled code releases the
     GIL): less wall time, a little more CPU time.
+
+    Args:
+        u8: the H x W uint8 map.
+        gt: G x 4 ground-truth boxes on the map.
+        deltas: IoU thresholds in percent.
+        parallel: run the outer and hole sweeps on two threads.
+        counts: also return :func:`contour_counts` of the map, from the same sweep.
+
+    Returns:
+        ``hits`` (256 x D booleans), or ``(hits, counts)`` with ``counts``.
     """
     u8 = np.ascontiguousarray(u8, dtype=np.uint8)
     gt = np.ascontiguousarray(gt, dtype=np.int64).reshape(-1, 4)
@@ -370,30 +392,67 @@ def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = F
     if parallel:
         outer = _pool().submit(_sweep, u8, gt, cut, False, LEVELS)
         hole_hits = _sweep(u8, gt, cut, True, LEVELS)[0]
-        hits = outer.result()[0] | hole_hits
+        euler = _euler_numbers(u8) if counts else None
+        outer_hits, components = outer.result()
+        hits = outer_hits | hole_hits
+        # no contour at all (t >= max U): the reference's box [0, 0, 0, 0]
+        hits[top:] = _best_iou(0, 0, 0, 0, gt) >= cut
     else:
-        return _all_contours(u8, gt, cut)
-    # no contour at all (t >= max U): the reference's box [0, 0, 0, 0]
-    hits[top:] = _best_iou(0, 0, 0, 0, gt) >= cut
-    return hits
+        hits, components, euler = _all_contours(u8, gt, cut)
+        if counts and euler.shape[0] == 0:
+            euler = _euler_numbers(u8)
+    if not counts:
+        return hits
+    return hits, 2 * components - euler  # outer contours + holes (components - Euler number)
+
+
+def contour_counts(u8: np.ndarray) -> np.ndarray:
+    """How many contours OpenCV's ``RETR_TREE`` search finds in ``U > t``, for t = 0..255.
+
+    Outer contours are the 8-connected components of ``U > t`` and holes the components minus the
+    Euler number, both from one sweep (no OpenCV call).
+    """
+    return all_contour_table(u8, np.zeros((0, 4), np.int64), (), counts=True)[1]
 
 
 def largest_contour_table(
-    u8: np.ndarray, gt: np.ndarray, deltas, levels: np.ndarray, rethinking: bool = False
+    u8: np.ndarray, gt: np.ndarray, deltas, levels: np.ndarray, rethinking: bool = False,
+    shortcut: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> np.ndarray:
     """``hits[t, d]`` with the largest contour only (MaxBoxAcc V1), for the t values in ``levels``.
 
     ``U > t`` only changes where t crosses a level present in U, so OpenCV runs once per distinct
-    mask among the requested t values. Entries of unrequested t stay False. ``rethinking`` switches
-    to that protocol's box conventions (see :func:`contour_boxes_at`).
+    mask among the requested t values, and (wsolevaluation's conventions) only where ``U > t`` has
+    two contours or more and some contour box reaches an IoU threshold: with none or one contour, the
+    all-contour hits are the largest contour's, and where no contour box reaches a threshold, the
+    largest contour's does not either. Entries
+    of unrequested t stay False. ``rethinking`` switches to that protocol's box conventions (see
+    :func:`contour_boxes_at`), where OpenCV decides every mask.
+
+    Args:
+        u8: the H x W uint8 map.
+        gt: G x 4 ground-truth boxes on the map.
+        deltas: IoU thresholds in percent.
+        levels: the thresholds t wanted.
+        rethinking: the rethinking protocol's boxes.
+        shortcut: ``(hits, counts)`` of :func:`all_contour_table` with ``counts=True`` for the same
+            map, ground truth and deltas, when the caller has them (computed here otherwise).
     """
     cut = np.asarray(deltas, dtype=np.float64) / 100.0
+    gt = np.ascontiguousarray(gt, dtype=np.int64).reshape(-1, 4)
     hits = np.zeros((LEVELS, len(cut)), bool)
     present = np.flatnonzero(np.bincount(u8.ravel(), minlength=LEVELS))
     wanted = np.unique(np.clip(levels, 0, LEVELS - 1))
+    if not rethinking:
+        all_hits, counts = shortcut if shortcut is not None else all_contour_table(u8, gt, deltas, counts=True)
+        # one contour or none: it is the largest; no contour box reaches any delta: neither does the largest
+        decided = (counts[wanted] <= 1) | ~all_hits[wanted].any(axis=1)
+        hits[wanted[decided]] = all_hits[wanted[decided]]
+        wanted = wanted[~decided]
     groups = np.searchsorted(present, wanted, side="right")  # same group <=> same mask
-    for g in np.unique(groups):
-        members = wanted[groups == g]
-        best = iou_matrix(contour_boxes_at(u8, int(members[0]), False, rethinking), gt).max()
-        hits[members] = best >= cut
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if len(wanted) else np.zeros(0, np.int64)
+    for start, stop in zip(starts, np.r_[starts[1:], len(wanted)]):
+        (box,) = contour_boxes_at(u8, int(wanted[start]), False, rethinking)
+        best = _best_iou(int(box[0]), int(box[1]), int(box[2]), int(box[3]), gt)
+        hits[wanted[start:stop]] = best >= cut
     return hits

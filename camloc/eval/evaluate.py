@@ -9,10 +9,12 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ from ..cam.boxes import contour_boxes, foreground, minmax, upsample
 from ..cam.extractor import CAMExtractor, CAMOutput
 from ..data.dataset import ImageDataset
 from ..data.imaging import Preprocess
-from ..data.metadata import Sample
+from ..data.metadata import Sample, image_size
 from ..data.transforms import SIZE
 from ..device import device_of
 from ..errors import ImageError, UsageError
@@ -32,54 +34,183 @@ from .metrics import FixedThreshold, MaxBoxAcc, PxAP
 from .protocols import Settings, gt_boxes, load_masks, protocol_preprocess
 
 
+#: Images a run needs before :func:`label_space_warning` judges its Top-1 Cls.
+MIN_IMAGES_FOR_LABEL_CHECK = 32
+#: Top-1 Cls (%) under which ``cam_class="gt"`` is suspect whatever the number of classes.
+SUSPECT_TOP1 = 10.0
+
+
+class LabelSpaceWarning(UserWarning):
+    """``cam_class="gt"`` maps classes the model hardly ever predicts: the dataset's labels do not look
+    like the model's classes (see :func:`label_space_warning`)."""
+
+
+def label_space_warning(top1_hits: int, n: int, num_classes: int) -> Optional[str]:
+    """The warning for a run whose labels do not look like the model's classes, or None.
+
+    The rule (one for ``evaluate`` and ``calibrate``): over at least
+    :data:`MIN_IMAGES_FOR_LABEL_CHECK` classified images, Top-1 Cls under :data:`SUSPECT_TOP1` %, or
+    not above chance (``1 / num_classes``) by a one-sided binomial test at the 1 % level (normal
+    approximation, z < 2.33). CUB species indices read as ImageNet classes give about 1 to 6 %.
+
+    Args:
+        top1_hits: images whose top-1 prediction is their label.
+        n: images classified (failed images excluded).
+        num_classes: the model's number of outputs.
+    """
+    if n < MIN_IMAGES_FOR_LABEL_CHECK or num_classes < 1:
+        return None
+    acc = 100.0 * top1_hits / n
+    chance = 1.0 / num_classes
+    at_chance = chance < 1.0 and (top1_hits - n * chance) / math.sqrt(n * chance * (1.0 - chance)) < 2.33
+    if acc >= SUSPECT_TOP1 and not at_chance:
+        return None
+    return (f"Top-1 Cls is {acc:.2f} % on {n} images (chance {100.0 * chance:.2f} %) with --cam-class gt: the "
+            f"dataset's labels do not look like the model's {num_classes} classes (e.g. CUB species with an ImageNet "
+            "model), or the model has not learned them, so the maps of the labelled classes mean little; use "
+            "--cam-class top1 (cam_class='top1'), or a head fine-tuned on these classes (camloc finetune)")
+
+
+def warn_label_space(top1_hits: int, n: int, num_classes: int) -> list[str]:
+    """Issue :func:`label_space_warning` as a :class:`LabelSpaceWarning` if it applies; the messages issued."""
+    message = label_space_warning(top1_hits, n, num_classes)
+    if message is None:
+        return []
+    warnings.warn(message, LabelSpaceWarning, stacklevel=3)
+    return [message]
+
+
+class Chunk(NamedTuple):
+    """One batch of a split: the images that decoded (their sizes known) and those that did not.
+
+    Attributes:
+        samples: the good samples, in order (``width`` / ``height`` from the image where the
+            metadata had none).
+        x: their network input on the device (None when none decoded).
+        labels: their labels.
+        failed: ``(sample, reason)`` for each image that could not be read.
+    """
+
+    samples: list[Sample]
+    x: Optional[torch.Tensor]
+    labels: torch.Tensor
+    failed: list[tuple[Sample, str]]
+
+
 def sample_batches(samples: Sequence[Sample], images: Path, pre: Preprocess, batch_size: int,
-                   device: torch.device) -> Iterator[tuple[Sequence[Sample], torch.Tensor, torch.Tensor]]:
-    """``(chunk, x, labels)`` per batch of a split: images through camloc's one Dataset, on ``device``."""
-    data = ImageDataset([images / s.image_id for s in samples], pre, [s.label for s in samples])
+                   device: torch.device) -> Iterator[Chunk]:
+    """A :class:`Chunk` per batch of a split: images through camloc's one Dataset, on ``device``.
+
+    An image that cannot be read is returned in ``Chunk.failed`` with its reason, never raised.
+    """
+    data = ImageDataset([images / s.image_id for s in samples], pre, [s.label for s in samples], errors="return")
     for start in range(0, len(samples), batch_size):
         stop = min(start + batch_size, len(samples))
         batch = ImageDataset.collate([data[i] for i in range(start, stop)])
-        yield samples[start:stop], batch.images.to(device), batch.labels
+        good, failed = [], []
+        for item in batch.items:
+            s = samples[item.index]
+            if item.error is not None:
+                failed.append((s, item.error))
+            elif s.width is None or s.height is None:
+                g = item.geometry
+                good.append(replace(s, width=g.width, height=g.height))
+            else:
+                good.append(s)
+        x = batch.images.to(device) if batch.images is not None else None
+        yield Chunk(good, x, batch.labels, failed)
+
+
+def failure(sample: Sample, reason: str) -> dict[str, str]:
+    """How a result lists an image that could not be scored."""
+    return {"image_id": sample.image_id, "reason": reason}
+
+
+def nothing_scored(n: int, what: str, first: dict[str, str]) -> UsageError:
+    """The error when every one of ``n`` items failed: the first one's reason names the fix."""
+    return UsageError(f"none of the {n} {what} could be scored; the first, {first['image_id']}: {first['reason']}")
+
+
+def _masks_or_none(sample: Sample, root: Optional[Path]) -> Optional[tuple[np.ndarray, Optional[np.ndarray]]]:
+    """The sample's masks for PxAP, or None (no masks, no mask root, or unreadable)."""
+    if not sample.masks or root is None:
+        return None
+    try:
+        return load_masks(sample, root)
+    except ImageError:
+        return None
 
 
 class WsolScorer:
-    """MaxBoxAcc, MaxBoxAccV2 and PxAP of score maps (shared by ``evaluate`` and ``score``)."""
+    """MaxBoxAcc, MaxBoxAccV2 and PxAP of score maps (shared by ``evaluate`` and ``score``).
+
+    Only the metrics of ``settings.metrics`` are computed, each where the split has what it needs
+    (boxes for MaxBoxAcc and V2, masks for PxAP).
+    """
 
     def __init__(self, settings: Settings, boxes: bool, masks: bool) -> None:
         self.settings = settings
         self.taus = thresholds_list(settings.interval)
-        self.v1 = MaxBoxAcc(self.taus, (50,)) if boxes else None
-        self.v2 = MaxBoxAcc(self.taus, settings.deltas_v2) if boxes else None
-        self.pxap = PxAP(self.taus) if masks else None
+        want = set(settings.metrics)
+        self.v1 = MaxBoxAcc(self.taus, (50,)) if boxes and "maxboxacc" in want else None
+        self.v2 = MaxBoxAcc(self.taus, settings.deltas_v2) if boxes and "maxboxacc_v2" in want else None
+        self.pxap = PxAP(self.taus) if masks and "pxap" in want else None
+        # one all-contour sweep serves V2 and V1's short cut: its deltas, and where V1's 50 is among them
+        self.deltas = tuple(dict.fromkeys((settings.deltas_v2 if self.v2 else ()) + ((50,) if self.v1 else ())))
+        self.col50 = self.deltas.index(50) if self.v1 else None
+        self.n_v2 = len(settings.deltas_v2) if self.v2 else 0
+
+    @property
+    def active(self) -> bool:
+        """Whether any metric applies."""
+        return any(m is not None for m in (self.v1, self.v2, self.pxap))
 
     def add(self, scoremap: np.ndarray, sample: Sample, percentile: float = 100.0,
             masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None) -> None:
         """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)``."""
-        if self.v2 is not None:
+        if self.v1 is not None or self.v2 is not None:
             u8 = (scoremap * 255).astype(np.uint8)
-            gt = gt_boxes(sample, "wsolevaluation")
+            gt = gt_boxes(sample, "wsolevaluation", self.settings.box_convention)
             levels = threshold_levels(u8, self.taus, percentile)
-            self.v2.add(all_contour_table(u8, gt, self.settings.deltas_v2, parallel=True)[levels])
-            self.v1.add(largest_contour_table(u8, gt, (50,), levels)[levels])
+            if self.v1 is None:
+                table = all_contour_table(u8, gt, self.deltas, parallel=True)
+            else:
+                table, counts = all_contour_table(u8, gt, self.deltas, parallel=True, counts=True)
+                col = table[:, self.col50:self.col50 + 1]
+                self.v1.add(largest_contour_table(u8, gt, (50,), levels, shortcut=(col, counts))[levels])
+            if self.v2 is not None:
+                self.v2.add(table[:, :self.n_v2][levels])
         if self.pxap is not None and masks is not None:
             self.pxap.add(scoremap, *masks)
 
+    def add_miss(self, masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None) -> None:
+        """An image that could not be scored: a box miss at every threshold and, given its masks, an
+        all-zero score map for PxAP (its foreground counts, found by nothing)."""
+        for acc in (self.v1, self.v2):
+            if acc is not None:
+                acc.add(np.zeros((len(self.taus), len(acc.deltas)), bool))
+        if self.pxap is not None and masks is not None:
+            self.pxap.add(np.zeros(masks[0].shape, np.float64), *masks)
+
     def compute(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.v2 is not None:
-            v1, v2 = self.v1.compute(), self.v2.compute()
+        if self.v1 is not None:
+            v1 = self.v1.compute()
             out["maxboxacc"] = v1["mean"]
+            out["maxboxacc_tau"] = v1["per_delta"][50]["tau"]
+        if self.v2 is not None:
+            v2 = self.v2.compute()
             out["maxboxacc_v2"] = v2["mean"]
             out["maxboxacc_v2_per_delta"] = v2["per_delta"]
-            out["maxboxacc_tau"] = v1["per_delta"][50]["tau"]
         if self.pxap is not None:
             out["pxap"] = self.pxap.compute()
         return out
 
     def curves(self) -> dict[str, Any]:
         out: dict[str, Any] = {"taus": self.taus}
-        if self.v2 is not None:
+        if self.v1 is not None:
             out["maxboxacc"] = {50: self.v1.curves()[0]}
+        if self.v2 is not None:
             out["maxboxacc_v2"] = dict(zip(self.settings.deltas_v2, self.v2.curves(), strict=True))
         if self.pxap is not None:
             out["precision"], out["recall"] = self.pxap.curve()
@@ -88,16 +219,28 @@ class WsolScorer:
 
 @dataclass
 class EvaluationResult:
-    """Metrics per variant, with the protocol and settings that made them, and the curves."""
+    """Metrics per variant, with the protocol and settings that made them, and the curves.
+
+    Attributes:
+        settings: everything that made the numbers.
+        dataset: the split (``n`` images in all, ``failed`` of them could not be scored).
+        metrics: ``{variant: {metric: value}}``.
+        curves: accuracy against threshold, precision-recall (wsolevaluation).
+        failed: ``{"image_id", "reason"}`` for each image that could not be scored; each counts as a
+            miss in every metric (see :func:`evaluate`).
+        warnings: one line each, e.g. :func:`label_space_warning`'s.
+    """
 
     settings: Settings
     dataset: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
     curves: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self, with_curves: bool = False) -> dict[str, Any]:
         d = {"protocol": self.settings.protocol, "settings": asdict(self.settings), "dataset": self.dataset,
-             "variants": self.metrics}
+             "variants": self.metrics, "failed": list(self.failed), "warnings": list(self.warnings)}
         if with_curves:
             d["curves"] = _jsonable(self.curves)
         return d
@@ -111,13 +254,14 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def rethinking_hits(maps: torch.Tensor, chunk: Sequence[Sample], standard) -> list[float]:
+def rethinking_hits(maps: torch.Tensor, chunk: Sequence[Sample], standard, convention: str = "wsolevaluation"
+                    ) -> list[float]:
     """Best IoU per image of the one box the rethinking protocol draws (the rule of :mod:`camloc.cam.boxes`)."""
     _, fg = foreground(maps, (SIZE, SIZE), standard)
     out = []
     for sample, mask in zip(chunk, fg.cpu().numpy(), strict=True):
         box, _ = contour_boxes(mask)
-        out.append(float(iou_matrix([box], gt_boxes(sample, "rethinking")).max()))
+        out.append(float(iou_matrix([box], gt_boxes(sample, "rethinking", convention)).max()))
     return out
 
 
@@ -135,28 +279,57 @@ class _Run:
         self.dataset = {"n": len(samples), "boxes": has_boxes, "masks": has_masks}
         self.fixed = {v: FixedThreshold() for v in settings.variants}
         self.scorers = {v: WsolScorer(settings, has_boxes, has_masks) for v in settings.variants} if self.wsol else {}
+        if self.wsol and not next(iter(self.scorers.values())).active:
+            raise UsageError(_no_metric(settings.metrics, has_boxes, has_masks))
         self.cls_hits = np.zeros(2, np.int64)  # Top-1 and Top-5 Cls (wsolevaluation: the same for every variant)
+        self.classified = 0
+        self.failed: list[dict[str, str]] = []
 
-    def add(self, chunk: Sequence[Sample], labels: torch.Tensor, outs: dict[bool, CAMOutput], num_classes: int) -> None:
-        first = next(iter(outs.values()))
-        top5 = first.logits.cpu().topk(min(5, num_classes), dim=1).indices
-        top1_ok = (top5[:, 0] == labels).tolist()
-        top5_ok = (top5 == labels[:, None]).any(dim=1).tolist()
-        self.cls_hits += (sum(top1_ok), sum(top5_ok))
+    def fail(self, sample: Sample, reason: str, masks_readable: bool = True) -> None:
+        """An image that cannot be scored: a miss in every metric, listed."""
+        self.failed.append(failure(sample, reason))
         if self.wsol:
-            self._add_sweeps(chunk, outs)
+            masks = _masks_or_none(sample, self.masks_root) if masks_readable else None
+            for scorer in self.scorers.values():
+                scorer.add_miss(masks)
             return
         for variant in self.settings.variants:
-            ious = rethinking_hits(outs[self.settings.nwc(variant)].maps[:, 0], chunk, self.settings.standard(variant))
-            for i, best in enumerate(ious):
-                self.fixed[variant].add(best, top1_ok[i] if self.known else None, top5_ok[i] if self.known else None)
+            self.fixed[variant].add(0.0, False if self.known else None, False if self.known else None)
 
-    def _add_sweeps(self, chunk: Sequence[Sample], outs: dict[bool, CAMOutput]) -> None:
-        masks_of = [load_masks(s, self.masks_root) if s.masks else None for s in chunk]
+    def add(self, chunk: Sequence[Sample], labels: torch.Tensor, outs: dict[bool, CAMOutput], num_classes: int) -> None:
+        ok = np.ones(len(chunk), bool)
+        masks_of: list = [None] * len(chunk)
+        if self.wsol:
+            for i, s in enumerate(chunk):
+                if s.masks:
+                    try:
+                        masks_of[i] = load_masks(s, self.masks_root)
+                    except ImageError as exc:
+                        self.fail(s, str(exc), masks_readable=False)
+                        ok[i] = False
+        first = next(iter(outs.values()))
+        top5 = first.logits.cpu().topk(min(5, num_classes), dim=1).indices
+        top1_ok = (top5[:, 0] == labels).numpy() & ok
+        top5_ok = (top5 == labels[:, None]).any(dim=1).numpy() & ok
+        self.cls_hits += (int(top1_ok.sum()), int(top5_ok.sum()))
+        self.classified += int(ok.sum())
+        if self.wsol:
+            self._add_sweeps(chunk, outs, ok, masks_of)
+            return
+        for variant in self.settings.variants:
+            ious = rethinking_hits(outs[self.settings.nwc(variant)].maps[:, 0], chunk, self.settings.standard(variant),
+                                   self.settings.box_convention)
+            for i, best in enumerate(ious):
+                self.fixed[variant].add(best, bool(top1_ok[i]) if self.known else None,
+                                        bool(top5_ok[i]) if self.known else None)
+
+    def _add_sweeps(self, chunk: Sequence[Sample], outs: dict[bool, CAMOutput], ok: np.ndarray, masks_of: list) -> None:
         normalised = {nwc: minmax(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy() for nwc, out in outs.items()}
         for variant in self.settings.variants:
             maps = normalised[self.settings.nwc(variant)]
             for i, s in enumerate(chunk):
+                if not ok[i]:
+                    continue
                 self.scorers[variant].add(maps[i], s, self.settings.sweep_percentile(variant), masks_of[i])
                 if self.save_maps:
                     atomic_write(Path(self.save_maps) / variant / f"{s.image_id}.npy", lambda fh, m=maps[i]: np.save(fh, m))
@@ -175,6 +348,12 @@ class _Run:
         return metrics, curves
 
 
+def _no_metric(metrics: Sequence[str], boxes: bool, masks: bool) -> str:
+    has = "boxes and masks" if boxes and masks else "boxes only" if boxes else "masks only" if masks else "no boxes or masks"
+    return (f"none of the metrics asked for ({', '.join(metrics)}) applies to this split, which has {has}: "
+            "maxboxacc and maxboxacc_v2 need boxes, pxap needs masks (--metrics)")
+
+
 def evaluate(
     model: nn.Module,
     samples: Sequence[Sample],
@@ -187,15 +366,30 @@ def evaluate(
 ) -> EvaluationResult:
     """Run ``model`` once per image of a split and score every variant.
 
+    An image that cannot be read (or whose mask cannot be) does not stop the run: it is listed in
+    ``result.failed`` with its reason and scored as a miss, counting in every denominator: a
+    classification miss, a localization miss (no box reaches the ground truth at any threshold),
+    and for PxAP an all-zero score map (its foreground counts, found by nothing; an unreadable mask
+    adds nothing). No map is saved for it. Where the metadata gives no image size (an empty
+    ``image_sizes.txt``) each image's own size is used.
+
+    With ``cam_class="gt"``, a Top-1 Cls that says the labels are not the model's classes
+    (:func:`label_space_warning`) is issued as a :class:`LabelSpaceWarning` and recorded in
+    ``result.warnings``.
+
     Args:
         model: any classifier camloc's extractor supports (its device is used as it is).
         samples: the split, from :func:`camloc.data.metadata.read_dataset`.
         images: the image root the sample ids are relative to.
-        settings: protocol, variants and thresholds.
+        settings: protocol, variants, thresholds, metrics and box convention.
         masks: the mask root (default: the image root), for PxAP.
         batch_size: images per forward pass.
         save_maps: write wsolevaluation score maps to ``<save_maps>/<variant>/<image_id>.npy``.
         progress: show a progress bar on stderr.
+
+    Raises:
+        UsageError: bad settings for this split, labels beyond the model's classes with
+            ``cam_class="gt"``, or no image of the split could be scored.
     """
     from tqdm import tqdm
 
@@ -206,15 +400,22 @@ def evaluate(
     num_classes = None
     bar = tqdm(total=len(samples), disable=not progress, unit="img", desc=f"evaluate ({settings.protocol})")
     pre = protocol_preprocess(settings.protocol, model)
-    for chunk, x, labels in sample_batches(samples, images, pre, batch_size, device_of(model)):
-        if num_classes is None:
-            num_classes = check_labels(extractor, x[:1], samples, settings.cam_class)
-        outs = extractor.variants(x, classes=labels if run.known else None, nwcs=nwcs)
-        run.add(chunk, labels, outs, num_classes)
-        bar.update(len(chunk))
+    for chunk in sample_batches(samples, images, pre, batch_size, device_of(model)):
+        for s, reason in chunk.failed:
+            run.fail(s, reason)
+        if chunk.samples:
+            if num_classes is None:
+                num_classes = check_labels(extractor, chunk.x[:1], samples, settings.cam_class)
+            outs = extractor.variants(chunk.x, classes=chunk.labels if run.known else None, nwcs=nwcs)
+            run.add(chunk.samples, chunk.labels, outs, num_classes)
+        bar.update(len(chunk.samples) + len(chunk.failed))
     bar.close()
+    if samples and len(run.failed) == len(samples):
+        raise nothing_scored(len(samples), "images", run.failed[0])
+    found = warn_label_space(int(run.cls_hits[0]), run.classified, num_classes) if run.known and num_classes else []
     metrics, curves = run.result()
-    return EvaluationResult(settings, {"images": str(images), **run.dataset}, metrics, curves)
+    dataset = {"images": str(images), **run.dataset, "failed": len(run.failed)}
+    return EvaluationResult(settings, dataset, metrics, curves, run.failed, found)
 
 
 def check_labels(extractor: CAMExtractor, x: torch.Tensor, samples: Sequence[Sample], cam_class: str) -> int:
@@ -230,29 +431,70 @@ def check_labels(extractor: CAMExtractor, x: torch.Tensor, samples: Sequence[Sam
     return num_classes
 
 
+def read_scoremap(path: Path) -> np.ndarray:
+    """A saved score map (224 x 224, finite, in [0, 1]) as float64.
+
+    Raises:
+        ImageError: missing, unreadable, of another shape, or with values outside [0, 1].
+    """
+    if not path.is_file():
+        raise ImageError(path, "score map not found; every image id needs <scoremaps>/<image_id>.npy")
+    try:
+        scoremap = np.load(path, allow_pickle=False).astype(np.float64)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ImageError(path, f"not a readable .npy array ({exc})") from exc
+    if scoremap.shape != (SIZE, SIZE):
+        raise ImageError(path, f"has shape {scoremap.shape}; score maps must be {SIZE} x {SIZE}")
+    if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
+        raise ImageError(path, "has values outside [0, 1]; normalise the map first")
+    return scoremap
+
+
 def score_maps(
     samples: Sequence[Sample],
     scoremaps: str | os.PathLike,
     settings: Settings,
     masks: Optional[str | os.PathLike] = None,
+    images: Optional[str | os.PathLike] = None,
     progress: bool = True,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Score saved maps (``<scoremaps>/<image_id>.npy``, 224 x 224 in [0, 1]) under wsolevaluation."""
+) -> EvaluationResult:
+    """Score saved maps (``<scoremaps>/<image_id>.npy``, 224 x 224 in [0, 1]) under wsolevaluation.
+
+    Only ``settings.metrics`` are computed. A map that is missing, unreadable, of another shape or
+    outside [0, 1] is listed in ``result.failed`` and scored as a miss, as :func:`evaluate` scores an
+    unreadable image. Boxes need the image size: where the metadata has none (an empty
+    ``image_sizes.txt``), it is read from the image's header under ``images``.
+
+    Returns:
+        An :class:`EvaluationResult` with one variant, ``maps``.
+
+    Raises:
+        UsageError: no metric applies to the split, or no map could be scored.
+    """
     from tqdm import tqdm
 
     root, masks_root = Path(scoremaps), Path(masks) if masks else None
-    scorer = WsolScorer(settings, any(s.boxes for s in samples), any(s.masks for s in samples))
+    has_boxes, has_masks = any(s.boxes for s in samples), any(s.masks for s in samples) and masks_root is not None
+    scorer = WsolScorer(settings, has_boxes, has_masks)
+    if not scorer.active:
+        raise UsageError(_no_metric(settings.metrics, has_boxes, has_masks))
+    failed: list[dict[str, str]] = []
     for s in tqdm(samples, disable=not progress, unit="map", desc="score"):
-        path = root / f"{s.image_id}.npy"
-        if not path.is_file():
-            raise ImageError(path, "score map not found; every image id needs <scoremaps>/<image_id>.npy")
         try:
-            scoremap = np.load(path, allow_pickle=False).astype(np.float64)
-        except (ValueError, OSError) as exc:
-            raise ImageError(path, f"not a readable .npy array ({exc})") from exc
-        if scoremap.shape != (SIZE, SIZE):
-            raise ImageError(path, f"has shape {scoremap.shape}; score maps must be {SIZE} x {SIZE}")
-        if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
-            raise ImageError(path, "has values outside [0, 1]; normalise the map first")
-        scorer.add(scoremap, s, 100.0, load_masks(s, masks_root) if s.masks and masks_root else None)
-    return scorer.compute(), scorer.curves()
+            scoremap = read_scoremap(root / f"{s.image_id}.npy")
+            if s.boxes and (s.width is None or s.height is None):
+                if images is None:
+                    raise ImageError(s.image_id, "image size unknown (image_sizes.txt is empty) and no image root to "
+                                                 "read it from; pass --images ROOT")
+                w, h = image_size(Path(images) / s.image_id)
+                s = replace(s, width=w, height=h)
+            m = load_masks(s, masks_root) if s.masks and masks_root is not None else None
+        except ImageError as exc:
+            failed.append(failure(s, str(exc)))
+            scorer.add_miss(_masks_or_none(s, masks_root))
+            continue
+        scorer.add(scoremap, s, 100.0, m)
+    if samples and len(failed) == len(samples):
+        raise nothing_scored(len(samples), "score maps", failed[0])
+    dataset = {"scoremaps": str(root), "n": len(samples), "boxes": has_boxes, "masks": has_masks, "failed": len(failed)}
+    return EvaluationResult(settings, dataset, {"maps": scorer.compute()}, {"maps": scorer.curves()}, failed)

@@ -14,6 +14,24 @@
 Variants: ``cam`` (neither fix), ``nwc``, ``pas``, ``nwc+pas``, and ``calibrated`` (from a
 calibration file). The two protocols are never mixed: a result names its protocol and settings.
 
+Metrics of the wsolevaluation protocol (:data:`METRICS`, ``Settings.metrics``), each computed only
+when asked for and where the split has what it needs: ``maxboxacc_v2`` (boxes) and ``pxap`` (masks)
+are what wsolevaluation reports and what the command line computes by default
+(:data:`REPORTED_METRICS`); ``maxboxacc`` (V1) is slower, as OpenCV's contour areas decide its
+largest contour wherever a map has several regions. ``Settings()`` asks for all three.
+
+Box conventions (:data:`BOX_CONVENTIONS`, ``Settings.box_convention``; PROTOCOLS.md section 8): a
+number on CUB depends on where a ground-truth box ends. ``wsolevaluation`` (the default) uses the
+boxes as the metadata stores them, ``x1 = x + w`` and ``y1 = y + h`` from CUB's
+``bounding_boxes.txt`` (x, y, w, h); ``authors-cub`` uses ``x1 = x + w - 1`` and ``y1 = y + h - 1``
+(the stored ``x1``, ``y1`` less one pixel) before the protocol's scaling, as the paper's authors'
+CUB loader reads ``bounding_boxes.txt`` (won-bae/rethinkingCAM, ``src/core/datasets.py``,
+``CUB200._load_data``; their ImageNet loader uses its boxes as stored). Every result records the
+convention its numbers use: reproducing the paper's CUB numbers (Tables 2 and 3, made with the
+authors' code) takes ``authors-cub``; wsolevaluation's published numbers and camloc's defaults use
+``wsolevaluation``. The choice moves CUB GT-known Loc under the rethinking protocol by 0.4 to 1.6
+points (PROTOCOLS.md section 8).
+
 Example:
     >>> Settings("wsolevaluation", ("cam", "nwc+pas")).sweep_percentile("nwc+pas")
     90.0
@@ -40,6 +58,12 @@ from ..models.config import preprocess_for
 VARIANTS = {"cam": (False, False), "nwc": (True, False), "pas": (False, True), "nwc+pas": (True, True)}
 PROTOCOLS = ("rethinking", "wsolevaluation")
 CAM_CLASSES = ("gt", "top1")
+#: The wsolevaluation protocol's metrics by name: MaxBoxAcc (V1), MaxBoxAccV2, PxAP.
+METRICS = ("maxboxacc", "maxboxacc_v2", "pxap")
+#: What the field reports (wsolevaluation): MaxBoxAccV2 on boxes, PxAP on masks. The command line's default.
+REPORTED_METRICS = ("maxboxacc_v2", "pxap")
+#: Where a ground-truth box ends: as stored (``x1 = x + w``), or one pixel in (``x1 = x + w - 1``, the authors' CUB).
+BOX_CONVENTIONS = ("wsolevaluation", "authors-cub")
 
 
 @dataclass(frozen=True)
@@ -55,6 +79,8 @@ class Settings:
     interval: float = 0.001
     deltas_v2: tuple[int, ...] = (30, 50, 70)
     calibration: Optional[dict] = None
+    metrics: tuple[str, ...] = METRICS
+    box_convention: str = "wsolevaluation"
 
     def __post_init__(self) -> None:
         if "calibrated" in self.variants and self.calibration is None:
@@ -67,6 +93,8 @@ class Settings:
         check_cam_class(self.cam_class)
         if not 0 < self.interval < 1:
             raise UsageError("interval must be in (0, 1)")
+        check_metrics(self.metrics)
+        check_box_convention(self.box_convention)
 
     def nwc(self, variant: str) -> bool:
         return bool(self.calibration["nwc"]) if variant == "calibrated" else VARIANTS[variant][0]
@@ -91,17 +119,42 @@ def check_cam_class(cam_class: str) -> None:
         raise UsageError(f"cam_class must be 'gt' or 'top1', not {cam_class!r}")
 
 
+def check_metrics(metrics: tuple[str, ...]) -> None:
+    """Names from :data:`METRICS`, at least one."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise UsageError(f"unknown metric {unknown[0] if unknown else '(none)'}: choose from {', '.join(METRICS)}")
+
+
+def check_box_convention(convention: str) -> None:
+    """``wsolevaluation`` or ``authors-cub`` (see the module docs)."""
+    if convention not in BOX_CONVENTIONS:
+        raise UsageError(f"unknown box convention {convention!r}: choose from {', '.join(BOX_CONVENTIONS)}")
+
+
 def protocol_preprocess(protocol: str, model: nn.Module) -> Preprocess:
     """The test transform of a protocol, with the model's own mean and std."""
     own = preprocess_for(model)
     return protocol_transform(protocol, own.mean, own.std)
 
 
-def gt_boxes(sample: Sample, protocol: str) -> np.ndarray:
-    """Ground-truth boxes on the 224 x 224 input, by the protocol's own integer rules."""
+def gt_boxes(sample: Sample, protocol: str, convention: str = "wsolevaluation") -> np.ndarray:
+    """Ground-truth boxes on the 224 x 224 input, by the protocol's own integer rules.
+
+    ``convention="authors-cub"`` moves ``x1`` and ``y1`` one pixel in first (``x + w - 1``, the
+    authors' CUB loader); see the module docs.
+
+    Raises:
+        UsageError: the sample's size is unknown (an empty ``image_sizes.txt`` and no image read).
+    """
+    check_box_convention(convention)
     w, h = sample.width, sample.height
+    if w is None or h is None:
+        raise UsageError(f"{sample.image_id}: image size unknown (image_sizes.txt is empty); read it from the image first")
+    inset = 1 if convention == "authors-cub" else 0
     out = []
     for x0, y0, x1, y1 in sample.boxes:
+        x1, y1 = x1 - inset, y1 - inset
         if protocol == "rethinking":
             out.append((max(int(x0 * 256 / w - 16), 0), max(int(y0 * 256 / h - 16), 0),
                         min(int(x1 * 256 / w - 16), SIZE - 1), min(int(y1 * 256 / h - 16), SIZE - 1)))
@@ -111,13 +164,21 @@ def gt_boxes(sample: Sample, protocol: str) -> np.ndarray:
 
 
 def load_masks(sample: Sample, root: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Union of the instance masks and the ignore mask, nearest-resized to 224 x 224, value > 0.5."""
+    """Union of the instance masks and the ignore mask, nearest-resized to 224 x 224, value > 0.5.
+
+    Raises:
+        ImageError: a mask file is missing or cannot be read.
+    """
 
     def read(rel: str) -> np.ndarray:
         path = root / rel
         if not path.is_file():
             raise ImageError(path, "mask file not found; check --masks ROOT")
-        arr = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+        try:
+            with Image.open(path) as img:
+                arr = np.asarray(img.convert("L"), dtype=np.float32)
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken data
+            raise ImageError(path, f"mask cannot be read ({type(exc).__name__}: {exc}); re-encode or replace it") from exc
         return cv2.resize(arr, (SIZE, SIZE), interpolation=cv2.INTER_NEAREST) > 0.5
 
     fg = np.zeros((SIZE, SIZE), bool)

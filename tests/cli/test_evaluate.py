@@ -19,8 +19,10 @@ def test_cli_evaluate_json_and_plots(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["protocol"] == "wsolevaluation" and set(out["variants"]) == {"cam", "nwc", "pas", "nwc+pas"}
-    assert {"top1_cls", "top5_cls", "maxboxacc", "maxboxacc_v2"} <= set(out["variants"]["cam"])
-    assert (tmp_path / "maxboxacc.png").stat().st_size > 1000
+    assert {"top1_cls", "top5_cls", "maxboxacc_v2"} <= set(out["variants"]["cam"])
+    assert "maxboxacc" not in out["variants"]["cam"]  # V1 only with --metrics maxboxacc (the field reports V2)
+    assert out["settings"]["metrics"] == ["maxboxacc_v2", "pxap"] and out["failed"] == []
+    assert (tmp_path / "maxboxacc_v2.png").stat().st_size > 1000 and not (tmp_path / "maxboxacc.png").exists()
 
 
 def test_cli_evaluate_rethinking_on_real_data():
