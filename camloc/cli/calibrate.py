@@ -9,7 +9,7 @@ import click
 from ..errors import CamlocError
 from .evaluate import box_convention_option, exit_for_failures
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, load_model_for,
-                      metadata_option, model_options, nwc_option, quiet_option)
+                      metadata_option, model_options, nwc_option, quiet_option, workers_option)
 
 
 @click.command("calibrate")
@@ -19,13 +19,17 @@ from .options import (batch_size_option, cam_class_option, device_option, fail_u
 @nwc_option
 @cam_class_option
 @box_convention_option
-@click.option("--percentiles", default="50,60,70,80,85,90,95,100", show_default=True)
-@batch_size_option(32)
+@click.option("--percentiles", default="50,60,70,80,85,90,95,100", show_default=True,
+              help="Comma-separated percentiles of the map to try as the standard (100 is the max); theta is "
+                   "searched from 0.05 to 0.99 for each.")
+@batch_size_option()
+@workers_option
 @device_option
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to save the calibration (JSON).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: the calibration goes to DIR/calibration.json (--calibration takes the folder or the file).")
 @quiet_option
 def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_class, box_convention, percentiles,
-            batch_size, device, out, quiet) -> None:
+            batch_size, workers, device, out, quiet) -> None:
     """Pick theta and the percentile that maximise GT-known Loc on a labelled split with boxes
     (e.g. train-fullsup, never the test split), and save them.
 
@@ -33,7 +37,9 @@ def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_clas
     as a miss; the file is still saved and the exit code is 1 (0: all fine, 2: usage error).
     """
     from ..data.metadata import read_dataset
-    from ..eval.calibrate import calibrate
+    from pathlib import Path
+
+    from ..eval.calibrate import FILE, calibrate
     from ..eval.evaluate import LabelSpaceWarning
 
     try:
@@ -43,7 +49,8 @@ def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_clas
             warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
             best, _ = calibrate(model, read_dataset(metadata), images or metadata, nwc=nwc, cam_class=cam_class,
                                 percentiles=pcts, batch_size=batch_size, model_name=model_name, metadata=str(metadata),
-                                progress=not quiet, box_convention=box_convention)
+                                progress=not quiet, box_convention=box_convention, workers=workers)
+        out = Path(out) / FILE
         best.save(out)
     except (CamlocError, ValueError) as exc:
         raise fail_usage(exc) from None

@@ -15,7 +15,8 @@ import click
 
 from ..errors import CamlocError
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, interval_option,
-                      json_option, load_model_for, masks_option, metadata_option, model_options, quiet_option)
+                      json_option, load_model_for, masks_option, metadata_option, model_options, quiet_option,
+                      workers_option)
 
 if TYPE_CHECKING:
     from ..eval.evaluate import EvaluationResult
@@ -49,31 +50,42 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 @images_option
 @masks_option
 @model_options
-@click.option("--protocol", type=click.Choice(["rethinking", "wsolevaluation"]), default="rethinking", show_default=True)
+@click.option("--protocol", type=click.Choice(["rethinking", "wsolevaluation"]), default="rethinking", show_default=True,
+              help="rethinking: the paper's Top-1 Cls, GT-known Loc, Top-1 Loc at fixed thresholds; wsolevaluation: "
+                   "MaxBoxAcc(V2) and PxAP over a sweep of thresholds.")
 @click.option("--variants", default="cam,nwc,pas,nwc+pas", show_default=True, help="Comma-separated: cam, nwc, pas, nwc+pas.")
 @cam_class_option
 @interval_option
 @metrics_option
 @box_convention_option
-@batch_size_option(32)
+@batch_size_option()
+@workers_option
 @device_option
-@click.option("--limit", type=int, help="Evaluate the first N images only.")
-@click.option("--save-maps", type=click.Path(file_okay=False), help="Write score maps to DIR/<variant>/<image_id>.npy.")
-@click.option("--plots", type=click.Path(file_okay=False), help="Write accuracy-vs-threshold and PR-curve PNGs here.")
-@click.option("--calibration", type=click.Path(dir_okay=False), help="Add a 'calibrated' variant from camloc calibrate.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate the first N images only.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Output folder: result.json (metrics, curves, settings, failed images), and what --save-maps and --plots ask for.")
+@click.option("--save-maps", is_flag=True, help="With --out: the score maps as DIR/maps/<variant>/<image_id>.npy (camloc score reads them).")
+@click.option("--plots", is_flag=True, help="With --out: accuracy-vs-threshold and precision-recall PNGs in DIR.")
+@click.option("--calibration", type=click.Path(exists=False),
+              help="Add a 'calibrated' variant from camloc calibrate (its --out folder or the calibration.json in it).")
 @json_option
 @quiet_option
 def command(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, cam_class, interval,
-            metrics, box_convention, batch_size, device, limit, save_maps, plots, calibration, as_json, quiet) -> None:
+            metrics, box_convention, batch_size, workers, device, limit, out, save_maps, plots, calibration, as_json,
+            quiet) -> None:
     """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass.
 
     An image that cannot be read is printed on stderr, listed in the JSON's "failed", counted in the
     table, and scored as a miss; the exit code is then 1 (0: all fine, 2: usage error).
     """
+    from pathlib import Path
+
     from ..data.metadata import read_dataset
     from ..eval.evaluate import LabelSpaceWarning, evaluate
     from ..eval.protocols import Settings
 
+    if (save_maps or plots) and not out:
+        raise fail_usage(ValueError("--save-maps and --plots need --out DIR"))
     try:
         names = tuple(v.strip() for v in variants.split(",") if v.strip())
         calib = _calibration(calibration)
@@ -86,16 +98,31 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
             result = evaluate(model, samples, images or metadata, settings, masks=masks_root, batch_size=batch_size,
-                              save_maps=save_maps, progress=not quiet)
+                              save_maps=Path(out) / "maps" if save_maps else None, progress=not quiet,
+                              workers=workers)
     except CamlocError as exc:
         raise fail_usage(exc) from None
     result.dataset.update(metadata=str(metadata), model=model_name)
-    if plots:
-        from ..eval.plots import save_plots
-
-        for path in save_plots(result, plots):
-            click.echo(f"wrote {path}", err=True)
+    if out:
+        save_result(result, Path(out), plots)
     report(result, as_json)
+
+
+def save_result(result: "EvaluationResult", out: "Path", plots: bool) -> None:
+    """``OUT/result.json`` (atomically, curves included) and, with ``plots``, the PNGs; each path on stderr."""
+    from ..atomic import atomic_write_text
+
+    try:
+        atomic_write_text(out / "result.json", json.dumps(result.to_dict(with_curves=True)) + "\n")
+        click.echo(f"wrote {out / 'result.json'}", err=True)
+        if plots:
+            from ..eval.plots import save_plots
+
+            for path in save_plots(result, out):
+                click.echo(f"wrote {path}", err=True)
+    except OSError as exc:
+        raise fail_usage(ValueError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a folder you "
+                                    "can write to")) from None
 
 
 def report(result: "EvaluationResult", as_json: bool) -> None:
@@ -133,7 +160,7 @@ def _calibration(path: Optional[str]) -> Optional[dict]:
 
 
 def _metric(v: Optional[float]) -> str:
-    return "-" if v is None else f"{v:6.2f}"
+    return "-" if v is None else f"{v:.2f}"
 
 
 def print_table(result: "EvaluationResult") -> None:
@@ -153,6 +180,8 @@ def print_table(result: "EvaluationResult") -> None:
             result.dataset.get("metadata", "")) else ""
         click.echo(f"calibrated variant: theta {c['theta']} x p{c['percentile']:g}, NWC {'on' if c['nwc'] else 'off'}; "
                    f"calibrated on {c['metadata']}, evaluated on {result.dataset.get('metadata')}{same}")
-    click.echo("variant\t" + "\t".join(keys))
+    width = max(len("variant"), *(len(name) for name in rows))
+    cols = [max(len(k), 6) for k in keys]  # numbers right-aligned under their names
+    click.echo("variant".ljust(width) + "".join(f"  {k:>{c}}" for k, c in zip(keys, cols, strict=True)))
     for name, row in rows.items():
-        click.echo(name + "\t" + "\t".join(_metric(row.get(k)) for k in keys))
+        click.echo(name.ljust(width) + "".join(f"  {_metric(row.get(k)):>{c}}" for k, c in zip(keys, cols, strict=True)))

@@ -29,8 +29,9 @@ from .options import (batch_size_option, device_option, fail_usage, load_model_f
 @batch_size_option()
 @workers_option
 @device_option
-@click.option("--calibration", type=click.Path(dir_okay=False),
-              help="theta, percentile and NWC from camloc calibrate (overrides those options).")
+@click.option("--calibration", type=click.Path(),
+              help="theta, percentile and NWC from camloc calibrate: its --out folder or the calibration.json in it "
+                   "(overrides those options).")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "coco"]),
               help="Output on stdout [default: table on a terminal, JSON lines otherwise].")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
@@ -60,6 +61,10 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, nwc,
     _check_options(class_index, topk, save_maps, resume, out, ctx.world)
     out_dir = Path(out) if out else None
     journal = ctx.journal(out_dir) if out_dir else None
+    if calibration and Path(calibration).is_dir():
+        from ..eval.calibrate import FILE
+
+        calibration = str(Path(calibration) / FILE)
     try:
         max_pixels_limit()  # a bad CAMLOC_MAX_PIXELS is one line now, not an error per image
         standard = make_standard(standard, theta, percentile)

@@ -34,6 +34,8 @@ from .boxacc import largest_contour_table, threshold_levels
 from .evaluate import check_labels, failure, nothing_scored, sample_batches, warn_label_space
 from .protocols import check_box_convention, check_cam_class, gt_boxes, protocol_preprocess
 
+#: The file name ``camloc calibrate --out DIR`` saves to; ``--calibration DIR`` reads it.
+FILE = "calibration.json"
 DEFAULT_PERCENTILES = (50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 95.0, 100.0)
 #: The theta grid searched by default: 0.05 to 0.99 in steps of 0.01.
 DEFAULT_THETAS = np.round(np.arange(0.05, 1.0, 0.01), 2)
@@ -80,7 +82,10 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Calibration":
-        """Read a file written by :meth:`save`; a clear error names a bad file."""
+        """Read a file written by :meth:`save` (or the :data:`FILE` in a folder, where ``camloc
+        calibrate --out DIR`` saves it); a clear error names a bad file."""
+        if Path(path).is_dir():
+            path = Path(path) / FILE
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             return cls(**data)
@@ -103,6 +108,7 @@ def calibrate(
     metadata: str = "",
     progress: bool = True,
     box_convention: str = "wsolevaluation",
+    workers: int = 0,
 ) -> tuple[Calibration, np.ndarray]:
     """Grid-search ``(percentile, theta)`` for the best GT-known Loc on a labelled split.
 
@@ -110,7 +116,8 @@ def calibrate(
     classes (CUB with an ImageNet model); with ``"gt"``, a Top-1 Cls that says they are not
     (:func:`camloc.eval.evaluate.label_space_warning`, the rule ``evaluate`` applies) is issued as a
     :class:`~camloc.eval.evaluate.LabelSpaceWarning` and recorded in the calibration's ``warnings``.
-    An image that cannot be read is a miss at every grid point, listed in ``failed``.
+    An image that cannot be read is a miss at every grid point, listed in ``failed``. ``workers``
+    DataLoader processes decode the images (0: this process).
 
     Returns:
         The best :class:`Calibration` (first best in grid order) and the P x T accuracy grid (%).
@@ -132,7 +139,7 @@ def calibrate(
     hits = np.zeros((len(pcts), len(thetas)), np.int64)
     failed: list[dict[str, str]] = []
     top1_hits, classified, num_classes = 0, 0, None
-    batches = sample_batches(samples, Path(images), pre, batch_size, device_of(model))
+    batches = sample_batches(samples, Path(images), pre, batch_size, device_of(model), workers)
     total = -(-len(samples) // batch_size)
     for chunk in tqdm(batches, total=total, disable=not progress, desc="calibrate", unit="batch"):
         failed += [failure(s, reason) for s, reason in chunk.failed]  # a miss everywhere: adds no hit

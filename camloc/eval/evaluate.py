@@ -98,15 +98,17 @@ class Chunk(NamedTuple):
 
 
 def sample_batches(samples: Sequence[Sample], images: Path, pre: Preprocess, batch_size: int,
-                   device: torch.device) -> Iterator[Chunk]:
-    """A :class:`Chunk` per batch of a split: images through camloc's one Dataset, on ``device``.
+                   device: torch.device, workers: int = 0) -> Iterator[Chunk]:
+    """A :class:`Chunk` per batch of a split, in order: images through camloc's one Dataset, decoded
+    by ``workers`` DataLoader processes (0: in this process), on ``device``.
 
     An image that cannot be read is returned in ``Chunk.failed`` with its reason, never raised.
     """
     data = ImageDataset([images / s.image_id for s in samples], pre, [s.label for s in samples], errors="return")
-    for start in range(0, len(samples), batch_size):
-        stop = min(start + batch_size, len(samples))
-        batch = ImageDataset.collate([data[i] for i in range(start, stop)])
+    order = torch.utils.data.BatchSampler(torch.utils.data.SequentialSampler(data), batch_size, drop_last=False)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=order, num_workers=workers,
+                                         collate_fn=ImageDataset.collate)
+    for batch in loader:
         good, failed = [], []
         for item in batch.items:
             s = samples[item.index]
@@ -363,6 +365,7 @@ def evaluate(
     batch_size: int = 32,
     save_maps: Optional[str | os.PathLike] = None,
     progress: bool = True,
+    workers: int = 0,
 ) -> EvaluationResult:
     """Run ``model`` once per image of a split and score every variant.
 
@@ -386,6 +389,7 @@ def evaluate(
         batch_size: images per forward pass.
         save_maps: write wsolevaluation score maps to ``<save_maps>/<variant>/<image_id>.npy``.
         progress: show a progress bar on stderr.
+        workers: image decoding worker processes (0: decode in this process).
 
     Raises:
         UsageError: bad settings for this split, labels beyond the model's classes with
@@ -400,7 +404,7 @@ def evaluate(
     num_classes = None
     bar = tqdm(total=len(samples), disable=not progress, unit="img", desc=f"evaluate ({settings.protocol})")
     pre = protocol_preprocess(settings.protocol, model)
-    for chunk in sample_batches(samples, images, pre, batch_size, device_of(model)):
+    for chunk in sample_batches(samples, images, pre, batch_size, device_of(model), workers):
         for s, reason in chunk.failed:
             run.fail(s, reason)
         if chunk.samples:

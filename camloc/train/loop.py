@@ -245,9 +245,15 @@ class _Head(nn.Module):
 # -- evaluation and selection ------------------------------------------------------------------
 def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[list[Sample], str]]) -> dict[str, float]:
     """``split/protocol/variant/metric`` for each split: rethinking where it has boxes, wsolevaluation
-    (MaxBoxAccV2, PxAP) as well."""
+    (MaxBoxAccV2, PxAP) as well.
+
+    The training split's labels are the model's classes by construction, so a low Top-1 Cls early in
+    training is not the wrong-label-space warning ``evaluate`` gives (it is silenced here).
+    """
+    import warnings
+
     from ..eval.ablation import flatten
-    from ..eval.evaluate import evaluate
+    from ..eval.evaluate import LabelSpaceWarning, evaluate
     from ..eval.protocols import Settings
 
     out: dict[str, float] = {}
@@ -255,7 +261,9 @@ def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[
     for split, (samples, images) in splits.items():
         protocols = (["rethinking"] if any(s.boxes for s in samples) else []) + ["wsolevaluation"]
         for protocol in protocols:
-            res = evaluate(model, samples, images, Settings(protocol, variants), progress=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LabelSpaceWarning)
+                res = evaluate(model, samples, images, Settings(protocol, variants), progress=False)
             flatten(out, f"{split}/{protocol}", res.metrics)
     return out
 
