@@ -7,7 +7,8 @@ Maps are efficientnet_lite0 CAMs (ground-truth class, full-image resize) of real
 * ``camloc``: :func:`camloc.eval.boxacc.all_contour_table` (one union-find pass over the level sets),
   on one thread and with its outer and hole sweeps on two threads;
 
-for MaxBoxAccV2 (all contours, IoU 30/50/70) and for MaxBoxAcc (largest contour, IoU 50), checking
+for MaxBoxAccV2 (all contours, IoU 30/50/70) and for MaxBoxAcc (largest contour, IoU 50; OpenCV only
+where the sweep's contour count leaves the largest in doubt), checking
 that the hits are identical at every threshold; and the per-image cost of the forward pass of
 efficientnet_lite0 (batch 16) for scale. Usage::
 
