@@ -24,14 +24,20 @@ NWC (negative weight clamping) replaces the effective weights by ``max(W, 0)`` i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
+from ..errors import ModelError
 from .pooling import POOL_KINDS, TAP, pooled
 
-__all__ = ["POOL_KINDS", "TAP", "HeadSpec", "pooled", "exact_maps", "gradient_maps"]
+__all__ = ["LAYOUTS", "POOL_KINDS", "TAP", "HeadSpec", "as_grid", "token_grid", "pooled", "exact_maps", "gradient_maps"]
+
+#: How a feature layer lays out its output: ``nchw`` (B x C x H x W, CNNs), ``nhwc`` (B x H x W x C,
+#: timm's Swin and other channels-last models), ``tokens`` (B x N x C, prefix tokens first, then the
+#: patch grid row by row: vision transformers).
+LAYOUTS = ("nchw", "nhwc", "tokens")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,15 @@ class HeadSpec:
         relu: whether the head applies ReLU to the feature map before pooling.
         norm: name of a LayerNorm / BatchNorm between pooling and classifier, folded into weights.
         theta_tap: TAP's threshold factor when ``pool == "tap"``.
+        layout: how the feature layer's output is laid out, one of :data:`LAYOUTS`; :func:`as_grid`
+            turns it into B x C x H x W.
+        prefix_tokens: for ``tokens``: how many non-patch tokens (class, distillation, register)
+            come before the patch grid.
+        grid: for ``tokens``: the patch grid ``(h, w)`` of the input the analysis ran on.
+        stride: for ``tokens`` whose grid follows the input size (timm ``dynamic_img_size``): the
+            input pixels per token ``(sh, sw)``; None when the grid is fixed.
+        reason: for gradient heads, why the map is a gradient and not an exact CAM (e.g.
+            ``"class token"``: the head reads the class token, not pooled patch features).
     """
 
     feature_layer: str
@@ -53,6 +68,11 @@ class HeadSpec:
     relu: bool = False
     norm: Optional[str] = None
     theta_tap: float = 0.0
+    layout: str = "nchw"
+    prefix_tokens: int = 0
+    grid: Optional[tuple[int, int]] = None
+    stride: Optional[tuple[int, int]] = None
+    reason: str = ""
 
     @property
     def exact(self) -> bool:
@@ -83,9 +103,72 @@ def linear_params(module: nn.Module) -> Optional[tuple[torch.Tensor, Optional[to
     return None
 
 
-def features_for(spec: HeadSpec, feats: torch.Tensor) -> torch.Tensor:
-    """The feature map the head actually pools: ``relu(F)`` where the head applies ReLU first."""
-    feats = feats.float()
+def token_grid(spec: HeadSpec, tokens: int, input_size: Optional[Sequence[int]] = None) -> tuple[int, int]:
+    """The patch grid ``(h, w)`` of a token output with ``tokens`` tokens (prefix included).
+
+    With ``spec.stride`` (a dynamic image size) and the network input's ``(H, W)``, the grid is
+    ``(H / sh, W / sw)`` rounded down, or up where the model pads; otherwise the analysed
+    ``spec.grid``. Either way ``h w = tokens - spec.prefix_tokens`` must hold.
+
+    Example:
+        >>> spec = HeadSpec("blocks.11", None, "gradient", layout="tokens", prefix_tokens=1, stride=(16, 16))
+        >>> token_grid(spec, 141, (160, 224))
+        (10, 14)
+
+    Raises:
+        ModelError: the token count fits neither grid.
+    """
+    patches = tokens - spec.prefix_tokens
+    candidates = []
+    if spec.stride is not None and input_size is not None:
+        (height, width), (sh, sw) = input_size[-2:], spec.stride
+        candidates += [(height // sh, width // sw), (-(-height // sh), -(-width // sw))]
+    if spec.grid is not None:
+        candidates.append(tuple(spec.grid))
+    for h, w in candidates:
+        if h * w == patches and h > 0:
+            return int(h), int(w)
+    raise ModelError(
+        f"the feature layer {spec.feature_layer!r} returned {tokens} tokens, which is not {spec.prefix_tokens} "
+        f"prefix tokens plus the patch grid {spec.grid}"
+        + ("" if input_size is not None or spec.stride is None else "; pass input_size=(H, W) of the network input")
+    )
+
+
+def as_grid(spec: HeadSpec, t: torch.Tensor, input_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """The feature layer's output (or a gradient of it, same shape) as a B x C x H x W grid.
+
+    Reshape and permute only: no ReLU, no dtype change, differentiable, a view where possible.
+
+    * ``nchw``: ``t`` itself;
+    * ``nhwc``: ``t.permute(0, 3, 1, 2)``;
+    * ``tokens``: ``G[b, c, i, j] = t[b, p + i w + j, c]`` with ``p = spec.prefix_tokens`` and the
+      grid ``(h, w)`` of :func:`token_grid` (pass ``input_size``, the network input's ``(H, W)``,
+      for models with dynamic image sizes).
+
+    Example:
+        >>> spec = HeadSpec("norm", "head", "avg", layout="tokens", prefix_tokens=1, grid=(14, 14))
+        >>> as_grid(spec, torch.randn(2, 197, 192)).shape
+        torch.Size([2, 192, 14, 14])
+    """
+    if spec.layout == "nchw":
+        return t
+    if spec.layout == "nhwc":
+        if t.ndim != 4:
+            raise ModelError(f"expected a B x H x W x C output from {spec.feature_layer!r}, got shape {tuple(t.shape)}")
+        return t.permute(0, 3, 1, 2)
+    if spec.layout == "tokens":
+        if t.ndim != 3:
+            raise ModelError(f"expected a B x N x C token output from {spec.feature_layer!r}, got shape {tuple(t.shape)}")
+        h, w = token_grid(spec, t.shape[1], input_size)
+        return t[:, spec.prefix_tokens:].transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
+    raise ValueError(f"unknown layout {spec.layout!r}")
+
+
+def features_for(spec: HeadSpec, feats: torch.Tensor, input_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """The feature map the head actually pools, B x C x H x W float: ``as_grid``, then ``relu(F)``
+    where the head applies ReLU first."""
+    feats = as_grid(spec, feats, input_size).float()
     return feats.clamp_min(0) if spec.relu else feats
 
 
