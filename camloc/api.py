@@ -19,6 +19,11 @@ What counts as an image:
   ``input_size`` (224 x 224 for most).
 
 Classes are indices or the model's label names (``"tabby"``, as results' ``label`` shows them).
+
+Methods (``method=``): ``cam`` (the default, the paper's CAM) or a baseline by pytorch-grad-cam's
+name, ``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``scorecam``, computed on the same
+feature layer (:mod:`camloc.cam.methods`); NWC applies where a method has signed channel weights,
+PaS to every map. Every result records its method.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from torch import nn
 from .atomic import atomic_write_text
 from .cam.analysis import as_logits
 from .cam.boxes import Standard, contour_boxes, foreground, make_standard
-from .cam.extractor import CAMExtractor, CAMOutput, ClassSpec, first_name, input_channels, model_dtype
+from .cam.extractor import CAMOutput, ClassSpec, first_name, input_channels, model_dtype
 from .cam.hooks import eval_mode
+from .cam.methods import DEFAULT_METHOD, MethodExtractor, check_method
 from .data.imaging import Geometry, ImageInput, Preprocess, load_image
 from .device import device_of
 from .errors import ImageError, UsageError
@@ -62,7 +68,8 @@ class Localization:
         box: ``(x0, y0, x1, y1)`` in original pixels (edges, so ``x1 - x0`` is the width).
         boxes: every region's box with ``all_regions``, else ``(box,)``.
         cam: the raw map at feature resolution (CPU float32), NWC applied if it was on.
-        exact: whether ``cam`` is an exact CAM (False: gradient map of a non-affine head).
+        exact: whether ``cam`` is an exact CAM (False: a gradient map of a non-affine head, or
+            another method's map).
         input_box: the box on the network input, before mapping back.
         geometry: how the network input maps to the original image (for drawing the map over it).
     """
@@ -79,6 +86,7 @@ class Localization:
     exact: bool = True
     input_box: tuple[int, int, int, int] = (0, 0, 0, 0)
     geometry: Optional[Geometry] = field(default=None, repr=False, compare=False)
+    method: str = DEFAULT_METHOD
 
     def to_dict(self, with_map: bool = False) -> dict[str, Any]:
         """A JSON-ready dict; boxes rounded to 0.01 px."""
@@ -90,6 +98,7 @@ class Localization:
             "box": [round(v, 2) for v in self.box],
             "boxes": [[round(v, 2) for v in b] for b in self.boxes],
             "exact": self.exact,
+            "method": self.method,
             "width": self.width,
             "height": self.height,
         }
@@ -112,6 +121,7 @@ class DeviceOutput:
     masks: torch.Tensor
     exact: bool
     num_classes: int
+    method: str = DEFAULT_METHOD
 
 
 class Localizer:
@@ -130,7 +140,11 @@ class Localizer:
         feature_layer, classifier: module names, when automatic discovery should be overridden.
         require_exact: refuse gradient maps of non-affine heads.
         calibration: a :class:`camloc.eval.calibrate.Calibration` or its JSON file; its theta, percentile
-            and NWC setting replace ``standard`` and ``nwc``.
+            and NWC setting replace ``standard`` and ``nwc``, and its method is used (a different
+            ``method`` is refused).
+        method: ``cam`` (default: the paper's CAM) or a baseline, ``gradcam``, ``gradcam++``,
+            ``xgradcam``, ``layercam``, ``scorecam`` (:mod:`camloc.cam.methods`).
+        score_batch: masked images per forward pass in Score-CAM.
 
     Example:
         >>> loc = Localizer("efficientnet_lite0")
@@ -153,12 +167,17 @@ class Localizer:
         classifier: Optional[str] = None,
         require_exact: bool = False,
         calibration: Union[str, os.PathLike, Any, None] = None,
+        method: Optional[str] = None,
+        score_batch: Optional[int] = None,
     ) -> None:
+        method = resolve_method(method, calibration)
         if calibration is not None:
             from .eval.calibrate import Calibration
 
             calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
             standard, nwc = calib.standard(), calib.nwc
+        if require_exact and method != DEFAULT_METHOD:
+            raise UsageError(f"require_exact applies to method 'cam' only: {method}'s maps are never exact CAMs")
         if isinstance(model, str):
             model = load_model(model, checkpoint=checkpoint)
             if device is not None:
@@ -171,7 +190,9 @@ class Localizer:
         self.device = device_of(model)
         mode = {"full": "resize", "crop": "crop", None: None}[resize]
         self.preprocess = (preprocess.with_mode(mode) if mode else preprocess) if preprocess else preprocess_for(model, mode)
-        self.extractor = CAMExtractor(model, feature_layer, classifier, input_size=self.preprocess.input_size)
+        self.method = method
+        self.extractor = MethodExtractor(model, method, feature_layer, classifier, input_size=self.preprocess.input_size,
+                                         **({"score_batch": score_batch} if score_batch else {}))
         self.nwc = nwc
         self.standard = standard or Standard.pas()
         self.all_regions = all_regions
@@ -318,7 +339,7 @@ class Localizer:
         _, masks = foreground(out.maps.flatten(0, 1), size, self.standard)
         probs = out.logits.softmax(dim=1).gather(1, out.classes)
         return DeviceOutput(out.classes.cpu(), probs.cpu(), out.maps.detach().cpu(), masks.cpu(), out.exact,
-                            out.logits.shape[1])
+                            out.logits.shape[1], self.method)
 
     def finish(self, dev: "DeviceOutput", geometries: Sequence[Geometry], names: Sequence[str]) -> list[list[Localization]]:
         """Contours, boxes in original pixels and result objects (CPU)."""
@@ -347,6 +368,7 @@ class Localizer:
                         exact=dev.exact,
                         input_box=main,
                         geometry=geom,
+                        method=dev.method,
                     )
                 )
             results.append(per_image)
@@ -378,6 +400,29 @@ class Localizer:
                 )
             x = torch.stack([p[0] for p in prepared])
             yield x, [p[1] for p in prepared], [p[2] for p in prepared], slice(start, start + len(chunk))
+
+
+def resolve_method(method: Optional[str], calibration: Union[str, os.PathLike, Any, None] = None) -> str:
+    """The method a run uses: ``method``, else the calibration's, else ``cam``.
+
+    Raises:
+        UsageError: an unknown method (the names listed), or one that contradicts the calibration's.
+
+    Example:
+        >>> resolve_method(None), resolve_method("gradcam")
+        ('cam', 'gradcam')
+    """
+    if method is not None:
+        check_method(method)
+    if calibration is None:
+        return method or DEFAULT_METHOD
+    from .eval.calibrate import Calibration
+
+    calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
+    if method is not None and method != calib.method:
+        raise UsageError(f"the calibration was made for method {calib.method!r}, not {method!r}: leave the method out "
+                         f"to use {calib.method!r}, or calibrate again with method {method!r}")
+    return calib.method
 
 
 def source_name(image: Any, index: int) -> str:
@@ -449,6 +494,7 @@ def boxes(
     preprocess: Optional[Preprocess] = None,
     batch_size: int = 16,
     calibration: Union[str, os.PathLike, Any, None] = None,
+    method: Optional[str] = None,
     **kwargs: Any,
 ) -> Union[list[Localization], list[list[Localization]]]:
     """Localize the predicted (or given) class in each image.
@@ -469,8 +515,11 @@ def boxes(
         preprocess: an explicit :class:`Preprocess`.
         batch_size: images per forward pass.
         calibration: a :class:`camloc.eval.calibrate.Calibration` or its JSON file; its theta, percentile
-            and NWC setting replace ``standard``, ``theta``, ``percentile`` and ``nwc``.
-        **kwargs: passed to :class:`Localizer` (``device``, ``checkpoint``, ``feature_layer``, ...).
+            and NWC setting replace ``standard``, ``theta``, ``percentile`` and ``nwc``; its method is used.
+        method: ``cam`` (default) or ``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``,
+            ``scorecam`` (:mod:`camloc.cam.methods`); NWC applies where the method has signed
+            channel weights.
+        **kwargs: passed to :class:`Localizer` (``device``, ``checkpoint``, ``feature_layer``, ``score_batch``, ...).
 
     Returns:
         One :class:`Localization` per image, or with ``topk`` / 2-D ``classes`` a list per image.
@@ -478,11 +527,14 @@ def boxes(
     Example:
         >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
         >>> r.label, r.box
+        >>> camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg", method="gradcam++")[0].method
+        'gradcam++'
     """
     items = _as_list(images)
     cls = _split_classes(classes, len(items))
+    resolve_method(method)  # an unknown name before any model is loaded
     loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
-                    resize=resize, preprocess=preprocess, calibration=calibration, **kwargs)
+                    resize=resize, preprocess=preprocess, calibration=calibration, method=method, **kwargs)
     cls = _split_classes(loc.class_indices(cls), len(items))
     nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
     results: list = []
@@ -503,19 +555,23 @@ def cams(
     resize: Optional[str] = None,
     preprocess: Optional[Preprocess] = None,
     batch_size: int = 16,
+    method: Optional[str] = None,
     **kwargs: Any,
 ) -> torch.Tensor:
     """Raw class activation maps alone: N x h x w (N x k x h x w with ``topk`` or 2-D classes).
 
     Takes the same images and classes as :func:`boxes` (paths, PIL images, arrays, uint8 pixel
-    tensors, preprocessed float tensors; class indices or label names).
+    tensors, preprocessed float tensors; class indices or label names), and the same ``method``
+    (default ``cam``; the others' maps are ReLU'd, at feature resolution, not normalised).
 
     Example:
         >>> maps = camloc.cams("efficientnet_lite0", ["a.jpg", "b.jpg"])   # 2 x 7 x 7
+        >>> grad = camloc.cams("efficientnet_lite0", ["a.jpg", "b.jpg"], method="gradcam")
     """
     items = _as_list(images)
     cls = _split_classes(classes, len(items))
-    loc = Localizer(model, nwc=nwc, resize=resize, preprocess=preprocess, **kwargs)
+    resolve_method(method)
+    loc = Localizer(model, nwc=nwc, resize=resize, preprocess=preprocess, method=method, **kwargs)
     cls = _split_classes(loc.class_indices(cls), len(items))
     nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
     chunks = []

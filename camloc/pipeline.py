@@ -129,11 +129,15 @@ def file_digest(path: Optional[str]) -> Optional[str]:
 
 #: Manifest entries that describe where a file was, not what it holds (their digests are compared).
 _NOT_COMPARED = ("camloc", "checkpoint", "calibration")
+#: What a manifest written before an entry existed meant by its absence (runs before methods: ``cam``).
+_ABSENT_MEANT = {"method": "cam"}
 
 
 def _differences(old: dict, new: dict) -> list[str]:
     keys = [k for k in dict.fromkeys([*old, *new]) if k not in _NOT_COMPARED]
-    return [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys if old.get(k) != new.get(k)]
+    then = {k: old.get(k, _ABSENT_MEANT.get(k)) for k in keys}
+    now = {k: new.get(k, _ABSENT_MEANT.get(k)) for k in keys}
+    return [f"{k}: {then[k]!r} then, {now[k]!r} now" for k in keys if then[k] != now[k]]
 
 
 def _writable(out: Path) -> None:
@@ -350,7 +354,8 @@ def read_journal(path: Path) -> Iterator[dict]:
                 continue
 
 
-CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "model", "error"]
+CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "method", "model",
+              "error"]
 
 
 #: Widths of the terminal table's columns after the image path (class, label, score, box).
@@ -371,7 +376,9 @@ def format_row(d: dict, image_width: int = 0) -> str:
         return f"{image}  ERROR  {d['error']}"
     label = _fit(str(d["label"]), _LABEL_WIDTH)
     box = "[" + ", ".join(f"{v:7.1f}" for v in d["box"]) + "]"
-    return f"{image}  {d['class']:>5}  {label}  {d['score']:5.3f}  {box}  {'exact' if d['exact'] else 'gradient'}"
+    method = d.get("method", "cam")
+    kind = method if method != "cam" else "exact" if d["exact"] else "gradient"
+    return f"{image}  {d['class']:>5}  {label}  {d['score']:5.3f}  {box}  {kind}"
 
 
 def table_header(image_width: int = 0) -> str:

@@ -9,13 +9,14 @@ import click
 from ..errors import CamlocError
 from .evaluate import box_convention_option, exit_for_failures
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, load_model_for,
-                      metadata_option, model_options, nwc_option, quiet_option, workers_option)
+                      metadata_option, method_option, model_options, nwc_option, quiet_option, workers_option)
 
 
 @click.command("calibrate")
 @metadata_option
 @images_option
 @model_options
+@method_option()
 @nwc_option
 @cam_class_option
 @box_convention_option
@@ -28,7 +29,7 @@ from .options import (batch_size_option, cam_class_option, device_option, fail_u
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: the calibration goes to DIR/calibration.json (--calibration takes the folder or the file).")
 @quiet_option
-def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_class, box_convention, percentiles,
+def command(metadata, images, model_name, checkpoint, num_classes, method, nwc, cam_class, box_convention, percentiles,
             batch_size, workers, device, out, quiet) -> None:
     """Pick theta and the percentile that maximise GT-known Loc on a labelled split with boxes
     (e.g. train-fullsup, never the test split), and save them.
@@ -49,7 +50,7 @@ def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_clas
             warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
             best, _ = calibrate(model, read_dataset(metadata), images or metadata, nwc=nwc, cam_class=cam_class,
                                 percentiles=pcts, batch_size=batch_size, model_name=model_name, metadata=str(metadata),
-                                progress=not quiet, box_convention=box_convention, workers=workers)
+                                progress=not quiet, box_convention=box_convention, workers=workers, method=method)
         out = Path(out) / FILE
         best.save(out)
     except (CamlocError, ValueError) as exc:
@@ -58,7 +59,12 @@ def command(metadata, images, model_name, checkpoint, num_classes, nwc, cam_clas
         click.echo(f"camloc: warning: {message}", err=True)
     for f in best.failed:
         click.echo(f"camloc: failed: {f['image_id']}: {f['reason']}", err=True)
-    click.echo(f"theta {best.theta} x p{best.percentile:g} (NWC {'on' if nwc else 'off'}): GT-known Loc "
+    click.echo(f"theta {best.theta} x p{best.percentile:g} ({_method(best.method)}NWC {'on' if best.nwc else 'off'}): "
+               "GT-known Loc "
                f"{best.gt_known_loc:.2f} % on {best.n} images, {len(best.failed)} failed, of {metadata} "
                f"(box convention {best.box_convention}); saved to {out}")
     exit_for_failures(len(best.failed), best.n)
+
+
+def _method(method: str) -> str:
+    return "" if method == "cam" else f"method {method}, "

@@ -15,8 +15,8 @@ import click
 
 from ..errors import CamlocError
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, interval_option,
-                      json_option, load_model_for, masks_option, metadata_option, model_options, quiet_option,
-                      workers_option)
+                      json_option, load_model_for, masks_option, metadata_option, method_option, model_options,
+                      quiet_option, workers_option)
 
 if TYPE_CHECKING:
     from ..eval.evaluate import EvaluationResult
@@ -54,6 +54,7 @@ def parse_metrics(text: str) -> tuple[str, ...]:
               help="rethinking: the paper's Top-1 Cls, GT-known Loc, Top-1 Loc at fixed thresholds; wsolevaluation: "
                    "MaxBoxAcc(V2) and PxAP over a sweep of thresholds.")
 @click.option("--variants", default="cam,nwc,pas,nwc+pas", show_default=True, help="Comma-separated: cam, nwc, pas, nwc+pas.")
+@method_option(multiple=True)
 @cam_class_option
 @interval_option
 @metrics_option
@@ -70,10 +71,13 @@ def parse_metrics(text: str) -> tuple[str, ...]:
               help="Add a 'calibrated' variant from camloc calibrate (its --out folder or the calibration.json in it).")
 @json_option
 @quiet_option
-def command(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, cam_class, interval,
-            metrics, box_convention, batch_size, workers, device, limit, out, save_maps, plots, calibration, as_json,
-            quiet) -> None:
+def command(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, methods, cam_class,
+            interval, metrics, box_convention, batch_size, workers, device, limit, out, save_maps, plots, calibration,
+            as_json, quiet) -> None:
     """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass.
+
+    With several --method options, every variant of each method is scored on the same images
+    (rows METHOD/VARIANT; the paper's CAM keeps the plain variant names).
 
     An image that cannot be read is printed on stderr, listed in the JSON's "failed", counted in the
     table, and scored as a miss; the exit code is then 1 (0: all fine, 2: usage error).
@@ -92,7 +96,8 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
         if calib is not None and "calibrated" not in names:
             names = names + ("calibrated",)
         settings = Settings(protocol=protocol, variants=names, cam_class=cam_class, interval=interval, calibration=calib,
-                            metrics=parse_metrics(metrics), box_convention=box_convention)
+                            metrics=parse_metrics(metrics), box_convention=box_convention,
+                            methods=tuple(dict.fromkeys(methods)) or ("cam",))
         samples = read_dataset(metadata)[:limit] if limit else read_dataset(metadata)
         model = load_model_for(model_name, checkpoint, num_classes, device)
         with warnings.catch_warnings():
@@ -172,14 +177,20 @@ def print_table(result: "EvaluationResult") -> None:
     source = f"score maps {result.dataset['scoremaps']}" if "scoremaps" in result.dataset else f"CAM class: {s.cam_class}"
     click.echo(f"protocol {s.protocol}; {result.dataset['n']} images, {len(result.failed)} failed; {source}; "
                f"box convention {s.box_convention}"
+               + (f"; methods {', '.join(s.methods)}" if tuple(s.methods) != ("cam",) else "")
                + (f"; thresholds: theta {s.theta_max} x max, PaS {s.theta_pas} x p{s.percentile:g}"
                   if s.protocol == "rethinking" else f"; tau interval {s.interval}"))
     if s.calibration:
         c = s.calibration
         same = " (the SAME split: an optimistic number)" if os.path.abspath(c["metadata"]) == os.path.abspath(
             result.dataset.get("metadata", "")) else ""
-        click.echo(f"calibrated variant: theta {c['theta']} x p{c['percentile']:g}, NWC {'on' if c['nwc'] else 'off'}; "
+        method = f"method {c['method']}, " if c.get("method", "cam") != "cam" else ""
+        click.echo(f"calibrated variant: theta {c['theta']} x p{c['percentile']:g}, {method}NWC {'on' if c['nwc'] else 'off'}; "
                    f"calibrated on {c['metadata']}, evaluated on {result.dataset.get('metadata')}{same}")
+    skipped = s.skipped()
+    if skipped:
+        click.echo(f"left out: {', '.join(skipped)} (NWC does not apply to layercam and scorecam: their channel "
+                   "weights are never negative)")
     width = max(len("variant"), *(len(name) for name in rows))
     cols = [max(len(k), 6) for k in keys]  # numbers right-aligned under their names
     click.echo("variant".ljust(width) + "".join(f"  {k:>{c}}" for k, c in zip(keys, cols, strict=True)))

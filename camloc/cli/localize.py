@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from ..errors import CamlocError
-from .options import (batch_size_option, device_option, fail_usage, load_model_for, model_given, model_options,
-                      nwc_option, quiet_option, workers_option)
+from .options import (batch_size_option, device_option, fail_usage, load_model_for, method_option, model_given,
+                      model_options, nwc_option, quiet_option, workers_option)
 
 
 @click.command("localize")
@@ -18,6 +18,7 @@ from .options import (batch_size_option, device_option, fail_usage, load_model_f
 @model_options
 @click.option("--class", "class_index", type=int, help="Localize this class instead of the top-1 prediction.")
 @click.option("--topk", type=int, help="Localize each image's top-k predicted classes.")
+@method_option(default=None)
 @nwc_option
 @click.option("--standard", type=click.Choice(["percentile", "max"]), default="percentile", show_default=True,
               help="Threshold against a percentile of the map (PaS) or its maximum (vanilla CAM).")
@@ -30,8 +31,8 @@ from .options import (batch_size_option, device_option, fail_usage, load_model_f
 @workers_option
 @device_option
 @click.option("--calibration", type=click.Path(),
-              help="theta, percentile and NWC from camloc calibrate: its --out folder or the calibration.json in it "
-                   "(overrides those options).")
+              help="theta, percentile, NWC and method from camloc calibrate: its --out folder or the calibration.json "
+                   "in it (overrides those options; a different --method is refused).")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "coco"]),
               help="Output on stdout [default: table on a terminal, JSON lines otherwise].")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
@@ -40,7 +41,7 @@ from .options import (batch_size_option, device_option, fail_usage, load_model_f
 @click.option("--no-overlays", is_flag=True, help="With --out: skip the overlay PNGs.")
 @click.option("--resume", is_flag=True, help="With --out: skip images already in its results.")
 @quiet_option
-def command(images, model_name, checkpoint, num_classes, class_index, topk, nwc, standard, theta, percentile,
+def command(images, model_name, checkpoint, num_classes, class_index, topk, method, nwc, standard, theta, percentile,
             all_regions, resize, batch_size, workers, device, calibration, fmt, as_json, out, save_maps, no_overlays,
             resume, quiet) -> None:
     """Localize the predicted class in each IMAGE (files, folders, @list.txt) and print its box in original pixels.
@@ -49,7 +50,7 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, nwc,
     Exit code 0: all fine; 1: some images failed (each reported, the rest done); 2: usage error.
     """
     from .. import pipeline
-    from ..api import Localizer
+    from ..api import Localizer, resolve_method
     from ..cam.boxes import make_standard
     from ..data.imaging import max_pixels_limit
     from ..data.inputs import find_inputs
@@ -68,6 +69,7 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, nwc,
     try:
         max_pixels_limit()  # a bad CAMLOC_MAX_PIXELS is one line now, not an error per image
         standard = make_standard(standard, theta, percentile)
+        method = resolve_method(method, calibration)
         found = find_inputs(images)
         if not found.paths:  # nothing to do at all: one line per input that yielded nothing
             for where, reason in found.problems[:-1]:
@@ -76,12 +78,12 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, nwc,
         skip = frozenset()
         if out_dir:
             manifest = _manifest(model_name if (model_given() or not checkpoint) else None, checkpoint, num_classes,
-                                 nwc, standard, all_regions, resize, calibration, class_index, topk)
+                                 nwc, standard, all_regions, resize, calibration, class_index, topk, method)
             skip = pipeline.prepare_output(out_dir, manifest, resume, journal, ctx.rank)
         device = ctx.setup(device)
         model = load_model_for(model_name, checkpoint, num_classes, device)
         loc = Localizer(model, nwc=nwc, standard=standard, all_regions=all_regions, resize=resize,
-                        calibration=calibration)
+                        calibration=calibration, method=method)
         writer = pipeline.JournalWriter(journal)
     except (CamlocError, ValueError) as exc:
         raise fail_usage(exc) from None
@@ -147,7 +149,7 @@ def _close_quietly(writer) -> None:
 
 
 def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize, calibration, class_index,
-              topk) -> dict:
+              topk, method="cam") -> dict:
     """What made the results in an --out folder: compared when a run is resumed there."""
     from dataclasses import asdict, is_dataclass
     from importlib.metadata import version
@@ -168,6 +170,7 @@ def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize
         "calibration_sha256": file_digest(calibration) if calibration else None,
         "class": class_index,
         "topk": topk,
+        "method": method,
     }
 
 

@@ -52,6 +52,25 @@ images_option = click.option("--images", type=click.Path(file_okay=False, exists
                              help="Image root [default: the metadata folder].")
 masks_option = click.option("--masks", "masks_root", type=click.Path(file_okay=False, exists=True),
                             help="Mask root [default: the image root, which is the metadata folder unless --images says otherwise].")
+#: The same names as camloc.cam.methods.METHODS (not imported: ``--help`` stays torch-free; a test compares them).
+METHOD_NAMES = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam")
+METHOD_HELP = ("cam: the paper's class activation map (exact, or the head's gradient map); gradcam, gradcam++, "
+               "xgradcam, layercam, scorecam: the baselines as pytorch-grad-cam defines them, on the same feature "
+               "layer. NWC applies to cam, gradcam, gradcam++ and xgradcam; PaS to all. scorecam runs the whole "
+               "network once per feature channel and image (slow).")
+
+
+def method_option(multiple: bool = False, default: Optional[str] = "cam") -> Callable:
+    """``--method``: which map (a click.Choice of :data:`METHOD_NAMES`); ``multiple`` lets it repeat."""
+    if multiple:
+        return click.option("--method", "methods", type=click.Choice(METHOD_NAMES), multiple=True,
+                            help="Map method; repeat to compare several in one run (rows METHOD/VARIANT) "
+                                 f"[default: cam]. {METHOD_HELP}")
+    shown = f" [default: {default}]" if default else " [default: cam, or the calibration's method]"
+    return click.option("--method", type=click.Choice(METHOD_NAMES), default=default, show_default=False,
+                        help=f"Map method{shown}. {METHOD_HELP}")
+
+
 interval_option = click.option("--interval", type=float, default=0.001, show_default=True,
                                help="Tau step of the wsolevaluation sweep.")
 

@@ -9,7 +9,8 @@ threshold ``int(theta * percentile(U))`` crosses a level present in the map.
 
 The result is a small JSON file that ``camloc localize --calibration``, ``camloc.boxes(...,
 calibration=...)`` and ``camloc evaluate --calibration`` load; evaluation reports the split it was
-calibrated on beside the split it evaluates.
+calibrated on beside the split it evaluates. A calibration is made for one method's maps
+(:mod:`camloc.cam.methods`, default ``cam``) and records it; whatever loads it uses that method.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import nn
 
 from ..atomic import atomic_write_text
 from ..cam.boxes import Standard, to_uint8, upsample
-from ..cam.extractor import CAMExtractor
+from ..cam.methods import DEFAULT_METHOD, MethodExtractor, check_method, effective_nwc
 from ..data.metadata import Sample
 from ..data.transforms import SIZE
 from ..device import device_of
@@ -46,7 +47,8 @@ class Calibration:
     """A threshold rule chosen on a labelled split, and where it came from.
 
     Attributes:
-        theta, percentile, nwc: the rule (``theta x percentile_i(U)``, NWC on or off).
+        theta, percentile, nwc: the rule (``theta x percentile_i(U)``, NWC on or off; off for methods
+            NWC does not apply to).
         gt_known_loc: its GT-known Loc (%) on the split, failed images counted as misses.
         metadata, model, n: the split, the model, and the split's number of images.
         cam_class: ``gt`` or ``top1``.
@@ -54,6 +56,8 @@ class Calibration:
         box_convention: where ground-truth boxes end (:data:`camloc.eval.protocols.BOX_CONVENTIONS`).
         failed: ``{"image_id", "reason"}`` for each image that could not be read.
         warnings: one line each, e.g. :func:`camloc.eval.evaluate.label_space_warning`'s.
+        method: the maps' method (:data:`camloc.cam.methods.METHODS`); files made before methods
+            existed name none and mean ``cam``.
     """
 
     theta: float
@@ -68,10 +72,12 @@ class Calibration:
     box_convention: str = "wsolevaluation"
     failed: tuple[dict[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
+    method: str = DEFAULT_METHOD
 
     def __post_init__(self) -> None:  # JSON gives lists; keep tuples so a loaded file equals the saved one
         object.__setattr__(self, "failed", tuple(dict(f) for f in self.failed))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        check_method(self.method)
 
     def standard(self) -> Standard:
         return Standard(self.theta, self.percentile)
@@ -109,6 +115,7 @@ def calibrate(
     progress: bool = True,
     box_convention: str = "wsolevaluation",
     workers: int = 0,
+    method: str = DEFAULT_METHOD,
 ) -> tuple[Calibration, np.ndarray]:
     """Grid-search ``(percentile, theta)`` for the best GT-known Loc on a labelled split.
 
@@ -117,7 +124,8 @@ def calibrate(
     (:func:`camloc.eval.evaluate.label_space_warning`, the rule ``evaluate`` applies) is issued as a
     :class:`~camloc.eval.evaluate.LabelSpaceWarning` and recorded in the calibration's ``warnings``.
     An image that cannot be read is a miss at every grid point, listed in ``failed``. ``workers``
-    DataLoader processes decode the images (0: this process).
+    DataLoader processes decode the images (0: this process). ``method`` picks the maps
+    (:mod:`camloc.cam.methods`); NWC is recorded off for methods it does not apply to.
 
     Returns:
         The best :class:`Calibration` (first best in grid order) and the P x T accuracy grid (%).
@@ -132,10 +140,11 @@ def calibrate(
         raise UsageError("calibration needs a split with boxes")
     check_cam_class(cam_class)
     check_box_convention(box_convention)
+    nwc = effective_nwc(method, nwc)
     thetas = DEFAULT_THETAS if thetas is None else np.asarray(thetas, np.float64)
     pcts = [float(p) for p in percentiles]
     pre = protocol_preprocess("rethinking", model)
-    extractor = CAMExtractor(model)
+    extractor = MethodExtractor(model, method, progress=progress)
     hits = np.zeros((len(pcts), len(thetas)), np.int64)
     failed: list[dict[str, str]] = []
     top1_hits, classified, num_classes = 0, 0, None
@@ -146,7 +155,7 @@ def calibrate(
         if not chunk.samples:
             continue
         if num_classes is None:
-            num_classes = check_labels(extractor, chunk.x[:1], samples, cam_class)
+            num_classes = check_labels(extractor.cam, chunk.x[:1], samples, cam_class)
         out = extractor(chunk.x, classes=chunk.labels if cam_class == "gt" else None, nwc=nwc)
         top1_hits += int((out.logits.argmax(1).cpu() == chunk.labels).sum())
         classified += len(chunk.samples)
@@ -162,5 +171,6 @@ def calibrate(
     grid = 100.0 * hits / len(samples)
     i, j = np.unravel_index(int(grid.argmax()), grid.shape)
     best = Calibration(float(thetas[j]), pcts[i], nwc, float(grid[i, j]), str(metadata), model_name, len(samples),
-                       cam_class, box_convention=box_convention, failed=tuple(failed), warnings=tuple(found))
+                       cam_class, box_convention=box_convention, failed=tuple(failed), warnings=tuple(found),
+                       method=method)
     return best, grid

@@ -1,10 +1,11 @@
 """Evaluation on WSOL datasets under either protocol (:mod:`camloc.eval.protocols`), every variant
-from one forward pass.
+from one forward pass, for one or several methods (:mod:`camloc.cam.methods`).
 
 Example:
     >>> samples = read_dataset("data/cub-test")
     >>> result = evaluate(model, samples, "data/cub-test", Settings("wsolevaluation"))
     >>> result.metrics["nwc+pas"]["maxboxacc_v2"]
+    >>> evaluate(model, samples, "data/cub-test", Settings(methods=("cam", "gradcam"))).metrics["gradcam/pas"]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from ..atomic import atomic_write
 from ..cam.boxes import contour_boxes, foreground, minmax, upsample
 from ..cam.extractor import CAMExtractor, CAMOutput
+from ..cam.methods import MethodExtractor
 from ..data.dataset import ImageDataset
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample, image_size
@@ -226,7 +228,7 @@ class EvaluationResult:
     Attributes:
         settings: everything that made the numbers.
         dataset: the split (``n`` images in all, ``failed`` of them could not be scored).
-        metrics: ``{variant: {metric: value}}``.
+        metrics: ``{row: {metric: value}}``, a row per variant and method (:meth:`Settings.rows`).
         curves: accuracy against threshold, precision-recall (wsolevaluation).
         failed: ``{"image_id", "reason"}`` for each image that could not be scored; each counts as a
             miss in every metric (see :func:`evaluate`).
@@ -279,8 +281,9 @@ class _Run:
         if not self.wsol and not has_boxes:
             raise UsageError("the rethinking protocol needs boxes; this split has masks only: use --protocol wsolevaluation")
         self.dataset = {"n": len(samples), "boxes": has_boxes, "masks": has_masks}
-        self.fixed = {v: FixedThreshold() for v in settings.variants}
-        self.scorers = {v: WsolScorer(settings, has_boxes, has_masks) for v in settings.variants} if self.wsol else {}
+        self.rows = settings.rows()
+        self.fixed = {r.name: FixedThreshold() for r in self.rows}
+        self.scorers = {r.name: WsolScorer(settings, has_boxes, has_masks) for r in self.rows} if self.wsol else {}
         if self.wsol and not next(iter(self.scorers.values())).active:
             raise UsageError(_no_metric(settings.metrics, has_boxes, has_masks))
         self.cls_hits = np.zeros(2, np.int64)  # Top-1 and Top-5 Cls (wsolevaluation: the same for every variant)
@@ -295,10 +298,15 @@ class _Run:
             for scorer in self.scorers.values():
                 scorer.add_miss(masks)
             return
-        for variant in self.settings.variants:
-            self.fixed[variant].add(0.0, False if self.known else None, False if self.known else None)
+        for row in self.rows:
+            self.fixed[row.name].add(0.0, False if self.known else None, False if self.known else None)
 
-    def add(self, chunk: Sequence[Sample], labels: torch.Tensor, outs: dict[bool, CAMOutput], num_classes: int) -> None:
+    def requests(self) -> list[tuple[str, bool]]:
+        """The ``(method, nwc)`` maps the rows need, each computed once per batch."""
+        return list(dict.fromkeys((r.method, r.nwc) for r in self.rows))
+
+    def add(self, chunk: Sequence[Sample], labels: torch.Tensor, outs: dict[tuple[str, bool], CAMOutput],
+            num_classes: int) -> None:
         ok = np.ones(len(chunk), bool)
         masks_of: list = [None] * len(chunk)
         if self.wsol:
@@ -318,35 +326,37 @@ class _Run:
         if self.wsol:
             self._add_sweeps(chunk, outs, ok, masks_of)
             return
-        for variant in self.settings.variants:
-            ious = rethinking_hits(outs[self.settings.nwc(variant)].maps[:, 0], chunk, self.settings.standard(variant),
+        for row in self.rows:
+            ious = rethinking_hits(outs[(row.method, row.nwc)].maps[:, 0], chunk, self.settings.standard(row.variant),
                                    self.settings.box_convention)
             for i, best in enumerate(ious):
-                self.fixed[variant].add(best, bool(top1_ok[i]) if self.known else None,
-                                        bool(top5_ok[i]) if self.known else None)
+                self.fixed[row.name].add(best, bool(top1_ok[i]) if self.known else None,
+                                         bool(top5_ok[i]) if self.known else None)
 
-    def _add_sweeps(self, chunk: Sequence[Sample], outs: dict[bool, CAMOutput], ok: np.ndarray, masks_of: list) -> None:
-        normalised = {nwc: minmax(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy() for nwc, out in outs.items()}
-        for variant in self.settings.variants:
-            maps = normalised[self.settings.nwc(variant)]
+    def _add_sweeps(self, chunk: Sequence[Sample], outs: dict[tuple[str, bool], CAMOutput], ok: np.ndarray,
+                    masks_of: list) -> None:
+        normalised = {key: minmax(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy() for key, out in outs.items()}
+        for row in self.rows:
+            maps = normalised[(row.method, row.nwc)]
             for i, s in enumerate(chunk):
                 if not ok[i]:
                     continue
-                self.scorers[variant].add(maps[i], s, self.settings.sweep_percentile(variant), masks_of[i])
+                self.scorers[row.name].add(maps[i], s, self.settings.sweep_percentile(row.variant), masks_of[i])
                 if self.save_maps:
-                    atomic_write(Path(self.save_maps) / variant / f"{s.image_id}.npy", lambda fh, m=maps[i]: np.save(fh, m))
+                    atomic_write(Path(self.save_maps) / row.name / f"{s.image_id}.npy",
+                                 lambda fh, m=maps[i]: np.save(fh, m))
 
     def result(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         metrics, curves = {}, {}
         n = self.dataset["n"]
-        for variant in self.settings.variants:
+        for r in self.rows:
             if not self.wsol:
-                metrics[variant] = self.fixed[variant].compute()
+                metrics[r.name] = self.fixed[r.name].compute()
                 continue
             row = {"top1_cls": float(100.0 * self.cls_hits[0] / n), "top5_cls": float(100.0 * self.cls_hits[1] / n)} if self.known else {}
-            row.update(self.scorers[variant].compute())
-            metrics[variant] = row
-            curves[variant] = self.scorers[variant].curves()
+            row.update(self.scorers[r.name].compute())
+            metrics[r.name] = row
+            curves[r.name] = self.scorers[r.name].curves()
         return metrics, curves
 
 
@@ -366,8 +376,13 @@ def evaluate(
     save_maps: Optional[str | os.PathLike] = None,
     progress: bool = True,
     workers: int = 0,
+    score_batch: Optional[int] = None,
 ) -> EvaluationResult:
-    """Run ``model`` once per image of a split and score every variant.
+    """Run ``model`` once per image of a split and score every variant of every method.
+
+    Each method's maps come from one pass per batch (the paper's CAM: one forward pass for every
+    variant; the gradient methods together: one forward and one backward pass; Score-CAM: its
+    masked forward passes, see :mod:`camloc.cam.methods`); ``settings.rows()`` names the rows.
 
     An image that cannot be read (or whose mask cannot be) does not stop the run: it is listed in
     ``result.failed`` with its reason and scored as a miss, counting in every denominator: a
@@ -384,12 +399,15 @@ def evaluate(
         model: any classifier camloc's extractor supports (its device is used as it is).
         samples: the split, from :func:`camloc.data.metadata.read_dataset`.
         images: the image root the sample ids are relative to.
-        settings: protocol, variants, thresholds, metrics and box convention.
+        settings: protocol, variants, methods, thresholds, metrics and box convention.
         masks: the mask root (default: the image root), for PxAP.
         batch_size: images per forward pass.
-        save_maps: write wsolevaluation score maps to ``<save_maps>/<variant>/<image_id>.npy``.
+        save_maps: write wsolevaluation score maps to ``<save_maps>/<row>/<image_id>.npy`` (a row is the
+            variant for ``cam``, ``METHOD/VARIANT`` for the other methods).
         progress: show a progress bar on stderr.
         workers: image decoding worker processes (0: decode in this process).
+        score_batch: masked images per forward pass in Score-CAM (default
+            :data:`camloc.cam.methods.SCORE_BATCH`).
 
     Raises:
         UsageError: bad settings for this split, labels beyond the model's classes with
@@ -399,8 +417,8 @@ def evaluate(
 
     images = Path(images)
     run = _Run(settings, samples, Path(masks) if masks else images, save_maps)
-    extractor = CAMExtractor(model)
-    nwcs = tuple(sorted({settings.nwc(v) for v in settings.variants}))
+    extractor = MethodExtractor(model, progress=progress, **({"score_batch": score_batch} if score_batch else {}))
+    requests = run.requests()
     num_classes = None
     bar = tqdm(total=len(samples), disable=not progress, unit="img", desc=f"evaluate ({settings.protocol})")
     pre = protocol_preprocess(settings.protocol, model)
@@ -409,8 +427,8 @@ def evaluate(
             run.fail(s, reason)
         if chunk.samples:
             if num_classes is None:
-                num_classes = check_labels(extractor, chunk.x[:1], samples, settings.cam_class)
-            outs = extractor.variants(chunk.x, classes=chunk.labels if run.known else None, nwcs=nwcs)
+                num_classes = check_labels(extractor.cam, chunk.x[:1], samples, settings.cam_class)
+            outs = extractor.maps(chunk.x, requests, classes=chunk.labels if run.known else None)
             run.add(chunk.samples, chunk.labels, outs, num_classes)
         bar.update(len(chunk.samples) + len(chunk.failed))
     bar.close()

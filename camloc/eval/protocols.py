@@ -14,6 +14,13 @@
 Variants: ``cam`` (neither fix), ``nwc``, ``pas``, ``nwc+pas``, and ``calibrated`` (from a
 calibration file). The two protocols are never mixed: a result names its protocol and settings.
 
+Methods (``Settings.methods``, :data:`camloc.cam.methods.METHODS`): each variant is scored for each
+method's maps. A result's rows (:meth:`Settings.rows`) are named by the variant alone for ``cam``
+(the paper's CAM: ``cam``, ``nwc``, ``pas``, ``nwc+pas``) and ``METHOD/VARIANT`` for the others
+(``gradcam/cam`` is Grad-CAM with neither fix, ``gradcam/nwc+pas`` with both). Variants with NWC are
+left out for methods NWC does not apply to (``layercam``, ``scorecam``: nothing to clamp). The
+``calibrated`` row uses the method the calibration was made with.
+
 Metrics of the wsolevaluation protocol (:data:`METRICS`, ``Settings.metrics``), each computed only
 when asked for and where the split has what it needs: ``maxboxacc_v2`` (boxes) and ``pxap`` (masks)
 are what wsolevaluation reports and what the command line computes by default
@@ -49,6 +56,7 @@ from PIL import Image
 from torch import nn
 
 from ..cam.boxes import Standard
+from ..cam.methods import DEFAULT_METHOD, check_method, effective_nwc, nwc_applies
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
 from ..data.transforms import SIZE, protocol_transform
@@ -67,6 +75,33 @@ BOX_CONVENTIONS = ("wsolevaluation", "authors-cub")
 
 
 @dataclass(frozen=True)
+class Row:
+    """One row of a result: a variant (thresholds, NWC) of one method's maps.
+
+    Attributes:
+        name: the row's key in ``EvaluationResult.metrics`` (see :meth:`Settings.rows`).
+        method: the method whose maps it scores.
+        variant: one of :data:`VARIANTS` or ``calibrated``.
+        nwc: NWC as it acts on the method's maps (False where it does not apply).
+    """
+
+    name: str
+    method: str
+    variant: str
+    nwc: bool
+
+
+def row_name(method: str, variant: str) -> str:
+    """``variant`` for the paper's CAM, ``method/variant`` for the other methods (``calibrated`` stays itself).
+
+    Example:
+        >>> row_name("cam", "nwc+pas"), row_name("gradcam", "pas")
+        ('nwc+pas', 'gradcam/pas')
+    """
+    return variant if method == DEFAULT_METHOD or variant == "calibrated" else f"{method}/{variant}"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything that makes a number: recorded in every result."""
 
@@ -81,6 +116,7 @@ class Settings:
     calibration: Optional[dict] = None
     metrics: tuple[str, ...] = METRICS
     box_convention: str = "wsolevaluation"
+    methods: tuple[str, ...] = (DEFAULT_METHOD,)
 
     def __post_init__(self) -> None:
         if "calibrated" in self.variants and self.calibration is None:
@@ -95,6 +131,43 @@ class Settings:
             raise UsageError("interval must be in (0, 1)")
         check_metrics(self.metrics)
         check_box_convention(self.box_convention)
+        object.__setattr__(self, "methods", (self.methods,) if isinstance(self.methods, str) else tuple(self.methods))
+        if not self.methods:
+            raise UsageError("give at least one method")
+        for method in self.methods:
+            check_method(method)
+        if not self.rows():
+            raise UsageError(f"NWC does not apply to {', '.join(self.methods)} (their channel weights are never "
+                             f"negative), so the variants {', '.join(self.variants)} leave nothing to score: "
+                             "add cam or pas to the variants")
+
+    def calibration_method(self) -> str:
+        """The method the calibration was made with (``cam`` for files that name none)."""
+        return check_method((self.calibration or {}).get("method") or DEFAULT_METHOD)
+
+    def rows(self) -> list[Row]:
+        """The result's rows: every variant of every method, NWC variants only where NWC applies,
+        then ``calibrated`` (with the calibration's method).
+
+        Example:
+            >>> [r.name for r in Settings(variants=("cam", "nwc"), methods=("cam", "layercam")).rows()]
+            ['cam', 'nwc', 'layercam/cam']
+        """
+        out = []
+        for method in dict.fromkeys(self.methods):
+            for variant in self.variants:
+                if variant == "calibrated" or (VARIANTS[variant][0] and not nwc_applies(method)):
+                    continue
+                out.append(Row(row_name(method, variant), method, variant, VARIANTS[variant][0]))
+        if "calibrated" in self.variants:
+            method = self.calibration_method()
+            out.append(Row("calibrated", method, "calibrated", effective_nwc(method, self.nwc("calibrated"))))
+        return out
+
+    def skipped(self) -> list[str]:
+        """``method/variant`` of each NWC variant left out because NWC does not apply to the method."""
+        return [row_name(m, v) if m != DEFAULT_METHOD else v for m in dict.fromkeys(self.methods)
+                for v in self.variants if v != "calibrated" and VARIANTS[v][0] and not nwc_applies(m)]
 
     def nwc(self, variant: str) -> bool:
         return bool(self.calibration["nwc"]) if variant == "calibrated" else VARIANTS[variant][0]
