@@ -27,12 +27,14 @@ HERE = Path(__file__).resolve().parent
 
 
 def plain_loop(model, paths, pre, batch_size, workers, device, sink) -> None:
+    """What a user would write: decode, forward (input in the model's dtype), top-1, one JSON line each."""
+    dtype = next(model.parameters()).dtype
     data = ImageDataset(paths, pre, errors="return")
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=workers,
-                                         collate_fn=ImageDataset.collate)
+                                         collate_fn=ImageDataset.collate, pin_memory=torch.device(device).type == "cuda")
     with torch.inference_mode():
         for batch in loader:
-            top = model(batch.images.to(device)).softmax(1).max(1)
+            top = model(batch.images.to(device, dtype=dtype, non_blocking=True)).float().softmax(1).max(1)
             for item, c, s in zip(batch.good, top.indices.tolist(), top.values.tolist(), strict=True):
                 sink.write(json.dumps({"image": paths[item.index], "class": c, "score": s}) + "\n")
 
