@@ -4,7 +4,10 @@
    kernel as OpenCV's ``INTER_CUBIC``);
 2. min-max scale to 0..255 and truncate to uint8 (a constant map becomes all zeros, never NaN);
 3. ``t = int(theta * percentile_i(U))`` with linear interpolation (numpy's default); ``i = 100`` is
-   the max standard of vanilla CAM, ``theta = 0.35, i = 90`` is PaS;
+   the max standard of vanilla CAM, ``theta = 0.35, i = 90`` is PaS. Beside this percentile rule,
+   the automatic rules ``otsu``, ``li``, ``triangle`` and ``yen`` set ``t`` from each map's
+   histogram exactly as scikit-image's ``threshold_*`` functions do on ``U``
+   (:func:`adaptive_thresholds`);
 4. foreground ``U > t`` (strict);
 5. OpenCV contours (``RETR_TREE``, ``CHAIN_APPROX_SIMPLE``); the largest by ``contourArea`` gives
    the box ``[x, y, x + w, y + h]`` of its bounding rectangle;
@@ -28,25 +31,57 @@ from ..errors import UsageError
 Box = tuple[int, int, int, int]
 
 
+#: The rules a :class:`Standard` can follow: ``theta x percentile`` or one of scikit-image's.
+ADAPTIVE_RULES: tuple[str, ...] = ("otsu", "li", "triangle", "yen")
+RULES: tuple[str, ...] = ("percentile",) + ADAPTIVE_RULES
+#: The names :func:`make_standard` accepts (``max`` is the percentile rule at ``i = 100``).
+STANDARDS: tuple[str, ...] = ("percentile", "max") + ADAPTIVE_RULES
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
 @dataclass(frozen=True)
 class Standard:
-    """The localization threshold: ``theta * percentile_i(map)``.
+    """The localization threshold ``t`` of ``U > t``: ``theta * percentile_i(U)`` or an automatic rule.
+
+    ``rule="percentile"`` (the default) is the paper's family: ``t = int(theta * percentile_i(U))``;
+    ``otsu``, ``li``, ``triangle`` and ``yen`` take ``t`` from each map's histogram alone, exactly as
+    ``skimage.filters.threshold_<rule>(U)`` does (see :func:`adaptive_thresholds` for the formulas).
+    ``theta`` and ``percentile`` belong to the percentile rule only: they default to 0.35 and 90
+    there and stay ``None`` for the automatic rules, so ``repr`` and ``dataclasses.asdict`` record
+    exactly what was used.
 
     Attributes:
-        theta: the multiplier (theta_loc).
-        percentile: ``i``; 100 is the max (vanilla CAM), 90 is the paper's PaS.
+        theta: the multiplier (theta_loc) of the percentile rule.
+        percentile: ``i`` of the percentile rule; 100 is the max (vanilla CAM), 90 is the paper's PaS.
+        rule: ``percentile``, ``otsu``, ``li``, ``triangle`` or ``yen``.
 
     Example:
         >>> Standard.pas()            # the paper's default: 0.35 x 90th percentile
-        Standard(theta=0.35, percentile=90.0)
+        Standard(theta=0.35, percentile=90.0, rule='percentile')
         >>> Standard.max(0.2)         # vanilla CAM
-        Standard(theta=0.2, percentile=100.0)
+        Standard(theta=0.2, percentile=100.0, rule='percentile')
+        >>> Standard.adaptive("otsu")  # Otsu's threshold of each map
+        Standard(theta=None, percentile=None, rule='otsu')
     """
 
-    theta: float = 0.35
-    percentile: float = 90.0
+    theta: Optional[float] = None
+    percentile: Optional[float] = None
+    rule: str = "percentile"
 
     def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {_names(RULES)}, not {self.rule!r}")
+        if self.rule != "percentile":
+            if self.theta is not None or self.percentile is not None:
+                raise ValueError(f"theta and percentile apply only to the 'percentile' rule, not to {self.rule!r}")
+            return
+        if self.theta is None:
+            object.__setattr__(self, "theta", 0.35)
+        if self.percentile is None:
+            object.__setattr__(self, "percentile", 90.0)
         if not 0.0 <= self.theta <= 1.0:
             raise ValueError(f"theta must be in [0, 1], not {self.theta}")
         if not 0.0 <= self.percentile <= 100.0:
@@ -54,25 +89,69 @@ class Standard:
 
     @classmethod
     def pas(cls, theta: float = 0.35, percentile: float = 90.0) -> "Standard":
+        """PaS: ``theta`` x the ``percentile``-th percentile (0.35 x p90 in the paper)."""
         return cls(theta, percentile)
 
     @classmethod
     def max(cls, theta: float = 0.2) -> "Standard":
+        """Vanilla CAM's ``theta`` x max."""
         return cls(theta, 100.0)
+
+    @classmethod
+    def adaptive(cls, rule: str) -> "Standard":
+        """An automatic rule by name: ``otsu``, ``li``, ``triangle`` or ``yen``.
+
+        Example:
+            >>> Standard.adaptive("li").rule
+            'li'
+        """
+        if rule not in ADAPTIVE_RULES:
+            raise ValueError(f"an adaptive rule must be one of {_names(ADAPTIVE_RULES)}, not {rule!r}")
+        return cls(rule=rule)
+
+    @property
+    def name(self) -> str:
+        """The :func:`make_standard` name that gives this rule: ``percentile``, ``max``, ``otsu``, ..."""
+        if self.rule == "percentile":
+            return "max" if self.percentile >= 100.0 else "percentile"
+        return self.rule
 
 
 def make_standard(standard: str = "percentile", theta: Optional[float] = None, percentile: float = 90.0) -> Standard:
-    """The threshold rule by name: ``percentile`` (PaS, theta 0.35 by default) or ``max`` (theta 0.2).
+    """The threshold rule by name.
+
+    * ``percentile``: PaS, ``int(theta * percentile_i(U))`` (theta 0.35, ``i = 90`` by default);
+    * ``max``: vanilla CAM, ``int(theta * max(U))`` (theta 0.2 by default);
+    * ``otsu``: Otsu (1979), the level that maximises the between-class variance
+      ``w0(t) w1(t) (mu0(t) - mu1(t))^2``;
+    * ``li``: Li & Lee (1993) minimum cross entropy, by Li & Tam's (1998) iteration
+      ``t <- (mu_b - mu_f) / (ln mu_b - ln mu_f)`` from the mean;
+    * ``triangle``: Zack et al. (1977), the level farthest from the line joining the histogram's
+      peak to the end of its longer tail;
+    * ``yen``: Yen et al. (1995) maximum correlation,
+      ``ln[(P(t) (1 - P(t)))^2 / (sum_{<=t} p^2 * sum_{>t} p^2)]``.
+
+    The automatic rules are scikit-image's ``threshold_<name>`` on the uint8 map (see
+    :func:`adaptive_thresholds`); they ignore ``percentile`` and refuse ``theta``.
+
+    Raises:
+        UsageError: an unknown name, or ``theta`` with an automatic rule (one line each).
 
     Example:
         >>> make_standard("max")
-        Standard(theta=0.2, percentile=100.0)
+        Standard(theta=0.2, percentile=100.0, rule='percentile')
+        >>> make_standard("otsu")
+        Standard(theta=None, percentile=None, rule='otsu')
     """
     if standard == "percentile":
         return Standard(0.35 if theta is None else theta, percentile)
     if standard == "max":
         return Standard(0.2 if theta is None else theta, 100.0)
-    raise UsageError(f"standard must be 'percentile' or 'max', not {standard!r}")
+    if standard in ADAPTIVE_RULES:
+        if theta is not None:
+            raise UsageError(f"theta applies only to the 'percentile' and 'max' standards; {standard!r} sets its own threshold")
+        return Standard.adaptive(standard)
+    raise UsageError(f"standard must be one of {_names(STANDARDS)}, not {standard!r}")
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -94,6 +173,21 @@ def to_uint8(maps: torch.Tensor) -> torch.Tensor:
     return (minmax(maps) * 255.0).to(torch.uint8)
 
 
+def histograms_u8(u8: torch.Tensor) -> torch.Tensor:
+    """The 256-bin histogram of each N x H x W uint8 map: an N x 256 int64 tensor, on the maps' device.
+
+    One ``bincount`` for the whole batch: map ``k``'s levels are offset by ``256 k``.
+
+    Example:
+        >>> histograms_u8(torch.tensor([[[0, 0, 255]]], dtype=torch.uint8))[0, [0, 255]].tolist()
+        [2, 1]
+    """
+    n_maps = u8.shape[0]
+    flat = u8.reshape(n_maps, -1).long()
+    offsets = torch.arange(n_maps, device=u8.device).view(-1, 1) * 256
+    return torch.bincount((flat + offsets).view(-1), minlength=256 * n_maps).view(n_maps, 256)
+
+
 def percentile_u8(u8: torch.Tensor, percentile: float) -> torch.Tensor:
     """numpy's default (linear) percentile of each N x H x W uint8 map, in float64, without sorting.
 
@@ -103,10 +197,8 @@ def percentile_u8(u8: torch.Tensor, percentile: float) -> torch.Tensor:
     two-sided ``lerp`` between the neighbouring order statistics.
     """
     n_maps = u8.shape[0]
-    flat = u8.reshape(n_maps, -1).long()
-    n = flat.shape[1]
-    offsets = torch.arange(n_maps, device=u8.device).view(-1, 1) * 256
-    cdf = torch.bincount((flat + offsets).view(-1), minlength=256 * n_maps).view(n_maps, 256).cumsum(1)
+    n = u8[0].numel() if n_maps else 0
+    cdf = histograms_u8(u8).cumsum(1)
     pos = (n - 1) * (percentile / 100.0)
     lo = int(pos // 1)
     hi = min(lo + 1, n - 1)
@@ -122,9 +214,206 @@ def standard_values(u8: torch.Tensor, percentile: float) -> torch.Tensor:
     return percentile_u8(u8, percentile)
 
 
+_EXACT_F32 = 1 << 24  # float32 holds every integer up to 2^24: counts below it sum exactly in any order
+_LI_MAX_ITER = 260  # Li's update depends only on which bins lie above t: > 257 steps means a cycle
+
+
+def _scan_f32(x: torch.Tensor) -> torch.Tensor:
+    """numpy's ``np.cumsum`` of float32 rows, to the bit: a left-to-right float32 scan.
+
+    ``torch.cumsum`` accumulates float32 in double on the CPU and in a parallel order on CUDA, so
+    it can round differently from numpy; this is one vectorised add per column (255 for 256 bins),
+    each over all rows at once.
+    """
+    cols = x.t().contiguous()
+    out = torch.empty_like(cols)
+    out[0] = cols[0]
+    for k in range(1, cols.shape[0]):
+        torch.add(out[k - 1], cols[k], out=out[k])
+    return out.t()
+
+
+def _cumsum_counts_f32(hist: torch.Tensor, n: int) -> torch.Tensor:
+    """``np.cumsum(counts.astype(float32))`` of N x 256 int64 histograms of ``n``-pixel maps."""
+    if n < _EXACT_F32:
+        return hist.cumsum(1).float()  # exact integers, as numpy's float32 sums are
+    return _scan_f32(hist.float())
+
+
+def _first_max(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Index of the first maximum of each row over its ``valid`` entries (``np.argmax``'s tie rule)."""
+    fill = torch.tensor(float("-inf"), dtype=values.dtype, device=values.device)
+    return torch.where(valid, values, fill).argmax(1)
+
+
+def _otsu(hist: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, n: int) -> torch.Tensor:
+    """Otsu (1979): the level ``k`` maximising ``w0(k) w1(k+1) (mu0(k) - mu1(k+1))^2``.
+
+    ``w0(k)`` counts the pixels ``<= k`` and ``mu0(k)`` is their mean, ``w1``/``mu1`` those ``>= k``;
+    scikit-image's arithmetic (``threshold_otsu``): float32 class weights and their product, float64
+    class means and variance, first maximum over ``lo <= k < hi``.
+    """
+    levels = torch.arange(256, device=hist.device)
+    w1 = _cumsum_counts_f32(hist, n)
+    w2 = _cumsum_counts_f32(hist.flip(1), n).flip(1)
+    moments = hist * levels  # exact integers; numpy's float64 cumsum of them is exact too
+    mean1 = moments.cumsum(1).double() / w1.double()
+    mean2 = moments.flip(1).cumsum(1).flip(1).double() / w2.double()
+    variance = (w1[:, :-1] * w2[:, 1:]).double() * (mean1[:, :-1] - mean2[:, 1:]) ** 2
+    k = levels[:-1].view(1, -1)
+    return _first_max(variance, (k >= lo.view(-1, 1)) & (k < hi.view(-1, 1))).double()
+
+
+def _yen(hist: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, n: int) -> torch.Tensor:
+    """Yen, Chang & Chang (1995): the level ``k`` maximising the correlation
+    ``ln[(P(k) (1 - P(k)))^2 / (sum_{j<=k} p_j^2 * sum_{j>k} p_j^2)]``.
+
+    ``p = counts / n`` and ``P`` its cumulative sum, all in float32 as ``threshold_yen`` computes
+    them (numpy's left-to-right float32 cumsums, reciprocal, square); first maximum over
+    ``lo <= k < hi``.
+    """
+    counts = hist.float()
+    total = counts.sum(1, keepdim=True) if n < _EXACT_F32 else torch.full_like(counts[:, :1], float(n))
+    pmf = counts / total
+    sq = pmf * pmf
+    m = hist.shape[0]
+    scans = _scan_f32(torch.cat([pmf, sq, sq.flip(1)]))
+    p1, p1_sq, p2_sq = scans[:m], scans[m:2 * m], scans[2 * m:].flip(1)
+    below = p1[:, :-1]
+    inner = below * (1.0 - below)
+    crit = torch.log((1.0 / (p1_sq[:, :-1] * p2_sq[:, 1:])) * (inner * inner))
+    k = torch.arange(255, device=hist.device).view(1, -1)
+    return _first_max(crit, (k >= lo.view(-1, 1)) & (k < hi.view(-1, 1))).double()
+
+
+def _triangle(hist: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, n: int) -> torch.Tensor:
+    """Zack, Rogers & Latt (1977): the level farthest below the line from the histogram's peak to
+    the end of its longer tail.
+
+    With the peak ``(p, h_p)`` at distance ``w`` from that end, the level maximises
+    ``(h_p x - w h(x)) / sqrt(h_p^2 + w^2)`` over the ``w`` levels from the end towards the peak
+    (``x = 0`` at the end). As ``threshold_triangle``: integer counts, float64 distances, the peak is
+    the first maximum, the histogram is flipped when the left tail is the shorter one.
+    """
+    del n
+    peak = hist.argmax(1)
+    height = hist.gather(1, peak.view(-1, 1)).squeeze(1)
+    flip = (peak - lo) < (hi - peak)
+    width = torch.where(flip, hi - peak, peak - lo)
+    x = torch.arange(256, device=hist.device).view(1, -1)
+    idx = torch.where(flip.view(-1, 1), hi.view(-1, 1) - x, lo.view(-1, 1) + x).clamp(0, 255)
+    y = hist.gather(1, idx)
+    norm = torch.sqrt((height * height + width * width).double())
+    length = (height.double() / norm).view(-1, 1) * x.double() - (width.double() / norm).view(-1, 1) * y.double()
+    a = _first_max(length, x < width.view(-1, 1))
+    return torch.where(flip, hi - a, lo + a).double()
+
+
+def _li(hist: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, n: int) -> torch.Tensor:
+    """Li & Lee (1993) minimum cross entropy by Li & Tam's (1998) iteration, as ``threshold_li``.
+
+    On the levels shifted to start at 0 (``v = U - min U``), from ``t = mean(v)``:
+    ``t <- (mu_b - mu_f) / (ln mu_b - ln mu_f)`` with ``mu_f``/``mu_b`` the mean of the levels
+    ``> t`` / ``<= t``, until ``|change| <= 0.5`` (half the smallest difference of integer levels) or
+    ``mu_b == 0``; the threshold is ``t + min U`` (a float). Every map iterates at once; a map
+    stops changing when it has converged.
+    """
+    levels = torch.arange(256, device=hist.device).view(1, -1) - lo.view(-1, 1)  # shifted bin centres
+    weighted = hist * levels
+    t_next = weighted.sum(1).double() / n  # np.mean of the shifted image: an exact sum / n
+    t_curr = torch.full_like(t_next, -1.0)  # -2 * tolerance
+    active = (t_next - t_curr).abs() > 0.5
+    for _ in range(_LI_MAX_ITER):
+        if not bool(active.any()):
+            break
+        t_curr = torch.where(active, t_next, t_curr)
+        fore = levels.double() > t_curr.view(-1, 1)
+        mean_fore = (weighted * fore).sum(1).double() / (hist * fore).sum(1).double()
+        mean_back = (weighted * ~fore).sum(1).double() / (hist * ~fore).sum(1).double()
+        step = (mean_back - mean_fore) / (torch.log(mean_back) - torch.log(mean_fore))
+        go = active & (mean_back != 0)
+        t_next = torch.where(go, step, t_next)
+        active = go & ((t_next - t_curr).abs() > 0.5)
+    return t_next + lo.double()
+
+
+_RULES = {"otsu": _otsu, "li": _li, "triangle": _triangle, "yen": _yen}
+
+
+def adaptive_thresholds(u8: torch.Tensor, rule: str) -> torch.Tensor:
+    """scikit-image's ``threshold_<rule>`` of each N x H x W uint8 map, batched: an N-vector of float64.
+
+    The value equals ``skimage.filters.threshold_<rule>(U)`` called on the map itself
+    (scikit-image 0.26, ``skimage/filters/thresholding.py``), computed from one 256-bin histogram
+    per map (:func:`histograms_u8`) with whole-batch tensor operations on the maps' device. As
+    there, each map's histogram covers only its own ``[min U, max U]``: the thresholds of ``otsu``,
+    ``yen`` and ``triangle`` are levels in it (integers), ``li``'s is a float. A constant map
+    (all zeros after :func:`to_uint8`) gives its own value, so ``U > t`` is empty and the box is
+    the whole image, as with the percentile rule.
+
+    Rules and references (formulas in each helper's docstring):
+
+    * ``otsu``: N. Otsu (1979), "A threshold selection method from gray-level histograms",
+      IEEE Trans. SMC 9(1): maximum between-class variance.
+    * ``li``: C. H. Li and C. K. Lee (1993), "Minimum cross entropy thresholding", Pattern
+      Recognition 26(4); C. H. Li and P. K. S. Tam (1998), "An iterative algorithm for minimum
+      cross entropy thresholding", Pattern Recognition Letters 18(8).
+    * ``triangle``: G. W. Zack, W. E. Rogers and S. A. Latt (1977), J. Histochem. Cytochem. 25(7).
+    * ``yen``: J. C. Yen, F. J. Chang and S. Chang (1995), "A new criterion for automatic
+      multilevel thresholding", IEEE Trans. Image Processing 4(3): maximum correlation.
+
+    Exactness: scikit-image's float32/float64 operations are followed one by one (numpy's
+    left-to-right float32 cumsums included), so the values are the same bits, with two
+    exceptions that only matter at a near-tie: ``yen`` takes a float32 logarithm and ``li`` float64
+    ones, and numpy's SIMD ``log`` may differ from torch's in the last bit; two candidate levels of
+    ``yen`` within about 1e-7 of each other, or a ``li`` step landing within an ulp of an integer,
+    could then resolve differently. Maps above 2^24 pixels sum float32 counts inexactly in numpy
+    and may differ too. ``li`` stops after 260 steps, by which scikit-image's loop has either
+    stopped or entered a cycle it never leaves.
+
+    Args:
+        u8: N x H x W uint8 maps.
+        rule: ``otsu``, ``li``, ``triangle`` or ``yen``.
+
+    Returns:
+        N float64 thresholds, on the maps' device.
+
+    Example:
+        >>> u = torch.tensor([[[0, 0, 10, 200, 210, 220]]], dtype=torch.uint8)
+        >>> adaptive_thresholds(u, "otsu").tolist()   # = skimage.filters.threshold_otsu(u[0].numpy())
+        [10.0]
+    """
+    if rule not in _RULES:
+        raise ValueError(f"an adaptive rule must be one of {_names(ADAPTIVE_RULES)}, not {rule!r}")
+    if u8.dtype != torch.uint8:
+        raise ValueError(f"adaptive thresholds need uint8 maps (to_uint8), not {u8.dtype}")
+    n_maps = u8.shape[0]
+    if n_maps == 0:
+        return torch.empty(0, dtype=torch.float64, device=u8.device)
+    hist = histograms_u8(u8)
+    present = hist > 0
+    lo = present.int().argmax(1)
+    hi = 255 - present.flip(1).int().argmax(1)
+    t = _RULES[rule](hist, lo, hi, u8[0].numel())
+    return torch.where(lo == hi, lo.double(), t)
+
+
 def thresholds(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
-    """``int(theta * percentile_i(U))`` for each N x H x W uint8 map, as an N-vector of int64."""
-    return torch.floor(standard.theta * standard_values(u8, standard.percentile)).long()
+    """The integer threshold ``t`` of ``U > t`` for each N x H x W uint8 map, as an N-vector of int64.
+
+    The percentile rule gives ``int(theta * percentile_i(U))``; an automatic rule gives
+    ``floor(T)`` of scikit-image's threshold ``T`` (:func:`adaptive_thresholds`), which selects the
+    same pixels as ``U > T`` since ``U`` is an integer (``T`` is already one except for ``li``).
+
+    Example:
+        >>> u = torch.tensor([[[0, 0, 10, 200, 210, 220]]], dtype=torch.uint8)
+        >>> thresholds(u, Standard.pas()).tolist(), thresholds(u, Standard.adaptive("otsu")).tolist()
+        ([75], [10])
+    """
+    if standard.rule == "percentile":
+        return torch.floor(standard.theta * standard_values(u8, standard.percentile)).long()
+    t = adaptive_thresholds(u8, standard.rule)
+    return torch.nan_to_num(torch.floor(t), nan=255.0).long()  # NaN: skimage's U > nan is empty, as U > 255
 
 
 def foreground(maps: torch.Tensor, size: tuple[int, int], standard: Standard) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +459,7 @@ def boxes_from_maps(
     Args:
         maps: raw class activation maps at feature resolution.
         size: ``(H, W)`` of the network input.
-        standard: threshold rule (max or PaS).
+        standard: threshold rule (max, PaS, or an automatic rule: otsu, li, triangle, yen).
         all_regions: also return every region's box.
     """
     _, masks = foreground(maps, size, standard)
