@@ -149,7 +149,8 @@ def make_standard(standard: str = "percentile", theta: Optional[float] = None, p
         return Standard(0.2 if theta is None else theta, 100.0)
     if standard in ADAPTIVE_RULES:
         if theta is not None:
-            raise UsageError(f"theta applies only to the 'percentile' and 'max' standards; {standard!r} sets its own threshold")
+            raise UsageError(
+                f"theta applies only to the 'percentile' and 'max' standards; {standard!r} sets its own threshold")
         return Standard.adaptive(standard)
     raise UsageError(f"standard must be one of {_names(STANDARDS)}, not {standard!r}")
 
