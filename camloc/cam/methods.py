@@ -302,6 +302,10 @@ class MethodExtractor:
         """The head analysis, once a batch has been seen."""
         return self.cam.head
 
+    def analyze(self, x: torch.Tensor) -> HeadSpec:
+        """Analyse the head on ``x`` (:meth:`CAMExtractor.analyze`): the feature layer every method uses."""
+        return self.cam.analyze(x)
+
     def __call__(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None, nwc: bool = True,
                  require_exact: bool = False) -> CAMOutput:
         """Maps of :attr:`method` for a preprocessed batch (see :meth:`CAMExtractor.__call__`)."""
