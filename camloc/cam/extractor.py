@@ -351,7 +351,11 @@ class CAMExtractor:
             return None
         feats, cls_in = captured["feats"], captured["cls_in"].flatten(1)
         norm = modules[spec.norm] if spec.norm else None
-        fmap = heads.features_for(spec, feats)
+        size = tuple(x.shape[-2:])
+        try:
+            fmap = heads.features_for(spec, feats, size)
+        except ModelError:  # the output no longer fits the analysed grid
+            return None
         expected = heads.pooled(spec.pool, fmap, spec.theta_tap)
         if norm is not None:
             expected = heads.apply_norm(norm, expected)
@@ -361,7 +365,7 @@ class CAMExtractor:
         logits = logits.detach().float()
         out = {}
         for nwc in nwcs:
-            maps, bias = heads.exact_maps(spec, feats, modules[spec.classifier], norm, idx, nwc)
+            maps, bias = heads.exact_maps(spec, feats, modules[spec.classifier], norm, idx, nwc, size)
             out[nwc] = CAMOutput(logits, idx, maps, bias, True, spec)
         return out
 
@@ -373,6 +377,7 @@ class CAMExtractor:
             )
         layer = self._modules(spec)[spec.feature_layer]
         captured: dict[str, torch.Tensor] = {}
+        size = tuple(x.shape[-2:])
 
         def substitute(_m, _args, out):
             # Backbone ran without a graph; from here on the head records one, from this leaf.
@@ -394,15 +399,13 @@ class CAMExtractor:
             for j in range(idx.shape[1]):
                 target = logits.gather(1, idx[:, j : j + 1]).sum()
                 (g,) = torch.autograd.grad(target, leaf, retain_graph=j < idx.shape[1] - 1)
-                grads.append(g.sum(dim=(2, 3)))
+                grads.append(heads.as_grid(spec, g, size).sum(dim=(2, 3)))
         finally:
             torch.set_grad_enabled(grad_mode)
         weights = torch.stack(grads, dim=1)  # B x k x C
         logits = logits.detach().float()
-        return {
-            nwc: CAMOutput(logits, idx, heads.gradient_maps(weights, leaf.detach(), nwc), None, False, spec)
-            for nwc in nwcs
-        }
+        fmap = heads.as_grid(spec, leaf.detach(), size)
+        return {nwc: CAMOutput(logits, idx, heads.gradient_maps(weights, fmap, nwc), None, False, spec) for nwc in nwcs}
 
 
 def _channels_message(got: int, stem: str, expected: int) -> str:

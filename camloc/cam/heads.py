@@ -78,6 +78,24 @@ class HeadSpec:
     def exact(self) -> bool:
         return self.pool != "gradient"
 
+    @property
+    def kind(self) -> str:
+        """``"exact"``, or ``"gradient"`` with the reason where known: ``"gradient (class token)"``."""
+        if self.exact:
+            return "exact"
+        return f"gradient ({self.reason})" if self.reason else "gradient"
+
+    @property
+    def form(self) -> str:
+        """The head in words: the pooled form of an exact head (``"avg, LayerNorm fc_norm folded"``,
+        ``"avg of relu(F)"``), the reason of a gradient head."""
+        if not self.exact:
+            return self.reason
+        form = f"{self.pool} of relu(F)" if self.relu else self.pool
+        if self.pool == TAP:
+            form += f" (theta {self.theta_tap:g})"
+        return f"{form}, {self.norm} folded" if self.norm else form
+
 
 def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4) -> bool:
     """Equality up to float round-off, relative to the scale of ``a``.
@@ -240,23 +258,25 @@ def exact_maps(
     norm: Optional[nn.Module],
     classes: torch.Tensor,
     nwc: bool,
+    input_size: Optional[Sequence[int]] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class activation maps of an exact head for the given classes.
 
     Args:
         spec: the head analysis.
-        feats: feature map B x C x H x W as the feature layer returned it.
+        feats: the feature layer's output as it returned it (any of :data:`LAYOUTS`).
         classifier: the final Linear / 1x1 Conv.
         norm: the folded normalisation module, if any.
         classes: B x k class indices.
         nwc: clamp the effective weights at zero (NWC) in the map.
+        input_size: the network input's ``(H, W)``, for token grids that follow the input size.
 
     Returns:
         ``(maps, bias)``: B x k x H x W maps and the B x k effective bias, so that without NWC
         ``maps.mean((2, 3)) + bias`` equals the selected logits (not for TAP heads, whose map is
         the paper's CAM over the raw, unthresholded features).
     """
-    fmap = features_for(spec, feats)
+    fmap = features_for(spec, feats, input_size)
     batch, channels, h, w = fmap.shape
     weight, bias = linear_params(classifier)
     weight = weight.detach().float()

@@ -20,7 +20,9 @@ def command(pattern: str, check: bool, as_json: bool, quiet: bool) -> None:
 
     Weights: offline (ships with camloc's dependencies), local (registered by camloc finetune or train),
     download (timm / torchvision hubs). CAM: exact (affine head after pooling, or a TAP/GAP
-    retrofit), gradient (non-affine head), none (no spatial feature map), or - (not checked; --check).
+    retrofit), gradient with the reason (gradient (class token): a transformer reading its class
+    token; gradient (not affine after pooling): an MLP or conv head; gradient (no single classifier)),
+    none (no spatial feature map), or - (not checked; --check).
     A summary goes to stderr, so stdout stays the table (or JSON with --json).
     """
     from tqdm import tqdm
@@ -55,7 +57,12 @@ def command(pattern: str, check: bool, as_json: bool, quiet: bool) -> None:
 
 
 def cam_kind(name: str) -> str:
-    """``exact``, ``gradient``, ``none`` (no spatial feature map) or ``error (...)`` for a model by name."""
+    """``exact``, ``gradient (reason)``, ``none`` (no spatial feature map) or ``error (...)`` for a model by name.
+
+    Example:
+        >>> cam_kind("vit_tiny_patch16_224"), cam_kind("resnet18")
+        ('gradient (class token)', 'exact')
+    """
     import torch
 
     from ..cam.analysis import analyze
@@ -66,7 +73,7 @@ def cam_kind(name: str) -> str:
     try:
         model = create_model(name, pretrained=False)
         h, w = preprocess_for(model).input_size
-        return "exact" if analyze(model, torch.randn(1, 3, h, w)).exact else "gradient"
+        return analyze(model, torch.randn(1, 3, h, w)).kind
     except ModelError:
         return "none"
     except Exception as exc:  # noqa: BLE001 - a model that cannot even be built is reported, not fatal

@@ -149,10 +149,13 @@ def test_model_changed_after_analysis_is_analysed_again():
     assert torch.allclose(out.maps.mean((2, 3)) + out.bias, out.logits[:, :1])
 
 
-def test_vit_has_no_spatial_map():
+def test_vit_maps_its_patch_grid_and_a_model_without_a_grid_is_refused():
     model = timm.create_model("vit_tiny_patch16_224", num_classes=3, img_size=32, patch_size=16)
+    out = CAMExtractor(model)(torch.randn(1, 3, 32, 32))  # tests/cam/test_transformers.py has the details
+    assert out.maps.shape == (1, 1, 2, 2) and not out.exact and out.head.reason == "class token"
+    flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 3))
     with pytest.raises(ModelError, match="no spatial feature map"):
-        CAMExtractor(model)(torch.randn(1, 3, 32, 32))
+        CAMExtractor(flat)(torch.randn(1, 3, 32, 32))
 
 
 def test_explicit_layers_and_unknown_names():

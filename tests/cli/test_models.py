@@ -15,7 +15,8 @@ def run(*args):
 
 
 def table(res) -> list[list[str]]:
-    return [line.split() for line in res.stdout.splitlines()]
+    """Name, weights, and the CAM column whole (``gradient (class token)`` has spaces)."""
+    return [line.split(None, 2) for line in res.stdout.splitlines()]
 
 
 def test_models_command_has_a_header_aligned_columns_and_a_summary():
@@ -34,11 +35,15 @@ def test_models_command_has_a_header_aligned_columns_and_a_summary():
 
 def test_models_check_reports_cam_kind():
     res = run("models", "torchvision/mobilenet_v3_small", "--check")
-    assert res.exit_code == 0 and table(res)[1:] == [["torchvision/mobilenet_v3_small", "download", "gradient"]]
+    assert res.exit_code == 0 and table(res)[1:] == [
+        ["torchvision/mobilenet_v3_small", "download", "gradient (not affine after pooling)"]
+    ]
     res = run("models", "resnet18", "--check")
     assert table(res)[1:] == [["resnet18", "download", "exact"]]
-    res = run("models", "vit_tiny_patch16_224", "--check")
-    assert table(res)[1][-1] == "none"
+    res = run("models", "vit_tiny_patch16_224", "--check")  # reads its class token: a gradient map, said why
+    assert table(res)[1:] == [["vit_tiny_patch16_224", "download", "gradient (class token)"]]
+    as_json = json.loads(run("models", "swin_tiny_patch4_window7_224", "--check", "--json").stdout)
+    assert as_json == [{"name": "swin_tiny_patch4_window7_224", "weights": "download", "cam": "exact"}]
     res = run("models", "resnet18*", "--check")  # several: a progress bar on stderr, the table on stdout
     names = [r[0] for r in table(res)[1:]]
     assert res.exit_code == 0 and len(names) >= 2 and names == camloc.list_models("resnet18*")
