@@ -19,7 +19,7 @@ entry again and compares with the committed ``docs/architectures.md``, which thi
 
 Example:
     >>> classify(Entry("resnet18", "ResNet")).cells()
-    ('resnet18', 'ResNet', 'exact', 'avg', 'global_pool', 'nchw', '224', '7x7')
+    ('resnet18', 'ResNet', 'exact', 'avg', 'layer4', 'nchw', '224', '7x7')
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import timm
 import torch

@@ -1,15 +1,20 @@
-"""Hook-based CAM extraction from any CNN classifier.
+"""Hook-based CAM extraction from any image classifier: CNNs, channels-last models, vision transformers.
 
 :class:`CAMExtractor` finds, by itself, the last spatial feature map of a model (the last module
-whose output is B x C x H x W with H W > 1, pooling layers excluded) and the classifier that turns
-it into logits, then works out what happens between them (:mod:`camloc.cam.analysis`). It does this once,
+whose output lies on a grid, pooling layers excluded: B x C x H x W, B x H x W x C as in Swin, or
+B x N x C patch tokens after the class / distillation / register tokens, as in a ViT) and the
+classifier that turns it into logits, then works out what happens between them
+(:mod:`camloc.cam.analysis`); :func:`camloc.cam.heads.as_grid` turns the layer's output into
+B x C x H x W. It does this once,
 on the first batch, with forward hooks on every module that are removed before it returns; each
 later batch needs only two hooks and is checked against the analysis, so a model changed in the
 meantime is analysed again rather than mapped wrongly.
 
 Heads that are not affine after pooling (MobileNetV3's conv head, VGG's MLP) get maps from the
 head's gradient at the sample's features: a backward pass through the head only, never through
-the backbone, with ``exact=False`` in the output.
+the backbone, with ``exact=False`` in the output. A transformer that reads its class token gets the
+same from the last token sequence whose patch tokens the logit depends on (a ViT's last ``norm1``),
+with ``head.reason == "class token"``.
 
 A batch smaller (on its shorter side) than the one analysed can only reuse the analysis; a larger
 one is analysed again, because on a small input the real feature map may be a single location and
@@ -184,7 +189,7 @@ def input_channels(model: nn.Module) -> Optional[tuple[str, int]]:
 
 
 class CAMExtractor:
-    """Class activation maps of any CNN classifier, found by hooks.
+    """Class activation maps of any image classifier (CNN, Swin, ViT), found by hooks.
 
     Args:
         model: a classifier whose forward returns B x K logits (timm, torchvision or your own).

@@ -264,3 +264,39 @@ def test_a_token_model_without_patch_geometry_is_read_by_its_token_count():
     assert (spec.layout, spec.prefix_tokens, spec.grid, spec.feature_layer, spec.pool) == ("tokens", 1, (4, 4), "norm", "avg")
     out = CAMExtractor(model)(torch.randn(2, 3, 32, 32), nwc=False, require_exact=True)
     assert out.maps.shape == (2, 1, 4, 4) and relative_error(out) <= 1e-5
+
+
+def test_channels_last_map_with_a_non_affine_head_gives_gradient_maps():
+    """B x H x W x C features, then an MLP on the average: the gradient is permuted like the map."""
+
+    class ChannelsLast(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 6, 4, stride=4)
+            self.norm = torch.nn.LayerNorm(6)
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4))
+
+        def forward(self, x):
+            return self.mlp(self.norm(self.conv(x).permute(0, 2, 3, 1)).mean((1, 2)))
+
+    model = ChannelsLast().eval()
+    x = torch.randn(2, 3, 24, 32)
+    out = CAMExtractor(model)(x, topk=2, nwc=False)
+    assert (out.head.layout, out.head.feature_layer, out.head.reason) == ("nhwc", "norm", "not affine after pooling")
+    kept = {}
+
+    def keep(_m, _args, out):
+        kept["F"] = out
+
+    handle = model.norm.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            logits = model(x.clone().requires_grad_(True))
+            maps = []
+            for j in range(2):
+                (g,) = torch.autograd.grad(logits.gather(1, out.classes[:, j:j + 1]).sum(), kept["F"], retain_graph=True)
+                maps.append(torch.einsum("bc,bhwc->bhw", g.sum((1, 2)), kept["F"].detach()))
+    finally:
+        handle.remove()
+    assert_close_maps(out.maps, torch.stack(maps, 1))
+    assert out.maps.shape == (2, 2, 6, 8)
