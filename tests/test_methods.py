@@ -15,7 +15,8 @@ from camloc.cam import heads
 from camloc.cam.methods import METHODS, MethodExtractor, nwc_applies
 from camloc.errors import ModelError, UsageError
 
-from .helpers import CAT, COFFEE, GapLinear, MLPHead, Tiny, assert_same, hooks_left, prepared, synthetic_split
+from .helpers import (CAT, COFFEE, GapLinear, MLPHead, Tiny, assert_same, hooks_left, prepared, snapshot,
+                      synthetic_split)
 
 # Tiny: features = the input (2 channels, 2 x 2), GAP, Linear; class 0 has weights (1, -2), so
 # G_c = W[0, c] / 4 everywhere: G_0 = 0.25, G_1 = -0.5.
@@ -99,15 +100,11 @@ def test_scorecam_batches_and_dead_channels_change_nothing():
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "cam"])
 def test_the_users_model_is_left_as_it_was(method):
     model = prepared("resnet18")
-    before = snapshot = None
-    from .helpers import snapshot as take
-
-    before = take(model)
+    before = snapshot(model)
     out = MethodExtractor(model, method, score_batch=128)(torch.randn(1, 3, 64, 64), topk=2)
     assert out.maps.shape == (1, 2, 2, 2) and torch.isfinite(out.maps).all()
-    assert_same(before, take(model))
+    assert_same(before, snapshot(model))
     assert hooks_left(model) == {"<root>": ["_forward_hooks"]}  # the user's own hook only
-    del snapshot
 
 
 def test_activations_and_gradients_go_through_heads_as_grid(monkeypatch):
@@ -284,3 +281,26 @@ def test_maps_equal_pytorch_grad_cams_on_efficientnet_lite0(method):
     with getattr(gc, PEERS[method])(model=model, target_layers=[layer]) as peer:
         theirs = peer(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in out.classes[:, 0]])
     np.testing.assert_allclose(grad_cam_view(out.maps[:, 0].cpu(), (224, 224)), theirs, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "layercam"])
+def test_maps_equal_pytorch_grad_cams_on_a_vits_token_grid(method):
+    """A class-token ViT (random weights): camloc reads the token grid through heads.as_grid, pytorch-grad-cam
+    through its documented reshape_transform; the maps agree."""
+    gc = pytest.importorskip("pytorch_grad_cam")
+    import timm
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10).eval()
+    x = torch.randn(2, 3, 224, 224)
+    ex = MethodExtractor(model, method)
+    out = ex(x, classes=[3, 7], nwc=False)
+    assert out.maps.shape == (2, 1, 14, 14)
+    layer = model.get_submodule(ex.head.feature_layer)
+
+    def tokens_to_grid(t):
+        return t[:, 1:, :].reshape(t.shape[0], 14, 14, t.shape[2]).permute(0, 3, 1, 2)
+
+    with getattr(gc, PEERS[method])(model=model, target_layers=[layer], reshape_transform=tokens_to_grid) as peer:
+        theirs = peer(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in (3, 7)])
+    np.testing.assert_allclose(grad_cam_view(out.maps[:, 0], (224, 224)), theirs, atol=1e-4)
