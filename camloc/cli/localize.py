@@ -89,7 +89,8 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, meth
         raise fail_usage(exc) from None
 
     paths = found.paths
-    width = min(max((len(p) for p in paths + [w for w, _ in found.problems]), default=5), 48)
+    inputs = [w for w, _ in found.problems] + paths  # the rows' order: problem inputs are reported first
+    width = min(max((len(p) for p in inputs), default=5), 48)
     formatter = pipeline.Formatter(fmt, image_width=width) if ctx.world == 1 else None
     opts = pipeline.RunOptions(batch_size=batch_size, workers=workers, classes=class_index, topk=topk, out=out,
                                overlays=not no_overlays, save_maps=save_maps, skip=skip, progress=not quiet,
@@ -122,14 +123,14 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, meth
         raise fail_usage(exc) from None
     if formatter:
         formatter.close()
-    total = len(paths) + len(found.problems)
+    total = len(inputs)
     if ctx.world > 1:
         merged = pipeline.Formatter(fmt, image_width=width) if ctx.rank == 0 else None
-        failed = ctx.finish(failed, out_dir, paths + [w for w, _ in found.problems], merged)
+        failed = ctx.finish(failed, out_dir, inputs, merged)
         if merged:
             merged.close()
     if out_dir and ctx.rank == 0 and fmt in ("csv", "coco"):
-        _write_table_file(out_dir, [w for w, _ in found.problems] + paths, fmt)
+        _write_table_file(out_dir, inputs, fmt)
     if failed:
         if ctx.rank == 0:
             what = "inputs" if found.problems else "images"
