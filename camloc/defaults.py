@@ -2,3 +2,8 @@
 
 #: The model used when none is named: timm's efficientnet_lite0 with offline ImageNet weights.
 DEFAULT_MODEL = "efficientnet_lite0"
+
+#: The automatic threshold rules (each map's own threshold, as scikit-image's ``threshold_<rule>``).
+ADAPTIVE_RULES: tuple[str, ...] = ("otsu", "li", "triangle", "yen")
+#: The threshold standards by name (:func:`camloc.cam.boxes.make_standard`): PaS, vanilla CAM's max, the automatic rules.
+STANDARDS: tuple[str, ...] = ("percentile", "max") + ADAPTIVE_RULES

@@ -26,16 +26,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..defaults import ADAPTIVE_RULES, STANDARDS
 from ..errors import UsageError
 
 Box = tuple[int, int, int, int]
 
 
-#: The rules a :class:`Standard` can follow: ``theta x percentile`` or one of scikit-image's.
-ADAPTIVE_RULES: tuple[str, ...] = ("otsu", "li", "triangle", "yen")
+#: The rules a :class:`Standard` can follow: ``theta x percentile`` or one of scikit-image's
+#: (:data:`ADAPTIVE_RULES`). :func:`make_standard` accepts :data:`STANDARDS` (``max`` is the
+#: percentile rule at ``i = 100``); both lists live in :mod:`camloc.defaults`, which the command line reads
+#: without torch.
 RULES: tuple[str, ...] = ("percentile",) + ADAPTIVE_RULES
-#: The names :func:`make_standard` accepts (``max`` is the percentile rule at ``i = 100``).
-STANDARDS: tuple[str, ...] = ("percentile", "max") + ADAPTIVE_RULES
 
 
 def _names(names: tuple[str, ...]) -> str:

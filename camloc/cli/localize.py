@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..defaults import STANDARDS
 from ..errors import CamlocError
 from .options import (batch_size_option, device_option, fail_usage, load_model_for, method_option, model_given,
                       model_options, nwc_option, quiet_option, workers_option)
@@ -20,10 +21,12 @@ from .options import (batch_size_option, device_option, fail_usage, load_model_f
 @click.option("--topk", type=int, help="Localize each image's top-k predicted classes.")
 @method_option(default=None)
 @nwc_option
-@click.option("--standard", type=click.Choice(["percentile", "max"]), default="percentile", show_default=True,
-              help="Threshold against a percentile of the map (PaS) or its maximum (vanilla CAM).")
-@click.option("--theta", type=float, help="Threshold factor [default: 0.35 with percentile, 0.2 with max].")
-@click.option("--percentile", type=float, default=90.0, show_default=True, help="Percentile for PaS.")
+@click.option("--standard", type=click.Choice(STANDARDS), default="percentile", show_default=True,
+              help="Threshold against a percentile of the map (PaS), its maximum (vanilla CAM), or each map's own "
+                   "automatic threshold (otsu, li, triangle, yen: no theta).")
+@click.option("--theta", type=float,
+              help="Threshold factor, with percentile or max only [default: 0.35 with percentile, 0.2 with max].")
+@click.option("--percentile", type=float, default=90.0, show_default=True, help="Percentile for PaS (percentile only).")
 @click.option("--all-regions", is_flag=True, help="Report every region's box, not only the largest.")
 @click.option("--resize", type=click.Choice(["full", "crop"]),
               help="Squash the whole image to the input size, or resize + center crop [default: the model's own].")
