@@ -1,4 +1,4 @@
-"""``camloc calibrate``: theta and percentile chosen on a labelled split, saved for later runs."""
+"""``camloc calibrate``: theta and percentile (or an automatic rule) chosen on a labelled split, saved for later runs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import warnings
 
 import click
 
+from ..defaults import ADAPTIVE_RULES
 from ..errors import CamlocError
 from .evaluate import box_convention_option, exit_for_failures
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, load_model_for,
@@ -23,6 +24,10 @@ from .options import (batch_size_option, cam_class_option, device_option, fail_u
 @click.option("--percentiles", default="50,60,70,80,85,90,95,100", show_default=True,
               help="Comma-separated percentiles of the map to try as the standard (100 is the max); theta is "
                    "searched from 0.05 to 0.99 for each.")
+@click.option("--rules", default="", show_default=False, metavar="RULE[,RULE...]",
+              help=f"Automatic thresholds to try beside the grid: any of {', '.join(ADAPTIVE_RULES)}, or 'all' "
+                   "[default: none]; one is saved only where it beats the grid's best, and each one's GT-known Loc "
+                   "is printed and saved.")
 @batch_size_option()
 @workers_option
 @device_option
@@ -30,9 +35,10 @@ from .options import (batch_size_option, cam_class_option, device_option, fail_u
               help="Output folder: the calibration goes to DIR/calibration.json (--calibration takes the folder or the file).")
 @quiet_option
 def command(metadata, images, model_name, checkpoint, num_classes, method, nwc, cam_class, box_convention, percentiles,
-            batch_size, workers, device, out, quiet) -> None:
+            rules, batch_size, workers, device, out, quiet) -> None:
     """Pick theta and the percentile that maximise GT-known Loc on a labelled split with boxes
-    (e.g. train-fullsup, never the test split), and save them.
+    (e.g. train-fullsup, never the test split), and save them. With --rules, automatic thresholds
+    (Otsu, Li, triangle, Yen) compete with the grid.
 
     An image that cannot be read is printed on stderr, listed in the saved file's "failed" and scored
     as a miss; the file is still saved and the exit code is 1 (0: all fine, 2: usage error).
@@ -40,17 +46,20 @@ def command(metadata, images, model_name, checkpoint, num_classes, method, nwc, 
     from ..data.metadata import read_dataset
     from pathlib import Path
 
-    from ..eval.calibrate import FILE, calibrate
+    from ..eval.calibrate import FILE, calibrate, check_rules
     from ..eval.evaluate import LabelSpaceWarning
 
     try:
         pcts = [float(p) for p in percentiles.split(",") if p.strip()]
+        names = [r.strip() for r in rules.split(",") if r.strip()]
+        names = check_rules(ADAPTIVE_RULES if names == ["all"] else names)
         model = load_model_for(model_name, checkpoint, num_classes, device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
             best, _ = calibrate(model, read_dataset(metadata), images or metadata, nwc=nwc, cam_class=cam_class,
                                 percentiles=pcts, batch_size=batch_size, model_name=model_name, metadata=str(metadata),
-                                progress=not quiet, box_convention=box_convention, workers=workers, method=method)
+                                progress=not quiet, box_convention=box_convention, workers=workers, method=method,
+                                rules=names)
         out = Path(out) / FILE
         best.save(out)
     except (CamlocError, ValueError) as exc:
@@ -59,7 +68,9 @@ def command(metadata, images, model_name, checkpoint, num_classes, method, nwc, 
         click.echo(f"camloc: warning: {message}", err=True)
     for f in best.failed:
         click.echo(f"camloc: failed: {f['image_id']}: {f['reason']}", err=True)
-    click.echo(f"theta {best.theta} x p{best.percentile:g} ({_method(best.method)}NWC {'on' if best.nwc else 'off'}): "
+    for rule, score in best.rule_scores.items():
+        click.echo(f"{rule}: GT-known Loc {score:.2f} %", err=True)
+    click.echo(f"{best.describe()} ({_method(best.method)}NWC {'on' if best.nwc else 'off'}): "
                "GT-known Loc "
                f"{best.gt_known_loc:.2f} % on {best.n} images, {len(best.failed)} failed, of {metadata} "
                f"(box convention {best.box_convention}); saved to {out}")

@@ -53,7 +53,9 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 @click.option("--protocol", type=click.Choice(["rethinking", "wsolevaluation"]), default="rethinking", show_default=True,
               help="rethinking: the paper's Top-1 Cls, GT-known Loc, Top-1 Loc at fixed thresholds; wsolevaluation: "
                    "MaxBoxAcc(V2) and PxAP over a sweep of thresholds.")
-@click.option("--variants", default="cam,nwc,pas,nwc+pas", show_default=True, help="Comma-separated: cam, nwc, pas, nwc+pas.")
+@click.option("--variants", default="cam,nwc,pas,nwc+pas", show_default=True,
+              help="Comma-separated: cam, nwc, pas, nwc+pas (the paper's), the automatic thresholds otsu, li, triangle, "
+                   "yen and each with nwc+ (nwc+otsu ...), or 'all' for every one of them.")
 @method_option(multiple=True)
 @cam_class_option
 @interval_option
@@ -92,6 +94,10 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
         raise fail_usage(ValueError("--save-maps and --plots need --out DIR"))
     try:
         names = tuple(v.strip() for v in variants.split(",") if v.strip())
+        if "all" in names:
+            from ..eval.protocols import VARIANTS
+
+            names = tuple(dict.fromkeys(n for v in names for n in (VARIANTS if v == "all" else (v,))))
         calib = _calibration(calibration)
         if calib is not None and "calibrated" not in names:
             names = names + ("calibrated",)
@@ -185,7 +191,9 @@ def print_table(result: "EvaluationResult") -> None:
         same = " (the SAME split: an optimistic number)" if os.path.abspath(c["metadata"]) == os.path.abspath(
             result.dataset.get("metadata", "")) else ""
         method = f"method {c['method']}, " if c.get("method", "cam") != "cam" else ""
-        click.echo(f"calibrated variant: theta {c['theta']} x p{c['percentile']:g}, {method}NWC {'on' if c['nwc'] else 'off'}; "
+        rule = c.get("rule") or "percentile"
+        how = rule if rule != "percentile" else f"theta {c['theta']} x p{c['percentile']:g}"
+        click.echo(f"calibrated variant: {how}, {method}NWC {'on' if c['nwc'] else 'off'}; "
                    f"calibrated on {c['metadata']}, evaluated on {result.dataset.get('metadata')}{same}")
     skipped = s.skipped()
     if skipped:

@@ -32,7 +32,7 @@ from ..data.metadata import Sample, read_dataset
 from ..errors import UsageError
 from .calibrate import DEFAULT_THETAS, calibrate
 from .evaluate import evaluate
-from .protocols import VARIANTS, Settings
+from .protocols import PAPER_VARIANTS, VARIANTS, Settings
 
 #: The paper's Table 3 rows: (label, pool, inference variant).
 TABLE3 = (
@@ -86,7 +86,7 @@ def measure(model: nn.Module, test: Split, calibration: Optional[Split] = None, 
     Raises:
         UsageError: a calibration split with a test split that has no boxes (masks only).
     """
-    variants = tuple(VARIANTS)
+    variants = PAPER_VARIANTS
     metrics: dict[str, float] = {}
     out: dict[str, Any] = {"metrics": metrics, "thresholds": {}, "curves": {}}
     has_boxes = any(s.boxes for s in test.samples)
@@ -112,7 +112,7 @@ def measure(model: nn.Module, test: Split, calibration: Optional[Split] = None, 
                             thetas=DEFAULT_THETAS, batch_size=batch_size, metadata=calibration.name, progress=False)
         names, theta = {}, {}
         for pas, percentile in standards.items():
-            names[pas] = next(v for v, flags in VARIANTS.items() if flags == (nwc, pas))
+            names[pas] = next(v for v in PAPER_VARIANTS if VARIANTS[v] == (nwc, "percentile" if pas else "max"))
             row = grid[percentiles.index(percentile)]
             j = int(row.argmax())
             theta[pas] = float(DEFAULT_THETAS[j])

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..cam.boxes import contour_boxes, standard_values
+from ..cam.boxes import Standard, contour_boxes, standard_values, thresholds
 
 try:
     from numba import njit
@@ -95,9 +95,23 @@ def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool, rethinking: boo
     return np.asarray(out, np.int64)
 
 
-def threshold_levels(u8: np.ndarray, taus: np.ndarray, percentile: float = 100.0) -> np.ndarray:
+def threshold_levels(u8: np.ndarray, taus: np.ndarray, percentile: float = 100.0, rule: str = "percentile"
+                     ) -> np.ndarray:
     """``t = int(tau * s)`` per tau, with ``s = max(U)`` or (PaS) ``percentile(U)``, computed as
-    :func:`camloc.cam.boxes.standard_values` computes it for a single threshold."""
+    :func:`camloc.cam.boxes.standard_values` computes it for a single threshold.
+
+    With an automatic ``rule`` (``otsu``, ``li``, ``triangle``, ``yen``) ``percentile`` is not used:
+    every tau gets the rule's threshold of the map (:func:`camloc.cam.boxes.thresholds`), so the
+    sweep's best is the accuracy at that one threshold.
+
+    Example:
+        >>> u = np.array([[0, 0, 10, 200, 210, 220]], np.uint8)
+        >>> threshold_levels(u, np.array([0.0, 0.5])).tolist(), threshold_levels(u, np.array([0.0, 0.5]), rule="otsu").tolist()
+        ([0, 110], [10, 10])
+    """
+    if rule != "percentile":
+        t = int(thresholds(torch.from_numpy(np.ascontiguousarray(u8))[None], Standard.adaptive(rule))[0])
+        return np.full(len(taus), t, np.int64)
     if percentile >= 100.0:  # the max: what standard_values gives, without a torch call per map
         s = float(np.max(u8))
     else:

@@ -5,7 +5,10 @@ The paper fixes PaS at ``theta = 0.35`` and the 90th percentile for every backbo
 GT-known Loc (IoU >= 0.5 with the largest contour's box, the rethinking protocol's conventions)
 on a fully annotated split, such as wsolevaluation's train-fullsup, never the test split. One
 forward pass per image serves the whole grid: a map's box only changes where the integer
-threshold ``int(theta * percentile(U))`` crosses a level present in the map.
+threshold ``int(theta * percentile(U))`` crosses a level present in the map. Automatic rules
+(``rules``: ``otsu``, ``li``, ``triangle``, ``yen``; :func:`camloc.cam.boxes.make_standard`) can
+compete with the grid: each is one more threshold per map, scored by the same table, and the
+best of all is kept (the grid first where they tie).
 
 The result is a small JSON file that ``camloc localize --calibration``, ``camloc.boxes(...,
 calibration=...)`` and ``camloc evaluate --calibration`` load; evaluation reports the split it was
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -25,7 +28,7 @@ import numpy as np
 from torch import nn
 
 from ..atomic import atomic_write_text
-from ..cam.boxes import Standard, to_uint8, upsample
+from ..cam.boxes import ADAPTIVE_RULES, Standard, thresholds, to_uint8, upsample
 from ..cam.methods import DEFAULT_METHOD, MethodExtractor, check_method, effective_nwc
 from ..data.metadata import Sample
 from ..data.transforms import SIZE
@@ -48,7 +51,7 @@ class Calibration:
 
     Attributes:
         theta, percentile, nwc: the rule (``theta x percentile_i(U)``, NWC on or off; off for methods
-            NWC does not apply to).
+            NWC does not apply to); theta and percentile are ``None`` where an automatic rule won.
         gt_known_loc: its GT-known Loc (%) on the split, failed images counted as misses.
         metadata, model, n: the split, the model, and the split's number of images.
         cam_class: ``gt`` or ``top1``.
@@ -58,10 +61,13 @@ class Calibration:
         warnings: one line each, e.g. :func:`camloc.eval.evaluate.label_space_warning`'s.
         method: the maps' method (:data:`camloc.cam.methods.METHODS`); files made before methods
             existed name none and mean ``cam``.
+        rule: ``percentile`` (theta x percentile) or the automatic rule that won (``otsu``, ``li``,
+            ``triangle``, ``yen``); files made before automatic rules existed name none.
+        rule_scores: the GT-known Loc (%) of each automatic rule tried, beside the grid's best.
     """
 
-    theta: float
-    percentile: float
+    theta: Optional[float]
+    percentile: Optional[float]
     nwc: bool
     gt_known_loc: float
     metadata: str
@@ -73,14 +79,30 @@ class Calibration:
     failed: tuple[dict[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
     method: str = DEFAULT_METHOD
+    rule: str = "percentile"
+    rule_scores: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # JSON gives lists; keep tuples so a loaded file equals the saved one
         object.__setattr__(self, "failed", tuple(dict(f) for f in self.failed))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "rule_scores", dict(self.rule_scores))
         check_method(self.method)
+        if self.rule == "percentile" and (self.theta is None or self.percentile is None):
+            raise ValueError("the percentile rule needs theta and percentile")
+        self.standard()  # a file whose rule, theta and percentile do not make a threshold is refused
 
     def standard(self) -> Standard:
-        return Standard(self.theta, self.percentile)
+        """The threshold rule: ``Standard(theta, percentile)`` or the automatic rule.
+
+        Example:
+            >>> Calibration(None, None, True, 61.0, "m", "x", 10, rule="otsu").standard()
+            Standard(theta=None, percentile=None, rule='otsu')
+        """
+        return Standard(self.theta, self.percentile, self.rule)
+
+    def describe(self) -> str:
+        """The rule in words: ``theta 0.3 x p90`` or ``otsu``."""
+        return self.rule if self.rule != "percentile" else f"theta {self.theta} x p{self.percentile:g}"
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write as JSON, atomically."""
@@ -101,6 +123,19 @@ class Calibration:
             raise CamlocError(f"{path}: not a camloc calibration file ({exc}); make one with camloc calibrate") from exc
 
 
+def check_rules(rules: Sequence[str]) -> tuple[str, ...]:
+    """Automatic rules to try, each once, in order; an unknown name is one line naming the choices.
+
+    Example:
+        >>> check_rules(["yen", "otsu", "yen"])
+        ('yen', 'otsu')
+    """
+    unknown = [r for r in rules if r not in ADAPTIVE_RULES]
+    if unknown:
+        raise UsageError(f"unknown rule {unknown[0]!r}: choose from {', '.join(ADAPTIVE_RULES)}")
+    return tuple(dict.fromkeys(rules))
+
+
 def calibrate(
     model: nn.Module,
     samples: Sequence[Sample],
@@ -116,6 +151,7 @@ def calibrate(
     box_convention: str = "wsolevaluation",
     workers: int = 0,
     method: str = DEFAULT_METHOD,
+    rules: Sequence[str] = (),
 ) -> tuple[Calibration, np.ndarray]:
     """Grid-search ``(percentile, theta)`` for the best GT-known Loc on a labelled split.
 
@@ -125,10 +161,18 @@ def calibrate(
     :class:`~camloc.eval.evaluate.LabelSpaceWarning` and recorded in the calibration's ``warnings``.
     An image that cannot be read is a miss at every grid point, listed in ``failed``. ``workers``
     DataLoader processes decode the images (0: this process). ``method`` picks the maps
-    (:mod:`camloc.cam.methods`); NWC is recorded off for methods it does not apply to.
+    (:mod:`camloc.cam.methods`); NWC is recorded off for methods it does not apply to. ``rules``
+    (automatic thresholds: ``otsu``, ``li``, ``triangle``, ``yen``) compete with the grid; their
+    GT-known Loc is recorded in ``rule_scores`` and one of them is chosen only where it beats the
+    grid's best.
 
     Returns:
-        The best :class:`Calibration` (first best in grid order) and the P x T accuracy grid (%).
+        The best :class:`Calibration` (first best in grid order, then ``rules`` in their order) and
+        the P x T accuracy grid (%).
+
+    Example:
+        >>> best, grid = calibrate(model, read_dataset("cub/train"), "cub/images", rules=("otsu",))
+        >>> best.describe(), best.gt_known_loc, best.rule_scores
 
     Raises:
         UsageError: no boxes, bad names, labels beyond the model's classes with ``"gt"``, or no
@@ -141,11 +185,13 @@ def calibrate(
     check_cam_class(cam_class)
     check_box_convention(box_convention)
     nwc = effective_nwc(method, nwc)
+    rules = check_rules(rules)
     thetas = DEFAULT_THETAS if thetas is None else np.asarray(thetas, np.float64)
     pcts = [float(p) for p in percentiles]
     pre = protocol_preprocess("rethinking", model)
     extractor = MethodExtractor(model, method, progress=progress)
     hits = np.zeros((len(pcts), len(thetas)), np.int64)
+    rule_hits = np.zeros(len(rules), np.int64)
     failed: list[dict[str, str]] = []
     top1_hits, classified, num_classes = 0, 0, None
     batches = sample_batches(samples, Path(images), pre, batch_size, device_of(model), workers)
@@ -159,18 +205,26 @@ def calibrate(
         out = extractor(chunk.x, classes=chunk.labels if cam_class == "gt" else None, nwc=nwc)
         top1_hits += int((out.logits.argmax(1).cpu() == chunk.labels).sum())
         classified += len(chunk.samples)
-        u8s = to_uint8(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy()
-        for s, u8 in zip(chunk.samples, u8s, strict=True):
+        u8s = to_uint8(upsample(out.maps[:, 0], (SIZE, SIZE)))
+        rule_levels = np.stack([thresholds(u8s, Standard.adaptive(r)).cpu().numpy() for r in rules], 1) if rules \
+            else np.zeros((len(u8s), 0), np.int64)
+        for s, u8, own in zip(chunk.samples, u8s.cpu().numpy(), rule_levels, strict=True):
             gt = gt_boxes(s, "rethinking", box_convention)
             levels = np.stack([threshold_levels(u8, thetas, p) for p in pcts])
-            table = largest_contour_table(u8, gt, (50,), levels.ravel(), rethinking=True)[:, 0]
+            table = largest_contour_table(u8, gt, (50,), np.concatenate([levels.ravel(), own]), rethinking=True)[:, 0]
             hits += table[levels]
+            rule_hits += table[own]
     if samples and len(failed) == len(samples):
         raise nothing_scored(len(samples), "images", failed[0])
     found = warn_label_space(top1_hits, classified, num_classes) if cam_class == "gt" and num_classes else []
     grid = 100.0 * hits / len(samples)
+    scores = {r: float(100.0 * h / len(samples)) for r, h in zip(rules, rule_hits, strict=True)}
     i, j = np.unravel_index(int(grid.argmax()), grid.shape)
-    best = Calibration(float(thetas[j]), pcts[i], nwc, float(grid[i, j]), str(metadata), model_name, len(samples),
-                       cam_class, box_convention=box_convention, failed=tuple(failed), warnings=tuple(found),
-                       method=method)
+    theta, percentile, rule, acc = float(thetas[j]), pcts[i], "percentile", float(grid[i, j])
+    for r, score in scores.items():
+        if score > acc:
+            theta, percentile, rule, acc = None, None, r, score
+    best = Calibration(theta, percentile, nwc, acc, str(metadata), model_name, len(samples), cam_class,
+                       box_convention=box_convention, failed=tuple(failed), warnings=tuple(found), method=method,
+                       rule=rule, rule_scores=scores)
     return best, grid

@@ -170,12 +170,13 @@ class WsolScorer:
         return any(m is not None for m in (self.v1, self.v2, self.pxap))
 
     def add(self, scoremap: np.ndarray, sample: Sample, percentile: float = 100.0,
-            masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None) -> None:
-        """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)``."""
+            masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None, rule: str = "percentile") -> None:
+        """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)`` (or at
+        an automatic ``rule``'s threshold for every tau: :func:`camloc.eval.boxacc.threshold_levels`)."""
         if self.v1 is not None or self.v2 is not None:
             u8 = (scoremap * 255).astype(np.uint8)
             gt = gt_boxes(sample, "wsolevaluation", self.settings.box_convention)
-            levels = threshold_levels(u8, self.taus, percentile)
+            levels = threshold_levels(u8, self.taus, percentile, rule)
             if self.v1 is None:
                 table = all_contour_table(u8, gt, self.deltas, parallel=True)
             else:
@@ -341,7 +342,8 @@ class _Run:
             for i, s in enumerate(chunk):
                 if not ok[i]:
                     continue
-                self.scorers[row.name].add(maps[i], s, self.settings.sweep_percentile(row.variant), masks_of[i])
+                self.scorers[row.name].add(maps[i], s, self.settings.sweep_percentile(row.variant), masks_of[i],
+                                           self.settings.rule(row.variant))
                 if self.save_maps:
                     atomic_write(Path(self.save_maps) / row.name / f"{s.image_id}.npy",
                                  lambda fh, m=maps[i]: np.save(fh, m))

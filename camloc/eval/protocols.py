@@ -11,8 +11,15 @@
   Reports MaxBoxAcc (delta 50, largest contour), MaxBoxAccV2 (mean over 30/50/70, all contours)
   and, with masks, PxAP.
 
-Variants: ``cam`` (neither fix), ``nwc``, ``pas``, ``nwc+pas``, and ``calibrated`` (from a
-calibration file). The two protocols are never mixed: a result names its protocol and settings.
+Variants (:data:`VARIANTS`): ``cam`` (neither fix), ``nwc``, ``pas``, ``nwc+pas``, the automatic
+threshold rules of :func:`camloc.cam.boxes.make_standard` with and without NWC (``otsu``,
+``nwc+otsu``, ``li``, ``nwc+li``, ``triangle``, ``nwc+triangle``, ``yen``, ``nwc+yen``), and
+``calibrated`` (from a calibration file). An automatic rule sets each map's threshold itself, with
+no theta: under the rethinking protocol its box is drawn at that threshold; under wsolevaluation
+its threshold does not move with tau, so its MaxBoxAcc and MaxBoxAccV2 are the box accuracies at
+the rule's own threshold of each map (one operating point, no search over tau; the curves are
+flat), while PxAP, which never thresholds, is that of the row's maps. The two protocols are never
+mixed: a result names its protocol and settings.
 
 Methods (``Settings.methods``, :data:`camloc.cam.methods.METHODS`): each variant is scored for each
 method's maps. A result's rows (:meth:`Settings.rows`) are named by the variant alone for ``cam``
@@ -55,7 +62,7 @@ import numpy as np
 from PIL import Image
 from torch import nn
 
-from ..cam.boxes import Standard
+from ..cam.boxes import ADAPTIVE_RULES, Standard
 from ..cam.methods import DEFAULT_METHOD, check_method, effective_nwc, nwc_applies
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
@@ -63,7 +70,13 @@ from ..data.transforms import SIZE, protocol_transform
 from ..errors import ImageError, UsageError
 from ..models.config import preprocess_for
 
-VARIANTS = {"cam": (False, False), "nwc": (True, False), "pas": (False, True), "nwc+pas": (True, True)}
+#: The paper's four variants: NWC off / on, threshold against the max (vanilla CAM) or the 90th percentile (PaS).
+PAPER_VARIANTS = ("cam", "nwc", "pas", "nwc+pas")
+#: Every variant by name: ``(NWC, standard)``, the standard a :func:`camloc.cam.boxes.make_standard` name.
+VARIANTS: dict[str, tuple[bool, str]] = {
+    "cam": (False, "max"), "nwc": (True, "max"), "pas": (False, "percentile"), "nwc+pas": (True, "percentile"),
+    **{name: flags for rule in ADAPTIVE_RULES for name, flags in ((rule, (False, rule)), (f"nwc+{rule}", (True, rule)))},
+}
 PROTOCOLS = ("rethinking", "wsolevaluation")
 CAM_CLASSES = ("gt", "top1")
 #: The wsolevaluation protocol's metrics by name: MaxBoxAcc (V1), MaxBoxAccV2, PxAP.
@@ -106,7 +119,7 @@ class Settings:
     """Everything that makes a number: recorded in every result."""
 
     protocol: str = "rethinking"
-    variants: tuple[str, ...] = ("cam", "nwc", "pas", "nwc+pas")
+    variants: tuple[str, ...] = PAPER_VARIANTS
     cam_class: str = "gt"
     theta_max: float = 0.2
     theta_pas: float = 0.35
@@ -170,20 +183,36 @@ class Settings:
                 for v in self.variants if v != "calibrated" and VARIANTS[v][0] and not nwc_applies(m)]
 
     def nwc(self, variant: str) -> bool:
+        """Whether the variant clamps negative weights (the calibration's choice for ``calibrated``)."""
         return bool(self.calibration["nwc"]) if variant == "calibrated" else VARIANTS[variant][0]
 
     def standard(self, variant: str) -> Standard:
-        """The fixed threshold of a variant under the rethinking protocol."""
+        """The fixed threshold of a variant under the rethinking protocol.
+
+        Example:
+            >>> Settings().standard("nwc+pas"), Settings().standard("otsu")
+            (Standard(theta=0.35, percentile=90.0, rule='percentile'), Standard(theta=None, percentile=None, rule='otsu'))
+        """
         if variant == "calibrated":
+            rule = self.calibration.get("rule") or "percentile"
+            if rule != "percentile":
+                return Standard.adaptive(rule)
             return Standard(self.calibration["theta"], self.calibration["percentile"])
-        pas = VARIANTS[variant][1]
-        return Standard(self.theta_pas, self.percentile) if pas else Standard(self.theta_max, 100.0)
+        name = VARIANTS[variant][1]
+        if name == "percentile":
+            return Standard(self.theta_pas, self.percentile)
+        return Standard(self.theta_max, 100.0) if name == "max" else Standard.adaptive(name)
 
     def sweep_percentile(self, variant: str) -> float:
-        """The standard the wsolevaluation sweep multiplies tau by: the max (100) or a percentile."""
-        if variant == "calibrated":
-            return float(self.calibration["percentile"])
-        return self.percentile if VARIANTS[variant][1] else 100.0
+        """The standard the wsolevaluation sweep multiplies tau by: the max (100) or a percentile
+        (100 for an automatic rule, whose threshold :meth:`rule` sets instead)."""
+        standard = self.standard(variant)
+        return 100.0 if standard.rule != "percentile" else float(standard.percentile)
+
+    def rule(self, variant: str) -> str:
+        """``percentile`` where the sweep moves the threshold with tau, else the automatic rule's name
+        (its threshold of each map, the same at every tau)."""
+        return self.standard(variant).rule
 
 
 def check_cam_class(cam_class: str) -> None:

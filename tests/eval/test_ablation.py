@@ -17,7 +17,7 @@ from camloc.data.metadata import read_dataset
 from camloc.eval.ablation import COLUMNS, TABLE3, Split, cell, markdown, measure, summarize, table3_rows
 from camloc.eval.calibrate import Calibration
 from camloc.eval.plots import save_threshold_comparison
-from camloc.eval.protocols import VARIANTS
+from camloc.eval.protocols import PAPER_VARIANTS as VARIANTS
 from camloc.models.wsol import build_wsol
 
 
