@@ -8,8 +8,10 @@
 * Results stream out as they finish: JSON lines (stdout, or ``DIR/results.jsonl``), flushed per
   line, so a killed run loses nothing finished. CSV and COCO are written from the journal at the
   end. With ``out``, overlays (heat map, boxes, label) and optionally raw maps are written per
-  image, atomically, under names unique per input path (:func:`artifact_name`); a write that fails
-  for one image is that image's error row.
+  image, atomically, under names unique per input path (:func:`artifact_name`), each overlay with a
+  small JPEG thumbnail under ``DIR/thumbs/``; a write that fails for one image is that image's error
+  row. At the end of a run :func:`write_gallery` writes ``DIR/index.html`` from the final journal
+  (:mod:`camloc.gallery`), so resumed and merged runs get the whole page.
 * An output folder is checked before any work (:func:`prepare_output`): it must be writable, and
   ``DIR/run.json`` records the model and settings. A folder that already holds results is refused
   unless ``resume``; a resumed run must use the same model and settings. Resuming drops error rows
@@ -38,6 +40,7 @@ import torch
 from .atomic import atomic_write_bytes, atomic_write_text
 from .data.dataset import Batch, ImageDataset
 from .errors import CamlocError, UsageError
+from .gallery import THUMBS, thumbnail, write_page
 from .render import overlay
 
 JOURNAL = "results.jsonl"
@@ -287,7 +290,7 @@ def _tagged(d: dict, model: Optional[str]) -> dict:
 
 
 def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> dict[str, str]:
-    """Write an image's overlay and map; returns their paths relative to ``out`` for its row.
+    """Write an image's overlay (and its thumbnail) and map; returns their paths relative to ``out`` for its row.
 
     Raises:
         OSError: when a file cannot be written (the caller makes it the image's error row).
@@ -297,10 +300,13 @@ def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> dict[str
     suffix = f".class{result.class_index}" if opts.topk else ""
     written = {}
     if opts.overlays:
-        ok, png = cv2.imencode(".png", overlay(path, result))
+        picture = overlay(path, result)
+        ok, png = cv2.imencode(".png", picture)
         if ok:
             written["overlay"] = f"overlays/{artifact_name(path, suffix + '.png')}"
             atomic_write_bytes(out / written["overlay"], png.tobytes())
+            written["thumb"] = f"{THUMBS}/{artifact_name(path, suffix + '.jpg')}"
+            atomic_write_bytes(out / written["thumb"], thumbnail(picture))
     if opts.save_maps:
         buf = io.BytesIO()
         np.save(buf, result.cam.numpy())
@@ -461,3 +467,64 @@ def in_order(paths: list[str], journals: list[Path]) -> Iterator[dict]:
             yield from results[p].values()
         elif p in errors:
             yield errors[p]
+
+
+def write_gallery(out: Path, paths: list[str]) -> Path:
+    """``out/index.html`` (:mod:`camloc.gallery`) from the folder's journal, in input order: a card per
+    result (its thumbnail linking to its overlay, class, label, score, box), the failed inputs with
+    their reasons, and the model and settings of ``out/run.json``.
+
+    Example:
+        >>> write_gallery(Path("out"), ["examples/images/cat.jpg"])
+        PosixPath('out/index.html')
+
+    Raises:
+        OSError: the page cannot be written.
+    """
+    items, errors = [], []
+    for d in in_order(paths, [out / JOURNAL]):
+        if "error" in d:
+            errors.append({"image": d["image"], "reason": d["error"]})
+        else:
+            items.append({"image": d["image"], "class": d.get("class"), "label": d.get("label"), "score": d.get("score"),
+                          "box": d.get("box"), "picture": d.get("overlay"), "thumb": d.get("thumb")})
+    return write_page(out, items, errors, title=f"camloc localize: {out.resolve().name}", notes=_run_notes(out, items))
+
+
+def _run_notes(out: Path, items: list[dict]) -> list[str]:
+    """What made the results (from ``run.json``) and what the pictures show, as lines for the page."""
+    notes = []
+    try:
+        run = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        run = None
+    if isinstance(run, dict):
+        model = run.get("model") or run.get("checkpoint") or "?"
+        standard = _standard_text(run.get("standard"))
+        which = f"top-{run['topk']} classes" if run.get("topk") else (
+            f"class {run['class']}" if run.get("class") is not None else "the top-1 class")
+        how = (f"threshold and NWC from the calibration {run['calibration']}" if run.get("calibration") else
+               f"NWC {'on' if run.get('nwc') else 'off'}, {standard}")
+        notes.append(f"model {model}, method {run.get('method') or 'cam'}, {how}; localizing {which}"
+                     + ("; every region's box" if run.get("all_regions") else ""))
+    if items and not any(d.get("picture") for d in items):
+        notes.append("no pictures: the run was made with --no-overlays")
+    elif items:
+        notes.append("pictures: the heat map over the photo, the box in green with the label and score; "
+                     "click a thumbnail for the full overlay; boxes are [x0, y0, x1, y1] in original pixels")
+    return notes
+
+
+def _standard_text(recorded: Any) -> str:
+    """A manifest's threshold rule in words (``threshold 0.35 x p90 (PaS)``)."""
+    from .cam.boxes import Standard
+
+    try:
+        standard = Standard(**recorded)
+    except (TypeError, ValueError):
+        return f"threshold {recorded}"
+    if standard.name == "max":
+        return f"threshold {standard.theta:g} x max"
+    if standard.name == "percentile":
+        return f"threshold {standard.theta:g} x p{standard.percentile:g} (PaS)"
+    return f"threshold {standard.rule} (automatic)"

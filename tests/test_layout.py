@@ -24,7 +24,7 @@ LEVELS = [
     ("camloc.models",),
     ("camloc.eval",),
     ("camloc.train",),
-    ("camloc.api", "camloc.render"),
+    ("camloc.api", "camloc.render", "camloc.gallery"),
     ("camloc.pipeline",),
     ("camloc.distributed",),
     ("camloc.cli", "camloc.__main__"),

@@ -39,9 +39,12 @@ from .options import (batch_size_option, device_option, fail_usage, load_model_f
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "coco"]),
               help="Output on stdout [default: table on a terminal, JSON lines otherwise].")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
-@click.option("--out", type=click.Path(file_okay=False), help="Write results.jsonl (and csv/coco), overlays and maps here.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write results.jsonl (and csv/coco), overlays with thumbnails, maps, and index.html (a gallery "
+                   "of the results to open in a browser, no server needed) here.")
 @click.option("--save-maps", is_flag=True, help="With --out: the raw map of each image as .npy.")
-@click.option("--no-overlays", is_flag=True, help="With --out: skip the overlay PNGs.")
+@click.option("--no-overlays", is_flag=True, help="With --out: skip the overlay PNGs and thumbnails (index.html "
+                                                  "then lists the results without pictures).")
 @click.option("--resume", is_flag=True, help="With --out: skip images already in its results.")
 @quiet_option
 def command(images, model_name, checkpoint, num_classes, class_index, topk, method, nwc, standard, theta, percentile,
@@ -134,10 +137,20 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, meth
             merged.close()
     if out_dir and ctx.rank == 0 and fmt in ("csv", "coco"):
         _write_table_file(out_dir, inputs, fmt)
+    page_failed = False
+    if out_dir and ctx.rank == 0:
+        try:
+            pipeline.write_gallery(out_dir, inputs)
+        except OSError as exc:  # the results are all in the journal: say so, exit 1
+            click.echo(f"camloc: error: {out_dir / 'index.html'}: cannot write the gallery ({exc.strerror or exc}); "
+                       f"every result is in {out_dir / pipeline.JOURNAL}", err=True)
+            page_failed = True
     if failed:
         if ctx.rank == 0:
             what = "inputs" if found.problems else "images"
             click.echo(f"camloc: {failed} of {total} {what} failed", err=True)
+        raise click.exceptions.Exit(1)
+    if page_failed:
         raise click.exceptions.Exit(1)
 
 
