@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 _LAZY = {
     # the notebook API
     "boxes": ("api", "boxes"), "cams": ("api", "cams"), "Localizer": ("api", "Localizer"),
-    "Localization": ("api", "Localization"),
+    "Localization": ("api", "Localization"), "show": ("render", "show"),
     # maps and boxes
     "CAMExtractor": ("cam.extractor", "CAMExtractor"), "CAMOutput": ("cam.extractor", "CAMOutput"),
     "resolve_classes": ("cam.extractor", "resolve_classes"), "analyze": ("cam.analysis", "analyze"),

@@ -32,7 +32,7 @@ import difflib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -46,10 +46,14 @@ from .cam.hooks import eval_mode
 from .cam.methods import DEFAULT_METHOD, MethodExtractor, check_method
 from .data.imaging import Geometry, ImageInput, Preprocess, load_image
 from .device import device_of
-from .errors import ImageError, UsageError
+from .errors import CamlocError, ImageError, UsageError
 from .models.config import class_names as _class_names
 from .models.config import preprocess_for
 from .models.registry import load_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 Images = Union[ImageInput, torch.Tensor, Sequence[Union[ImageInput, torch.Tensor]]]
 BoxF = tuple[float, float, float, float]
@@ -109,6 +113,50 @@ class Localization:
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the result (with its map) as JSON, atomically: a temporary file, then a rename."""
         atomic_write_text(path, json.dumps(self.to_dict(with_map=True)))
+
+    def show(self, image: Any = None, ax: Optional["Axes"] = None, **kw: Any) -> "Figure":
+        """Draw this result with matplotlib: the photo, the heat map, every box with label, score and class.
+
+        The same picture as :func:`camloc.show` (see it for the keywords: ``alpha``, ``figsize``,
+        ``title``). In Jupyter the figure shows once below the cell; a result that is a cell's
+        value shows itself without this call (:meth:`_repr_png_`). Several results (a list) are
+        drawn as a grid by ``camloc.show(results)``.
+
+        Args:
+            image: the picture, needed when the result comes from an in-memory input (its
+                ``image`` is ``<image N>``): a PIL image, ``H x W x 3`` uint8 array or path.
+            ax: draw into these axes of your own figure (returned) instead of a new figure.
+            **kw: passed to :func:`camloc.show`.
+
+        Returns:
+            The matplotlib Figure.
+
+        Example:
+            >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
+            >>> fig = r.show(alpha=0.4)
+            >>> fig, axes = plt.subplots(1, 2); r.show(ax=axes[0]); r2.show(ax=axes[1]);
+        """
+        from .render import show
+
+        return show(self, image, ax=ax, **kw)
+
+    def _repr_png_(self) -> Optional[bytes]:
+        """The picture of :meth:`show` as PNG bytes, so that a result shows itself in Jupyter.
+
+        Drawn on a bare matplotlib Figure (pyplot is not touched: no figure is left open). None,
+        so that Jupyter prints the text instead, when there is no photo to draw on: the result
+        comes from an in-memory input, or its file can no longer be read.
+
+        Example:
+            >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
+            >>> r   # as a cell's last line: the picture
+        """
+        from .render import png
+
+        try:
+            return png(self)
+        except CamlocError:
+            return None
 
 
 @dataclass(frozen=True)

@@ -1,48 +1,458 @@
 """Pictures of results: the photo with the heat map where the network saw it, every box, label and score.
 
+Three ways to draw, one placement of the map on the photo (:func:`map_on_photo`) and one caption
+(:func:`caption`):
+
+* :func:`show` (``camloc.show``): a matplotlib figure of one result or a grid of several, for
+  notebooks and scripts; ``Localization.show()`` and a result's own picture in Jupyter
+  (``Localization._repr_png_``, made by :func:`png`) draw the same panel.
+* :func:`overlay`: the picture as an OpenCV BGR array, as ``camloc localize --out`` writes it.
+* :func:`save_overlay_grid`: the same images under several settings side by side, to a PNG file.
+
 Example:
     >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
+    >>> fig = camloc.show(r)                              # a matplotlib Figure
     >>> bgr = overlay("examples/images/cat.jpg", r)       # H x W x 3 uint8, OpenCV's BGR order
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import numbers
 import os
+import re
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .cam.boxes import minmax
-from .data.imaging import Geometry, load_image
+from .data.imaging import Geometry, ImageInput, load_image
+from .errors import CamlocError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: The box colour (RGB; the same in BGR) of every picture.
+BOX_GREEN = (0, 200, 0)
+#: Names results give in-memory inputs (no file to draw on).
+IN_MEMORY = re.compile(r"<(image|tensor) \d+>")
+#: matplotlib backends that never show a figure by themselves.
+_NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
 
-def overlay(image_path: str, result, alpha: float = 0.5) -> np.ndarray:
-    """The photo with the heat map blended over it, every box drawn and the label written (BGR)."""
+def map_on_photo(result: Any, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The result's map placed on its photo, where the network input came from.
+
+    The map (feature resolution) is min-max normalised, resized to the network input (bicubic,
+    clipped to [0, 1]) and carried back through ``result.geometry`` (the resize and crop that made
+    that input); without a geometry the input is the whole photo. Every picture camloc draws
+    (:func:`overlay`, :func:`show`) places the map with this function.
+
+    Args:
+        result: a :class:`camloc.Localization` (its ``cam`` and ``geometry`` are used).
+        width: the photo's width in pixels.
+        height: the photo's height in pixels.
+
+    Returns:
+        ``(heat, covered)``: ``height x width`` float32 map values in [0, 1], and a bool mask of
+        the pixels the network input covered (outside it ``heat`` is 0 and means nothing).
+
+    Example:
+        >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
+        >>> heat, covered = map_on_photo(r, r.width, r.height)
+        >>> heat.shape == (r.height, r.width), covered.all()   # a center crop leaves the edges out
+        (True, False)
+    """
+    import cv2
+
+    cam = minmax(result.cam[None].float())[0].numpy().astype(np.float32)
+    g = result.geometry or Geometry.identity(width, height)
+    cam = cv2.resize(cam, (g.input_width, g.input_height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    # the map covers the network input only: place it where that input came from in the photo
+    to_photo = np.float32([[1 / g.sx, 0, g.left / g.sx], [0, 1 / g.sy, g.top / g.sy]])
+    heat = cv2.warpAffine(cam, to_photo, (width, height), flags=cv2.INTER_LINEAR)
+    covered = cv2.warpAffine(np.ones_like(cam), to_photo, (width, height), flags=cv2.INTER_NEAREST) > 0
+    return heat, covered
+
+
+def caption(result: Any) -> str:
+    """The text written on a result's boxes: label, score and class index.
+
+    Example:
+        >>> caption(r)
+        'tabby 0.62 (class 281)'
+    """
+    text = f"{result.label} {result.score:.2f}"
+    return text if result.label == f"class {result.class_index}" else f"{text} (class {result.class_index})"
+
+
+def overlay(image_path: ImageInput, result: Any, alpha: float = 0.5) -> np.ndarray:
+    """The photo with the heat map blended over it, every box drawn and the caption written (BGR).
+
+    Args:
+        image_path: the photo the result was computed from (a path, PIL image or array).
+        result: a :class:`camloc.Localization`.
+        alpha: the heat map's weight in the blend.
+
+    Returns:
+        ``H x W x 3`` uint8 in OpenCV's BGR order, ready for ``cv2.imwrite``.
+
+    Example:
+        >>> cv2.imwrite("cat_overlay.png", overlay("examples/images/cat.jpg", r))
+    """
     import cv2
 
     photo = np.asarray(load_image(image_path))[:, :, ::-1].copy()
     h, w = photo.shape[:2]
-    cam = minmax(result.cam[None].float())[0].numpy().astype(np.float32)
-    g = result.geometry or Geometry.identity(w, h)
-    cam = cv2.resize(cam, (g.input_width, g.input_height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    # the map covers the network input only: place it where that input came from in the photo
-    to_photo = np.float32([[1 / g.sx, 0, g.left / g.sx], [0, 1 / g.sy, g.top / g.sy]])
-    heat = cv2.applyColorMap(np.uint8(255 * cv2.warpAffine(cam, to_photo, (w, h), flags=cv2.INTER_LINEAR)),
-                             cv2.COLORMAP_JET)
-    covered = cv2.warpAffine(np.ones_like(cam), to_photo, (w, h), flags=cv2.INTER_NEAREST)[..., None] > 0
-    out = np.where(covered, cv2.addWeighted(photo, 1 - alpha, heat, alpha, 0), photo)
+    values, covered = map_on_photo(result, w, h)
+    heat = cv2.applyColorMap(np.uint8(255 * values), cv2.COLORMAP_JET)
+    out = np.where(covered[..., None], cv2.addWeighted(photo, 1 - alpha, heat, alpha, 0), photo)
     thick = max(2, round(min(h, w) / 200))
     for box in result.boxes:
         cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (255, 255, 255), thick + 1)
-        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (0, 200, 0), thick)
-    text = f"{result.label} {result.score:.2f}"
+        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), BOX_GREEN[::-1], thick)
+    text = caption(result)
     scale = max(0.5, min(h, w) / 500)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
     cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
 
+
+def show(
+    results: Any = None,
+    images: Any = None,
+    *,
+    columns: Optional[Mapping[str, Sequence[Any]]] = None,
+    ncols: Optional[int] = None,
+    alpha: float = 0.5,
+    figsize: Optional[tuple[float, float]] = None,
+    title: Optional[str] = None,
+    ax: Optional["Axes"] = None,
+) -> "Figure":
+    """Draw results with matplotlib: the photo, the heat map where the network saw it, every box and its caption.
+
+    One :class:`camloc.Localization` gives one panel; a list of them gives a grid, ``ncols`` panels a
+    row (default ``min(4, n)``), each panel titled with its image's file name. ``columns`` compares
+    settings instead: ``{column title: results}``, one column per setting, one row per image.
+
+    Every box of ``result.boxes`` (several with ``all_regions=True``) is a green line edged in black,
+    which shows on dark and bright photos alike, with its :func:`caption` (label, score, class index)
+    in white on a black patch. The heat map (JET: red high, blue low) covers the part of the photo
+    the network saw (:func:`map_on_photo`), at opacity ``alpha``.
+
+    The figure belongs to pyplot: a script shows it with ``plt.show()`` or saves it with
+    ``fig.savefig(path)`` (and closes it with ``plt.close(fig)`` when drawing many). In Jupyter it
+    shows once below the cell, whether it is the cell's value or assigned (``fig = camloc.show(rs)``).
+    A list of results is a plain Python list, so ``camloc.show(results)`` is how to draw several;
+    a single result also shows itself as a cell's value (``Localization._repr_png_``).
+
+    Args:
+        results: a Localization or a list of them (``camloc.boxes(...)``'s list).
+        images: the photos for results of in-memory inputs (named ``<image N>`` or ``<tensor N>``):
+            for a list of results a list of the same length (``None`` where the result's own file
+            will do), for a single result one picture; each a path, PIL image, ``H x W x 3`` uint8
+            array or uint8 tensor, of the size the result was computed at. Results of files need none.
+        columns: ``{column title: results, one per image}``, to compare settings (instead of ``results``).
+        ncols: panels per row for a list of results.
+        alpha: the heat map's opacity, 0 (the photo alone) to 1.
+        figsize: the figure's size in inches; default about 4 inches a panel (5 for a single one).
+        title: a title over the whole figure.
+        ax: draw a single result into these axes of your own figure (which is returned).
+
+    Returns:
+        The matplotlib Figure.
+
+    Raises:
+        UsageError: nothing to draw, a result of an in-memory input without its picture, a number of
+            pictures other than the number of results, a picture of another size than its result's,
+            or a bad ``alpha`` / ``ncols``.
+        ImageError: a result's file cannot be read.
+
+    Example:
+        >>> rs = camloc.boxes("efficientnet_lite0", ["examples/images/cat.jpg", "examples/images/coffee.jpg"])
+        >>> fig = camloc.show(rs, ncols=2, title="efficientnet_lite0")
+        >>> fig.savefig("results.png")
+        >>> pil = PIL.Image.open("examples/images/rocket.jpg")
+        >>> camloc.show(camloc.boxes("efficientnet_lite0", pil)[0], images=pil)   # an in-memory input
+    """
+    if not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise UsageError(f"alpha is the heat map's opacity, from 0 to 1, not {alpha!r}")
+    cells, nrows, ncols = _cells(results, images, columns, ncols)
+    photos = _photos(cells)  # every picture is read and checked before a figure exists
+    if ax is not None:
+        if len(cells) != 1:
+            raise UsageError(f"ax= takes one result, got {len(cells)}: leave ax out to draw a grid")
+        fig = _root_figure(ax)
+        _draw_panel(ax, cells[0][0], photos[0], alpha, cells[0][2])
+        if title:
+            ax.set_title(title + "\n" + ax.get_title(), fontsize=ax.title.get_fontsize())
+        return fig
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(FigureClass=_shown_figure_class(), figsize=figsize or _figsize(photos, nrows, ncols, title),
+                     layout="constrained")
+    try:
+        _draw(fig, cells, photos, nrows, ncols, alpha, title)
+    except BaseException:
+        plt.close(fig)  # a picture that cannot be drawn leaves no figure open
+        raise
+    return fig
+
+
+def png(result: Any, image: Any = None, *, alpha: float = 0.5, width: float = 5.0, dpi: int = 100) -> bytes:
+    """One result's picture (as :func:`show` draws it) as PNG bytes, without pyplot.
+
+    The figure is a bare ``matplotlib.figure.Figure`` on an Agg canvas: nothing is registered with
+    pyplot, so no window opens and no figure is left open. ``Localization._repr_png_`` uses it.
+
+    Args:
+        result: a :class:`camloc.Localization`.
+        image: its picture, for a result of an in-memory input (see :func:`show`).
+        alpha: the heat map's opacity.
+        width: the picture's width in inches; its height follows the photo's aspect ratio.
+        dpi: pixels per inch (the PNG is ``width * dpi`` pixels wide).
+
+    Example:
+        >>> Path("cat.png").write_bytes(png(r))
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise UsageError(f"alpha is the heat map's opacity, from 0 to 1, not {alpha!r}")
+    cells, _, _ = _cells(result, image, None, None)
+    photos = _photos(cells)
+    fig = Figure(figsize=_figsize(photos, 1, 1, None, panel=width), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    _draw(fig, cells, photos, 1, 1, alpha, None)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _is_result(obj: Any) -> bool:
+    return all(hasattr(obj, a) for a in ("image", "width", "height", "label", "score", "class_index", "boxes", "cam"))
+
+
+def _result_list(obj: Any, what: str) -> list:
+    """``obj`` as a non-empty list of results, or a UsageError naming the fix."""
+    if _is_result(obj) or not isinstance(obj, (list, tuple)):
+        raise UsageError(f"{what} must be a list of camloc results (camloc.boxes gives one), not {type(obj).__name__}")
+    if not obj:
+        raise UsageError(f"nothing to draw: {what} is empty")
+    for i, r in enumerate(obj):
+        if isinstance(r, (list, tuple)):
+            raise UsageError(f"{what}[{i}] is a list (camloc.boxes with topk or 2-D classes gives a list per image): "
+                             "pass one flat list, e.g. [r for per_image in results for r in per_image]")
+        if not _is_result(r):
+            raise UsageError(f"{what}[{i}] is a {type(r).__name__}, not a camloc result: pass what camloc.boxes returns")
+    return list(obj)
+
+
+def _sources(images: Any, n: int) -> list:
+    """One picture (or None: the result's own file) per result, never silently truncated."""
+    if images is None:
+        return [None] * n
+    if not isinstance(images, (list, tuple)):
+        raise UsageError(f"images must be a list of {n} pictures, one per result (None where the result's own file "
+                         f"will do), not a {type(images).__name__}")
+    if len(images) != n:
+        raise UsageError(f"got {len(images)} images for {n} results: give one per result, in the same order "
+                         "(None where the result's own file will do)")
+    return list(images)
+
+
+def _cells(results: Any, images: Any, columns: Any, ncols: Any) -> tuple[list[tuple[Any, Any, Optional[str]]], int, int]:
+    """The panels, row by row, as ``(result, picture or None, column header or None)``, and the grid's shape."""
+    if ncols is not None and (isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral) or ncols < 1):
+        raise UsageError(f"ncols is the number of panels per row, a positive integer, not {ncols!r}")
+    if columns is not None:
+        if results is not None:
+            raise UsageError("give results or columns={title: results}, not both")
+        if ncols is not None:
+            raise UsageError("ncols applies to a list of results; with columns, each setting is one column")
+        if not isinstance(columns, Mapping) or not columns:
+            raise UsageError("columns must be a non-empty dict {column title: results, one per image}")
+        lists = {str(name): _result_list(rs, f"column {name!r}") for name, rs in columns.items()}
+        (first, n), *_ = ((name, len(rs)) for name, rs in lists.items())
+        for name, rs in lists.items():
+            if len(rs) != n:
+                raise UsageError(f"column {name!r} has {len(rs)} results and column {first!r} {n}: give one per image in each")
+        sources = _sources(images, n)
+        cells = [(rs[i], sources[i], name if i == 0 else None) for i in range(n) for name, rs in lists.items()]
+        return cells, n, len(lists)
+    if results is None:
+        raise UsageError("nothing to draw: pass a result or a list of results (what camloc.boxes returns)")
+    if _is_result(results):
+        if isinstance(images, (list, tuple)):
+            if len(images) != 1:
+                raise UsageError(f"got {len(images)} images for one result: pass its picture alone")
+            images = images[0]
+        return [(results, images, None)], 1, 1
+    rs = _result_list(results, "results")
+    sources = _sources(images, len(rs))
+    cols = min(4, len(rs)) if ncols is None else min(int(ncols), len(rs))
+    return [(r, s, None) for r, s in zip(rs, sources, strict=True)], -(-len(rs) // cols), cols
+
+
+def _photos(cells: list[tuple[Any, Any, Optional[str]]]) -> list[np.ndarray]:
+    """Every panel's photo (H x W x 3 uint8 RGB), each read once, checked against its result's size."""
+    loaded: dict[Any, np.ndarray] = {}
+    photos = []
+    for i, (result, source, _) in enumerate(cells):
+        if source is None and IN_MEMORY.fullmatch(str(result.image)):
+            raise UsageError(
+                f"result {i} ({result.image}) was computed from an in-memory image, so there is no file to draw it on: "
+                "pass its picture, result.show(image=...) or camloc.show(results, images=[...]) with one PIL image, "
+                "H x W x 3 uint8 array or path per result"
+            )
+        key = ("file", os.fspath(result.image)) if source is None else ("object", id(source))
+        if key not in loaded:
+            loaded[key] = _read(result.image if source is None else source)
+        photo = loaded[key]
+        h, w = photo.shape[:2]
+        if (w, h) != (result.width, result.height):
+            raise UsageError(
+                f"the picture for result {i} ({result.image}) is {w}x{h} px, but the result was computed on a "
+                f"{result.width}x{result.height} px image: pass the picture it was computed from"
+            )
+        photos.append(photo)
+    return photos
+
+
+def _read(source: Any) -> np.ndarray:
+    """A picture as H x W x 3 uint8 RGB; a torch tensor must hold uint8 pixels (C x H x W)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(source, torch.Tensor):
+        if source.dtype != torch.uint8:
+            raise UsageError(f"a {source.dtype} tensor is network input, not a picture: pass uint8 pixels "
+                             "(C x H x W), a PIL image, an H x W x 3 uint8 array or a path")
+        source = source.detach().cpu().numpy()
+    return np.asarray(load_image(source))
+
+
+def _figsize(photos: Sequence[np.ndarray], nrows: int, ncols: int, title: Optional[str],
+             panel: Optional[float] = None) -> tuple[float, float]:
+    """About ``panel`` inches a panel (4 in a grid, 5 alone), as tall as the tallest photo needs."""
+    panel = panel or (5.0 if nrows * ncols == 1 else 4.0)
+    aspect = min(max(max(p.shape[0] / p.shape[1] for p in photos), 0.3), 3.0)
+    return panel * ncols, nrows * (panel * aspect + 0.4) + (0.4 if title else 0.0)
+
+
+def _root_figure(ax: "Axes") -> "Figure":
+    try:
+        return ax.get_figure(root=True)
+    except TypeError:  # matplotlib before 3.10: no subfigures to see through
+        return ax.get_figure()
+
+
+def _draw(fig: "Figure", cells: list, photos: list[np.ndarray], nrows: int, ncols: int, alpha: float,
+          title: Optional[str]) -> None:
+    for k, ((result, _, header), photo) in enumerate(zip(cells, photos, strict=True)):
+        _draw_panel(fig.add_subplot(nrows, ncols, k + 1), result, photo, alpha, header)
+    if title:
+        fig.suptitle(title, fontsize=12)
+
+
+def _draw_panel(ax: "Axes", result: Any, photo: np.ndarray, alpha: float, header: Optional[str] = None) -> None:
+    """One result in ``ax``: photo, heat map, every box with its caption, the file name as title.
+
+    Axes coordinates are the photo's pixel edges (``extent``), so a box is drawn at exactly its
+    ``(x0, y0, x1, y1)``.
+    """
+    from matplotlib import colormaps, patheffects
+    from matplotlib.patches import Rectangle
+
+    h, w = photo.shape[:2]
+    pos, fig = ax.get_position(), _root_figure(ax)
+    width_in, height_in = pos.width * fig.get_figwidth(), pos.height * fig.get_figheight()
+    font = float(np.clip(10.0 * width_in / 4.0, 8.0, 12.0))
+    per_px = min(width_in * 72 / w, height_in * 72 / h)  # points per photo pixel, the photo fitted to the axes
+    extent = (0, w, h, 0)
+    ax.imshow(photo, extent=extent)
+    values, covered = map_on_photo(result, w, h)
+    heat = colormaps["jet"](values).astype(np.float32)
+    heat[..., 3] = alpha * covered
+    ax.imshow(heat, extent=extent)
+    text = caption(result)
+    text_w, text_h = (0.6 * font * len(text) + 6) / per_px, (1.3 * font + 6) / per_px  # in photo pixels, roughly
+    green = tuple(c / 255 for c in BOX_GREEN)
+    for x0, y0, x1, y1 in result.boxes:
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=green, linewidth=2.0,
+                               path_effects=[patheffects.withStroke(linewidth=4.5, foreground="black")]))
+        above = y0 >= text_h  # the caption sits on the box's top edge, or inside it when the photo ends there
+        ax.annotate(text, (max(0.0, min(x0, w - text_w)), y0), xytext=(0 if above else 3, 3 if above else -3),
+                    textcoords="offset points", ha="left", va="bottom" if above else "top", fontsize=font,
+                    color="white", annotation_clip=False,
+                    bbox=dict(boxstyle="square,pad=0.25", facecolor="black", edgecolor="none", alpha=0.8))
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_axis_off()
+    name = os.path.basename(os.fspath(result.image)) or str(result.image)
+    ax.set_title(f"{header}\n{name}" if header else name, fontsize=font + 1)
+
+
+_SHOWN: Optional[type] = None
+
+
+def _shown_figure_class() -> type:
+    """:class:`ShownFigure`, made on first use (so importing this module does not import matplotlib)."""
+    global _SHOWN
+    if _SHOWN is None:
+        from matplotlib.figure import Figure
+
+        class ShownFigure(Figure):
+            """A pyplot figure from :func:`show` that Jupyter shows once.
+
+            Jupyter's inline backend shows every pyplot figure made in a cell when the cell ends; a
+            figure that is also the cell's value would show a second time. This one leaves pyplot
+            once it has been shown (:func:`_display_once`).
+            """
+
+            def _ipython_display_(self) -> None:
+                _display_once(self)
+
+        ShownFigure.__module__, ShownFigure.__qualname__ = __name__, "ShownFigure"
+        _SHOWN = ShownFigure
+    return _SHOWN
+
+
+def _display_once(fig: "Figure") -> None:
+    """IPython's display of a :func:`show` figure: its PNG, once.
+
+    The inline backend shows every pyplot figure still open when a cell ends, through this same
+    display; so a figure shown here (as the cell's value, or by ``display``) is closed in pyplot
+    afterwards, and the end of the cell does not show it again. Where pyplot shows figures itself
+    (a window or a widget, interactive), nothing is added.
+    """
+    import matplotlib
+
+    plt = sys.modules.get("matplotlib.pyplot")
+    manager = fig.canvas.manager
+    in_pyplot = plt is not None and manager is not None and plt.fignum_exists(manager.num)
+    backend = matplotlib.get_backend().lower() if in_pyplot else ""
+    inline = "inline" in backend
+    if in_pyplot and not inline and backend not in _NON_INTERACTIVE and matplotlib.is_interactive():
+        return  # a window or a widget shows it
+    from IPython.display import display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    display({"image/png": base64.b64encode(buf.getvalue()).decode("ascii"), "text/plain": repr(fig)}, raw=True)
+    if inline:
+        plt.close(fig)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ShownFigure":  # made on first use; pickle finds it here
+        return _shown_figure_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 def save_overlay_grid(
     images: Sequence[str],
@@ -66,13 +476,10 @@ def save_overlay_grid(
         >>> cols = {"CAM": camloc.boxes(gap, paths, nwc=False, standard="max"), "TAP + NWC + PaS": camloc.boxes(tap, paths)}
         >>> save_overlay_grid(paths, cols, "grid.png")
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from .errors import UsageError
     from .eval.plots import save_figure
 
     if not images or not columns:
@@ -83,21 +490,20 @@ def save_overlay_grid(
     if truth is not None and len(truth) != len(images):
         raise UsageError(f"truth has {len(truth)} entries for {len(images)} images: give one per image")
     rows, cols = len(images), len(columns)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows + (0.5 if title else 0.2)), squeeze=False)
-    try:
-        for c, (name, results) in enumerate(columns.items()):
-            for r, (image, result) in enumerate(zip(images, results, strict=True)):
-                ax = axes[r][c]
-                ax.imshow(overlay(image, result)[:, :, ::-1])
-                for box in (truth[r] if truth is not None else ()):
-                    ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
-                                           edgecolor="#E69F00", linestyle="--", linewidth=1.8))
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(name, fontsize=9)
-        fig.suptitle((title + "\n" if title else "") + "green: predicted box; dashed orange: ground truth", fontsize=9)
-    except BaseException:
-        plt.close(fig)  # a picture that cannot be drawn leaves no figure open
-        raise
+    # a bare figure on an Agg canvas: pyplot's backend (a notebook's inline one) is left as it is
+    fig = Figure(figsize=(2.6 * cols, 2.6 * rows + (0.5 if title else 0.2)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for c, (name, results) in enumerate(columns.items()):
+        for r, (image, result) in enumerate(zip(images, results, strict=True)):
+            ax = axes[r][c]
+            ax.imshow(overlay(image, result)[:, :, ::-1])
+            for box in (truth[r] if truth is not None else ()):
+                ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
+                                       edgecolor="#E69F00", linestyle="--", linewidth=1.8))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+    fig.suptitle((title + "\n" if title else "") + "green: predicted box; dashed orange: ground truth", fontsize=9)
     return save_figure(fig, Path(path))
