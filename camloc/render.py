@@ -381,21 +381,58 @@ def _draw_panel(ax: "Axes", result: Any, photo: np.ndarray, alpha: float, header
     heat[..., 3] = alpha * covered
     ax.imshow(heat, extent=extent)
     text = caption(result)
-    text_w, text_h = (0.6 * font * len(text) + 6) / per_px, (1.3 * font + 6) / per_px  # in photo pixels, roughly
     green = tuple(c / 255 for c in BOX_GREEN)
-    for x0, y0, x1, y1 in result.boxes:
-        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=green, linewidth=2.0,
+    taken: list[tuple[float, float, float, float]] = []
+    for box in result.boxes:
+        x0, y0, x1, y1 = box
+        # clip_on=False: a box on the photo's edge shows its whole line, not half of it
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=green, linewidth=2.0, clip_on=False,
                                path_effects=[patheffects.withStroke(linewidth=4.5, foreground="black")]))
-        above = y0 >= text_h  # the caption sits on the box's top edge, or inside it when the photo ends there
-        ax.annotate(text, (max(0.0, min(x0, w - text_w)), y0), xytext=(0 if above else 3, 3 if above else -3),
-                    textcoords="offset points", ha="left", va="bottom" if above else "top", fontsize=font,
-                    color="white", annotation_clip=False,
-                    bbox=dict(boxstyle="square,pad=0.25", facecolor="black", edgecolor="none", alpha=0.8))
+        _caption(ax, text, box, font, per_px, w, h, taken)
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
     ax.set_axis_off()
     name = os.path.basename(os.fspath(result.image)) or str(result.image)
     ax.set_title(f"{header}\n{name}" if header else name, fontsize=font + 1)
+
+
+#: points between a box's line and its caption's text
+_GAP = 3.0
+
+
+def _caption(ax: "Axes", text: str, box: Sequence[float], font: float, per_px: float, width: int, height: int,
+             taken: list[tuple[float, float, float, float]]) -> None:
+    """Write ``text`` at a box's top-left corner, white on a black patch, clear of the captions in ``taken``.
+
+    The first spot that lies on the photo and overlaps no earlier caption: on the box's top edge,
+    inside the box below it, under the bottom edge, inside above it (the first spot on the photo
+    if all overlap). Sizes are measured in points and turned into photo pixels with ``per_px``.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    text_w, text_h, _ = text_to_path.get_text_width_height_descent(text, FontProperties(size=font), ismath=False)
+    pad = 0.25 * font  # the patch's padding (boxstyle pad is a fraction of the font size)
+    tw, th, gap = (text_w + 2 * pad) / per_px, (max(text_h, 1.2 * font) + 2 * pad) / per_px, _GAP / per_px
+    x0, y0, x1, y1 = box
+    x = max(0.0, min(float(x0), width - tw))
+    spots = [  # (where the patch goes, in photo pixels; anchor y; vertical alignment; offset in points)
+        ((x, y0 - gap - th, x + tw, y0 - gap), y0, "bottom", (0.0, _GAP)),
+        ((x + gap, y0 + gap, x + gap + tw, y0 + gap + th), y0, "top", (_GAP, -_GAP)),
+        ((x, y1 + gap, x + tw, y1 + gap + th), y1, "top", (0.0, -_GAP)),
+        ((x + gap, y1 - gap - th, x + gap + tw, y1 - gap), y1, "bottom", (_GAP, _GAP)),
+    ]
+    on_photo = [s for s in spots if s[0][1] >= -0.5 and s[0][3] <= height + 0.5] or spots[1:2]
+    free = [s for s in on_photo if not any(_overlap(s[0], t) for t in taken)]
+    rect, anchor, va, offset = (free or on_photo)[0]
+    taken.append(rect)
+    ax.annotate(text, (x, anchor), xytext=offset, textcoords="offset points", ha="left", va=va, fontsize=font,
+                color="white", annotation_clip=False,
+                bbox=dict(boxstyle=f"square,pad={pad / font}", facecolor="black", edgecolor="none", alpha=0.8))
+
+
+def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 _SHOWN: Optional[type] = None

@@ -144,6 +144,12 @@ def test_every_region_of_an_all_regions_result_is_drawn(regions, two_cats):
     assert_boxes(ax, regions.boxes)
     assert [t.get_text() for t in ax.texts] == [f"tabby {regions.score:.2f} (class 281)"] * 2
     assert (np.asarray(ax.images[0].get_array()) == two_cats).all() and ax.get_title() == "<image 0>"
+    fig.canvas.draw()  # the captions, as drawn: apart from each other, on the photo
+    first, second = (t.get_bbox_patch().get_window_extent() for t in ax.texts)
+    assert not first.overlaps(second)
+    photo = ax.images[0].get_window_extent()
+    for patch in (first, second):
+        assert photo.x0 - 1 <= patch.x0 < patch.x1 <= photo.x1 + 1 and photo.y0 - 1 <= patch.y0 < patch.y1 <= photo.y1 + 1
 
 
 def test_in_memory_results_need_their_pictures(regions, two_cats, results):
