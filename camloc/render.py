@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 BOX_GREEN = (0, 200, 0)
 #: Names results give in-memory inputs (no file to draw on).
 IN_MEMORY = re.compile(r"<(image|tensor) \d+>")
+#: The longest side, in pixels, of a photo as :func:`show` draws it (larger photos are reduced).
+DRAWN_SIDE = 2048
 #: matplotlib backends that never show a figure by themselves.
 _NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
@@ -364,8 +366,10 @@ def _draw_panel(ax: "Axes", result: Any, photo: np.ndarray, alpha: float, header
     """One result in ``ax``: photo, heat map, every box with its caption, the file name as title.
 
     Axes coordinates are the photo's pixel edges (``extent``), so a box is drawn at exactly its
-    ``(x0, y0, x1, y1)``.
+    ``(x0, y0, x1, y1)``. A photo over :data:`DRAWN_SIDE` pixels a side is drawn reduced (with its
+    map), in the same coordinates: a panel is a few hundred pixels wide.
     """
+    import cv2
     from matplotlib import colormaps, patheffects
     from matplotlib.patches import Rectangle
 
@@ -374,11 +378,16 @@ def _draw_panel(ax: "Axes", result: Any, photo: np.ndarray, alpha: float, header
     width_in, height_in = pos.width * fig.get_figwidth(), pos.height * fig.get_figheight()
     font = float(np.clip(10.0 * width_in / 4.0, 8.0, 12.0))
     per_px = min(width_in * 72 / w, height_in * 72 / h)  # points per photo pixel, the photo fitted to the axes
+    values, covered = map_on_photo(result, w, h)
+    if max(w, h) > DRAWN_SIDE:
+        size = (max(1, round(w * DRAWN_SIDE / max(w, h))), max(1, round(h * DRAWN_SIDE / max(w, h))))
+        photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+        values = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
+        covered = cv2.resize(covered.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     extent = (0, w, h, 0)
     ax.imshow(photo, extent=extent)
-    values, covered = map_on_photo(result, w, h)
-    heat = colormaps["jet"](values).astype(np.float32)
-    heat[..., 3] = alpha * covered
+    heat = colormaps["jet"](values, bytes=True)
+    heat[..., 3] = np.uint8(round(255 * alpha)) * covered
     ax.imshow(heat, extent=extent)
     text = caption(result)
     green = tuple(c / 255 for c in BOX_GREEN)

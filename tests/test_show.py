@@ -113,7 +113,7 @@ def test_photo_and_heat_map_have_the_photos_size_and_the_map_covers_the_crop(res
     alpha = np.asarray(heat)[..., 3]
     cols, rows = np.nonzero(alpha.any(0))[0], np.nonzero(alpha.any(1))[0]
     assert (cols[0], cols[-1], len(cols)) == (94, 356, 263) and (rows[0], rows[-1], len(rows)) == (19, 280, 262)
-    assert set(np.unique(alpha)) == {0.0, 0.5}  # alpha=0.5 inside, nothing outside
+    assert set(np.unique(alpha)) == {0, 128}  # alpha=0.5 inside (RGBA bytes), nothing outside
     # the same placement as the BGR overlay's: it changes exactly the covered pixels' rows and columns
     bgr = overlay(PATHS[0], r)
     plain = np.asarray(Image.open(PATHS[0]).convert("RGB"))[:, :, ::-1]
@@ -122,13 +122,13 @@ def test_photo_and_heat_map_have_the_photos_size_and_the_map_covers_the_crop(res
     assert (bgr[40:60, 94] != plain[40:60, 94]).any() and (bgr[19, 300:350] != plain[19, 300:350]).any()
     values, covered = map_on_photo(r, 451, 300)
     assert (covered == (alpha > 0)).all() and values.min() == 0.0 and values.max() == 1.0
-    assert (np.asarray(heat)[..., :3] == np.asarray(matplotlib.colormaps["jet"](values))[..., :3].astype(np.float32)).all()
+    assert (np.asarray(heat)[..., :3] == matplotlib.colormaps["jet"](values, bytes=True)[..., :3]).all()
 
 
 def test_alpha_and_ncols_shape_the_grid(results):
     fig = camloc.show(results, ncols=2, alpha=0.3, title="efficientnet_lite0")
     assert [ax.get_subplotspec().get_geometry() for ax in fig.axes] == [(2, 2, 0, 0), (2, 2, 1, 1), (2, 2, 2, 2)]
-    assert set(np.unique(np.asarray(fig.axes[0].images[1].get_array())[..., 3])) == {0.0, np.float32(0.3)}
+    assert set(np.unique(np.asarray(fig.axes[0].images[1].get_array())[..., 3])) == {0, 76}  # 0.3 x 255
     assert fig.get_suptitle() == "efficientnet_lite0"
     for bad in (0, -1, 2.5, True):
         with pytest.raises(UsageError, match="ncols is the number of panels per row"):
@@ -283,3 +283,21 @@ def test_each_way_of_showing_gives_one_picture_in_jupyter():
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", km=_this_python_kernel()).execute()
     pictures = [sum("image/png" in o.get("data", {}) for o in cell.outputs) for cell in nb.cells]
     assert dict(zip(cells, pictures)) == cells
+
+
+def test_a_large_photo_is_drawn_reduced_in_its_own_pixel_coordinates():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (2000, 3000, 3), dtype=np.uint8)
+    box = (100.25, 200.5, 2999.0, 1500.0)
+    r = camloc.Localization(image="<image 0>", width=3000, height=2000, class_index=3, label="white shark", score=0.5,
+                            box=box, boxes=(box,), cam=torch.arange(49.0).reshape(7, 7))
+    (ax,) = camloc.show(r, images=photo).axes
+    shown, heat = (im.get_array() for im in ax.images)
+    assert shown.shape == (1365, 2048, 3) and heat.shape == (1365, 2048, 4)  # 2048 px on the long side
+    assert ax.images[0].get_extent() == ax.images[1].get_extent() == [0, 3000, 2000, 0]
+    assert_boxes(ax, [box])
+    # no geometry: the map covers the whole photo; it rises to the bottom right (JET: blue low, red high)
+    heat = np.asarray(heat)
+    assert (heat[..., 3] == 128).all()
+    assert heat[0, 0, 2] > 100 > 50 > heat[0, 0, 0] and heat[-1, -1, 0] > 100 > 50 > heat[-1, -1, 2]
+    assert [t.get_text() for t in ax.texts] == ["white shark 0.50 (class 3)"]
