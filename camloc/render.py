@@ -25,13 +25,13 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from .cam.boxes import minmax
 from .data.imaging import Geometry, ImageInput, load_image
-from .errors import CamlocError, UsageError
+from .errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
