@@ -43,7 +43,7 @@ from .cam.analysis import as_logits
 from .cam.boxes import Standard, contour_boxes, foreground, make_standard
 from .cam.extractor import CAMOutput, ClassSpec, first_name, input_channels, model_dtype
 from .cam.hooks import eval_mode
-from .cam.methods import DEFAULT_METHOD, MethodExtractor, check_method
+from .cam.methods import DEFAULT_METHOD, MethodExtractor, check_method, effective_nwc
 from .data.imaging import Geometry, ImageInput, Preprocess, load_image
 from .device import device_of
 from .errors import CamlocError, ImageError, UsageError
@@ -76,6 +76,10 @@ class Localization:
             another method's map).
         input_box: the box on the network input, before mapping back.
         geometry: how the network input maps to the original image (for drawing the map over it).
+        method: the map's method (:mod:`camloc.cam.methods`).
+        nwc: whether negative weights were clamped (False where NWC does not apply to the method).
+        standard: the threshold rule that drew the box (:attr:`camloc.cam.boxes.Standard.label`:
+            ``0.35 x p90``, ``0.2 x max``, ``otsu`` ...).
     """
 
     image: str
@@ -91,6 +95,8 @@ class Localization:
     input_box: tuple[int, int, int, int] = (0, 0, 0, 0)
     geometry: Optional[Geometry] = field(default=None, repr=False, compare=False)
     method: str = DEFAULT_METHOD
+    nwc: bool = True
+    standard: str = "0.35 x p90"
 
     def to_dict(self, with_map: bool = False) -> dict[str, Any]:
         """A JSON-ready dict; boxes rounded to 0.01 px."""
@@ -103,6 +109,8 @@ class Localization:
             "boxes": [[round(v, 2) for v in b] for b in self.boxes],
             "exact": self.exact,
             "method": self.method,
+            "nwc": self.nwc,
+            "standard": self.standard,
             "width": self.width,
             "height": self.height,
         }
@@ -417,6 +425,8 @@ class Localizer:
                         input_box=main,
                         geometry=geom,
                         method=dev.method,
+                        nwc=effective_nwc(dev.method, self.nwc),
+                        standard=self.standard.label,
                     )
                 )
             results.append(per_image)

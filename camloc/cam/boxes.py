@@ -111,6 +111,18 @@ class Standard:
         return cls(rule=rule)
 
     @property
+    def label(self) -> str:
+        """The rule in a few words, as results record it: ``0.35 x p90``, ``0.2 x max`` or ``otsu``.
+
+        Example:
+            >>> Standard.pas().label, Standard.max().label, Standard.adaptive("yen").label
+            ('0.35 x p90', '0.2 x max', 'yen')
+        """
+        if self.rule != "percentile":
+            return self.rule
+        return f"{self.theta:g} x " + ("max" if self.percentile >= 100.0 else f"p{self.percentile:g}")
+
+    @property
     def name(self) -> str:
         """The :func:`make_standard` name that gives this rule: ``percentile``, ``max``, ``otsu``, ..."""
         if self.rule == "percentile":

@@ -101,8 +101,8 @@ class Calibration:
         return Standard(self.theta, self.percentile, self.rule)
 
     def describe(self) -> str:
-        """The rule in words: ``theta 0.3 x p90`` or ``otsu``."""
-        return self.rule if self.rule != "percentile" else f"theta {self.theta} x p{self.percentile:g}"
+        """The rule in words (:attr:`camloc.cam.boxes.Standard.label`): ``0.3 x p90`` or ``otsu``."""
+        return self.standard().label
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write as JSON, atomically."""

@@ -157,3 +157,16 @@ def test_command_line_rules(tmp_path, imagenet):
                               "--batch-size", "4"])
     assert ev.exit_code == 0, ev.output
     assert set(json.loads(ev.stdout)["variants"]) == set(VARIANTS)
+
+
+def test_every_localization_records_its_standard_and_nwc(lite0):
+    import camloc
+    from camloc.cam.boxes import Standard
+
+    cat = "examples/images/cat.jpg"
+    (otsu,) = camloc.boxes(lite0, [cat], standard="otsu")
+    (vanilla,) = camloc.boxes(lite0, [cat], standard="max", nwc=False)
+    (layercam,) = camloc.boxes(lite0, [cat], method="layercam")
+    assert (otsu.standard, otsu.nwc) == ("otsu", True) and otsu.to_dict()["standard"] == "otsu"
+    assert (vanilla.standard, vanilla.nwc) == ("0.2 x max", False) == (Standard.max().label, vanilla.to_dict()["nwc"])
+    assert (layercam.standard, layercam.nwc) == ("0.35 x p90", False)  # NWC does not apply to LayerCAM
