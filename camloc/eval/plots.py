@@ -60,8 +60,9 @@ def line_style(i: int, j: int = 0, per_i: int = 1) -> dict[str, Any]:
             "linestyle": dash(j + per_i * (i // len(COLOURS)))}
 
 
-def _new_figure(width: float, height: float) -> "Figure":
-    """A figure outside pyplot's registry (nothing to close), drawable by Agg."""
+def new_figure(width: float, height: float) -> "Figure":
+    """A figure outside pyplot's registry (nothing to close), drawable by Agg: writing a picture never
+    switches a notebook's backend nor leaves a figure for Jupyter to show."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -131,7 +132,7 @@ def maxboxacc_figure(result: Any, version: int = 2) -> Optional["Figure"]:
     if not drawn:
         return None
     metric = "MaxBoxAccV2" if version == 2 else "MaxBoxAcc"
-    fig = _new_figure(10.5 if version == 2 else 9.5, 5.4)
+    fig = new_figure(10.5 if version == 2 else 9.5, 5.4)
     ax = fig.add_subplot()
     handles, labels = [], []
     for i, (name, per_delta) in enumerate(drawn.items()):
@@ -185,7 +186,7 @@ def pxap_figure(result: Any) -> Optional["Figure"]:
     drawn = {name: c for name, c in result.curves.items() if "precision" in c}
     if not drawn:
         return None
-    fig = _new_figure(9.0, 5.6)
+    fig = new_figure(9.0, 5.6)
     ax = fig.add_subplot()
     for i, (name, c) in enumerate(drawn.items()):
         precision = np.asarray(c["precision"], np.float64)
@@ -225,7 +226,7 @@ def rethinking_figure(result: Any) -> "Figure":
     keys = [k for k in RETHINKING_METRICS if any(row.get(k) is not None for row in result.metrics.values())]
     missing = [RETHINKING_METRICS[k] for k in RETHINKING_METRICS if k not in keys]
     keys = keys or ["gt_known_loc"]
-    fig = _new_figure(max(7.0, 2.6 + 0.45 * len(keys) * len(variants)), 5.0)
+    fig = new_figure(max(7.0, 2.6 + 0.45 * len(keys) * len(variants)), 5.0)
     ax = fig.add_subplot()
     width = 0.8 / len(variants)
     tallest, labels = 0.0, []
@@ -316,11 +317,6 @@ def save_threshold_comparison(
     Example:
         >>> save_threshold_comparison({"cam": {"GAP": [acc0, acc1], "TAP": [acc2]}}, taus, "curves.png")
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..errors import UsageError
 
     taus = np.asarray(taus, np.float64)
@@ -330,7 +326,8 @@ def save_threshold_comparison(
         for label, runs in lines.items():
             if not len(runs) or any(len(c) != len(taus) for c in runs):
                 raise UsageError(f"{panel} / {label}: give one or more curves of {len(taus)} values (one per tau)")
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, sharey=True)
+    fig = new_figure(5.2 * len(panels), 4.4)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)
     for ax, (panel, lines) in zip(axes[0], panels.items(), strict=True):
         for i, (label, runs) in enumerate(lines.items()):
             curves = np.asarray(runs, np.float64).reshape(len(runs), -1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..eval.plots import COLOURS, MARKERS, save_figure as _save
+from ..eval.plots import COLOURS, MARKERS, new_figure, save_figure as _save
 
 
 def save_training_plots(history: list[dict], folder: Path) -> list[Path]:
@@ -14,14 +14,10 @@ def save_training_plots(history: list[dict], folder: Path) -> list[Path]:
     Example:
         >>> save_training_plots([{"epoch": 1, "loss": 2.3, "train_top1": 10.0}], Path("runs/x"))
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     written = []
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = new_figure(7, 4.2)
+    ax = fig.subplots()
     ax.plot(epochs, [h["loss"] for h in history], color=COLOURS[0], marker=MARKERS[0], label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss", color=COLOURS[0])
@@ -35,7 +31,8 @@ def save_training_plots(history: list[dict], folder: Path) -> list[Path]:
     written.append(_save(fig, folder / "training.png"))
     keys = [k for k in dict.fromkeys(k for h in history for k in h) if _plotted(k)]
     if keys:
-        fig, ax = plt.subplots(figsize=(9, 4.8))
+        fig = new_figure(9, 4.8)
+        ax = fig.subplots()
         metrics = list(dict.fromkeys(k.split("/", 2)[2].replace("/", " ") for k in keys))
         for key in keys:
             split, protocol, variant, metric = key.split("/")

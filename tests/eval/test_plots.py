@@ -204,3 +204,22 @@ def test_figures_of_a_real_evaluation(tmp_path, protocol):
     v2 = figures(result)["maxboxacc_v2.png"]
     lines = drawn_lines(v2.axes[0])
     assert len(lines) == 2 * len(settings.deltas_v2) == len({style(line) for line in lines})
+
+
+def test_writing_plots_leaves_pyplot_alone(tmp_path):
+    """A notebook's backend stays its own and no figure is left for Jupyter to show twice."""
+    import matplotlib.pyplot as plt
+
+    from camloc.eval.plots import save_threshold_comparison
+    from camloc.train.plots import save_training_plots
+
+    before_backend, before_figs = matplotlib.get_backend(), plt.get_fignums()
+    matplotlib.use("pdf")  # stands in for a notebook's inline backend: anything but Agg
+    try:
+        history = [{"epoch": e, "loss": 2.0 / e, "train_top1": 10.0 * e, "val/rethinking/cam/gt_known_loc": 40.0 + e}
+                   for e in (1, 2)]
+        save_training_plots(history, tmp_path)
+        save_threshold_comparison({"cam": {"GAP": [[0.1, 0.5, 0.2]]}}, [0.0, 0.5, 0.9], tmp_path / "c.png")
+        assert matplotlib.get_backend() == "pdf" and plt.get_fignums() == before_figs
+    finally:
+        matplotlib.use(before_backend)
