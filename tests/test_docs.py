@@ -67,6 +67,22 @@ def test_cli_page_is_generated_from_every_subcommand():
                     assert opt in html, f"camloc {name}: option {opt} missing from the page"
 
 
+def test_every_page_is_in_the_nav():
+    def pages(nav):
+        for item in nav:
+            values = item.values() if isinstance(item, dict) else [item]
+            for value in values:
+                if isinstance(value, list):
+                    yield from pages(value)
+                else:
+                    yield value
+
+    listed = set(pages(_mkdocs_config()["nav"]))
+    on_disk = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "notebooks" not in p.parts}
+    assert on_disk - listed == set(), "pages missing from the nav in mkdocs.yml (mkdocs build --strict fails)"
+    assert listed - on_disk == set()
+
+
 # ------------------------------------------------------------------------------------ docstrings
 
 def _fake_module() -> types.ModuleType:
