@@ -193,7 +193,8 @@ class Localizer:
             center crop; default the model's own.
         device: where a model given by name runs (a module given as such is never moved).
         checkpoint: local weights for a model given by name.
-        feature_layer, classifier: module names, when automatic discovery should be overridden.
+        feature_layer: the feature layer's module name, when automatic discovery should be overridden.
+        classifier: the classifier's module name, when automatic discovery should be overridden.
         require_exact: refuse gradient maps of non-affine heads.
         calibration: a :class:`camloc.eval.calibrate.Calibration` or its JSON file; its theta, percentile
             and NWC setting replace ``standard`` and ``nwc``, and its method is used (a different
@@ -568,7 +569,12 @@ def boxes(
         classes: one class for all, one per image, or B x k; default the top-1 prediction. Each is an
             index or one of the model's label names (``"tabby"``; ImageNet's for 1000-class models).
         topk: localize each image's top-k classes (returns a list of k results per image).
-        nwc, standard, theta, percentile, all_regions: localization settings.
+        nwc: clamp negative classifier weights to zero in the map (NWC).
+        standard: the threshold rule by name: ``percentile`` (PaS), ``max``, ``otsu``, ``li``,
+            ``triangle`` or ``yen`` (:func:`camloc.cam.boxes.make_standard`).
+        theta: the factor of ``percentile`` and ``max`` (default 0.35 and 0.2).
+        percentile: the percentile of PaS.
+        all_regions: report every region's box, not only the largest.
         resize: ``"full"`` (squash to the input size) or ``"crop"`` (resize + center crop).
         preprocess: an explicit :class:`Preprocess`.
         batch_size: images per forward pass.

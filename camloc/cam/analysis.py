@@ -446,7 +446,8 @@ def analyze(
     Args:
         model: any classifier (left as it was: flags restored, hooks removed).
         x: a small input batch (two images are enough).
-        feature_layer, classifier: module names, to override the search.
+        feature_layer: the feature layer's module name, to override the search.
+        classifier: the classifier's module name, to override the search.
         run: a trace of ``model`` on ``x`` made by :func:`traced`, to avoid running it again.
 
     Returns:

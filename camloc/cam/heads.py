@@ -76,6 +76,7 @@ class HeadSpec:
 
     @property
     def exact(self) -> bool:
+        """Whether the head gives exact CAMs (an affine pool and classifier), not gradient maps."""
         return self.pool != "gradient"
 
     @property

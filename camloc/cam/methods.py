@@ -274,7 +274,8 @@ class MethodExtractor:
     Args:
         model: a classifier whose forward returns B x K logits.
         method: the method :meth:`__call__` and :meth:`variants` use (default ``cam``).
-        feature_layer, classifier: module names, when automatic discovery should be overridden.
+        feature_layer: the feature layer's module name, when automatic discovery should be overridden.
+        classifier: the classifier's module name, when automatic discovery should be overridden.
         input_size: ``(h, w)`` the model is meant to run at (see :class:`CAMExtractor`).
         score_batch: masked images per forward pass in Score-CAM.
         progress: show a progress bar over Score-CAM's forward passes.

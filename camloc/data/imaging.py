@@ -223,6 +223,12 @@ class Geometry:
 
     @classmethod
     def identity(cls, width: int, height: int) -> "Geometry":
+        """The geometry of an image that is its own network input (no resize, no crop).
+
+        Example:
+            >>> Geometry.identity(224, 224).box_to_original([10, 20, 30, 40])
+            (10.0, 20.0, 30.0, 40.0)
+        """
         return cls(width, height, 1.0, 1.0, 0, 0, width, height)
 
     def box_to_original(self, box: Sequence[float]) -> tuple[float, float, float, float]:
@@ -311,6 +317,7 @@ class Preprocess:
         return self.normalize(resized), geom
 
     def to_dict(self) -> dict[str, Any]:
+        """The preprocessing as JSON-ready values (recorded beside results)."""
         return {
             "input_size": list(self.input_size),
             "mode": self.mode,

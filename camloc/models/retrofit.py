@@ -92,6 +92,7 @@ class CAMHeadModel(nn.Module):
         return list(self.per_location.parameters()) + list(self.fc.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B x classes): ``forward_head(forward_features(x))``."""
         return self.forward_head(self.forward_features(x))
 
 

@@ -43,10 +43,12 @@ class ThresholdedAvgPool2d(nn.Module):
         self.flatten = flatten
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """TAP of a B x C x H x W feature map: B x C (or B x C x 1 x 1 without ``flatten``)."""
         out = tap(x, self.theta)
         return out if self.flatten else out[:, :, None, None]
 
     def extra_repr(self) -> str:
+        """``theta=...`` in the module's ``repr``."""
         return f"theta={self.theta}"
 
 
@@ -56,6 +58,7 @@ class GlobalAvgPool2d(nn.Module):
     pool_type = "avg"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial mean of a B x C x H x W feature map: B x C."""
         return pooled("avg", x)
 
 
