@@ -6,6 +6,10 @@ evaluation the ground-truth class and a hit or miss per row), a class filter (ev
 count), a free-text filter on name and label, sorting by score or name, and the failed inputs in
 their own section with their reasons.
 
+Pictures: ``localize`` links each overlay and its thumbnail (``DIR/thumbs/``, :func:`thumbnail`);
+``evaluate`` draws the first images as the protocol saw them, a panel per row
+(:func:`evaluation_picture`, ``DIR/pictures/``). Per-image files are named by :func:`artifact_name`.
+
 The page needs no server and no network: its style and script are inline, a Content-Security-Policy
 forbids fetching anything but pictures from its own folder, and every link is relative (the page
 works from ``file://`` and after its folder is moved). The rows are embedded once as JSON in a
@@ -22,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -31,7 +36,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_text
 
 #: The page's file name in an output folder.
 PAGE = "index.html"
@@ -43,11 +48,52 @@ THUMB_SIZE = 256
 THUMB_QUALITY = 85
 #: Cards drawn at once; "Show more" adds as many again.
 PAGE_SIZE = 200
-#: Colours of an evaluation's rows in its pictures and badges (Okabe-Ito, told apart with colour blindness;
-#: orange is the ground truth's).
-ROW_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+#: Colours of an evaluation's rows in its pictures and badges (Okabe-Ito, told apart with colour blindness,
+#: then Tol's muted; orange is the ground truth's). More rows than colours reuse them in order.
+ROW_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#332288", "#882255",
+               "#44AA99", "#999933", "#AA4499")
 #: The ground truth's colour (dashed).
 TRUTH_COLOUR = "#E69F00"
+#: Folder of an evaluation's full pictures in an output folder (JPEG: 500 pictures of 4 panels stay small).
+PICTURES = "pictures"
+#: JPEG quality of an evaluation's full pictures.
+PICTURE_QUALITY = 88
+#: Pictures an evaluation's page shows by default (the first images of the split; every image is listed).
+EVALUATION_PICTURES = 500
+
+
+#: Longest file name, in bytes, that common file systems take (ext4, APFS, NTFS in UTF-16 units).
+NAME_MAX = 255
+#: Characters escaped in artifact names (``%`` first, so the escaping stays reversible).
+_ESCAPES = {"%": "%25", "/": "%2F", "\\": "%5C", ":": "%3A", "~": "%7E"}
+
+
+def artifact_name(path: str, ending: str = ".png") -> str:
+    """A file name for an image's overlay or map: readable, unique per input path, short enough.
+
+    The normalised path with ``%``, ``/``, ``\\``, ``:`` and ``~`` percent-escaped, so different
+    paths never share a name (``a/b.jpg`` gives ``a%2Fb.jpg.png``, ``a__b.jpg`` gives
+    ``a__b.jpg.png``). A name over :data:`NAME_MAX` bytes keeps the end of the path and gets
+    ``~`` and 16 hex digits of the full path's SHA-1 instead of its start.
+
+    Example:
+        >>> artifact_name("photos/cat.jpg", ".class281.png")
+        'photos%2Fcat.jpg.class281.png'
+    """
+    clean = os.path.normpath(path)
+    name = "".join(_ESCAPES.get(c, c) for c in clean)
+    if name.startswith("."):
+        name = "%2E" + name[1:]  # never a hidden file, never "." or ".."
+    budget = NAME_MAX - len(ending.encode("utf-8"))
+    if len(name.encode("utf-8")) <= budget:
+        return name + ending
+    mark = "~" + hashlib.sha1(clean.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    tail, room = "", budget - len(mark)
+    for c in reversed(name):
+        if len((c + tail).encode("utf-8")) > room:
+            break
+        tail = c + tail
+    return tail + mark + ending
 
 
 def link(relative: str) -> str:
@@ -63,6 +109,15 @@ def link(relative: str) -> str:
     return quote(os.fsencode(relative), safe="/")
 
 
+def _jpeg(bgr: np.ndarray, quality: int) -> bytes:
+    import cv2
+
+    ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
+        raise ValueError("OpenCV could not encode the picture")
+    return jpeg.tobytes()
+
+
 def thumbnail(bgr: np.ndarray, size: int = THUMB_SIZE) -> bytes:
     """A JPEG of ``bgr`` (H x W x 3 uint8, OpenCV's order), its longest side at most ``size`` pixels.
 
@@ -75,10 +130,17 @@ def thumbnail(bgr: np.ndarray, size: int = THUMB_SIZE) -> bytes:
     scale = size / max(h, w)
     if scale < 1:
         bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
-        raise ValueError("OpenCV could not encode the thumbnail")
-    return jpeg.tobytes()
+    return _jpeg(bgr, THUMB_QUALITY)
+
+
+def row_colours(rows: Sequence[str]) -> dict[str, str]:
+    """Each row's colour (:data:`ROW_COLOURS` in order), the same in the pictures and on the page.
+
+    Example:
+        >>> row_colours(["cam", "nwc+pas"])
+        {'cam': '#0072B2', 'nwc+pas': '#D55E00'}
+    """
+    return {r: ROW_COLOURS[i % len(ROW_COLOURS)] for i, r in enumerate(rows)}
 
 
 def _number(v: Any, digits: int = 4) -> Any:
@@ -122,12 +184,14 @@ def render_page(
     rows: Sequence[str] = (),
     table: Optional[tuple[Sequence[str], Sequence[Sequence[Any]]]] = None,
     class_name: str = "class",
+    no_picture: str = "no picture",
 ) -> str:
     """The page's HTML (see :func:`write_page` for the arguments)."""
-    colours = {r: ROW_COLOURS[i % len(ROW_COLOURS)] for i, r in enumerate(rows)}
+    colours = row_colours(rows)
     data = {"items": [_item(d, rows) for d in items],
             "errors": [{"n": str(e["image"]), "r": str(e["reason"])} for e in errors],
-            "rows": [{"name": r, "colour": colours[r]} for r in rows], "pageSize": PAGE_SIZE, "className": class_name}
+            "rows": [{"name": r, "colour": colours[r]} for r in rows], "pageSize": PAGE_SIZE, "className": class_name,
+            "noPicture": no_picture}
     esc = html.escape
     parts = [f"<h1>{esc(title)}</h1>"]
     summary = f"{len(items)} result{'s' * (len(items) != 1)}, {len(errors)} failed input{'s' * (len(errors) != 1)}"
@@ -160,6 +224,7 @@ def write_page(
     rows: Sequence[str] = (),
     table: Optional[tuple[Sequence[str], Sequence[Sequence[Any]]]] = None,
     class_name: str = "class",
+    no_picture: str = "no picture",
 ) -> Path:
     """Write ``out/index.html`` (atomically): the gallery of ``items``, then the failed ``errors``.
 
@@ -177,14 +242,187 @@ def write_page(
             outcome filter.
         table: ``(header, rows)`` of a small table under the notes (an evaluation's metrics).
         class_name: what the class filter is called (``ground-truth class`` for an evaluation).
+        no_picture: what a card without a picture says (why there is none).
 
     Returns:
         The page's path.
     """
     path = Path(out) / PAGE
     atomic_write_text(path, render_page(items, errors, title=title, notes=notes, rows=rows, table=table,
-                                        class_name=class_name))
+                                        class_name=class_name, no_picture=no_picture))
     return path
+
+
+def _bgr(colour: str) -> tuple[int, int, int]:
+    return int(colour[5:7], 16), int(colour[3:5], 16), int(colour[1:3], 16)
+
+
+def _dashed_rectangle(img: np.ndarray, p0: tuple[int, int], p1: tuple[int, int], colour, thick: int,
+                      dash: int = 10) -> None:
+    import cv2
+
+    (x0, y0), (x1, y1) = p0, p1
+    for a, b in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
+        length = max(abs(b[0] - a[0]), abs(b[1] - a[1]))
+        for start in range(0, length + 1, 2 * dash):
+            end = min(start + dash, length)
+            f0, f1 = start / max(length, 1), end / max(length, 1)
+            cv2.line(img, (round(a[0] + (b[0] - a[0]) * f0), round(a[1] + (b[1] - a[1]) * f0)),
+                     (round(a[0] + (b[0] - a[0]) * f1), round(a[1] + (b[1] - a[1]) * f1)), colour, thick)
+
+
+def evaluation_picture(view, panels: Sequence[tuple[str, str, Optional[Sequence[int]], tuple[str, bool], Optional[bool]]],
+                       header: Sequence[str] = (), scale: int = 2) -> np.ndarray:
+    """An evaluated image as the protocol saw it, a panel per row: its 224 x 224 input ``scale`` times
+    larger with the row's heat map, the ground-truth boxes dashed in orange and the row's box in the
+    row's colour, under a title (the row's colour, name, hit or miss); the ``header`` lines on top.
+
+    Args:
+        view: an :class:`camloc.eval.evaluate.ImageView`.
+        panels: ``(title, colour, box on the 224 x 224 input or None, (method, nwc) of its map, hit)`` per row.
+        header: lines of text above the panels (the image, its classes, the legend).
+        scale: enlargement of the 224 x 224 input.
+
+    Returns:
+        BGR uint8: the panels in a grid of ``ceil(sqrt(len(panels)))`` columns.
+
+    Example:
+        >>> evaluation_picture(view, [("nwc+pas: hit, IoU 0.71", "#0072B2", [10, 20, 200, 180], ("cam", True), True)])
+    """
+    import math
+
+    import cv2
+
+    size, bar, line = 224 * scale, 30, 24
+    font, white, black = cv2.FONT_HERSHEY_SIMPLEX, (255, 255, 255), (0, 0, 0)
+    photo = cv2.resize(view.rgb()[:, :, ::-1], (size, size), interpolation=cv2.INTER_LINEAR)
+
+    def corners(box) -> tuple[tuple[int, int], tuple[int, int]]:
+        x0, y0, x1, y1 = (int(v) for v in box)
+        return (x0 * scale, y0 * scale), (min(x1 * scale + scale - 1, size - 1), min(y1 * scale + scale - 1, size - 1))
+
+    tiles = []
+    for title, colour, box, key, hit in panels:
+        heat = cv2.applyColorMap(cv2.resize(view.u8(key), (size, size), interpolation=cv2.INTER_LINEAR),
+                                 cv2.COLORMAP_JET)
+        tile = cv2.addWeighted(photo, 0.5, heat, 0.5, 0)
+        for gt in view.truth:
+            p0, p1 = corners(gt)
+            _dashed_rectangle(tile, p0, p1, black, 4)
+            _dashed_rectangle(tile, p0, p1, _bgr(TRUTH_COLOUR), 2)
+        if box is not None:
+            p0, p1 = corners(box)
+            cv2.rectangle(tile, p0, p1, white, 5)  # a white rim: the line stays visible on any heat
+            cv2.rectangle(tile, p0, p1, _bgr(colour), 3)
+        head = np.full((bar, size, 3), 255, np.uint8)
+        cv2.rectangle(head, (6, 7), (24, 23), _bgr(colour), -1)
+        cv2.rectangle(head, (6, 7), (24, 23), black, 1)
+        verdict = (0, 110, 20) if hit else (20, 20, 170) if hit is False else black
+        cv2.putText(head, title, (32, 21), font, 0.55, verdict, 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([head, tile], axis=0))
+    cols = max(1, math.ceil(math.sqrt(len(tiles))))
+    rows = math.ceil(len(tiles) / cols)
+    gap = 6
+    grid = np.full((rows * (size + bar) + (rows - 1) * gap, cols * size + (cols - 1) * gap, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = r * (size + bar + gap), c * (size + gap)
+        grid[y:y + size + bar, x:x + size] = tile
+    if not header:
+        return grid
+    top = np.full((line * len(header) + 10, grid.shape[1], 3), 255, np.uint8)
+    for i, text in enumerate(header):
+        cv2.putText(top, text, (6, 18 + i * line), font, 0.55, black, 1, cv2.LINE_AA)
+    return np.concatenate([top, grid], axis=0)
+
+
+def _metrics_table(result) -> tuple[list[str], list[list[str]]]:
+    """The result's numbers per row, as the command's table shows them."""
+    rows = result.metrics
+    keys = [k for k in ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "pxap")
+            if any(k in r for r in rows.values())]
+    body = [[name] + ["-" if r.get(k) is None else f"{r[k]:.2f}" for k in keys] for name, r in rows.items()]
+    return ["variant"] + keys, body
+
+
+def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> Path:
+    """``out/index.html`` for an evaluation: a card per scored image (its picture where
+    ``result.views`` has one, its ground-truth class, prediction and score, and a hit or miss with
+    the IoU per row), the failed images with their reasons, and the metrics.
+
+    Pictures go to ``out/pictures/`` (a panel per row, see :func:`evaluation_picture`) and
+    ``out/thumbs/``, named by :func:`artifact_name` of the image id, each written atomically.
+
+    Args:
+        out: the output folder.
+        result: an :class:`camloc.eval.evaluate.EvaluationResult` made with ``per_image`` (and ``views``).
+        pictures: how many pictures were asked for (said on the page).
+
+    Example:
+        >>> result = evaluate(model, samples, root, Settings("wsolevaluation"), per_image=True, views=500)
+        >>> write_evaluation(Path("out"), result)
+        PosixPath('out/index.html')
+    """
+    out = Path(out)
+    s = result.settings
+    rows = [r.name for r in s.rows()]
+    colours = row_colours(rows)
+    truth_named = s.cam_class == "gt"
+
+    items = []
+    for rec in result.per_image:
+        item = {"image": rec["image_id"], "class": rec["label"], "label": rec.get("label_name") or f"class {rec['label']}",
+                "predicted": (f"{rec['predicted_name']} ({rec['predicted']})" if rec.get("predicted_name") else
+                              f"class {rec['predicted']}"), "score": rec["score"],
+                "hits": rec["rows"]}
+        view = result.views.get(rec["image_id"])
+        if view is not None:
+            panels = []
+            for r in s.rows():
+                e = rec["rows"].get(r.name, {})
+                verdict = "hit" if e.get("hit") else "miss" if e.get("hit") is False else "no verdict"
+                title = f"{r.name}: {verdict}" + (f", IoU {e['iou']:.3f}" if e.get("iou") is not None else "")
+                panels.append((title, colours[r.name], e.get("box"), (r.method, r.nwc), e.get("hit")))
+            header = [rec["image_id"][-70:], f"truth: {item['label']}; predicted: {item['predicted']}, "
+                                             f"{rec['score']:.3f}",
+                      "dashed orange: ground truth; each panel: that row's map and box"]
+            picture = evaluation_picture(view, panels, header)
+            item["picture"] = f"{PICTURES}/{artifact_name(rec['image_id'], '.jpg')}"
+            item["thumb"] = f"{THUMBS}/{artifact_name(rec['image_id'], '.jpg')}"
+            atomic_write_bytes(out / item["picture"], _jpeg(picture, PICTURE_QUALITY))
+            atomic_write_bytes(out / item["thumb"], thumbnail(evaluation_picture(view, panels, scale=1)))
+        items.append(item)
+    errors = [{"image": f["image_id"], "reason": f["reason"]} for f in result.failed]
+    return write_page(out, items, errors, title=f"camloc evaluate: {result.dataset.get('metadata') or out.name}",
+                      notes=_evaluation_notes(result, len(result.views), pictures), rows=rows,
+                      table=_metrics_table(result), class_name="ground-truth class" if truth_named else "label",
+                      no_picture=f"no picture (pictures for the first {len(result.views)} images only)")
+
+
+def _evaluation_notes(result, drawn: int, asked: int) -> list[str]:
+    s = result.settings
+    n = len(result.per_image)
+    notes = [f"{result.dataset.get('n', n)} images, {len(result.failed)} failed; protocol {s.protocol}, "
+             f"maps of the {'ground-truth' if s.cam_class == 'gt' else 'top-1'} class, box convention {s.box_convention}"
+             + (f", model {result.dataset['model']}" if result.dataset.get("model") else "")]
+    if s.protocol == "rethinking":
+        notes.append("a hit is what GT-known Loc counts: the row's one box (its fixed threshold) reaches IoU >= 0.5 with "
+                     "a ground-truth box, on the 224 x 224 center crop of the 256 x 256 resize")
+    elif result.operating_points:
+        points = ", ".join(f"{r} {p['tau']:.3f}" for r, p in result.operating_points.items())
+        metric = next(iter(result.operating_points.values()))["metric"]
+        how = "any contour's box" if metric == "maxboxacc_v2" else "the largest contour's box"
+        auto = " (an automatic rule's own threshold)" if any(s.rule(r.variant) != "percentile" for r in s.rows()) else ""
+        notes.append(f"a hit is at the row's operating point, the tau of its best {metric} accuracy at IoU 50 over the "
+                     f"split ({points}): {how} of U > tau x the row's standard{auto} reaches IoU >= 0.5; so a row's hits "
+                     "average to that accuracy. The box and IoU shown are the best such box, for the pictured images")
+    else:
+        notes.append("no hit or miss per image: the box metrics were not computed (masks only, or --metrics without "
+                     "maxboxacc_v2 at IoU 50 or maxboxacc)")
+    notes.append(f"pictures for the first {drawn} of {n} scored images (at most {asked}: --gallery-images), every "
+                 "image listed; a picture has a panel per row: the protocol's 224 x 224 input with that row's heat "
+                 "map and box (in the row's colour), the ground truth dashed in orange")
+    return notes
 
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -302,7 +540,7 @@ _SCRIPT = r"""
       img.loading = "lazy";
       if (it.o) { var a = el("a"); a.href = it.o; a.title = "open the full picture"; a.appendChild(img); pic.appendChild(a); }
       else pic.appendChild(img);
-    } else pic.appendChild(el("span", "nopic", "no picture (written without overlays)"));
+    } else pic.appendChild(el("span", "nopic", data.noPicture));
     d.appendChild(pic);
     var info = el("div", "info");
     var lab = el("div", "label", it.l);
@@ -321,7 +559,7 @@ _SCRIPT = r"""
         t.appendChild(el("span", null, rows[r].name));
         var word = h[0] === true ? "hit" : h[0] === false ? "miss" : "n/a";
         t.appendChild(el("span", word === "n/a" ? null : word, (h[0] === true ? "\u2713 " : h[0] === false ? "\u2717 " : "") + word));
-        if (h[1] !== null && h[1] !== undefined) t.appendChild(el("span", null, "IoU " + h[1].toFixed(2)));
+        if (h[1] !== null && h[1] !== undefined) t.appendChild(el("span", null, "IoU " + h[1].toFixed(3)));
         tags.appendChild(t);
       });
       info.appendChild(tags);

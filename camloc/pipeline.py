@@ -40,46 +40,12 @@ import torch
 from .atomic import atomic_write_bytes, atomic_write_text
 from .data.dataset import Batch, ImageDataset
 from .errors import CamlocError, UsageError
-from .gallery import THUMBS, thumbnail, write_page
+from .gallery import THUMBS, artifact_name, thumbnail, write_page
 from .render import overlay
 
 JOURNAL = "results.jsonl"
 #: The model and settings of the results in an output folder.
 MANIFEST = "run.json"
-#: Longest file name, in bytes, that common file systems take (ext4, APFS, NTFS in UTF-16 units).
-NAME_MAX = 255
-#: Characters escaped in artifact names (``%`` first, so the escaping stays reversible).
-_ESCAPES = {"%": "%25", "/": "%2F", "\\": "%5C", ":": "%3A", "~": "%7E"}
-
-
-def artifact_name(path: str, ending: str = ".png") -> str:
-    """A file name for an image's overlay or map: readable, unique per input path, short enough.
-
-    The normalised path with ``%``, ``/``, ``\\``, ``:`` and ``~`` percent-escaped, so different
-    paths never share a name (``a/b.jpg`` gives ``a%2Fb.jpg.png``, ``a__b.jpg`` gives
-    ``a__b.jpg.png``). A name over :data:`NAME_MAX` bytes keeps the end of the path and gets
-    ``~`` and 16 hex digits of the full path's SHA-1 instead of its start.
-
-    Example:
-        >>> artifact_name("photos/cat.jpg", ".class281.png")
-        'photos%2Fcat.jpg.class281.png'
-    """
-    clean = os.path.normpath(path)
-    name = "".join(_ESCAPES.get(c, c) for c in clean)
-    if name.startswith("."):
-        name = "%2E" + name[1:]  # never a hidden file, never "." or ".."
-    budget = NAME_MAX - len(ending.encode("utf-8"))
-    if len(name.encode("utf-8")) <= budget:
-        return name + ending
-    mark = "~" + hashlib.sha1(clean.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    tail, room = "", budget - len(mark)
-    for c in reversed(name):
-        if len((c + tail).encode("utf-8")) > room:
-            break
-        tail = c + tail
-    return tail + mark + ending
-
-
 @dataclass
 class RunOptions:
     """How :func:`run` works through its images.
@@ -488,7 +454,8 @@ def write_gallery(out: Path, paths: list[str]) -> Path:
         else:
             items.append({"image": d["image"], "class": d.get("class"), "label": d.get("label"), "score": d.get("score"),
                           "box": d.get("box"), "picture": d.get("overlay"), "thumb": d.get("thumb")})
-    return write_page(out, items, errors, title=f"camloc localize: {out.resolve().name}", notes=_run_notes(out, items))
+    return write_page(out, items, errors, title=f"camloc localize: {out.resolve().name}", notes=_run_notes(out, items),
+                      no_picture="no picture (written with --no-overlays)")
 
 
 def _run_notes(out: Path, items: list[dict]) -> list[str]:

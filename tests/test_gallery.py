@@ -10,6 +10,7 @@ The browser tests (tests/cli/test_gallery_cli.py) click through the same page.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -237,3 +238,154 @@ def test_ten_thousand_rows_stay_a_few_megabytes(tmp_path):
               "thumb": f"thumbs/photos%2Ffolder{i % 97}%2Fimage_{i:05d}.jpg.jpg"} for i in range(10_000)]
     size = len(render_page(items, title="10k").encode("utf-8"))
     assert size < 4_000_000, size  # about 300 bytes a row
+
+
+# -- evaluation: per-image records, pictures, the page ----------------------------------------------------
+
+
+def _hits(result, row: str) -> list:
+    return [rec["rows"][row]["hit"] for rec in result.per_image]
+
+
+def test_per_image_records_on_painted_rectangles(tmp_path):
+    """The Brightness model's map is the white rectangle itself: every row finds its box, and the
+    records, views and metrics say the same."""
+    import torch
+
+    from camloc.cam.boxes import to_uint8, upsample
+    from camloc.data.metadata import read_dataset
+    from camloc.eval.boxacc import iou_matrix
+    from camloc.eval.evaluate import evaluate
+    from camloc.eval.protocols import Settings, gt_boxes, protocol_preprocess
+
+    from .helpers import Brightness, synthetic_split
+
+    meta, images, _ = synthetic_split(tmp_path)
+    samples = read_dataset(meta)
+    model = Brightness()
+    for protocol in ("rethinking", "wsolevaluation"):
+        settings = Settings(protocol=protocol, metrics=("maxboxacc_v2",), interval=0.01)
+        plain = evaluate(model, samples, images, settings, progress=False)
+        assert plain.per_image == [] and plain.views == {} and plain.operating_points == {}  # nothing unasked
+        r = evaluate(model, samples, images, settings, progress=False, per_image=True, views=4)
+        assert r.metrics == plain.metrics  # the records change no number
+        assert [rec["image_id"] for rec in r.per_image] == [s.image_id for s in samples] and list(r.views) == \
+            [s.image_id for s in samples[:4]]
+        for rec, sample in zip(r.per_image, samples, strict=True):
+            assert (rec["label"], rec["predicted"], rec["label_name"], rec["predicted_name"]) == (0, 0, None, None)
+            assert 0.98 < rec["score"] <= 1.0 and set(rec["rows"]) == {"cam", "nwc", "pas", "nwc+pas"}
+            for entry in rec["rows"].values():
+                assert entry["hit"] is True
+                if sample.image_id in r.views or protocol == "rethinking":  # the box: within a pixel or two of the truth
+                    truth = gt_boxes(sample, protocol)
+                    assert entry["iou"] == pytest.approx(float(iou_matrix([entry["box"]], truth).max()))
+                    assert entry["iou"] > 0.96 and np.abs(np.subtract(entry["box"], truth[0])).max() <= 12
+                else:
+                    assert entry["iou"] is None and entry["box"] is None
+        view = r.views["1.png"]
+        pixels, _ = protocol_preprocess(protocol, model)(Image.open(images / "1.png").convert("RGB"))
+        mean = torch.tensor(protocol_preprocess(protocol, model).mean).view(3, 1, 1)
+        std = torch.tensor(protocol_preprocess(protocol, model).std).view(3, 1, 1)
+        expected = (pixels * std + mean).mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        assert view.rgb().shape == (224, 224, 3) and np.abs(view.rgb().astype(int) - expected).mean() < 2.0  # JPEG
+        with torch.no_grad():
+            feats = model.features(pixels[None])
+        cam = (feats * model.fc.weight[0].view(1, -1, 1, 1)).sum(1)  # class 0's CAM: the picture's brightness
+        assert np.array_equal(view.u8(("cam", False)), to_uint8(upsample(cam, (224, 224)))[0].numpy())
+        assert np.array_equal(view.truth, gt_boxes(samples[1], protocol))
+        if protocol == "wsolevaluation":
+            assert r.operating_points == {row: {"metric": "maxboxacc_v2", "tau": 0.0, "delta": 50}
+                                          for row in ("cam", "nwc", "pas", "nwc+pas")}
+
+
+def test_per_image_hits_average_to_the_metrics_on_real_photos(lite0):
+    """On real photos some boxes miss: a row's hits average to GT-known Loc (rethinking) or to its
+    accuracy at IoU 50 at the operating point (wsolevaluation), and each pictured box's IoU agrees
+    with its hit."""
+    from camloc.data.metadata import read_dataset
+    from camloc.eval.boxacc import iou_matrix
+    from camloc.eval.evaluate import evaluate
+    from camloc.eval.protocols import Settings, gt_boxes
+
+    from .conftest import data_dir
+
+    root = data_dir("imagenet-val")
+    samples = read_dataset(root)[:20]
+    for protocol in ("rethinking", "wsolevaluation"):
+        r = evaluate(lite0, samples, root, Settings(protocol=protocol, metrics=("maxboxacc_v2",), interval=0.01),
+                     progress=False, per_image=True, views=8)
+        assert len(r.per_image) == 20 and len(r.views) == 8
+        assert {rec["label_name"] for rec in r.per_image} >= {"tiger beetle"}  # ImageNet names for both classes
+        for row, m in r.metrics.items():
+            hits = _hits(r, row)
+            accuracy = m["gt_known_loc"] if protocol == "rethinking" else m["maxboxacc_v2_per_delta"][50]["acc"]
+            assert 100.0 * sum(hits) / len(hits) == pytest.approx(accuracy, abs=1e-9)
+            assert 0 < sum(hits) < 20  # some hits, some misses: the test can tell them apart
+            for rec, sample in zip(r.per_image, samples, strict=True):
+                entry = rec["rows"][row]
+                if entry["box"] is not None:
+                    iou = float(iou_matrix([entry["box"]], gt_boxes(sample, protocol)).max())
+                    assert entry["iou"] == pytest.approx(iou) and entry["hit"] == (iou >= 0.5)
+            if protocol == "wsolevaluation":
+                assert r.operating_points[row]["tau"] == m["maxboxacc_v2_per_delta"][50]["tau"]
+
+
+def test_an_evaluation_picture_draws_each_rows_box_and_the_dashed_truth():
+    import cv2
+
+    from camloc.eval.evaluate import ImageView
+    from camloc.gallery import TRUTH_COLOUR, evaluation_picture
+
+    grey = np.full((224, 224, 3), 128, np.uint8)
+    flat = np.zeros((224, 224), np.uint8)
+    view = ImageView(cv2.imencode(".jpg", grey)[1].tobytes(), {("cam", False): cv2.imencode(".png", flat)[1].tobytes()},
+                     np.asarray([[100, 100, 199, 179]]))
+    panels = [("cam: hit, IoU 0.800", "#0072B2", [20, 30, 119, 89], ("cam", False), True),
+              ("pas: miss, IoU 0.100", "#D55E00", None, ("cam", False), False)]
+    pic = evaluation_picture(view, panels, header=["a line"])
+    bar, top = 30, 24 + 10
+    assert pic.shape == (top + 448 + bar, 2 * 448 + 6, 3)  # two panels side by side, scale 2
+    y0 = top + bar
+    blue, orange = (178, 114, 0), tuple(int(TRUTH_COLOUR[i:i + 2], 16) for i in (5, 3, 1))
+    assert tuple(pic[y0 + 2 * 60, 2 * 20]) == blue and tuple(pic[y0 + 2 * 30, 2 * 70]) == blue  # left and top edges
+    assert tuple(pic[y0 + 2 * 30 - 3, 2 * 70]) == (255, 255, 255)  # its white rim (OpenCV: thickness 3 is 5 px)
+    assert tuple(pic[y0 + 200, 200 + 3]) == orange and tuple(pic[y0 + 200, 200 + 13]) != orange  # a dash, a gap
+    assert tuple(pic[top + 15, 15]) == blue and tuple(pic[top + 15, 448 + 6 + 15]) == (0, 94, 213)  # title swatches
+    assert tuple(pic[y0 + 2 * 60, 448 + 6 + 2 * 20]) != blue  # the second row draws no box (none found)
+
+
+def test_evaluate_out_writes_a_gallery(tmp_path):
+    from .helpers import synthetic_split
+
+    meta, images, _ = synthetic_split(tmp_path)
+    hostile = "<b>x</b> & \"q\" 'a' #1 ?ü.png".replace("/", "")
+    (images / "1.png").rename(images / hostile)
+    for name in ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt", "mask_localization.txt"):
+        f = meta / name
+        f.write_text(f.read_text().replace("1.png", hostile))
+    (images / "3.png").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    out = tmp_path / "out"
+    res = run("evaluate", "--metadata", meta, "--images", images, "--quiet", "--cam-class", "top1", "--variants",
+              "cam,nwc+pas", "--out", out, "--gallery-images", "3", "--json")
+    assert res.exit_code == 1, res.output  # 3.png failed
+    saved = json.loads((out / "result.json").read_text())
+    text = (out / "index.html").read_text(encoding="utf-8")
+    data = Page(text).data()
+    ids = ["0.png", hostile, "2.png", "4.png", "5.png"]
+    assert [i["n"] for i in data["items"]] == ids and data["errors"] == [{"n": "3.png", "r": saved["failed"][0]["reason"]}]
+    assert [r["name"] for r in data["rows"]] == ["cam", "nwc+pas"]
+    for r, row in enumerate(("cam", "nwc+pas")):  # hits over all 6 images (the failed one a miss) give GT-known Loc
+        hits = [i["h"][r][0] for i in data["items"]]
+        assert 100.0 * sum(hits) / 6 == pytest.approx(saved["variants"][row]["gt_known_loc"])
+    assert [("t" in i, "o" in i) for i in data["items"]] == [(True, True)] * 3 + [(False, False)] * 2
+    assert check_links(out, data) == 6 and len(list((out / "pictures").iterdir())) == 3
+    assert {i["l"] for i in data["items"]} == {"class 0"}  # top1: the split's labels are not named by the model
+    assert all(re.fullmatch(r"[^()]+ \(\d+\)", i["p"]) for i in data["items"])  # ImageNet's name (index)
+    assert "http://" not in text and "https://" not in text and hostile not in text and "<b>" not in text
+    assert "pictures for the first 3 of 5 scored images" in text and "GT-known Loc" in text
+    assert data["noPicture"] == "no picture (pictures for the first 3 images only)"
+    res = run("evaluate", "--metadata", meta, "--images", images, "--quiet", "--cam-class", "top1", "--variants",
+              "cam", "--out", tmp_path / "none", "--gallery-images", "0", "--limit", "2")
+    assert res.exit_code == 0, res.output
+    data = Page((tmp_path / "none" / "index.html").read_text(encoding="utf-8")).data()
+    assert [i["n"] for i in data["items"]] == ["0.png", hostile] and not any("t" in i for i in data["items"])

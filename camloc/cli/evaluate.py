@@ -66,7 +66,12 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 @device_option
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate the first N images only.")
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Output folder: result.json (metrics, curves, settings, failed images), and what --save-maps and --plots ask for.")
+              help="Output folder: result.json (metrics, curves, settings, failed images), index.html (a gallery: "
+                   "every image with its hit or miss per row, pictures of the first --gallery-images; open it in a "
+                   "browser, no server needed), and what --save-maps and --plots ask for.")
+@click.option("--gallery-images", type=click.IntRange(min=0), default=500, show_default=True,
+              help="With --out: pictures in index.html for the first N images (a panel per row: the protocol's "
+                   "224 x 224 input, the row's map and box, the ground truth); 0 for none. Every image is listed.")
 @click.option("--save-maps", is_flag=True, help="With --out: the score maps as DIR/maps/<variant>/<image_id>.npy (camloc score reads them).")
 @click.option("--plots", is_flag=True, help="With --out: accuracy-vs-threshold and precision-recall PNGs in DIR.")
 @click.option("--calibration", type=click.Path(exists=False),
@@ -74,8 +79,8 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 @json_option
 @quiet_option
 def command(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, methods, cam_class,
-            interval, metrics, box_convention, batch_size, workers, device, limit, out, save_maps, plots, calibration,
-            as_json, quiet) -> None:
+            interval, metrics, box_convention, batch_size, workers, device, limit, out, gallery_images, save_maps, plots,
+            calibration, as_json, quiet) -> None:
     """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass.
 
     With several --method options, every variant of each method is scored on the same images
@@ -110,17 +115,18 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
             warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
             result = evaluate(model, samples, images or metadata, settings, masks=masks_root, batch_size=batch_size,
                               save_maps=Path(out) / "maps" if save_maps else None, progress=not quiet,
-                              workers=workers)
+                              workers=workers, per_image=bool(out), views=gallery_images if out else 0)
     except CamlocError as exc:
         raise fail_usage(exc) from None
     result.dataset.update(metadata=str(metadata), model=model_name)
     if out:
-        save_result(result, Path(out), plots)
+        save_result(result, Path(out), plots, gallery_images)
     report(result, as_json)
 
 
-def save_result(result: "EvaluationResult", out: "Path", plots: bool) -> None:
-    """``OUT/result.json`` (atomically, curves included) and, with ``plots``, the PNGs; each path on stderr."""
+def save_result(result: "EvaluationResult", out: "Path", plots: bool, gallery: Optional[int] = None) -> None:
+    """``OUT/result.json`` (atomically, curves included), with ``plots`` the PNGs, and for a result with
+    per-image records ``OUT/index.html`` (``gallery``: the pictures asked for); each path on stderr."""
     from ..atomic import atomic_write_text
 
     try:
@@ -131,6 +137,10 @@ def save_result(result: "EvaluationResult", out: "Path", plots: bool) -> None:
 
             for path in save_plots(result, out):
                 click.echo(f"wrote {path}", err=True)
+        if gallery is not None:
+            from ..gallery import write_evaluation
+
+            click.echo(f"wrote {write_evaluation(out, result, gallery)}", err=True)
     except OSError as exc:
         raise fail_usage(ValueError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a folder you "
                                     "can write to")) from None

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write
-from ..cam.boxes import contour_boxes, foreground, minmax, upsample
+from ..cam.boxes import contour_boxes, foreground, minmax, to_uint8, upsample
 from ..cam.extractor import CAMExtractor, CAMOutput
 from ..cam.methods import MethodExtractor
 from ..data.dataset import ImageDataset
@@ -31,9 +31,11 @@ from ..data.metadata import Sample, image_size
 from ..data.transforms import SIZE
 from ..device import device_of
 from ..errors import ImageError, UsageError
-from .boxacc import all_contour_table, iou_matrix, largest_contour_table, threshold_levels, thresholds_list
+from ..models.config import class_names
+from .boxacc import (all_contour_table, contour_boxes_at, iou_matrix, largest_contour_table, threshold_levels,
+                     thresholds_list)
 from .metrics import FixedThreshold, MaxBoxAcc, PxAP
-from .protocols import Settings, gt_boxes, load_masks, protocol_preprocess
+from .protocols import Row, Settings, gt_boxes, load_masks, protocol_preprocess
 
 
 #: Images a run needs before :func:`label_space_warning` judges its Top-1 Cls.
@@ -170,9 +172,16 @@ class WsolScorer:
         return any(m is not None for m in (self.v1, self.v2, self.pxap))
 
     def add(self, scoremap: np.ndarray, sample: Sample, percentile: float = 100.0,
-            masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None, rule: str = "percentile") -> None:
+            masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None, rule: str = "percentile"
+            ) -> Optional[np.ndarray]:
         """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)`` (or at
-        an automatic ``rule``'s threshold for every tau: :func:`camloc.eval.boxacc.threshold_levels`)."""
+        an automatic ``rule``'s threshold for every tau: :func:`camloc.eval.boxacc.threshold_levels`).
+
+        Returns:
+            The image's hits at IoU 50 for every tau, as its :meth:`operating_point` metric counts
+            them (MaxBoxAccV2's all contours, else MaxBoxAcc's largest), or None without box metrics.
+        """
+        hits = None
         if self.v1 is not None or self.v2 is not None:
             u8 = (scoremap * 255).astype(np.uint8)
             gt = gt_boxes(sample, "wsolevaluation", self.settings.box_convention)
@@ -182,11 +191,26 @@ class WsolScorer:
             else:
                 table, counts = all_contour_table(u8, gt, self.deltas, parallel=True, counts=True)
                 col = table[:, self.col50:self.col50 + 1]
-                self.v1.add(largest_contour_table(u8, gt, (50,), levels, shortcut=(col, counts))[levels])
+                hits = largest_contour_table(u8, gt, (50,), levels, shortcut=(col, counts))[levels]
+                self.v1.add(hits)
+                hits = hits[:, 0]
             if self.v2 is not None:
                 self.v2.add(table[:, :self.n_v2][levels])
+                if 50 in self.settings.deltas_v2:
+                    hits = table[levels, self.settings.deltas_v2.index(50)]
         if self.pxap is not None and masks is not None:
             self.pxap.add(scoremap, *masks)
+        return hits
+
+    def operating_point(self) -> Optional[tuple[str, float]]:
+        """``(metric, tau)``: the tau of the best box accuracy at IoU 50, MaxBoxAccV2's (all contours)
+        where it is computed at delta 50, else MaxBoxAcc's (largest contour); None without either.
+        An image's box there is what :func:`evaluate`'s per-image records call its box."""
+        if self.v2 is not None and 50 in self.settings.deltas_v2:
+            return "maxboxacc_v2", self.v2.compute()["per_delta"][50]["tau"]
+        if self.v1 is not None:
+            return "maxboxacc", self.v1.compute()["per_delta"][50]["tau"]
+        return None
 
     def add_miss(self, masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None) -> None:
         """An image that could not be scored: a box miss at every threshold and, given its masks, an
@@ -234,6 +258,21 @@ class EvaluationResult:
         failed: ``{"image_id", "reason"}`` for each image that could not be scored; each counts as a
             miss in every metric (see :func:`evaluate`).
         warnings: one line each, e.g. :func:`label_space_warning`'s.
+        per_image: with ``evaluate(per_image=True)``, a record per scored image in split order:
+            ``image_id``, ``label``, ``predicted`` (top-1 class), ``label_name`` and
+            ``predicted_name`` (the model's class names, where known; the label's only with
+            ``cam_class="gt"``, where labels are the model's classes), ``score`` (the top-1 softmax
+            probability) and ``rows``: ``{row: {"hit", "iou", "box"}}``, the box ``[x0, y0, x1, y1]``
+            on the 224 x 224 input. Under ``rethinking`` the box is the row's one box and a hit is
+            what GT-known Loc counts (IoU >= 0.5). Under ``wsolevaluation`` they are taken at the
+            row's operating point (:attr:`operating_points`): the tau of the best accuracy at IoU 50
+            over the split (MaxBoxAccV2's, all contours; MaxBoxAcc's, largest contour, where V2 is
+            not computed), a hit being the image's hit there as that metric counts it, so that the
+            hits of a row average to its accuracy at IoU 50; the box (the best of that threshold's
+            contour boxes) and its IoU are given for the images with a view, None for the others.
+            Empty without boxes to judge.
+        operating_points: ``{row: {"metric", "tau", "delta"}}`` (wsolevaluation with per-image records).
+        views: with ``evaluate(views=N)``, an :class:`ImageView` of each of the first N scored images.
     """
 
     settings: Settings
@@ -242,6 +281,9 @@ class EvaluationResult:
     curves: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
     failed: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    per_image: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    operating_points: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
+    views: dict[str, ImageView] = field(repr=False, default_factory=dict)
 
     def to_dict(self, with_curves: bool = False) -> dict[str, Any]:
         d = {"protocol": self.settings.protocol, "settings": asdict(self.settings), "dataset": self.dataset,
@@ -259,23 +301,77 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def rethinking_hits(maps: torch.Tensor, chunk: Sequence[Sample], standard, convention: str = "wsolevaluation"
-                    ) -> list[float]:
-    """Best IoU per image of the one box the rethinking protocol draws (the rule of :mod:`camloc.cam.boxes`)."""
+def rethinking_boxes(maps: torch.Tensor, chunk: Sequence[Sample], standard, convention: str = "wsolevaluation"
+                     ) -> list[tuple[float, tuple]]:
+    """``(best IoU, box)`` per image of the one box the rethinking protocol draws (the rule of
+    :mod:`camloc.cam.boxes`), the box on the 224 x 224 input."""
     _, fg = foreground(maps, (SIZE, SIZE), standard)
     out = []
     for sample, mask in zip(chunk, fg.cpu().numpy(), strict=True):
         box, _ = contour_boxes(mask)
-        out.append(float(iou_matrix([box], gt_boxes(sample, "rethinking", convention)).max()))
+        out.append((float(iou_matrix([box], gt_boxes(sample, "rethinking", convention)).max()), box))
     return out
+
+
+def rethinking_hits(maps: torch.Tensor, chunk: Sequence[Sample], standard, convention: str = "wsolevaluation"
+                    ) -> list[float]:
+    """Best IoU per image of the one box the rethinking protocol draws (the rule of :mod:`camloc.cam.boxes`)."""
+    return [iou for iou, _ in rethinking_boxes(maps, chunk, standard, convention)]
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """What a picture of one evaluated image needs, kept for the first images (``evaluate(views=N)``).
+
+    Attributes:
+        image: the protocol's 224 x 224 network input, denormalised, as an RGB JPEG (for display).
+        maps: per ``(method, nwc)`` the uint8 map ``U`` the protocol thresholds, as a PNG (exact).
+        truth: the ground-truth boxes on the 224 x 224 input (the protocol's integer rules).
+
+    Example:
+        >>> view = result.views["val/img_001.JPEG"]
+        >>> view.rgb().shape, view.u8(("cam", True)).shape
+        ((224, 224, 3), (224, 224))
+    """
+
+    image: bytes
+    maps: dict
+    truth: np.ndarray
+
+    def rgb(self) -> np.ndarray:
+        """The input picture, 224 x 224 x 3 uint8 RGB."""
+        import cv2
+
+        return cv2.imdecode(np.frombuffer(self.image, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+
+    def u8(self, key: tuple[str, bool]) -> np.ndarray:
+        """The uint8 map of ``(method, nwc)``, 224 x 224."""
+        import cv2
+
+        return cv2.imdecode(np.frombuffer(self.maps[key], np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def _encode(array: np.ndarray, ending: str, *params: int) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(ending, np.ascontiguousarray(array), list(params))
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 array
+        raise ValueError(f"OpenCV could not encode a {ending} picture")
+    return buf.tobytes()
 
 
 class _Run:
     """The accumulators of one evaluation: fixed thresholds (rethinking) or sweeps (wsolevaluation)."""
 
     def __init__(self, settings: Settings, samples: Sequence[Sample], masks_root: Path,
-                 save_maps: Optional[str | os.PathLike]) -> None:
+                 save_maps: Optional[str | os.PathLike], per_image: bool = False, views: int = 0,
+                 pre: Optional[Preprocess] = None, model: Optional[nn.Module] = None) -> None:
         self.settings, self.masks_root, self.save_maps = settings, masks_root, save_maps
+        self.model, self.names = model, None
+        # per-image records (only when asked: a run without them does none of this work)
+        self.records: Optional[list[dict]] = [] if per_image or views else None
+        self.views_left, self.pre = views, pre
+        self.views: dict[str, ImageView] = {}
         self.wsol = settings.protocol == "wsolevaluation"
         self.known = settings.cam_class == "gt"
         has_boxes, has_masks = any(s.boxes for s in samples), any(s.masks for s in samples)
@@ -307,7 +403,7 @@ class _Run:
         return list(dict.fromkeys((r.method, r.nwc) for r in self.rows))
 
     def add(self, chunk: Sequence[Sample], labels: torch.Tensor, outs: dict[tuple[str, bool], CAMOutput],
-            num_classes: int) -> None:
+            num_classes: int, x: Optional[torch.Tensor] = None) -> None:
         ok = np.ones(len(chunk), bool)
         masks_of: list = [None] * len(chunk)
         if self.wsol:
@@ -324,29 +420,122 @@ class _Run:
         top5_ok = (top5 == labels[:, None]).any(dim=1).numpy() & ok
         self.cls_hits += (int(top1_ok.sum()), int(top5_ok.sum()))
         self.classified += int(ok.sum())
+        records = self._new_records(chunk, first.logits, top5, ok, num_classes) if self.records is not None else None
+        if records is not None and self.views_left > 0 and x is not None:
+            self._keep_views(chunk, x, outs, ok)
         if self.wsol:
-            self._add_sweeps(chunk, outs, ok, masks_of)
+            self._add_sweeps(chunk, outs, ok, masks_of, records)
             return
         for row in self.rows:
-            ious = rethinking_hits(outs[(row.method, row.nwc)].maps[:, 0], chunk, self.settings.standard(row.variant),
-                                   self.settings.box_convention)
-            for i, best in enumerate(ious):
-                self.fixed[row.name].add(best, bool(top1_ok[i]) if self.known else None,
-                                         bool(top5_ok[i]) if self.known else None)
+            found = rethinking_boxes(outs[(row.method, row.nwc)].maps[:, 0], chunk, self.settings.standard(row.variant),
+                                     self.settings.box_convention)
+            for i, (best, box) in enumerate(found):
+                acc = self.fixed[row.name]
+                before = acc.gt_known
+                acc.add(best, bool(top1_ok[i]) if self.known else None, bool(top5_ok[i]) if self.known else None)
+                if records is not None and records[i] is not None:  # a hit is what GT-known Loc counted
+                    records[i]["rows"][row.name] = {"hit": acc.gt_known > before, "iou": best,
+                                                    "box": [int(v) for v in box]}
+
+    def _new_records(self, chunk: Sequence[Sample], logits: torch.Tensor, top5: torch.Tensor, ok: np.ndarray,
+                     num_classes: int) -> list[Optional[dict]]:
+        """A record per scored image of the batch (None for one that failed), appended to the run's."""
+        if self.names is None:
+            self.names = class_names(self.model, num_classes) or ()
+        probs = logits.detach().float().softmax(dim=1).max(dim=1).values.cpu().numpy()
+        out: list[Optional[dict]] = []
+        for i, s in enumerate(chunk):
+            if not ok[i]:
+                out.append(None)
+                continue
+            predicted = int(top5[i, 0])
+            out.append({"image_id": s.image_id, "label": int(s.label), "predicted": predicted,
+                        "label_name": self.names[s.label] if self.known and 0 <= s.label < len(self.names) else None,
+                        "predicted_name": self.names[predicted] if predicted < len(self.names) else None,
+                        "score": float(probs[i]), "rows": {}})
+            self.records.append(out[-1])
+        return out
+
+    def _keep_views(self, chunk: Sequence[Sample], x: torch.Tensor, outs: dict[tuple[str, bool], CAMOutput],
+                    ok: np.ndarray) -> None:
+        """Keep the input and maps of the batch's first scored images while ``views_left`` lasts."""
+        import cv2
+
+        take = [i for i in range(len(chunk)) if ok[i]][:self.views_left]
+        if not take:
+            return
+        mean = torch.tensor(self.pre.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.pre.std, device=x.device).view(1, 3, 1, 1)
+        pixels = (x[take].float() * std + mean).mul(255).round().clamp(0, 255).to(torch.uint8)
+        pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()
+        u8 = {key: to_uint8(upsample(out.maps[take, 0], (SIZE, SIZE))).cpu().numpy() for key, out in outs.items()}
+        for j, i in enumerate(take):
+            s = chunk[i]
+            self.views[s.image_id] = ImageView(
+                _encode(pixels[j][:, :, ::-1], ".jpg", cv2.IMWRITE_JPEG_QUALITY, 92),
+                {key: _encode(m[j], ".png") for key, m in u8.items()},
+                gt_boxes(s, self.settings.protocol, self.settings.box_convention))
+        self.views_left -= len(take)
 
     def _add_sweeps(self, chunk: Sequence[Sample], outs: dict[tuple[str, bool], CAMOutput], ok: np.ndarray,
-                    masks_of: list) -> None:
+                    masks_of: list, records: Optional[list[Optional[dict]]] = None) -> None:
         normalised = {key: minmax(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy() for key, out in outs.items()}
         for row in self.rows:
             maps = normalised[(row.method, row.nwc)]
             for i, s in enumerate(chunk):
                 if not ok[i]:
                     continue
-                self.scorers[row.name].add(maps[i], s, self.settings.sweep_percentile(row.variant), masks_of[i],
-                                           self.settings.rule(row.variant))
+                hits = self.scorers[row.name].add(maps[i], s, self.settings.sweep_percentile(row.variant), masks_of[i],
+                                                  self.settings.rule(row.variant))
+                if records is not None and hits is not None:  # every tau's hit, one bit each, until the best is known
+                    records[i]["rows"][row.name] = {"bits": np.packbits(hits)}
                 if self.save_maps:
                     atomic_write(Path(self.save_maps) / row.name / f"{s.image_id}.npy",
                                  lambda fh, m=maps[i]: np.save(fh, m))
+
+    def operating_points(self) -> dict[str, dict[str, Any]]:
+        """Per row, the metric and tau at which wsolevaluation's per-image hits and boxes are taken."""
+        out = {}
+        for r in self.rows:
+            point = self.scorers[r.name].operating_point() if self.wsol else None
+            if point is not None:
+                out[r.name] = {"metric": point[0], "tau": point[1], "delta": 50}
+        return out
+
+    def finish_records(self) -> dict[str, dict[str, Any]]:
+        """Settle the wsolevaluation records at each row's operating point (hits; box and IoU where a
+        view was kept); returns the operating points."""
+        points = self.operating_points()
+        if not self.wsol or self.records is None:
+            return points
+        taus = thresholds_list(self.settings.interval)
+        for r in self.rows:
+            if r.name not in points:
+                continue
+            tau = points[r.name]["tau"]
+            index = int(np.abs(taus - tau).argmin())
+            for rec in self.records:
+                entry = rec["rows"].get(r.name)
+                if entry is None:
+                    continue
+                bits = entry.pop("bits")
+                entry["hit"] = bool(np.unpackbits(bits, count=len(taus))[index])
+                entry["iou"], entry["box"] = None, None
+                view = self.views.get(rec["image_id"])
+                if view is not None:
+                    entry["iou"], entry["box"] = self._box_at(view, r, tau, points[r.name]["metric"] == "maxboxacc_v2")
+        return points
+
+    def _box_at(self, view: ImageView, row: Row, tau: float, all_contours: bool) -> tuple[float, list[int]]:
+        """The box a wsolevaluation row's hit at ``tau`` is judged on: of the boxes of ``U > t``
+        (every contour's for MaxBoxAccV2, the largest contour's for MaxBoxAcc), the best by IoU."""
+        u8 = view.u8((row.method, row.nwc))
+        t = int(threshold_levels(u8, np.asarray([tau]), self.settings.sweep_percentile(row.variant),
+                                 self.settings.rule(row.variant))[0])
+        boxes = contour_boxes_at(u8, t, all_contours)
+        ious = iou_matrix(boxes, view.truth).max(axis=1)
+        best = int(ious.argmax())
+        return float(ious[best]), [int(v) for v in boxes[best]]
 
     def result(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         metrics, curves = {}, {}
@@ -379,6 +568,8 @@ def evaluate(
     progress: bool = True,
     workers: int = 0,
     score_batch: Optional[int] = None,
+    per_image: bool = False,
+    views: int = 0,
 ) -> EvaluationResult:
     """Run ``model`` once per image of a split and score every variant of every method.
 
@@ -410,6 +601,11 @@ def evaluate(
         workers: image decoding worker processes (0: decode in this process).
         score_batch: masked images per forward pass in Score-CAM (default
             :data:`camloc.cam.methods.SCORE_BATCH`).
+        per_image: keep a record per image (``result.per_image``: prediction, and per row the hit,
+            IoU and box; see :class:`EvaluationResult`). Off by default: a run without it does no
+            per-image work.
+        views: keep the network input and maps of the first ``views`` scored images
+            (``result.views``, for pictures; implies ``per_image``).
 
     Raises:
         UsageError: bad settings for this split, labels beyond the model's classes with
@@ -418,12 +614,12 @@ def evaluate(
     from tqdm import tqdm
 
     images = Path(images)
-    run = _Run(settings, samples, Path(masks) if masks else images, save_maps)
+    pre = protocol_preprocess(settings.protocol, model)
+    run = _Run(settings, samples, Path(masks) if masks else images, save_maps, per_image, views, pre, model)
     extractor = MethodExtractor(model, progress=progress, **({"score_batch": score_batch} if score_batch else {}))
     requests = run.requests()
     num_classes = None
     bar = tqdm(total=len(samples), disable=not progress, unit="img", desc=f"evaluate ({settings.protocol})")
-    pre = protocol_preprocess(settings.protocol, model)
     for chunk in sample_batches(samples, images, pre, batch_size, device_of(model), workers):
         for s, reason in chunk.failed:
             run.fail(s, reason)
@@ -431,15 +627,16 @@ def evaluate(
             if num_classes is None:
                 num_classes = check_labels(extractor.cam, chunk.x[:1], samples, settings.cam_class)
             outs = extractor.maps(chunk.x, requests, classes=chunk.labels if run.known else None)
-            run.add(chunk.samples, chunk.labels, outs, num_classes)
+            run.add(chunk.samples, chunk.labels, outs, num_classes, chunk.x)
         bar.update(len(chunk.samples) + len(chunk.failed))
     bar.close()
     if samples and len(run.failed) == len(samples):
         raise nothing_scored(len(samples), "images", run.failed[0])
     found = warn_label_space(int(run.cls_hits[0]), run.classified, num_classes) if run.known and num_classes else []
     metrics, curves = run.result()
+    points = run.finish_records() if run.records is not None else {}
     dataset = {"images": str(images), **run.dataset, "failed": len(run.failed)}
-    return EvaluationResult(settings, dataset, metrics, curves, run.failed, found)
+    return EvaluationResult(settings, dataset, metrics, curves, run.failed, found, run.records or [], points, run.views)
 
 
 def check_labels(extractor: CAMExtractor, x: torch.Tensor, samples: Sequence[Sample], cam_class: str) -> int:

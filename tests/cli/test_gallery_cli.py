@@ -172,3 +172,46 @@ def test_ten_thousand_rows_open_a_page_at_a_time(browser, tmp_path):
     size = page.stat().st_size
     print(f"10,000 rows: page {size / 1e6:.2f} MB, load {timings['load']:.0f} ms, "
           f"filter + sort + first page {timings['update']:.0f} ms")  # reported, never asserted
+
+
+def test_evaluate_gallery_in_a_browser(browser, tmp_path):
+    from ..conftest import data_dir
+
+    root = data_dir("imagenet-val")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["evaluate", "--metadata", str(root), "--limit", "12", "--quiet", "--workers", "0",
+                                    "--out", str(out), "--gallery-images", "8", "--json"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "result.json").read_text())
+    open_page(browser, out / "index.html")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return [...document.images].every(i => i.complete)"))
+    widths = browser.execute_script("return [...document.images].map(i => i.naturalWidth)")
+    assert len(widths) == 8 and all(w > 0 for w in widths)
+    rows = list(saved["variants"])
+    assert rows == ["cam", "nwc", "pas", "nwc+pas"]
+    tags = "return [...document.querySelectorAll('#grid .card')].map(c => [...c.querySelectorAll('.rowtag')]" \
+           ".map(t => t.children[1].textContent + ' ' + t.children[2].textContent))"
+    every = browser.execute_script(tags)
+    assert len(every) == 12 and all(len(t) == 4 for t in every)
+    for r, row in enumerate(rows):  # the page's hits are GT-known Loc's
+        hits = sum(t[r] == f"{row} \u2713 hit" for t in every)
+        assert 100.0 * hits / 12 == saved["variants"][row]["gt_known_loc"]
+    misses = sum(t[3] == "nwc+pas \u2717 miss" for t in every)
+    assert 0 < misses < 12
+    choose(browser, "outcome", "miss:3")
+    shown = browser.execute_script(tags)
+    assert len(shown) == misses and all(t[3] == "nwc+pas \u2717 miss" for t in shown)
+    choose(browser, "outcome", "")
+    options = browser.execute_script("return [...document.getElementById('class').options].map(o => [o.value, o.text])")
+    value, text = options[1]
+    choose(browser, "class", value)
+    labels = [c["label"] for c in visible_cards(browser)]
+    assert len(labels) == int(text.rsplit("\u00b7", 1)[1]) and len(set(labels)) == 1 and text.startswith(labels[0])
+    choose(browser, "class", "")
+    assert browser.execute_script("return document.querySelector('table.metrics tbody tr td').textContent") == "cam"
+    shot = tmp_path / "evaluate.png"
+    assert browser.save_screenshot(str(shot))
+    with Image.open(shot) as img:
+        assert img.size[0] >= 1000 and len(np.unique(np.asarray(img.convert("L")))) > 50
