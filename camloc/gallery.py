@@ -480,7 +480,7 @@ table{border-collapse:collapse;background:var(--card)}th,td{border:1px solid var
 #count{color:var(--muted)}
 #grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:14px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:6px;overflow:hidden;display:flex;flex-direction:column}
-.pic{display:flex;align-items:center;justify-content:center;height:260px;background:#e9e9e9}
+.pic{display:flex;align-items:center;justify-content:center;height:260px;background:#e9e9e9;overflow:hidden;word-break:break-all}
 .pic img{max-width:100%;max-height:260px;display:block}
 .nopic{color:var(--muted);font-size:13px;padding:10px;text-align:center}
 .info{padding:8px 10px;font-size:14px}
