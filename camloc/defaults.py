@@ -7,3 +7,5 @@ DEFAULT_MODEL = "efficientnet_lite0"
 ADAPTIVE_RULES: tuple[str, ...] = ("otsu", "li", "triangle", "yen")
 #: The threshold standards by name (:func:`camloc.cam.boxes.make_standard`): PaS, vanilla CAM's max, the automatic rules.
 STANDARDS: tuple[str, ...] = ("percentile", "max") + ADAPTIVE_RULES
+#: Pictures ``camloc evaluate --out`` puts in its page by default (the first images of the split; every image is listed).
+EVALUATION_PICTURES = 100

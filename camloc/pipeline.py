@@ -326,8 +326,8 @@ def read_journal(path: Path) -> Iterator[dict]:
                 continue
 
 
-CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "method", "model",
-              "error"]
+CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "method", "nwc",
+              "standard", "model", "error"]
 
 
 #: Widths of the terminal table's columns after the image path (class, label, score, box).
@@ -490,8 +490,5 @@ def _standard_text(recorded: Any) -> str:
         standard = Standard(**recorded)
     except (TypeError, ValueError):
         return f"threshold {recorded}"
-    if standard.name == "max":
-        return f"threshold {standard.theta:g} x max"
-    if standard.name == "percentile":
-        return f"threshold {standard.theta:g} x p{standard.percentile:g} (PaS)"
-    return f"threshold {standard.rule} (automatic)"
+    kind = {"percentile": " (PaS)", "max": ""}.get(standard.name, " (automatic)")
+    return f"threshold {standard.label}{kind}"

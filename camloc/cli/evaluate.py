@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 import click
 
+from ..defaults import EVALUATION_PICTURES
 from ..errors import CamlocError
 from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, interval_option,
                       json_option, load_model_for, masks_option, metadata_option, method_option, model_options,
@@ -69,7 +70,7 @@ def parse_metrics(text: str) -> tuple[str, ...]:
               help="Output folder: result.json (metrics, curves, settings, failed images), index.html (a gallery: "
                    "every image with its hit or miss per row, pictures of the first --gallery-images; open it in a "
                    "browser, no server needed), and what --save-maps and --plots ask for.")
-@click.option("--gallery-images", type=click.IntRange(min=0), default=500, show_default=True,
+@click.option("--gallery-images", type=click.IntRange(min=0), default=EVALUATION_PICTURES, show_default=True,
               help="With --out: pictures in index.html for the first N images (a panel per row: the protocol's "
                    "224 x 224 input, the row's map and box, the ground truth); 0 for none. Every image is listed.")
 @click.option("--save-maps", is_flag=True, help="With --out: the score maps as DIR/maps/<variant>/<image_id>.npy (camloc score reads them).")

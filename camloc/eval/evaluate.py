@@ -286,6 +286,8 @@ class EvaluationResult:
     views: dict[str, ImageView] = field(repr=False, default_factory=dict)
 
     def to_dict(self, with_curves: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict: protocol, settings, dataset, ``variants`` (the metrics), failed images,
+        warnings and, with ``with_curves``, the curves."""
         d = {"protocol": self.settings.protocol, "settings": asdict(self.settings), "dataset": self.dataset,
              "variants": self.metrics, "failed": list(self.failed), "warnings": list(self.warnings)}
         if with_curves:
