@@ -37,6 +37,7 @@ from urllib.parse import quote
 import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_text
+from .data.imaging import encode_image
 from .defaults import EVALUATION_PICTURES
 
 #: The page's file name in an output folder.
@@ -111,10 +112,7 @@ def link(relative: str) -> str:
 def _jpeg(bgr: np.ndarray, quality: int) -> bytes:
     import cv2
 
-    ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
-        raise ValueError("OpenCV could not encode the picture")
-    return jpeg.tobytes()
+    return encode_image(bgr, ".jpg", cv2.IMWRITE_JPEG_QUALITY, quality)
 
 
 def thumbnail(bgr: np.ndarray, size: int = THUMB_SIZE) -> bytes:
@@ -185,7 +183,24 @@ def render_page(
     class_name: str = "class",
     no_picture: str = "no picture",
 ) -> str:
-    """The page's HTML (see :func:`write_page` for the arguments)."""
+    """The page's HTML: the gallery of ``items``, then the failed ``errors``.
+
+    Args:
+        items: one dict per card: ``image`` (its name), ``class`` (index) and ``label`` (the class the
+            filter groups by), ``score``, ``box`` ([x0, y0, x1, y1]), ``picture`` (the full picture)
+            and ``thumb`` (its thumbnail; the picture itself where absent), ``predicted`` (the
+            predicted label, where ``label`` is the ground truth) and ``hits`` (``{row: {"hit":
+            bool, "iou": float}}`` for each of ``rows``). Only ``image`` is required; paths are
+            relative to the page's folder.
+        errors: ``{"image", "reason"}`` per input that gave no result.
+        title: the page's title.
+        notes: lines said under the title (settings, what a hit means, what was left out).
+        rows: an evaluation's rows (variants), each with its colour, a badge per card and an
+            outcome filter.
+        table: ``(header, rows)`` of a small table under the notes (an evaluation's metrics).
+        class_name: what the class filter is called (``ground-truth class`` for an evaluation).
+        no_picture: what a card without a picture says (why there is none).
+    """
     colours = row_colours(rows)
     data = {"items": [_item(d, rows) for d in items],
             "errors": [{"n": str(e["image"]), "r": str(e["reason"])} for e in errors],
@@ -213,42 +228,20 @@ def render_page(
         n=len(items), style=_STYLE, script=_SCRIPT, data=_script_json(data))
 
 
-def write_page(
-    out: Path,
-    items: Sequence[dict],
-    errors: Sequence[dict] = (),
-    *,
-    title: str,
-    notes: Sequence[str] = (),
-    rows: Sequence[str] = (),
-    table: Optional[tuple[Sequence[str], Sequence[Sequence[Any]]]] = None,
-    class_name: str = "class",
-    no_picture: str = "no picture",
-) -> Path:
-    """Write ``out/index.html`` (atomically): the gallery of ``items``, then the failed ``errors``.
+def write_page(out: Path, items: Sequence[dict], errors: Sequence[dict] = (), **page: Any) -> Path:
+    """Write ``out/index.html`` (atomically): :func:`render_page` of ``items`` and ``errors``.
 
     Args:
         out: the output folder; every path in ``items`` is relative to it.
-        items: one dict per card: ``image`` (its name), ``class`` (index) and ``label`` (the class the
-            filter groups by), ``score``, ``box`` ([x0, y0, x1, y1]), ``picture`` (the full picture)
-            and ``thumb`` (its thumbnail; the picture itself where absent), ``predicted`` (the
-            predicted label, where ``label`` is the ground truth) and ``hits`` (``{row: {"hit":
-            bool, "iou": float}}`` for each of ``rows``). Only ``image`` is required.
+        items: one dict per card (see :func:`render_page`).
         errors: ``{"image", "reason"}`` per input that gave no result.
-        title: the page's title.
-        notes: lines said under the title (settings, what a hit means, what was left out).
-        rows: an evaluation's rows (variants), each with its colour, a badge per card and an
-            outcome filter.
-        table: ``(header, rows)`` of a small table under the notes (an evaluation's metrics).
-        class_name: what the class filter is called (``ground-truth class`` for an evaluation).
-        no_picture: what a card without a picture says (why there is none).
+        **page: :func:`render_page`'s keywords (``title`` is required).
 
     Returns:
         The page's path.
     """
     path = Path(out) / PAGE
-    atomic_write_text(path, render_page(items, errors, title=title, notes=notes, rows=rows, table=table,
-                                        class_name=class_name, no_picture=no_picture))
+    atomic_write_text(path, render_page(items, errors, **page))
     return path
 
 

@@ -183,8 +183,7 @@ def show(
         >>> pil = PIL.Image.open("examples/images/rocket.jpg")
         >>> camloc.show(camloc.boxes("efficientnet_lite0", pil)[0], images=pil)   # an in-memory input
     """
-    if not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
-        raise UsageError(f"alpha is the heat map's opacity, from 0 to 1, not {alpha!r}")
+    _check_alpha(alpha)
     cells, nrows, ncols = _cells(results, images, columns, ncols)
     photos = _photos(cells)  # every picture is read and checked before a figure exists
     if ax is not None:
@@ -226,8 +225,7 @@ def png(result: Any, image: Any = None, *, alpha: float = 0.5, width: float = 5.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    if not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
-        raise UsageError(f"alpha is the heat map's opacity, from 0 to 1, not {alpha!r}")
+    _check_alpha(alpha)
     cells, _, _ = _cells(result, image, None, None)
     photos = _photos(cells)
     fig = Figure(figsize=_figsize(photos, 1, 1, None, panel=width), dpi=dpi, layout="constrained")
@@ -236,6 +234,11 @@ def png(result: Any, image: Any = None, *, alpha: float = 0.5, width: float = 5.
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def _check_alpha(alpha: Any) -> None:
+    if not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise UsageError(f"alpha is the heat map's opacity, from 0 to 1, not {alpha!r}")
 
 
 def _is_result(obj: Any) -> bool:
@@ -499,6 +502,7 @@ def __getattr__(name: str) -> Any:
     if name == "ShownFigure":  # made on first use; pickle finds it here
         return _shown_figure_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def save_overlay_grid(
     images: Sequence[str],

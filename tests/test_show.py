@@ -30,6 +30,7 @@ from camloc.errors import UsageError  # noqa: E402
 from camloc.render import caption, map_on_photo, overlay, png  # noqa: E402
 
 from .conftest import EXAMPLES  # noqa: E402
+from .test_notebooks import _run_module  # noqa: E402  (run.py's kernel: this interpreter)
 
 PATHS = [str(EXAMPLES / name) for name in ("cat.jpg", "coffee.jpg", "rocket.jpg")]
 SIZES = [(451, 300), (600, 400), (640, 427)]  # the photos' (width, height)
@@ -250,18 +251,6 @@ def test_repr_png_does_not_import_pyplot(tmp_path):
     assert out.stdout.strip() == "False"
 
 
-def _this_python_kernel():
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
-
-    class ThisPython(KernelSpecManager):
-        def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
-            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                              display_name="Python 3", language="python", resource_dir=str(EXAMPLES))
-
-    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisPython())
-
-
 def test_each_way_of_showing_gives_one_picture_in_jupyter():
     """A pyplot figure that is a cell's value shows twice under the inline backend (once as the value,
     once when the cell ends); camloc.show's must show once whichever way the cell uses it."""
@@ -280,7 +269,7 @@ def test_each_way_of_showing_gives_one_picture_in_jupyter():
         "import matplotlib.pyplot as plt\nf, axes = plt.subplots(1, 2)\nrs[0].show(ax=axes[0]);": 1,
     }
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", km=_this_python_kernel()).execute()
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", km=_run_module()._kernel_manager()).execute()
     pictures = [sum("image/png" in o.get("data", {}) for o in cell.outputs) for cell in nb.cells]
     assert dict(zip(cells, pictures)) == cells
 

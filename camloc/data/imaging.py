@@ -135,6 +135,21 @@ def load_image(source: ImageInput, *, max_pixels: int | None | str = "env") -> I
     return _to_rgb(img, name)
 
 
+def encode_image(array: np.ndarray, ending: str, *params: int) -> bytes:
+    """``array`` (uint8, OpenCV's BGR order for colour) encoded by OpenCV as ``ending`` (``.jpg``, ``.png``).
+
+    Example:
+        >>> encode_image(np.zeros((4, 4), np.uint8), ".png")[:4]
+        b'\\x89PNG'
+    """
+    import cv2
+
+    ok, buf = cv2.imencode(ending, np.ascontiguousarray(array), list(params))
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise ValueError(f"OpenCV could not encode a {ending} picture")
+    return buf.tobytes()
+
+
 def _missing_reason(name: str) -> str:
     """Why an existing-looking path cannot be opened: a dangling or looping link, or nothing there."""
     if os.path.islink(name):

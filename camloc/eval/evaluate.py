@@ -26,7 +26,7 @@ from ..cam.boxes import contour_boxes, foreground, minmax, to_uint8, upsample
 from ..cam.extractor import CAMExtractor, CAMOutput
 from ..cam.methods import MethodExtractor
 from ..data.dataset import ImageDataset
-from ..data.imaging import Preprocess
+from ..data.imaging import Preprocess, encode_image
 from ..data.metadata import Sample, image_size
 from ..data.transforms import SIZE
 from ..device import device_of
@@ -315,12 +315,6 @@ def rethinking_boxes(maps: torch.Tensor, chunk: Sequence[Sample], standard, conv
     return out
 
 
-def rethinking_hits(maps: torch.Tensor, chunk: Sequence[Sample], standard, convention: str = "wsolevaluation"
-                    ) -> list[float]:
-    """Best IoU per image of the one box the rethinking protocol draws (the rule of :mod:`camloc.cam.boxes`)."""
-    return [iou for iou, _ in rethinking_boxes(maps, chunk, standard, convention)]
-
-
 @dataclass(frozen=True)
 class ImageView:
     """What a picture of one evaluated image needs, kept for the first images (``evaluate(views=N)``).
@@ -351,15 +345,6 @@ class ImageView:
         import cv2
 
         return cv2.imdecode(np.frombuffer(self.maps[key], np.uint8), cv2.IMREAD_UNCHANGED)
-
-
-def _encode(array: np.ndarray, ending: str, *params: int) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(ending, np.ascontiguousarray(array), list(params))
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 array
-        raise ValueError(f"OpenCV could not encode a {ending} picture")
-    return buf.tobytes()
 
 
 class _Run:
@@ -474,8 +459,8 @@ class _Run:
         for j, i in enumerate(take):
             s = chunk[i]
             self.views[s.image_id] = ImageView(
-                _encode(pixels[j][:, :, ::-1], ".jpg", cv2.IMWRITE_JPEG_QUALITY, 92),
-                {key: _encode(m[j], ".png") for key, m in u8.items()},
+                encode_image(pixels[j][:, :, ::-1], ".jpg", cv2.IMWRITE_JPEG_QUALITY, 92),
+                {key: encode_image(m[j], ".png") for key, m in u8.items()},
                 gt_boxes(s, self.settings.protocol, self.settings.box_convention))
         self.views_left -= len(take)
 
