@@ -202,9 +202,7 @@ def print_table(result: "EvaluationResult") -> None:
         same = " (the SAME split: an optimistic number)" if os.path.abspath(c["metadata"]) == os.path.abspath(
             result.dataset.get("metadata", "")) else ""
         method = f"method {c['method']}, " if c.get("method", "cam") != "cam" else ""
-        rule = c.get("rule") or "percentile"
-        how = rule if rule != "percentile" else f"theta {c['theta']} x p{c['percentile']:g}"
-        click.echo(f"calibrated variant: {how}, {method}NWC {'on' if c['nwc'] else 'off'}; "
+        click.echo(f"calibrated variant: {s.standard('calibrated').label}, {method}NWC {'on' if c['nwc'] else 'off'}; "
                    f"calibrated on {c['metadata']}, evaluated on {result.dataset.get('metadata')}{same}")
     skipped = s.skipped()
     if skipped:
