@@ -34,6 +34,7 @@ _LAZY = {
     "Localization": ("api", "Localization"), "show": ("render", "show"),
     # maps and boxes
     "CAMExtractor": ("cam.extractor", "CAMExtractor"), "CAMOutput": ("cam.extractor", "CAMOutput"),
+    "ChannelOutput": ("cam.extractor", "ChannelOutput"),
     "resolve_classes": ("cam.extractor", "resolve_classes"), "analyze": ("cam.analysis", "analyze"),
     "HeadSpec": ("cam.heads", "HeadSpec"), "Standard": ("cam.boxes", "Standard"),
     "make_standard": ("cam.boxes", "make_standard"), "boxes_from_maps": ("cam.boxes", "boxes_from_maps"),
@@ -52,6 +53,7 @@ _LAZY = {
     "evaluate_split": ("eval.evaluate", "evaluate"), "score_maps": ("eval.evaluate", "score_maps"),
     "EvaluationResult": ("eval.evaluate", "EvaluationResult"), "Settings": ("eval.protocols", "Settings"),
     "calibrate_split": ("eval.calibrate", "calibrate"), "Calibration": ("eval.calibrate", "Calibration"),
+    "diagnose": ("eval.diagnose", "diagnose"), "Diagnosis": ("eval.diagnose", "Diagnosis"),
     "finetune_model": ("train.finetune", "finetune"), "FinetuneConfig": ("train.finetune", "FinetuneConfig"),
 }
 

@@ -34,7 +34,7 @@ import contextlib
 import difflib
 import weakref
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -78,6 +78,27 @@ class CAMOutput:
     maps: torch.Tensor
     bias: Optional[torch.Tensor]
     exact: bool
+    head: HeadSpec
+
+
+@dataclass(frozen=True)
+class ChannelOutput:
+    """The feature channels of a GAP or TAP head and the selected classes' weights on them.
+
+    Attributes:
+        logits: B x K logits, detached.
+        classes: B x k class indices.
+        features: B x C x h x w feature map the head pools (after the head's ReLU where it has one), detached.
+        weights: B x k x C effective weight of each class on each channel (a folded norm makes it per image).
+        bias: B x k effective bias: for GAP, ``(weights @ features).mean + bias == logits``.
+        head: the head analysis used.
+    """
+
+    logits: torch.Tensor
+    classes: torch.Tensor
+    features: torch.Tensor
+    weights: torch.Tensor
+    bias: torch.Tensor
     head: HeadSpec
 
 
@@ -295,6 +316,46 @@ class CAMExtractor:
         ``x`` is cast to the model's dtype (a double or half model takes a float32 batch); the maps
         and logits come back as float32.
         """
+        if require_exact and self.method == "gradient":
+            raise UsageError("require_exact contradicts method='gradient'")
+        x = self._input(x)
+        with self._explained(x):
+            return self._variants(x, classes, topk, nwcs, require_exact)
+
+    def channels(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None) -> "ChannelOutput":
+        """The feature channels a GAP or TAP head pools and each class's weight on them, from one forward pass.
+
+        The class map is ``M_k = sum_c weights[b,k,c] features[b,c]`` (the CAM without NWC); with NWC
+        only the channels of positive weight count. This is what the mechanism statistics of
+        :mod:`camloc.eval.diagnose` read.
+
+        Raises:
+            ModelError: the head is not exact, or pools in a way that gives no single weight per
+                channel (max, avgmax, catavgmax).
+
+        Example:
+            >>> out = CAMExtractor(timm.create_model("resnet18")).channels(torch.randn(2, 3, 224, 224), classes=[1, 2])
+            >>> out.features.shape, out.weights.shape
+            (torch.Size([2, 512, 7, 7]), torch.Size([2, 1, 512]))
+        """
+        x = self._input(x)
+        with self._explained(x), eval_mode(self.model):
+            spec = self._spec_for(x)
+            got = self._capture(x, spec) if spec.exact else None
+            if got is None and spec.exact:  # the model no longer matches its analysis: analyse again
+                spec = self.analyze(self._analysis_input(x))
+                got = self._capture(x, spec) if spec.exact else None
+            if got is None:
+                raise ModelError(_not_exact_message(self.model))
+            logits, feats, modules = got
+            idx = resolve_classes(logits, classes, topk)
+            fmap = heads.features_for(spec, feats, tuple(x.shape[-2:]))
+            norm = modules[spec.norm] if spec.norm else None
+            weights, bias = heads.class_weights(spec, fmap, modules[spec.classifier], norm, idx)
+        return ChannelOutput(logits.detach().float(), idx, fmap.detach(), weights, bias, spec)
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch checked (4-D, floating) and cast to the model's dtype."""
         if x.ndim != 4:
             raise UsageError(f"expected a B x C x H x W batch, got shape {tuple(x.shape)}")
         if not x.is_floating_point():
@@ -302,13 +363,14 @@ class CAMExtractor:
                 f"the batch is {x.dtype}, not float: CAMExtractor takes preprocessed network input; "
                 "normalise it (camloc.preprocess_for(model)) or give the pixels to camloc.boxes / camloc.cams"
             )
-        if require_exact and self.method == "gradient":
-            raise UsageError("require_exact contradicts method='gradient'")
         dtype = model_dtype(self.model)
-        if dtype is not None and x.dtype != dtype:
-            x = x.to(dtype)
+        return x.to(dtype) if dtype is not None and x.dtype != dtype else x
+
+    @contextlib.contextmanager
+    def _explained(self, x: torch.Tensor) -> Iterator[None]:
+        """A forward pass that fails on input of the wrong channel count says so in one line."""
         try:
-            return self._variants(x, classes, topk, nwcs, require_exact)
+            yield
         except RuntimeError as exc:
             stem = input_channels(self.model)
             if stem is not None and stem[1] != x.shape[1]:
@@ -340,6 +402,22 @@ class CAMExtractor:
         return found
 
     def _exact(self, x, spec: HeadSpec, classes, topk, nwcs) -> Optional[dict[bool, CAMOutput]]:
+        got = self._capture(x, spec)
+        if got is None:
+            return None
+        logits, feats, modules = got
+        norm = modules[spec.norm] if spec.norm else None
+        idx = resolve_classes(logits, classes, topk)
+        logits = logits.detach().float()
+        out = {}
+        for nwc in nwcs:
+            maps, bias = heads.exact_maps(spec, feats, modules[spec.classifier], norm, idx, nwc, tuple(x.shape[-2:]))
+            out[nwc] = CAMOutput(logits, idx, maps, bias, True, spec)
+        return out
+
+    def _capture(self, x, spec: HeadSpec) -> Optional[tuple[torch.Tensor, torch.Tensor, dict[str, nn.Module]]]:
+        """One forward pass of an exact head: ``(logits, feature layer output, modules)``, checked
+        against the analysis (None when the model no longer pools as analysed)."""
         modules = self._modules(spec)
         captured: dict[str, torch.Tensor] = {}
 
@@ -366,13 +444,7 @@ class CAMExtractor:
             expected = heads.apply_norm(norm, expected)
         if not heads.close(cls_in, expected):
             return None
-        idx = resolve_classes(logits, classes, topk)
-        logits = logits.detach().float()
-        out = {}
-        for nwc in nwcs:
-            maps, bias = heads.exact_maps(spec, feats, modules[spec.classifier], norm, idx, nwc, size)
-            out[nwc] = CAMOutput(logits, idx, maps, bias, True, spec)
-        return out
+        return logits, feats, modules
 
     def _gradient(self, x, spec: HeadSpec, classes, topk, nwcs) -> dict[bool, CAMOutput]:
         if torch.is_inference_mode_enabled():

@@ -32,7 +32,8 @@ from torch import nn
 from ..errors import ModelError
 from .pooling import POOL_KINDS, TAP, pooled
 
-__all__ = ["LAYOUTS", "POOL_KINDS", "TAP", "HeadSpec", "as_grid", "token_grid", "pooled", "exact_maps", "gradient_maps"]
+__all__ = ["LAYOUTS", "POOL_KINDS", "TAP", "WEIGHTED_SUM_POOLS", "HeadSpec", "as_grid", "token_grid", "pooled",
+           "class_weights", "exact_maps", "gradient_maps"]
 
 #: How a feature layer lays out its output: ``nchw`` (B x C x H x W, CNNs), ``nhwc`` (B x H x W x C,
 #: timm's Swin and other channels-last models), ``tokens`` (B x N x C, prefix tokens first, then the
@@ -279,13 +280,10 @@ def exact_maps(
     """
     fmap = features_for(spec, feats, input_size)
     batch, channels, h, w = fmap.shape
-    weight, bias = linear_params(classifier)
-    weight = weight.detach().float()
-    bias = bias.detach().float() if bias is not None else torch.zeros(weight.shape[0], device=weight.device)
-    if norm is not None:
-        w_eff, b_eff = fold_norm(norm, weight, bias, fmap.mean(dim=(2, 3)))
-        w_sel = torch.gather(w_eff, 1, classes.unsqueeze(-1).expand(-1, -1, channels))
-        return _weighted_sum(w_sel.clamp_min(0) if nwc else w_sel, fmap), torch.gather(b_eff, 1, classes)
+    if norm is not None or spec.pool in WEIGHTED_SUM_POOLS:
+        w_sel, b_sel = class_weights(spec, fmap, classifier, norm, classes)
+        return _weighted_sum(w_sel.clamp_min(0) if nwc else w_sel, fmap), b_sel
+    weight, bias = _classifier_params(classifier)
     w_avg, w_max = split_weights(spec.pool, weight, channels)
     maps = fmap.new_zeros(batch, classes.shape[1], h, w)
     if w_avg is not None:
@@ -297,6 +295,57 @@ def exact_maps(
         peak = torch.zeros_like(flat).scatter_(2, flat.argmax(dim=2, keepdim=True), flat.amax(dim=2, keepdim=True))
         maps = maps + (h * w) * _weighted_sum(sel.clamp_min(0) if nwc else sel, peak.view_as(fmap))
     return maps, bias[classes]
+
+
+#: Pooled forms whose CAM is a weighted sum of the feature channels, ``M_k = sum_c w[k,c] F_c``.
+WEIGHTED_SUM_POOLS = ("avg", TAP)
+
+
+def _classifier_params(classifier: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, b)`` of the classifier as detached float32, ``b = 0`` where it has no bias."""
+    weight, bias = linear_params(classifier)
+    weight = weight.detach().float()
+    bias = bias.detach().float() if bias is not None else torch.zeros(weight.shape[0], device=weight.device)
+    return weight, bias
+
+
+def class_weights(
+    spec: HeadSpec, fmap: torch.Tensor, classifier: nn.Module, norm: Optional[nn.Module], classes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each selected class's weight on each feature channel, for heads whose map is a weighted sum.
+
+    For GAP (``avg``) and TAP heads ``w[b,k,c] = W[classes[b,k], c]``; a folded normalisation gives
+    per-sample weights (:func:`fold_norm`). The class map is then ``M_k = sum_c w[b,k,c] F_c``, and for
+    GAP ``mean_hw(M_k) + bias[b,k]`` is the logit.
+
+    Args:
+        spec: the head analysis (``spec.pool`` in :data:`WEIGHTED_SUM_POOLS`, or a folded norm).
+        fmap: the pooled feature map, B x C x H x W (:func:`features_for`).
+        classifier: the final Linear / 1x1 Conv.
+        norm: the folded normalisation module, if any.
+        classes: B x k class indices.
+
+    Returns:
+        ``(weights, bias)``: B x k x C and B x k, float32.
+
+    Raises:
+        ModelError: a head whose map is not a weighted sum of channels (max, avgmax, catavgmax pools).
+
+    Example:
+        >>> spec = HeadSpec("features", "fc", "avg")
+        >>> fc = nn.Linear(2, 3)
+        >>> class_weights(spec, torch.ones(1, 2, 4, 4), fc, None, torch.tensor([[1]]))[0].shape
+        torch.Size([1, 1, 2])
+    """
+    batch, channels = fmap.shape[:2]
+    weight, bias = _classifier_params(classifier)
+    if norm is not None:
+        w_eff, b_eff = fold_norm(norm, weight, bias, fmap.mean(dim=(2, 3)))
+        return torch.gather(w_eff, 1, classes.unsqueeze(-1).expand(-1, -1, channels)), torch.gather(b_eff, 1, classes)
+    if spec.pool not in WEIGHTED_SUM_POOLS:
+        raise ModelError(f"the head pools by {spec.pool}, so its map is not a weighted sum of feature channels "
+                         "with one weight each; only GAP and TAP heads have per-channel class weights")
+    return weight[classes], bias[classes]
 
 
 def _weighted_sum(weights: torch.Tensor, fmap: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "score": "score",
     "calibrate": "calibrate",
+    "diagnose": "diagnose",
     "finetune": "finetune",
     "train": "train",
     "synthetic": "synthetic",

@@ -161,10 +161,11 @@ def report(result: "EvaluationResult", as_json: bool) -> None:
     exit_for_failures(len(result.failed), result.dataset["n"])
 
 
-def exit_for_failures(failed: int, n: int) -> None:
-    """Exit code 1 when some of the ``n`` images failed (each was already printed)."""
+def exit_for_failures(failed: int, n: int, outcome: str = "each scored as a miss") -> None:
+    """Exit code 1 when some of the ``n`` images failed (each was already printed); ``outcome`` says
+    what became of them."""
     if failed:
-        click.echo(f"camloc: {failed} of {n} images failed, each scored as a miss", err=True)
+        click.echo(f"camloc: {failed} of {n} images failed, {outcome}", err=True)
         raise click.exceptions.Exit(1)
 
 

@@ -254,6 +254,20 @@ class Geometry:
         return (fx(x0), fy(y0), fx(x1), fy(y1))
 
 
+    def box_to_input(self, box: Sequence[float]) -> tuple[float, float, float, float]:
+        """Map ``[x0, y0, x1, y1]`` (pixel edges in the original image) onto the network input, clipped to it:
+        the inverse of :meth:`box_to_original` (``u = x sx - left``, ``v = y sy - top``).
+
+        Example:
+            >>> Geometry(100, 100, 2.56, 2.56, 16, 16, 224, 224).box_to_input([0, 50, 100, 100])
+            (0.0, 112.0, 224.0, 224.0)
+        """
+        x0, y0, x1, y1 = box
+        fu = lambda x: min(max(x * self.sx - self.left, 0.0), float(self.input_width))  # noqa: E731
+        fv = lambda y: min(max(y * self.sy - self.top, 0.0), float(self.input_height))  # noqa: E731
+        return (fu(x0), fv(y0), fu(x1), fv(y1))
+
+
 def _shorter_side_size(w: int, h: int, short: int) -> tuple[int, int]:
     """torchvision's ``Resize(int)`` rule: the shorter side becomes ``short``, the other is truncated."""
     if w <= h:

@@ -348,6 +348,65 @@ def save_threshold_comparison(
     return save_figure(fig, Path(path))
 
 
+def area_weight_figure(diagnosis: Any) -> "Figure":
+    """The paper's Fig. 2 from a :class:`~camloc.eval.diagnose.Diagnosis`: each positive-weight channel of the
+    first images as a point (active area, class weight), with the channels' median weight per area decile.
+
+    Example:
+        >>> area_weight_figure(diagnose(model, samples, root)).savefig("area_weight.png")
+    """
+    area, weight = (np.asarray(v, np.float64) for v in diagnosis.points)
+    s = diagnosis.summary
+    fig = new_figure(6.4, 4.6)
+    ax = fig.subplots()
+    ax.scatter(area, weight, s=4, alpha=0.25, color=COLOURS[0], linewidths=0, label="a channel on an image")
+    if area.size:
+        edges = np.unique(np.quantile(area, np.linspace(0, 1, 11)))
+        if edges.size > 1:
+            which = np.clip(np.searchsorted(edges, area, side="right") - 1, 0, edges.size - 2)
+            centres = [area[which == i].mean() for i in range(edges.size - 1) if (which == i).any()]
+            medians = [np.median(weight[which == i]) for i in range(edges.size - 1) if (which == i).any()]
+            ax.plot(centres, medians, color=COLOURS[1], marker=MARKERS[1], linestyle="--", linewidth=2,
+                    label="median weight per area decile")
+    rho = s.get("area_weight_rho")
+    ax.set_title(f"{s.get('model', '')}: mean rank correlation {'-' if rho is None else f'{rho:+.3f}'} "
+                 f"over {s.get('images', 0)} images", fontsize=10)
+    ax.set_xlabel(f"active area (fraction of the map above {s.get('active_fraction', 0.1):g} x the channel's max)")
+    ax.set_ylabel("class weight")
+    ax.grid(alpha=0.3)
+    _legend_right(ax, markerscale=3)
+    return fig
+
+
+def ioa_figure(diagnosis: Any) -> "Figure":
+    """The paper's Fig. 3b from a :class:`~camloc.eval.diagnose.Diagnosis`: histograms over images of the
+    IoA of the positive-weight map and of the negative-weight map with the ground truth, both readings
+    (``|fg & GT| / |GT|`` left, ``|fg & GT| / |fg|`` right), each legend with its mean."""
+    fig = new_figure(10.0, 4.2)
+    axes = fig.subplots(1, 2, sharey=True)
+    bins = np.linspace(0.0, 1.0, 21)
+    for ax, suffix, label in ((axes[0], "", "|fg & GT| / |GT|"), (axes[1], "_by_foreground", "|fg & GT| / |fg|")):
+        for i, sign in enumerate(("positive", "negative")):
+            values = np.asarray([r[f"ioa_{sign}{suffix}"] for r in diagnosis.images], np.float64)
+            values = values[~np.isnan(values)]
+            mean = f"{values.mean():.3f}" if values.size else "-"
+            ax.hist(values, bins=bins, histtype="step", linewidth=2, color=COLOURS[i], linestyle=LINE_DASHES[i],
+                    label=f"{sign}-weight channels (mean {mean})")
+        ax.set_xlabel(f"IoA = {label}, foreground at {diagnosis.summary.get('ioa_threshold', '0.2 x max')}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=SMALL, loc="upper left")
+    axes[0].set_ylabel("images")
+    fig.suptitle(f"{diagnosis.summary.get('model', '')}: where the positive and negative channels fire", fontsize=11)
+    return fig
+
+
+def save_diagnosis_plots(diagnosis: Any, folder: str | os.PathLike) -> list[Path]:
+    """``area_weight.png`` (Fig. 2) and ``ioa.png`` (Fig. 3b) of a diagnosis under ``folder``; their paths."""
+    out = Path(folder)
+    return [save_figure(area_weight_figure(diagnosis), out / "area_weight.png"),
+            save_figure(ioa_figure(diagnosis), out / "ioa.png")]
+
+
 def save_figure(fig, path: Path) -> Path:
     """Lay out ``fig``, write it as PNG atomically (parents created), close it; returns ``path``."""
     import matplotlib.pyplot as plt
