@@ -20,17 +20,29 @@ from .options import fail_usage
 @click.option("--distractors", type=int, default=3, show_default=True, help="At most this many textured decoys per image.")
 @click.option("--clutter", type=float, default=0.5, show_default=True, help="Background noise strength, 0 to 1.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed writes the same images.")
-def command(out, classes, size, train, train_fullsup, test, part, distractors, clutter, seed) -> None:
-    """Write a synthetic WSOL dataset to OUT: every class shares the object body, a small part tells them apart.
+@click.option("--body-signal", type=float, default=0.0, show_default=True,
+              help="Q, 0 to 1: the body wears its class's stripe texture with probability Q (else the texture every "
+                   "class shares), and each decoy a random class's texture with probability Q, so the class is the "
+                   "texture of the body that carries the part. 0: only the part tells the classes apart.")
+@click.option("--cue", default="both", show_default=True, metavar="both|part|body",
+              help="What tells the class: both (the part and, with --body-signal, the body), part (every class "
+                   "texture replaced by the shared one), body (no part drawn; needs --body-signal above 0). The same "
+                   "seed draws the same objects in every mode: to train or test on one cue only.")
+def command(out, classes, size, train, train_fullsup, test, part, distractors, clutter, seed, body_signal,
+            cue) -> None:
+    """Write a synthetic WSOL dataset to OUT: a small part, and with --body-signal the body's texture, tell the classes apart.
 
     Metadata in OUT/metadata/{train,train-fullsup,test} (boxes and masks); evaluate with
     --metadata OUT/metadata/test --images OUT, train with train_metadata=OUT/metadata/train train_images=OUT.
+    OUT/synthetic.json records the options and the generator version; --body-signal 0 --cue both writes
+    the images of generator version 1.
     """
     from ..data.synthetic import SyntheticSpec, write_synthetic
 
     try:
         spec = SyntheticSpec(classes=classes, size=size, train=train, train_fullsup=train_fullsup, test=test,
-                             part=part, distractors=distractors, clutter=clutter, seed=seed)
+                             part=part, distractors=distractors, clutter=clutter, seed=seed,
+                             body_signal=body_signal, cue=cue)
         folders = write_synthetic(out, spec)
     except (CamlocError, OSError) as exc:
         raise fail_usage(exc) from None
