@@ -23,9 +23,13 @@ def fingerprint(cfg, data: Optional[dict] = None) -> dict[str, Any]:
     return json.loads(json.dumps({"config": settings, "data": data}, default=str))
 
 
-def run(name: str, method: str, pool: str, cfg, folder: Path, test, calibration, data: Optional[dict] = None) -> dict:
+def run(name: str, method: str, pool: str, cfg, folder: Path, test, calibration, data: Optional[dict] = None,
+        extra: Optional[Callable[[Any], dict]] = None, labels: Optional[dict] = None) -> dict:
     """Train one model by ``cfg`` and measure it into ``folder/result.json``, unless a finished run with
-    the same :func:`fingerprint` is there (a run with other settings is redone, not mixed in)."""
+    the same :func:`fingerprint` is there (a run with other settings is redone, not mixed in).
+
+    ``extra(model)`` adds its keys to the result (more measurements of the trained model); ``labels``
+    are recorded as they are (what the run stands for in a report, e.g. its body signal)."""
     from camloc.atomic import atomic_write_text
     from camloc.eval.ablation import measure
     from camloc.train.loop import train
@@ -43,6 +47,9 @@ def run(name: str, method: str, pool: str, cfg, folder: Path, test, calibration,
     minutes = (time.perf_counter() - t0) / 60
     t1 = time.perf_counter()
     result = measure(model, test, calibration)
+    if extra is not None:
+        result.update(extra(model))
+    result.update(labels or {})
     result.update(name=name, method=method, pool=pool, seed=cfg.seed, train_minutes=round(minutes, 2),
                   measure_minutes=round((time.perf_counter() - t1) / 60, 2), config=cfg.to_dict(), fingerprint=key)
     atomic_write_text(result_path, json.dumps(result, indent=1))
@@ -93,8 +100,9 @@ def group(results: Sequence[dict]) -> dict[tuple[str, str], list[dict]]:
     return by
 
 
-def tables(results: Sequence[dict], intro: str, calibration_name: str) -> str:
-    """The Markdown report: one Table 3-shaped table per training method, then the chosen thresholds."""
+def tables(results: Sequence[dict], intro: str, calibration_name: str, mechanism: bool = True) -> str:
+    """The Markdown report: one Table 3-shaped table per training method, the chosen thresholds, and (with
+    ``mechanism``, for runs that were diagnosed) every model's localization beside its diagnosis."""
     from camloc.eval.ablation import COLUMNS, markdown, summarize, table3_rows
 
     by = group(results)
@@ -115,6 +123,9 @@ def tables(results: Sequence[dict], intro: str, calibration_name: str) -> str:
     if rows:
         text.append(f"\n### Thresholds chosen on {calibration_name} (theta, one per run)\n")
         text.append(markdown(["model", "variant", "theta"], rows))
+    if mechanism and any("diagnose" in r for r in results):
+        text.append("\n### Mechanism: each model's localization beside its diagnosis (camloc diagnose on the test split)\n")
+        text.append(mechanism_table(results))
     minutes = sum(r["train_minutes"] + r["measure_minutes"] for r in results)
     text.append(f"\n{len(results)} runs; {minutes:.0f} minutes of training and measuring in all.\n")
     return "\n".join(text)
@@ -140,8 +151,9 @@ def curves_plot(results: Sequence[dict], path: Path, title: str) -> Path | None:
 
 
 def overlay_grids(results: Sequence[dict], out: Path, images: Sequence[str], classes: Sequence[int],
-                  truth: Sequence, seed: int, title: str) -> list[Path]:
-    """The same images under every (method, pool) model of one seed: vanilla CAM boxes and NWC + PaS boxes."""
+                  truth: Sequence, seed: int, title: str, runs: Optional[Path] = None) -> list[Path]:
+    """The same images under every (method, pool) model of one seed: vanilla CAM boxes and NWC + PaS boxes
+    (checkpoints under ``runs``, default ``out/runs``)."""
     import camloc
     from camloc.eval.protocols import protocol_preprocess
     from camloc.models.registry import load_model
@@ -150,7 +162,7 @@ def overlay_grids(results: Sequence[dict], out: Path, images: Sequence[str], cla
     models = {}
     for (method, pool), rs in group(results).items():
         first = next((r for r in rs if r["seed"] == seed), None)
-        ckpt = out / "runs" / first["name"] / "last.pt" if first else None
+        ckpt = (runs or out / "runs") / first["name"] / "last.pt" if first else None
         if ckpt is not None and ckpt.is_file():
             models[f"{LABELS[method]}-{pool.upper()}"] = load_model(str(ckpt))
     written = []
@@ -168,18 +180,78 @@ def overlay_grids(results: Sequence[dict], out: Path, images: Sequence[str], cla
 
 
 def write_report(out: Path, results: Sequence[dict], intro: str, calibration_name: str, images: Sequence[str],
-                 classes: Sequence[int], truth: Sequence, curve_title: str, overlay_title: str) -> None:
-    """``table.md``, ``results.json``, ``accuracy_vs_threshold.png`` and ``overlays_*.png`` under ``out``."""
+                 classes: Sequence[int], truth: Sequence, curve_title: str, overlay_title: str,
+                 runs: Optional[Path] = None, mechanism: bool = True) -> None:
+    """``table.md``, ``results.json``, ``accuracy_vs_threshold.png`` and ``overlays_*.png`` under ``out``
+    (the runs' checkpoints under ``runs``, default ``out/runs``)."""
     from camloc.atomic import atomic_write_text
 
     if not results:
         print("no finished runs to report")
         return
-    table = tables(results, intro, calibration_name)
+    table = tables(results, intro, calibration_name, mechanism)
     atomic_write_text(out / "table.md", table)
     atomic_write_text(out / "results.json", json.dumps(list(results), indent=1))
     print(table)
     path = curves_plot(results, out / "accuracy_vs_threshold.png", curve_title)
     for p in ([path] if path else []) + overlay_grids(results, out, images, classes, truth, min(r["seed"] for r in results),
-                                                      overlay_title):
+                                                      overlay_title, runs):
         print(f"wrote {p}")
+
+
+#: The mechanism table's columns: (header, where the value is in a run's result).
+MECHANISM = (
+    ("Top-1 Cls", ("metrics", "rethinking/cam/top1_cls")),
+    ("GT-known CAM", ("metrics", "rethinking/cam/gt_known_loc")),
+    ("GT-known NWC", ("metrics", "rethinking/nwc/gt_known_loc")),
+    ("GT-known CAM, calibrated", ("metrics", "calibrated/cam/gt_known_loc")),
+    ("MaxBoxAccV2 CAM", ("metrics", "wsolevaluation/cam/maxboxacc_v2")),
+    ("area-weight rho", ("diagnose", "area_weight_rho")),
+    ("IoA +", ("diagnose", "ioa_positive")),
+    ("IoA -", ("diagnose", "ioa_negative")),
+    ("neg. weights", ("diagnose", "negative_weight_share")),
+    ("box / GT CAM", ("diagnose", "box_gt_area_ratio", "cam")),
+    ("box / GT NWC", ("diagnose", "box_gt_area_ratio", "nwc")),
+    ("Top-1 part only", ("cue_top1", "part")),
+    ("Top-1 body only", ("cue_top1", "body")),
+)
+
+
+def _lookup(result: dict, path: Sequence[str]) -> Optional[float]:
+    value: Any = result
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value if isinstance(value, (int, float)) else None
+
+
+def mechanism_table(results: Sequence[dict]) -> str:
+    """One row per (body signal, architecture, method, pool): its localization beside its diagnosis, mean ±
+    std over seeds (diagnostics as fractions to 2 decimals, accuracies in % to 1)."""
+    from camloc.eval.ablation import markdown
+
+    by: dict[tuple, list[dict]] = {}
+    for r in sorted(results, key=lambda r: (r.get("body_signal", 0.0), r.get("arch", ""), ORDER.index(r["method"]),
+                                            r["pool"], r["seed"])):
+        by.setdefault((r.get("body_signal", 0.0), r.get("arch", ""), r["method"], r["pool"]), []).append(r)
+    synthetic = any("body_signal" in r for r in results)  # body signal and net columns only where they vary
+    rows = []
+    for (q, arch, method, pool), rs in by.items():
+        row = ([f"{q:g}", arch] if synthetic else []) + [f"{LABELS[method]}-{pool.upper()}", str(len(rs))]
+        for header, path in MECHANISM:
+            values = [v for v in (_lookup(r, path) for r in rs) if v is not None]
+            digits = 2 if path[0] == "diagnose" else 1
+            if not values:
+                row.append("-")
+            elif len(values) == 1:
+                row.append(f"{values[0]:.{digits}f}")
+            else:
+                mean = sum(values) / len(values)
+                std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+                row.append(f"{mean:.{digits}f} ± {std:.{digits}f}")
+        rows.append(row)
+    columns = [(h, path) for h, path in MECHANISM if any(_lookup(r, path) is not None for r in results)]
+    rows = [row[: 4 if synthetic else 2] + [row[(4 if synthetic else 2) + MECHANISM.index(c)] for c in columns]
+            for row in rows]
+    return markdown((["body signal", "net"] if synthetic else []) + ["model", "runs"] + [h for h, _ in columns], rows)

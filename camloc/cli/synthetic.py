@@ -7,6 +7,9 @@ import click
 from ..errors import CamlocError
 from .options import fail_usage
 
+#: camloc.data.synthetic.BODY_SIGNAL (not imported: ``--help`` stays torch-free; a test compares them).
+BODY_SIGNAL = 0.5
+
 
 @click.command("synthetic")
 @click.argument("out", type=click.Path(file_okay=False))
@@ -20,7 +23,7 @@ from .options import fail_usage
 @click.option("--distractors", type=int, default=3, show_default=True, help="At most this many textured decoys per image.")
 @click.option("--clutter", type=float, default=0.5, show_default=True, help="Background noise strength, 0 to 1.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed writes the same images.")
-@click.option("--body-signal", type=float, default=0.0, show_default=True,
+@click.option("--body-signal", type=float, default=BODY_SIGNAL, show_default=True,
               help="Q, 0 to 1: the body wears its class's stripe texture with probability Q (else the texture every "
                    "class shares), and each decoy a random class's texture with probability Q, so the class is the "
                    "texture of the body that carries the part. 0: only the part tells the classes apart.")

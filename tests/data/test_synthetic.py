@@ -31,7 +31,7 @@ from camloc.eval.protocols import Settings
 
 from ..helpers import Brightness
 
-SMALL = SyntheticSpec(classes=3, size=64, train=6, train_fullsup=3, test=5, seed=7)
+SMALL = SyntheticSpec(classes=3, size=64, train=6, train_fullsup=3, test=5, seed=7, body_signal=0.0)
 
 
 def digest(folder, skip=()):
@@ -141,7 +141,7 @@ def test_reader_accepts_and_masks_match_boxes(tmp_path):
 
 
 def test_the_part_lies_on_the_body_and_only_it_has_the_class_colour():
-    item = render(SyntheticSpec(size=96), 0, np.random.default_rng(0))
+    item = render(SyntheticSpec(size=96, body_signal=0.0), 0, np.random.default_rng(0))
     red = (item.image[..., 0] > 200) & (item.image[..., 1] < 100) & (item.image[..., 2] < 100)
     assert red.sum() >= 9 and item.mask[red].mean() == 1.0
     assert red.sum() < 0.2 * item.mask.sum()  # a small part of a large body
@@ -187,7 +187,7 @@ def test_class_angles_are_distinct_and_never_the_shared_one():
 
 
 def test_body_signal_one_puts_the_class_texture_on_every_body_and_keeps_the_geometry():
-    base, full = SyntheticSpec(classes=3, size=64), SyntheticSpec(classes=3, size=64, body_signal=1.0)
+    base, full = SyntheticSpec(classes=3, size=64, body_signal=0.0), SyntheticSpec(classes=3, size=64, body_signal=1.0)
     for i in range(9):
         label = i % 3
         old, new = (render(spec, label, *generators(spec, 2, i)) for spec in (base, full))
@@ -227,7 +227,7 @@ def test_a_larger_body_signal_keeps_every_class_texture_of_a_smaller_one():
 
 
 def test_decoys_at_body_signal_one_wear_random_class_textures():
-    base, full = SyntheticSpec(classes=3, size=64), SyntheticSpec(classes=3, size=64, body_signal=1.0)
+    base, full = SyntheticSpec(classes=3, size=64, body_signal=0.0), SyntheticSpec(classes=3, size=64, body_signal=1.0)
     others = kinds = 0
     seen = set()
     for i in range(40):
@@ -265,7 +265,7 @@ def test_cue_body_removes_the_part_and_keeps_the_rest():
 def test_bad_body_signal_and_cue():
     for bad, match in [({"body_signal": 1.5}, "body_signal=1.5"), ({"body_signal": -0.1}, "body_signal=-0.1"),
                        ({"body_signal": float("nan")}, "body_signal=nan"), ({"cue": "x"}, "cue='x'"),
-                       ({"cue": "body"}, "cue='body' with body_signal=0")]:
+                       ({"cue": "body", "body_signal": 0.0}, "cue='body' with body_signal=0")]:
         with pytest.raises(UsageError, match=match):
             SyntheticSpec(**bad).check()
     assert SyntheticSpec(body_signal=1.0, cue="body").check().cue == "body"
@@ -283,3 +283,10 @@ def test_command_records_the_generator_and_every_knob_and_rejects_bad_ones(tmp_p
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
         assert named in res.output
     assert not (tmp_path / "t").exists()
+
+
+def test_command_default_body_signal_is_the_library_default():
+    from camloc.cli import synthetic as cli_synthetic
+    from camloc.data.synthetic import BODY_SIGNAL
+
+    assert cli_synthetic.BODY_SIGNAL == BODY_SIGNAL == SyntheticSpec().body_signal

@@ -24,7 +24,7 @@ from camloc.models.wsol import build_wsol
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    write_synthetic(root, SyntheticSpec(classes=3, size=64, train=3, train_fullsup=9, test=9, seed=1))
+    write_synthetic(root, SyntheticSpec(classes=3, size=64, train=3, train_fullsup=9, test=9, seed=1, body_signal=0.0))
     return root
 
 
