@@ -434,11 +434,20 @@ def thresholds(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
     return torch.nan_to_num(torch.floor(t), nan=255.0).long()  # NaN: skimage's U > nan is empty, as U > 255
 
 
+def above(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
+    """Step 4 for N x H x W uint8 maps: the mask ``U > t``, ``t`` each map's threshold under ``standard``.
+
+    Example:
+        >>> above(torch.tensor([[[0, 100, 200]]], dtype=torch.uint8), Standard.max(0.2)).tolist()
+        [[[False, True, True]]]
+    """
+    return u8 > thresholds(u8, standard).view(-1, 1, 1).to(torch.uint8)
+
+
 def foreground(maps: torch.Tensor, size: tuple[int, int], standard: Standard) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 1-4 for a batch of raw maps: returns ``(U, mask)``, the uint8 maps and ``U > t``."""
     u8 = to_uint8(upsample(maps, size))
-    t = thresholds(u8, standard)
-    return u8, u8 > t.view(-1, 1, 1).to(torch.uint8)
+    return u8, above(u8, standard)
 
 
 def contour_boxes(mask: np.ndarray, all_regions: bool = False) -> tuple[Box, list[Box]]:

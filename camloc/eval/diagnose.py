@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cam.boxes import Standard, boxes_from_maps, foreground
+from ..cam.boxes import Standard, above, contour_boxes, to_uint8, upsample
 from ..cam.extractor import CAMExtractor
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
@@ -135,7 +135,7 @@ def _ratio(num: torch.Tensor, den: torch.Tensor, valid: torch.Tensor) -> list[fl
 
 
 def batch_statistics(features: torch.Tensor, weights: torch.Tensor, truth: Sequence[np.ndarray],
-                     size: tuple[int, int]) -> list[dict[str, Any]]:
+                     size: tuple[int, int], box_ratios: bool = True) -> list[dict[str, Any]]:
     """The mechanism statistics of each image of a batch (see the module docs).
 
     Args:
@@ -143,49 +143,56 @@ def batch_statistics(features: torch.Tensor, weights: torch.Tensor, truth: Seque
         weights: B x C weight of each image's class on each channel.
         truth: per image, its ground-truth boxes on the network input (G x 4, pixel edges, clipped).
         size: ``(H, W)`` of the network input, where maps are thresholded.
+        box_ratios: also draw each variant's box (four contour passes per image) for ``box_gt_area_ratio``.
 
     Returns:
         One dict per image: ``area_weight_rho``, ``channels`` (how many it was computed over),
         ``negative_weight_share``, ``ioa_positive``, ``ioa_negative``, ``ioa_positive_by_foreground``,
-        ``ioa_negative_by_foreground`` and ``box_gt_area_ratio`` (a dict by variant); NaN where a
-        value is undefined (fewer than 3 channels, no negative weight, no ground truth in view).
+        ``ioa_negative_by_foreground`` and (with ``box_ratios``) ``box_gt_area_ratio``, a dict by
+        variant; NaN where a value is undefined (fewer than 3 channels, no negative weight, no ground
+        truth in view).
     """
     features, weights = features.float(), weights.float().to(features.device)
     if len(truth) != features.shape[0] or weights.shape != features.shape[:2]:
         raise ValueError(f"{features.shape[0]} images, {weights.shape[0]} weight rows and {len(truth)} box lists: give "
                          "one of each per image")
     area, alive = active_area(features)
-    positive = torch.einsum("bc,bchw->bhw", weights.clamp_min(0), features)
-    negative = torch.einsum("bc,bchw->bhw", (-weights).clamp_min(0), features)
-    cam = torch.einsum("bc,bchw->bhw", weights, features)
+    maps = {"positive": torch.einsum("bc,bchw->bhw", weights.clamp_min(0), features),
+            "negative": torch.einsum("bc,bchw->bhw", (-weights).clamp_min(0), features)}
+    if box_ratios:
+        maps["cam"] = torch.einsum("bc,bchw->bhw", weights, features)
+    # each map to the protocol's uint8 once; every threshold rule reads the same U
+    u8 = {name: to_uint8(upsample(m, size)) for name, m in maps.items()}
     region = torch.stack([truth_region(t, size) for t in truth]).to(features.device)
     gt_area = region.flatten(1).sum(1)
     in_view = gt_area > 0
     out = [{} for _ in truth]
-    for name, mapped in (("positive", positive), ("negative", negative)):
-        flat = mapped.flatten(1)
+    for name in ("positive", "negative"):
+        flat = maps[name].flatten(1)
         valid = (flat.amax(1) > flat.amin(1)) & in_view  # a constant map has no foreground
-        _, fg = foreground(mapped, size, IOA_STANDARD)
-        inter = (fg.bool() & region).flatten(1).sum(1)
+        fg = above(u8[name], IOA_STANDARD)
+        inter = (fg & region).flatten(1).sum(1)
         for row, v, v_fg in zip(out, _ratio(inter, gt_area, valid), _ratio(inter, fg.flatten(1).sum(1), valid),
                                 strict=True):
             row[f"ioa_{name}"], row[f"ioa_{name}_by_foreground"] = v, v_fg
-    ratios = {name: _box_ratios(positive if nwc else cam, truth, size, standard)
-              for name, nwc, standard in BOX_VARIANTS}
+    ratios = {name: _box_ratios(above(u8["positive" if nwc else "cam"], standard), truth)
+              for name, nwc, standard in BOX_VARIANTS} if box_ratios else {}
     for b, row in enumerate(out):
         keep = (weights[b] > 0) & alive[b]
         row["channels"] = int(keep.sum())
         row["area_weight_rho"] = spearman(area[b][keep].cpu().numpy(), weights[b][keep].cpu().numpy())
         row["negative_weight_share"] = float((weights[b] < 0).float().mean())
-        row["box_gt_area_ratio"] = {name: r[b] for name, r in ratios.items()}
+        if box_ratios:
+            row["box_gt_area_ratio"] = {name: r[b] for name, r in ratios.items()}
     return out
 
 
-def _box_ratios(maps: torch.Tensor, truth: Sequence[np.ndarray], size: tuple[int, int],
-                standard: Standard) -> list[float]:
-    """Per image, the box's area over the area of the ground-truth box it overlaps most (NaN without one)."""
+def _box_ratios(masks: torch.Tensor, truth: Sequence[np.ndarray]) -> list[float]:
+    """Per image, its box's area (the largest contour of its mask) over the area of the ground-truth box it
+    overlaps most (NaN without one)."""
     out = []
-    for (box, _), gt in zip(boxes_from_maps(maps, size, standard), truth, strict=True):
+    for mask, gt in zip(masks.to("cpu", torch.uint8).numpy(), truth, strict=True):
+        box, _ = contour_boxes(mask)
         gt = np.asarray(gt, np.float64).reshape(-1, 4)
         areas = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
         if not (areas > 0).any():
