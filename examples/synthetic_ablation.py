@@ -66,6 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cue-baselines", action="store_true",
                    help="also train a part-only and a body-only classifier per body signal")
     p.add_argument("--cues-only", action="store_true", help="train the cue baselines only (no ablation runs)")
+    p.add_argument("--report-only", action="store_true", help="train nothing: the report of the runs finished so far")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--theta-tap", type=float, default=0.1, help="TAP's theta (the authors' VGG16 value)")
     p.add_argument("--has-patch", type=int, default=56, help="HaS patch side (wsolevaluation's grid of 4 at 224)")
@@ -130,6 +131,9 @@ def main(argv=None) -> int:
     from ablation_report import run_all
 
     out = Path(args.out)
+    if args.report_only:
+        report(args, out)
+        return 0
     jobs = []
     for q in args.body_signals:
         data = cues_of(args, out, q)
