@@ -255,3 +255,48 @@ def mechanism_table(results: Sequence[dict]) -> str:
     rows = [row[: 4 if synthetic else 2] + [row[(4 if synthetic else 2) + MECHANISM.index(c)] for c in columns]
             for row in rows]
     return markdown((["body signal", "net"] if synthetic else []) + ["model", "runs"] + [h for h, _ in columns], rows)
+
+
+#: The mechanism figure's panels: (title, where the value is, scale to show it in).
+MECHANISM_PANELS = (
+    ("GT-known Loc, vanilla CAM (%)", ("metrics", "rethinking/cam/gt_known_loc")),
+    ("GT-known Loc, NWC (%)", ("metrics", "rethinking/nwc/gt_known_loc")),
+    ("area-weight rank correlation (Fig. 2)", ("diagnose", "area_weight_rho")),
+    ("IoA of the negative-weight map (Fig. 3b)", ("diagnose", "ioa_negative")),
+)
+
+
+def mechanism_plot(results: Sequence[dict], path: Path, title: str) -> Optional[Path]:
+    """Bars of GAP against TAP for every (body signal, net, method): localization and the diagnosis side by
+    side, mean over seeds with one standard deviation and every seed's value as a dot."""
+    import numpy as np
+
+    from camloc.eval.plots import COLOURS, new_figure, save_figure
+
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for r in sorted(results, key=lambda r: (r.get("body_signal", 0.0), r.get("arch", ""), ORDER.index(r["method"]))):
+        key = (r.get("body_signal", 0.0), r.get("arch", ""), r["method"])
+        groups.setdefault(key, {}).setdefault(r["pool"], []).append(r)
+    if not groups or not any("diagnose" in r for r in results):
+        return None
+    fig = new_figure(3.4 * len(MECHANISM_PANELS) + 1.6, 4.2)
+    axes = fig.subplots(1, len(MECHANISM_PANELS))
+    x = np.arange(len(groups))
+    for ax, (panel, where) in zip(axes, MECHANISM_PANELS, strict=True):
+        for j, (pool, hatch) in enumerate((("gap", ""), ("tap", "//"))):
+            values = [[v for v in (_lookup(r, where) for r in g.get(pool, [])) if v is not None] for g in groups.values()]
+            means = [float(np.mean(v)) if v else np.nan for v in values]
+            stds = [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in values]
+            pos = x + (j - 0.5) * 0.38
+            ax.bar(pos, means, 0.38, yerr=stds, color=COLOURS[j], alpha=0.75, hatch=hatch, capsize=3,
+                   label=pool.upper(), edgecolor="black", linewidth=0.5)
+            for p, v in zip(pos, values, strict=True):
+                ax.plot([p] * len(v), v, "o", color="black", markersize=2.5)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xticks(x, [f"Q {q:g}\n{LABELS[m]}" + ("\nno BN" if arch.endswith("nobn") else "")
+                          for q, arch, m in groups], fontsize=8)
+        ax.axhline(0.0, color="grey", linewidth=0.6)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, Path(path))

@@ -21,6 +21,9 @@ retrofitted model. Every architecture gives a 14 x 14 feature map at 224 x 224.
 ``googlenet``           torchvision ``googlenet`` with ``maxpool4`` an identity (ours)
 ``smallcnn``            a small VGG-style CNN with batch norm and no ImageNet weights, for training from
                         scratch on a CPU (the synthetic benchmark, :mod:`camloc.data.synthetic`) (ours)
+``smallcnn_nobn``       ``smallcnn`` without batch norm (each conv with a bias), as VGG16 has none: batch
+                        norm rescales every channel, which can hide how GAP weighs channels by their
+                        active area (ours)
 ======================  ==============================================================================
 
 ``adl=True`` inserts :class:`~camloc.models.layers.adl.ADL` after the modules named in the
@@ -130,6 +133,14 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         "64, pool, 64, 64) to a 14 x 14 map at 224, and VGG16-GAP's head (conv 3x3 64->128 + ReLU); "
         "ADL after block2 (the last block at 28 x 28) and block4 (the last block), as VGG16's goes after its "
         "last layers at 28 x 28 and 14 x 14. No ImageNet weights: every layer is new",
+        ("backbone.block2", "backbone.block4"),
+        ("backbone", "per_location", "fc"),
+        pretrained=False,
+    ),
+    "smallcnn_nobn": ArchSpec(
+        "smallcnn_nobn",
+        "ours: smallcnn without batch norm (every conv 3x3 with a bias, then ReLU), as VGG16 has none; "
+        "the same channels, pools, head and ADL positions, 14 x 14 at 224. No ImageNet weights",
         ("backbone.block2", "backbone.block4"),
         ("backbone", "per_location", "fc"),
         pretrained=False,
@@ -316,21 +327,33 @@ def _googlenet(pretrained: bool, adl: bool) -> _Built:
     return WSOLBackbone(_children(tv, names)), nn.Sequential(), 1024
 
 
-def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _conv_block(cin: int, cout: int, stride: int, batch_norm: bool) -> nn.Sequential:
+    """Conv 3x3 + batch norm + ReLU, or conv 3x3 (with bias) + ReLU without batch norm."""
+    if batch_norm:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.ReLU(inplace=True))
 
 
-def _smallcnn(pretrained: bool, adl: bool) -> _Built:
-    blocks = OrderedDict(
-        stem=_conv_bn(3, 16, 2), pool1=nn.MaxPool2d(2),  # 56 x 56 at 224
-        block1=_conv_bn(16, 32), pool2=nn.MaxPool2d(2),  # 28
-        block2=_conv_bn(32, 64), pool3=nn.MaxPool2d(2),  # 14
-        block3=_conv_bn(64, 64), block4=_conv_bn(64, 64))
-    backbone = WSOLBackbone(blocks)
-    init_new_layers(backbone, "he")
-    head = nn.Sequential(nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(inplace=True))
-    init_new_layers(head, "he")
-    return backbone, head, 128
+def _smallcnn(batch_norm: bool) -> Callable[[bool, bool], _Built]:
+    """The builder of ``smallcnn`` (``batch_norm=True``) or ``smallcnn_nobn`` (the same layers without it)."""
+
+    def build(pretrained: bool, adl: bool) -> _Built:
+        def block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+            return _conv_block(cin, cout, stride, batch_norm)
+
+        blocks = OrderedDict(
+            stem=block(3, 16, 2), pool1=nn.MaxPool2d(2),  # 56 x 56 at 224
+            block1=block(16, 32), pool2=nn.MaxPool2d(2),  # 28
+            block2=block(32, 64), pool3=nn.MaxPool2d(2),  # 14
+            block3=block(64, 64), block4=block(64, 64))
+        backbone = WSOLBackbone(blocks)
+        init_new_layers(backbone, "he")
+        head = nn.Sequential(nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(inplace=True))
+        init_new_layers(head, "he")
+        return backbone, head, 128
+
+    return build
 
 
 _BUILDERS: dict[str, Callable[[bool, bool], _Built]] = {
@@ -340,7 +363,8 @@ _BUILDERS: dict[str, Callable[[bool, bool], _Built]] = {
     "inception_v3": _inception_v3,
     "mobilenetv1": _mobilenetv1,
     "googlenet": _googlenet,
-    "smallcnn": _smallcnn,
+    "smallcnn": _smallcnn(batch_norm=True),
+    "smallcnn_nobn": _smallcnn(batch_norm=False),
 }
 
 

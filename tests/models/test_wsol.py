@@ -170,7 +170,7 @@ def test_every_architecture_gives_an_exact_14x14_map(arch):
     cfg = model.camloc_cfg
     assert (cfg.source, cfg.arch, cfg.pool, cfg.preprocess) == ("wsol", arch, "gap", rethinking_crop())
     assert model.fc.out_features == 5
-    assert ("ours" in spec.source) == (arch in ("mobilenetv1", "googlenet", "smallcnn"))
+    assert ("ours" in spec.source) == (arch in ("mobilenetv1", "googlenet", "smallcnn", "smallcnn_nobn"))
 
 
 def test_structures_follow_the_references():
@@ -194,6 +194,39 @@ def test_structures_follow_the_references():
     x = torch.randn(1, 3, 64, 80)
     with torch.no_grad():
         assert torch.equal(mob.backbone_features(x), mob.backbone(x))
+
+
+def test_smallcnn_nobn_is_smallcnn_without_batch_norm():
+    plain, bn = built("smallcnn_nobn"), built("smallcnn")
+    spec = ARCHITECTURES["smallcnn_nobn"]
+    assert not spec.pretrained and spec.adl_positions == ARCHITECTURES["smallcnn"].adl_positions
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in plain.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in bn.modules())
+    convs = [m for m in plain.modules() if isinstance(m, nn.Conv2d)]
+    bn_convs = [m for m in bn.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
+        (c.in_channels, c.out_channels, c.stride) for c in bn_convs]
+    assert all(c.bias is not None for c in convs)
+    assert [n for n, _ in plain.backbone.named_children()] == [n for n, _ in bn.backbone.named_children()]
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert plain.backbone_features(x).shape == (2, 64, 14, 14)
+    out = camloc.CAMExtractor(plain)(x, nwc=False)
+    assert out.exact and out.maps.shape[-2:] == (14, 14)
+    assert torch.allclose(out.maps.mean((2, 3)) + out.bias, out.logits.gather(1, out.classes), atol=1e-4)
+    with pytest.raises(ModelError, match="no ImageNet weights"):
+        build_wsol("smallcnn_nobn", 3, pretrained=True)
+
+
+def test_smallcnn_nobn_adl_and_tap():
+    model = build_wsol("smallcnn_nobn", 3, adl=True)
+    adls = sorted(n for n, m in model.named_modules() if isinstance(m, ADL))
+    assert adls == ["backbone.block2.1", "backbone.block4.1"]
+    tap = build_wsol("smallcnn_nobn", 3, pool="tap", theta_tap=0.1)
+    assert tap.camloc_cfg.pool == "tap" and tap.pool.theta == 0.1
+    x = torch.randn(1, 3, 224, 224)
+    out = camloc.CAMExtractor(tap)(x)
+    assert out.exact and out.maps.shape[-2:] == (14, 14)
 
 
 def _adl_keys(state: dict, positions) -> dict:
