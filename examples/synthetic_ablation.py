@@ -234,7 +234,7 @@ def report(args, out: Path) -> None:
     cues = [json.loads(p.read_text()) for p in sorted((out / "cues").glob("*.json"))] if (out / "cues").is_dir() else []
     recipes = "; ".join(f"{a}: {r['optimizer']} lr {r['lr']:g}, batch {r['batch_size']}, "
                         f"{args.epochs or r['epochs']} epochs" for a, r in ARCHS.items() if a in args.archs)
-    text = [f"smallcnn (batch norm) and smallcnn_nobn trained from scratch on the synthetic benchmark "
+    text = [f"{' and '.join(args.archs)} trained from scratch on the synthetic benchmark "
             f"({args.train} training images, {args.classes} classes, {args.size} px; {recipes}), seeds "
             f"{args.seeds}; scored on its test split ({args.test} images). Cells: mean ± std over seeds."]
     if cues:

@@ -23,7 +23,7 @@ retrofitted model. Every architecture gives a 14 x 14 feature map at 224 x 224.
                         scratch on a CPU (the synthetic benchmark, :mod:`camloc.data.synthetic`) (ours)
 ``smallcnn_nobn``       ``smallcnn`` without batch norm (each conv with a bias), as VGG16 has none: batch
                         norm rescales every channel, which can hide how GAP weighs channels by their
-                        active area (ours)
+                        active area. It trains far more slowly from scratch than ``smallcnn`` (ours)
 ======================  ==============================================================================
 
 ``adl=True`` inserts :class:`~camloc.models.layers.adl.ADL` after the modules named in the
@@ -140,7 +140,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "smallcnn_nobn": ArchSpec(
         "smallcnn_nobn",
         "ours: smallcnn without batch norm (every conv 3x3 with a bias, then ReLU), as VGG16 has none; "
-        "the same channels, pools, head and ADL positions, 14 x 14 at 224. No ImageNet weights",
+        "the same channels, strides, pools, head, init (He, fan-out) and ADL positions, 14 x 14 at 224. "
+        "No ImageNet weights: every layer is new",
         ("backbone.block2", "backbone.block4"),
         ("backbone", "per_location", "fc"),
         pretrained=False,
@@ -336,7 +337,12 @@ def _conv_block(cin: int, cout: int, stride: int, batch_norm: bool) -> nn.Sequen
 
 
 def _smallcnn(batch_norm: bool) -> Callable[[bool, bool], _Built]:
-    """The builder of ``smallcnn`` (``batch_norm=True``) or ``smallcnn_nobn`` (the same layers without it)."""
+    """The builder of ``smallcnn`` (``batch_norm=True``) or ``smallcnn_nobn`` (the same layers without it).
+
+    Both initialise every convolution as :func:`init_new_layers` ``"he"`` (Kaiming normal, fan-out,
+    bias 0). Without batch norm, Kaiming fan-in, zero-mean filters and PyTorch's default init trained
+    no faster on the synthetic benchmark, so the two share the init and differ only by batch norm.
+    """
 
     def build(pretrained: bool, adl: bool) -> _Built:
         def block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
