@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from camloc.cam import heads  # noqa: E402
 from camloc.cam.analysis import analyze, as_logits, traced  # noqa: E402
-from camloc.errors import ModelError  # noqa: E402
+from camloc.utils.errors import ModelError  # noqa: E402
 
 
 @dataclass(frozen=True)

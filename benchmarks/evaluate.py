@@ -26,10 +26,16 @@ import numpy as np
 import torch
 
 import camloc
-from camloc.eval.boxacc import all_contour_table, largest_contour_table, reference_hits, threshold_levels, thresholds_list
-from camloc.eval.protocols import gt_boxes
 from camloc.cam.boxes import to_uint8, upsample
 from camloc.data.metadata import read_dataset
+from camloc.eval.boxacc import (
+    all_contour_table,
+    largest_contour_table,
+    reference_hits,
+    threshold_levels,
+    thresholds_list,
+)
+from camloc.eval.protocols import gt_boxes
 
 HERE = Path(__file__).resolve().parent
 

@@ -2,7 +2,7 @@
 
 Sections, each timed side by side in this one process:
 
-1. ``localize``: :func:`camloc.pipeline.run` (what ``camloc localize`` runs) over real JPEGs
+1. ``localize``: :func:`camloc.batch.pipeline.run` (what ``camloc localize`` runs) over real JPEGs
    (../shared/data, repeated to ``--images``) against a plain timm inference loop with the same
    DataLoader (benchmarks/pipeline.py's ``plain_loop``), for efficientnet_lite0 and resnet50 (random
    weights: speed only), fp32 and bf16 (the model cast, as a user would): images per second and ratio;
@@ -48,9 +48,9 @@ DATA = Path(os.environ.get("CAMLOC_DATA", HERE.parent.parent / "shared" / "data"
 sys.path.insert(0, str(HERE))  # the sibling benchmarks' plain loops, so each is written once
 
 import camloc  # noqa: E402
+from camloc.batch.pipeline import RunOptions, run  # noqa: E402
 from camloc.data.inputs import expand_inputs  # noqa: E402
-from camloc.device import default_device  # noqa: E402
-from camloc.pipeline import RunOptions, run  # noqa: E402
+from camloc.utils.device import default_device  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 import camloc
+from camloc.batch.pipeline import RunOptions, run
 from camloc.data.dataset import ImageDataset
 from camloc.data.inputs import expand_inputs
-from camloc.pipeline import RunOptions, run
 
 HERE = Path(__file__).resolve().parent
 

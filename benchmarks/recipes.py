@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from camloc.train.config import list_recipes, load_config
-from camloc.atomic import atomic_write_text
 from camloc.train.loop import build_model, make_optimizer
+from camloc.utils.atomic import atomic_write_text
 
 TRAIN_IMAGES = {"cub": 5994, "imagenet": 1_281_167}
 CLASSES = {"cub": 200, "imagenet": 1000}

@@ -4,11 +4,12 @@ Implements "Rethinking Class Activation Mapping for Weakly Supervised Object Loc
 (Bae, Noh, Kim, ECCV 2020): class activation maps from any timm / torchvision CNN with negative
 weight clamping (NWC) and percentile thresholds (PaS), TAP heads, and boxes in original pixels.
 
-The package is laid out by job (see "How the code is laid out" in the README): ``camloc.data``
-(images, datasets), ``camloc.cam`` (hooks, head analysis, maps, boxes), ``camloc.models``
-(layers, retrofit, checkpoints, names), ``camloc.eval`` (protocols, metrics, calibration),
-``camloc.train`` (fine-tuning), then ``camloc.api`` / ``pipeline`` / ``render`` /
-``distributed`` and ``camloc.cli`` on top. Every public name is importable from here; each is
+The package is laid out by job (docs/layout.md), bottom to top: ``camloc.utils`` (errors, atomic
+writes, defaults, device choice), ``camloc.data`` (images, datasets), ``camloc.cam`` (hooks, head
+analysis, maps, boxes), ``camloc.viz`` (overlays, gallery, figures), ``camloc.batch`` (folder runs,
+torchrun), ``camloc.models`` (layers, retrofit, checkpoints, names), ``camloc.eval`` (protocols,
+metrics, calibration, diagnosis), ``camloc.train`` (training, fine-tuning), then ``camloc.api`` and
+``camloc.cli`` on top. Every public name is importable from here; each is
 loaded on first use, so ``import camloc`` itself loads neither torch nor OpenCV, numba or matplotlib.
 
 Example:
@@ -22,8 +23,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .defaults import DEFAULT_MODEL
-from .errors import CamlocError, CheckpointError, ImageError, ModelError, UsageError
+from .utils.defaults import DEFAULT_MODEL
+from .utils.errors import CamlocError, CheckpointError, ImageError, ModelError, UsageError
 
 __version__ = "0.1.0"
 
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 _LAZY = {
     # the notebook API
     "boxes": ("api", "boxes"), "cams": ("api", "cams"), "Localizer": ("api", "Localizer"),
-    "Localization": ("api", "Localization"), "show": ("render", "show"),
+    "Localization": ("api", "Localization"), "show": ("viz.render", "show"),
     # maps and boxes
     "CAMExtractor": ("cam.extractor", "CAMExtractor"), "CAMOutput": ("cam.extractor", "CAMOutput"),
     "ChannelOutput": ("cam.extractor", "ChannelOutput"),
@@ -68,7 +69,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public API only (what ``__all__`` lists, and ``__version__``), for ``dir(camloc)`` and completion."""
+    return sorted(__all__) + ["__version__"]
 
 
 __all__ = sorted(_LAZY) + ["CamlocError", "CheckpointError", "DEFAULT_MODEL", "ImageError", "ModelError", "UsageError"]

@@ -38,18 +38,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write_text
 from .cam.analysis import as_logits
 from .cam.boxes import Standard, contour_boxes, foreground, make_standard
 from .cam.extractor import CAMOutput, ClassSpec, first_name, input_channels, model_dtype
 from .cam.hooks import eval_mode
 from .cam.methods import DEFAULT_METHOD, MethodExtractor, check_method, effective_nwc
 from .data.imaging import Geometry, ImageInput, Preprocess, load_image
-from .device import device_of
-from .errors import CamlocError, ImageError, UsageError
 from .models.config import class_names as _class_names
 from .models.config import preprocess_for
 from .models.registry import load_model
+from .utils.atomic import atomic_write_text
+from .utils.device import device_of
+from .utils.errors import CamlocError, ImageError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -144,7 +144,7 @@ class Localization:
             >>> fig = r.show(alpha=0.4)
             >>> fig, axes = plt.subplots(1, 2); r.show(ax=axes[0]); r2.show(ax=axes[1]);
         """
-        from .render import show
+        from .viz.render import show
 
         return show(self, image, ax=ax, **kw)
 
@@ -159,7 +159,7 @@ class Localization:
             >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
             >>> r   # as a cell's last line: the picture
         """
-        from .render import png
+        from .viz.render import png
 
         try:
             return png(self)

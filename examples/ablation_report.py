@@ -30,9 +30,9 @@ def run(name: str, method: str, pool: str, cfg, folder: Path, test, calibration,
 
     ``extra(model)`` adds its keys to the result (more measurements of the trained model); ``labels``
     are recorded as they are (what the run stands for in a report, e.g. its body signal)."""
-    from camloc.atomic import atomic_write_text
     from camloc.eval.ablation import measure
     from camloc.train.loop import train
+    from camloc.utils.atomic import atomic_write_text
 
     result_path = folder / "result.json"
     key = fingerprint(cfg, data)
@@ -133,7 +133,7 @@ def tables(results: Sequence[dict], intro: str, calibration_name: str, mechanism
 
 def curves_plot(results: Sequence[dict], path: Path, title: str) -> Path | None:
     """Box accuracy at IoU 0.5 against tau for CAM and for NWC + PaS, one line per (method, pool)."""
-    from camloc.eval.plots import save_threshold_comparison
+    from camloc.viz.figures import save_threshold_comparison
 
     panels, taus = {}, None
     for variant, name in (("cam", "CAM (threshold = tau x max)"), ("nwc+pas", "NWC + PaS (threshold = tau x p90)")):
@@ -157,7 +157,7 @@ def overlay_grids(results: Sequence[dict], out: Path, images: Sequence[str], cla
     import camloc
     from camloc.eval.protocols import protocol_preprocess
     from camloc.models.registry import load_model
-    from camloc.render import save_overlay_grid
+    from camloc.viz.render import save_overlay_grid
 
     models = {}
     for (method, pool), rs in group(results).items():
@@ -184,7 +184,7 @@ def write_report(out: Path, results: Sequence[dict], intro: str, calibration_nam
                  runs: Optional[Path] = None, mechanism: bool = True) -> None:
     """``table.md``, ``results.json``, ``accuracy_vs_threshold.png`` and ``overlays_*.png`` under ``out``
     (the runs' checkpoints under ``runs``, default ``out/runs``)."""
-    from camloc.atomic import atomic_write_text
+    from camloc.utils.atomic import atomic_write_text
 
     if not results:
         print("no finished runs to report")
@@ -271,7 +271,7 @@ def mechanism_plot(results: Sequence[dict], path: Path, title: str) -> Optional[
     side, mean over seeds with one standard deviation and every seed's value as a dot."""
     import numpy as np
 
-    from camloc.eval.plots import COLOURS, new_figure, save_figure
+    from camloc.viz.figures import COLOURS, new_figure, save_figure
 
     groups: dict[tuple, dict[str, list[dict]]] = {}
     for r in sorted(results, key=lambda r: (r.get("body_signal", 0.0), r.get("arch", ""), ORDER.index(r["method"]))):

@@ -105,6 +105,7 @@ def subset(meta: Path, to: Path, n: int) -> Path:
 
 def run_one(args, name, method, pool, seed, train_dir: Path, test, calib, folder: Path) -> None:
     from ablation_report import run
+
     from camloc.train.finetune import FinetuneConfig, to_train_config
 
     head_only = method == "head"

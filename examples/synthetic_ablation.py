@@ -204,8 +204,8 @@ def run_one(args, name, q, arch, method, pool, seed, data: dict[str, Path], fold
 
 def cue_baseline(args, name: str, q: float, data: Path, out: Path) -> None:
     """A GAP smallcnn trained and tested on one cue alone; its Top-1 Cls into ``OUT/cues/NAME.json``."""
-    from camloc.atomic import atomic_write_text
     from camloc.train.loop import train
+    from camloc.utils.atomic import atomic_write_text
 
     path = out / "cues" / f"{name}.json"
     cfg = config(args, "smallcnn", "cam", "gap", args.seeds[0], data, out / "cues" / name)
@@ -227,7 +227,7 @@ def report(args, out: Path) -> None:
     """The mechanism table, then per (body signal, architecture) the Table 3 tables, curves and overlays."""
     from ablation_report import load_results, mechanism_plot, mechanism_table, one_per_class, tables, write_report
 
-    from camloc.atomic import atomic_write_text
+    from camloc.utils.atomic import atomic_write_text
 
     results = load_results(out, lambda r: r["method"] in args.methods and r["pool"] in args.pools
                            and r["seed"] in args.seeds and r.get("arch") in args.archs

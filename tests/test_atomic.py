@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from camloc.atomic import atomic_write, atomic_write_text, current_umask
+from camloc.utils.atomic import atomic_write, atomic_write_text, current_umask
 
 
 def mode(path) -> int:

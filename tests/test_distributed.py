@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from camloc.distributed import Context
-from camloc.pipeline import JOURNAL, in_order, journals
+from camloc.batch.distributed import Context
+from camloc.batch.pipeline import JOURNAL, in_order, journals
 
 from .conftest import data_dir
 

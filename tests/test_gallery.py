@@ -1,4 +1,4 @@
-"""The results gallery (camloc.gallery, ``DIR/index.html``) read with html.parser, without a browser.
+"""The results gallery (camloc.viz.gallery, ``DIR/index.html``) read with html.parser, without a browser.
 
 The page embeds its rows as JSON in ``<script type="application/json" id="data">``; these tests parse
 the HTML, take that JSON apart and check it against the run's journal: every row there, every link
@@ -22,9 +22,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from camloc.batch.pipeline import write_gallery
 from camloc.cli import main
-from camloc.gallery import PAGE_SIZE, THUMB_SIZE, link, render_page, thumbnail, write_page
-from camloc.pipeline import write_gallery
+from camloc.viz.gallery import PAGE_SIZE, THUMB_SIZE, link, render_page, thumbnail, write_page
 
 from .conftest import EXAMPLES
 
@@ -169,7 +169,7 @@ def test_a_resumed_run_gets_the_whole_page(tmp_path):
 
 
 def test_a_page_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, monkeypatch):
-    import camloc.gallery as gallery
+    import camloc.viz.gallery as gallery
 
     def full_disk(path, text):
         raise OSError(28, "No space left on device")
@@ -334,7 +334,7 @@ def test_an_evaluation_picture_draws_each_rows_box_and_the_dashed_truth():
     import cv2
 
     from camloc.eval.evaluate import ImageView
-    from camloc.gallery import TRUTH_COLOUR, evaluation_picture
+    from camloc.viz.gallery import TRUTH_COLOUR, evaluation_picture
 
     grey = np.full((224, 224, 3), 128, np.uint8)
     flat = np.zeros((224, 224), np.uint8)

@@ -18,15 +18,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "camloc"
 
 #: Bottom to top. A module's level is that of the longest prefix listed; ``camloc`` itself is on top.
 LEVELS = [
-    ("camloc.errors", "camloc.atomic", "camloc.device", "camloc.defaults"),
+    ("camloc.utils",),
     ("camloc.data",),
     ("camloc.cam",),
+    ("camloc.viz",),
+    ("camloc.batch",),
     ("camloc.models",),
     ("camloc.eval",),
     ("camloc.train",),
-    ("camloc.api", "camloc.render", "camloc.gallery"),
-    ("camloc.pipeline",),
-    ("camloc.distributed",),
+    ("camloc.api",),
     ("camloc.cli", "camloc.__main__"),
 ]
 
@@ -115,7 +115,7 @@ def test_no_import_cycle():
 def test_the_walker_sees_relative_and_function_level_imports():
     # evaluate imports boxacc at module level; the cli imports the pipeline inside a function
     assert "camloc.eval.boxacc" in GRAPH["camloc.eval.evaluate"]
-    assert "camloc.pipeline" in GRAPH["camloc.cli.localize"]
+    assert "camloc.batch.pipeline" in GRAPH["camloc.cli.localize"]
     assert "camloc.cam.heads" in GRAPH["camloc.cam.analysis"]
 
 
@@ -151,3 +151,18 @@ def test_lazy_names_resolve():
 
     for name in camloc.__all__:
         assert getattr(camloc, name) is not None, name
+
+
+def test_the_top_level_holds_only_the_entry_points():
+    # every other module lives in the package of its job (utils, data, cam, viz, batch, models, eval, train, cli)
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py", "api.py"], top
+
+
+def test_dir_shows_the_public_api_only():
+    loaded = subprocess.run([sys.executable, "-c", "import camloc; print(' '.join(dir(camloc)))"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    import camloc
+
+    assert set(loaded) == set(camloc.__all__) | {"__version__"}
+    assert not {"Any", "annotations", "importlib"} & set(loaded)

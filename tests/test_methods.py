@@ -13,10 +13,9 @@ from torch import nn
 import camloc
 from camloc.cam import heads
 from camloc.cam.methods import METHODS, MethodExtractor, nwc_applies
-from camloc.errors import ModelError, UsageError
+from camloc.utils.errors import ModelError, UsageError
 
-from .helpers import (CAT, COFFEE, GapLinear, MLPHead, Tiny, assert_same, hooks_left, prepared, snapshot,
-                      synthetic_split)
+from .helpers import CAT, COFFEE, GapLinear, MLPHead, Tiny, assert_same, hooks_left, prepared, snapshot, synthetic_split
 
 # Tiny: features = the input (2 channels, 2 x 2), GAP, Linear; class 0 has weights (1, -2), so
 # G_c = W[0, c] / 4 everywhere: G_0 = 0.25, G_1 = -0.5.
@@ -119,20 +118,16 @@ def test_activations_and_gradients_go_through_heads_as_grid(monkeypatch):
     MethodExtractor(GapLinear(), "xgradcam")(torch.randn(2, 3, 12, 12), topk=2)
     assert seen.count((2, 6, 6, 6)) >= 3  # the activations and one gradient per class
     seen.clear()
-    from camloc.cam import methods
-
-    monkeypatch.setattr(methods, "heads", object())  # a camloc without heads.as_grid: 4-D tensors as they are
-    out = MethodExtractor(GapLinear(), "layercam")(torch.randn(2, 3, 12, 12))
-    assert out.maps.shape == (2, 1, 6, 6)
+    out = camloc.CAMExtractor(MLPHead())(torch.randn(2, 3, 12, 12), topk=2)  # a non-affine head's CAM: the same routine
+    assert not out.exact and seen.count((2, 8, 12, 12)) >= 3
 
 
-def test_a_layer_that_is_no_grid_is_one_clear_line(monkeypatch):
-    from camloc.cam import methods
+def test_a_layer_that_is_no_grid_is_one_clear_line():
+    from camloc.cam.gradients import feature_grid
 
-    monkeypatch.setattr(methods, "heads", object())  # without heads.as_grid, a token tensor is refused
-    spec = heads.HeadSpec("features", "fc", "avg")
+    spec = heads.HeadSpec("features", "fc", "avg")  # an NCHW layer that returned tokens
     with pytest.raises(ModelError, match="not B x C x H x W") as err:
-        methods.as_grid(spec, torch.randn(2, 197, 64))
+        feature_grid(spec, torch.randn(2, 197, 64))
     assert "\n" not in str(err.value)
 
 

@@ -1,4 +1,4 @@
-"""`camloc localize` over folders (camloc.pipeline): bad files, output formats, artifacts, resume, interrupts."""
+"""`camloc localize` over folders (camloc.batch.pipeline): bad files, output formats, artifacts, resume, interrupts."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from camloc.batch.pipeline import artifact_name, in_order
 from camloc.cli import main
 from camloc.data.inputs import expand_inputs
-from camloc.pipeline import artifact_name, in_order
 
 from .conftest import EXAMPLES
 from .helpers import messy_folder
@@ -148,7 +148,7 @@ def test_overlay_names_do_not_collide_and_long_paths_are_written(tmp_path):
 
 
 def test_a_failed_write_is_that_images_error_row(tmp_path, monkeypatch):
-    import camloc.pipeline as pipeline
+    import camloc.batch.pipeline as pipeline
 
     real = pipeline.atomic_write_bytes
 
@@ -176,7 +176,7 @@ def test_an_unwritable_out_folder_is_one_line_before_any_work(tmp_path, monkeypa
     out = tmp_path / "locked"
     out.mkdir()
     if os.geteuid() == 0:  # root writes anywhere: make the folder refuse as a read-only one would
-        import camloc.pipeline as pipeline
+        import camloc.batch.pipeline as pipeline
 
         def refuse(*args, dir=None, **kwargs):
             raise PermissionError(13, "Permission denied")

@@ -1,4 +1,4 @@
-"""Overlays (camloc.render): checked at the pixels, where the heat map, the boxes and the label go.
+"""Overlays (camloc.viz.render): checked at the pixels, where the heat map, the boxes and the label go.
 
 A flat photo and a hand-made map make every pixel predictable: JET gives ``(128, 0, 0)`` (BGR) for a
 map value of 0 and ``(0, 0, 128)`` for 1; the map covers only the part of the photo the network saw
@@ -14,7 +14,7 @@ from PIL import Image
 
 import camloc
 from camloc.api import Localization
-from camloc.render import overlay
+from camloc.viz.render import overlay
 
 from .helpers import PLAIN, Brightness, painted
 

@@ -26,8 +26,8 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import camloc  # noqa: E402
-from camloc.errors import UsageError  # noqa: E402
-from camloc.render import caption, map_on_photo, overlay, png  # noqa: E402
+from camloc.utils.errors import UsageError  # noqa: E402
+from camloc.viz.render import caption, map_on_photo, overlay, png  # noqa: E402
 
 from .conftest import EXAMPLES  # noqa: E402
 from .test_notebooks import _run_module  # noqa: E402  (run.py's kernel: this interpreter)

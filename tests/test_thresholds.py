@@ -26,7 +26,7 @@ from camloc.cam.boxes import (
     to_uint8,
     upsample,
 )
-from camloc.errors import UsageError
+from camloc.utils.errors import UsageError
 
 from .conftest import EXAMPLES
 

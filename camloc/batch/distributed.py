@@ -19,9 +19,9 @@ from typing import Callable, Optional
 
 import torch
 
-from .atomic import atomic_write_text
-from .device import join_process_group, process_group_backend, torchrun_env
+from ..utils.atomic import atomic_write_text
 from .pipeline import JOURNAL, in_order, journals
+from .torchrun import join_process_group, process_group_backend, torchrun_env
 
 
 @dataclass(frozen=True)

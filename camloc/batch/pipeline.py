@@ -11,7 +11,7 @@
   image, atomically, under names unique per input path (:func:`artifact_name`), each overlay with a
   small JPEG thumbnail under ``DIR/thumbs/``; a write that fails for one image is that image's error
   row. At the end of a run :func:`write_gallery` writes ``DIR/index.html`` from the final journal
-  (:mod:`camloc.gallery`), so resumed and merged runs get the whole page.
+  (:mod:`camloc.viz.gallery`), so resumed and merged runs get the whole page.
 * An output folder is checked before any work (:func:`prepare_output`): it must be writable, and
   ``DIR/run.json`` records the model and settings. A folder that already holds results is refused
   unless ``resume``; a resumed run must use the same model and settings. Resuming drops error rows
@@ -37,11 +37,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional, TextIO
 import numpy as np
 import torch
 
-from .atomic import atomic_write_bytes, atomic_write_text
-from .data.dataset import Batch, ImageDataset
-from .errors import CamlocError, UsageError
-from .gallery import THUMBS, artifact_name, thumbnail, write_page
-from .render import overlay
+from ..data.dataset import Batch, ImageDataset
+from ..utils.atomic import atomic_write_bytes, atomic_write_text
+from ..utils.errors import CamlocError, UsageError
+from ..viz.gallery import THUMBS, artifact_name, thumbnail, write_page
+from ..viz.render import overlay
 
 JOURNAL = "results.jsonl"
 #: The model and settings of the results in an output folder.
@@ -436,7 +436,7 @@ def in_order(paths: list[str], journals: list[Path]) -> Iterator[dict]:
 
 
 def write_gallery(out: Path, paths: list[str]) -> Path:
-    """``out/index.html`` (:mod:`camloc.gallery`) from the folder's journal, in input order: a card per
+    """``out/index.html`` (:mod:`camloc.viz.gallery`) from the folder's journal, in input order: a card per
     result (its thumbnail linking to its overlay, class, label, score, box), the failed inputs with
     their reasons, and the model and settings of ``out/run.json``.
 
@@ -484,7 +484,7 @@ def _run_notes(out: Path, items: list[dict]) -> list[str]:
 
 def _standard_text(recorded: Any) -> str:
     """A manifest's threshold rule in words (``threshold 0.35 x p90 (PaS)``)."""
-    from .cam.boxes import Standard
+    from ..cam.boxes import Standard
 
     try:
         standard = Standard(**recorded)

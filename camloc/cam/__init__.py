@@ -7,7 +7,7 @@
 * :mod:`~camloc.cam.extractor`: :class:`CAMExtractor`, maps for a batch;
 * :mod:`~camloc.cam.boxes`: the box rule (upsample, min-max, threshold standards, contours).
 
-It needs nothing of camloc but :mod:`camloc.errors` and knows no model by name: it works on any module.
+It needs nothing of camloc but :mod:`camloc.utils.errors` and knows no model by name: it works on any module.
 """
 
 from .analysis import analyze

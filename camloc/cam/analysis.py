@@ -33,7 +33,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..utils.errors import ModelError
 from . import heads
 from .heads import HeadSpec
 from .hooks import Record, Trace, eval_mode, forward_hooks, trace

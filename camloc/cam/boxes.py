@@ -26,15 +26,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..defaults import ADAPTIVE_RULES, STANDARDS
-from ..errors import UsageError
+from ..utils.defaults import ADAPTIVE_RULES, STANDARDS
+from ..utils.errors import UsageError
 
 Box = tuple[int, int, int, int]
 
 
 #: The rules a :class:`Standard` can follow: ``theta x percentile`` or one of scikit-image's
 #: (:data:`ADAPTIVE_RULES`). :func:`make_standard` accepts :data:`STANDARDS` (``max`` is the
-#: percentile rule at ``i = 100``); both lists live in :mod:`camloc.defaults`, which the command line reads
+#: percentile rule at ``i = 100``); both lists live in :mod:`camloc.utils.defaults`, which the command line reads
 #: without torch.
 RULES: tuple[str, ...] = ("percentile",) + ADAPTIVE_RULES
 

@@ -39,9 +39,10 @@ from typing import Iterator, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ..errors import ModelError, UsageError
+from ..utils.errors import ModelError, UsageError
 from . import heads
 from .analysis import analyze, as_logits
+from .gradients import head_gradients
 from .heads import HeadSpec
 from .hooks import eval_mode, forward_hooks
 
@@ -447,42 +448,14 @@ class CAMExtractor:
         return logits, feats, modules
 
     def _gradient(self, x, spec: HeadSpec, classes, topk, nwcs) -> dict[bool, CAMOutput]:
-        if torch.is_inference_mode_enabled():
-            raise ModelError(
-                "this model's head is not affine, so its map needs a backward pass through the head, "
-                "which torch.inference_mode() forbids: call camloc outside inference_mode (no_grad is fine)"
-            )
-        layer = self._modules(spec)[spec.feature_layer]
-        captured: dict[str, torch.Tensor] = {}
-        size = tuple(x.shape[-2:])
-
-        def substitute(_m, _args, out):
-            # Backbone ran without a graph; from here on the head records one, from this leaf.
-            torch.set_grad_enabled(True)
-            leaf = out.detach().requires_grad_(True)
-            captured["leaf"] = leaf
-            return leaf.clone()  # a non-leaf, so in-place ops of the head are allowed
-
-        grad_mode = torch.is_grad_enabled()
-        try:
-            torch.set_grad_enabled(False)
-            with forward_hooks([(layer, substitute)]):
-                logits = as_logits(self.model(x))
-            if "leaf" not in captured:
-                raise ModelError(f"the feature layer {spec.feature_layer!r} did not run in the forward pass")
-            leaf = captured["leaf"]
-            idx = resolve_classes(logits.detach(), classes, topk)
-            grads = []
-            for j in range(idx.shape[1]):
-                target = logits.gather(1, idx[:, j : j + 1]).sum()
-                (g,) = torch.autograd.grad(target, leaf, retain_graph=j < idx.shape[1] - 1)
-                grads.append(heads.as_grid(spec, g, size).sum(dim=(2, 3)))
-        finally:
-            torch.set_grad_enabled(grad_mode)
-        weights = torch.stack(grads, dim=1)  # B x k x C
-        logits = logits.detach().float()
-        fmap = heads.as_grid(spec, leaf.detach(), size)
-        return {nwc: CAMOutput(logits, idx, heads.gradient_maps(weights, fmap, nwc), None, False, spec) for nwc in nwcs}
+        """The map of a non-affine head: each channel weighed by ``w[b,k,c] = sum_x d logit_k / d F_c(x)``."""
+        out = head_gradients(self.model, self._modules(spec)[spec.feature_layer], spec, x,
+                             lambda logits: resolve_classes(logits, classes, topk), refusal=(
+            "this model's head is not affine, so its map needs a backward pass through the head, which "
+            "torch.inference_mode() forbids: call camloc outside inference_mode (no_grad is fine)"))
+        weights = out.grads.sum(dim=(3, 4))  # B x k x C
+        return {nwc: CAMOutput(out.logits, out.classes, heads.gradient_maps(weights, out.acts, nwc), None, False, spec)
+                for nwc in nwcs}
 
 
 def _channels_message(got: int, stem: str, expected: int) -> str:

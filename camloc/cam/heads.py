@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..utils.errors import ModelError
 from .pooling import POOL_KINDS, TAP, pooled
 
 __all__ = ["LAYOUTS", "POOL_KINDS", "TAP", "WEIGHTED_SUM_POOLS", "HeadSpec", "as_grid", "token_grid", "pooled",

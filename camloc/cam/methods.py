@@ -55,18 +55,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import inspect
-import warnings
 from typing import Iterable, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ModelError, UsageError
-from . import heads
+from ..utils.errors import ModelError, UsageError
 from .analysis import as_logits
 from .extractor import CAMExtractor, CAMOutput, ClassSpec, model_dtype, resolve_classes
+from .gradients import HeadGradients, feature_grid, head_gradients
 from .heads import HeadSpec
 from .hooks import eval_mode, forward_hooks
 
@@ -106,35 +104,6 @@ def nwc_applies(method: str) -> bool:
 def effective_nwc(method: str, nwc: bool) -> bool:
     """NWC as it acts on ``method``: ``nwc`` where it applies, else False."""
     return bool(nwc) and nwc_applies(method)
-
-
-def as_grid(spec: HeadSpec, t: torch.Tensor, input_size: Optional[Sequence[int]] = None, what: str = "output"
-            ) -> torch.Tensor:
-    """A captured activation or gradient of the feature layer as a float32 B x C x H x W grid.
-
-    Every activation and gradient the methods use passes through here: ``camloc.cam.heads.as_grid``
-    where camloc has it (token grids, NHWC), else the tensor must already be 4-D.
-
-    Raises:
-        ModelError: the layer's output is not a tensor, or not a B x C x H x W grid.
-    """
-    if not isinstance(t, torch.Tensor):
-        raise ModelError(f"the feature layer {spec.feature_layer!r} returned {type(t).__name__}, not a tensor")
-    convert = getattr(heads, "as_grid", None)
-    if convert is not None:
-        if input_size is not None and "input_size" in inspect.signature(convert).parameters:
-            t = convert(spec, t, input_size=tuple(input_size))
-        else:
-            t = convert(spec, t)
-    if t.ndim != 4:
-        raise ModelError(
-            f"the {what} of the feature layer {spec.feature_layer!r} has shape {tuple(t.shape)}, not B x C x H x W: "
-            "this camloc cannot read it as a spatial map"
-        )
-    return t.float()
-
-
-# -- the formulas, on B x C x h x w activations and B x k x C x h x w gradients -------------------------
 
 
 def gradcam_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -392,47 +361,11 @@ class MethodExtractor:
                 return module
         raise ModelError(f"the model no longer has the feature layer {spec.feature_layer!r}")
 
-    def _gradients(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: Optional[int]
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One forward pass (the backbone without a graph) and one backward pass through the head.
-
-        Returns:
-            ``(logits, classes, A, G)``: B x K float32 logits, B x k classes, the B x C x h x w
-            activations and the B x k x C x h x w gradients of each class's logit.
-        """
-        if torch.is_inference_mode_enabled():
-            raise ModelError(
-                "gradient methods need a backward pass through the head, which torch.inference_mode() forbids: "
-                "call camloc outside inference_mode (no_grad is fine), or use method 'cam' or 'scorecam'"
-            )
-        captured: dict[str, torch.Tensor] = {}
-
-        def substitute(_m, _args, out):
-            if not isinstance(out, torch.Tensor):
-                return None
-            torch.set_grad_enabled(True)  # the backbone ran without a graph; the head records one, from this leaf
-            leaf = out.detach().requires_grad_(True)
-            captured["leaf"] = leaf
-            return leaf.clone()  # not a leaf, so in-place ops of the head are allowed
-
-        grad_mode = torch.is_grad_enabled()
-        try:
-            torch.set_grad_enabled(False)
-            with forward_hooks([(self._layer(spec), substitute)]):
-                logits = as_logits(self.model(x))
-            if "leaf" not in captured:
-                raise ModelError(f"the feature layer {spec.feature_layer!r} did not return a tensor in the forward pass")
-            leaf = captured["leaf"]
-            if not logits.requires_grad:
-                raise ModelError(f"the logits do not depend on the feature layer {spec.feature_layer!r}")
-            idx = resolve_classes(logits.detach(), classes, topk)
-            grads = _class_gradients(logits, leaf, idx)
-        finally:
-            torch.set_grad_enabled(grad_mode)
-        size = x.shape[2:]
-        acts = as_grid(spec, leaf.detach(), size, "output")
-        g = torch.stack([as_grid(spec, grads[j], size, "gradient") for j in range(idx.shape[1])], dim=1)
-        return logits.detach().float(), idx, acts, g
+    def _gradients(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: Optional[int]) -> HeadGradients:
+        """The activations and each class's gradient (:func:`~camloc.cam.gradients.head_gradients`)."""
+        return head_gradients(self.model, self._layer(spec), spec, x, lambda logits: resolve_classes(logits, classes, topk), refusal=(
+            "gradient methods need a backward pass through the head, which torch.inference_mode() forbids: call camloc "
+            "outside inference_mode (no_grad is fine), or use method 'cam' or 'scorecam'"))
 
     def _scorecam(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: Optional[int]) -> CAMOutput:
         captured: dict[str, torch.Tensor] = {}
@@ -445,7 +378,7 @@ class MethodExtractor:
             logits = as_logits(self.model(x))
         if "feats" not in captured:
             raise ModelError(f"the feature layer {spec.feature_layer!r} did not run in the forward pass")
-        acts = as_grid(spec, captured["feats"], x.shape[2:], "output")
+        acts = feature_grid(spec, captured["feats"], x.shape[2:], "output")
         if acts.shape[2] * acts.shape[3] < 2:
             raise ModelError(
                 f"scorecam masks the input with each channel of the feature map, and {spec.feature_layer!r} has a "
@@ -456,26 +389,3 @@ class MethodExtractor:
             scores = scorecam_scores(self.model, x, acts, idx, self.score_batch, self.progress)
         maps = weighted_map(scores.softmax(dim=2), acts, nwc=False)
         return CAMOutput(logits.detach().float(), idx, maps, None, False, spec)
-
-
-def _class_gradients(logits: torch.Tensor, leaf: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``d logit[b, idx[b, j]] / d leaf[b]`` for every class column j: k x (leaf's shape).
-
-    One backward pass for all k columns (``is_grads_batched``); a head whose operations cannot be
-    batched that way falls back to one backward pass per column.
-    """
-    k = idx.shape[1]
-    onehot = torch.zeros((k, *logits.shape), dtype=logits.dtype, device=logits.device)
-    onehot.scatter_(2, idx.t().unsqueeze(2), 1.0)
-    if k == 1:
-        (g,) = torch.autograd.grad(logits, leaf, grad_outputs=onehot[0])
-        return g.unsqueeze(0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # vmap's notes on operations without a batching rule
-            (g,) = torch.autograd.grad(logits, leaf, grad_outputs=onehot, retain_graph=True, is_grads_batched=True)
-        return g
-    except (RuntimeError, NotImplementedError):
-        return torch.stack([torch.autograd.grad(logits, leaf, grad_outputs=onehot[j], retain_graph=j < k - 1)[0]
-                            for j in range(k)])
-

@@ -6,11 +6,23 @@ import warnings
 
 import click
 
-from ..defaults import ADAPTIVE_RULES
-from ..errors import CamlocError
+from ..utils.defaults import ADAPTIVE_RULES
+from ..utils.errors import CamlocError
 from .evaluate import box_convention_option, exit_for_failures
-from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, load_model_for,
-                      metadata_option, method_option, model_options, nwc_option, quiet_option, workers_option)
+from .options import (
+    batch_size_option,
+    cam_class_option,
+    device_option,
+    fail_usage,
+    images_option,
+    load_model_for,
+    metadata_option,
+    method_option,
+    model_options,
+    nwc_option,
+    quiet_option,
+    workers_option,
+)
 
 
 @click.command("calibrate")
@@ -43,9 +55,9 @@ def command(metadata, images, model_name, checkpoint, num_classes, method, nwc, 
     An image that cannot be read is printed on stderr, listed in the saved file's "failed" and scored
     as a miss; the file is still saved and the exit code is 1 (0: all fine, 2: usage error).
     """
-    from ..data.metadata import read_dataset
     from pathlib import Path
 
+    from ..data.metadata import read_dataset
     from ..eval.calibrate import FILE, calibrate, check_rules
     from ..eval.evaluate import LabelSpaceWarning
 

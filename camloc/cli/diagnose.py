@@ -7,10 +7,21 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import CamlocError
+from ..utils.errors import CamlocError
 from .evaluate import exit_for_failures
-from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, json_option,
-                      load_model_for, metadata_option, model_options, quiet_option, workers_option)
+from .options import (
+    batch_size_option,
+    cam_class_option,
+    device_option,
+    fail_usage,
+    images_option,
+    json_option,
+    load_model_for,
+    metadata_option,
+    model_options,
+    quiet_option,
+    workers_option,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -74,8 +85,8 @@ def command(metadata, images, model_name, checkpoint, num_classes, cam_class, li
 
 def save(result: "Diagnosis", out: "Path") -> None:
     """``OUT/diagnose.json`` (atomically) and the two figures; each path on stderr."""
-    from ..atomic import atomic_write_text
-    from ..eval.plots import save_diagnosis_plots
+    from ..utils.atomic import atomic_write_text
+    from ..viz.figures import save_diagnosis_plots
 
     try:
         atomic_write_text(out / "diagnose.json", json.dumps(result.to_dict(with_images=True)) + "\n")

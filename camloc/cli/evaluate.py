@@ -13,11 +13,24 @@ from typing import TYPE_CHECKING, Optional
 
 import click
 
-from ..defaults import EVALUATION_PICTURES
-from ..errors import CamlocError
-from .options import (batch_size_option, cam_class_option, device_option, fail_usage, images_option, interval_option,
-                      json_option, load_model_for, masks_option, metadata_option, method_option, model_options,
-                      quiet_option, workers_option)
+from ..utils.defaults import EVALUATION_PICTURES
+from ..utils.errors import CamlocError
+from .options import (
+    batch_size_option,
+    cam_class_option,
+    device_option,
+    fail_usage,
+    images_option,
+    interval_option,
+    json_option,
+    load_model_for,
+    masks_option,
+    metadata_option,
+    method_option,
+    model_options,
+    quiet_option,
+    workers_option,
+)
 
 if TYPE_CHECKING:
     from ..eval.evaluate import EvaluationResult
@@ -128,18 +141,18 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
 def save_result(result: "EvaluationResult", out: "Path", plots: bool, gallery: Optional[int] = None) -> None:
     """``OUT/result.json`` (atomically, curves included), with ``plots`` the PNGs, and for a result with
     per-image records ``OUT/index.html`` (``gallery``: the pictures asked for); each path on stderr."""
-    from ..atomic import atomic_write_text
+    from ..utils.atomic import atomic_write_text
 
     try:
         atomic_write_text(out / "result.json", json.dumps(result.to_dict(with_curves=True)) + "\n")
         click.echo(f"wrote {out / 'result.json'}", err=True)
         if plots:
-            from ..eval.plots import save_plots
+            from ..viz.figures import save_plots
 
             for path in save_plots(result, out):
                 click.echo(f"wrote {path}", err=True)
         if gallery is not None:
-            from ..gallery import write_evaluation
+            from ..viz.gallery import write_evaluation
 
             click.echo(f"wrote {write_evaluation(out, result, gallery)}", err=True)
     except OSError as exc:

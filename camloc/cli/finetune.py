@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import click
 
-from ..errors import CamlocError
-from .options import (batch_size_option, checkpoint_option, device_option, fail_usage, images_option, model_option,
-                      quiet_option, workers_option)
+from ..utils.errors import CamlocError
+from .options import (
+    batch_size_option,
+    checkpoint_option,
+    device_option,
+    fail_usage,
+    images_option,
+    model_option,
+    quiet_option,
+    workers_option,
+)
 
 
 @click.command("finetune")

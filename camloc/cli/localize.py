@@ -8,10 +8,20 @@ from pathlib import Path
 
 import click
 
-from ..defaults import STANDARDS
-from ..errors import CamlocError
-from .options import (batch_size_option, device_option, fail_usage, load_model_for, method_option, model_given,
-                      model_options, nwc_option, quiet_option, workers_option)
+from ..utils.defaults import STANDARDS
+from ..utils.errors import CamlocError
+from .options import (
+    batch_size_option,
+    device_option,
+    fail_usage,
+    load_model_for,
+    method_option,
+    model_given,
+    model_options,
+    nwc_option,
+    quiet_option,
+    workers_option,
+)
 
 
 @click.command("localize")
@@ -55,12 +65,12 @@ def command(images, model_name, checkpoint, num_classes, class_index, topk, meth
     Under torchrun the images are sharded across ranks; rank 0 merges the results in input order.
     Exit code 0: all fine; 1: some images failed (each reported, the rest done); 2: usage error.
     """
-    from .. import pipeline
     from ..api import Localizer, resolve_method
+    from ..batch import pipeline
+    from ..batch.distributed import Context
     from ..cam.boxes import make_standard
     from ..data.imaging import max_pixels_limit
     from ..data.inputs import find_inputs
-    from ..distributed import Context
     from ..models.config import model_config
 
     fmt = "jsonl" if as_json else fmt or ("table" if _stdout_is_terminal() else "jsonl")
@@ -171,7 +181,7 @@ def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize
     from dataclasses import asdict, is_dataclass
     from importlib.metadata import version
 
-    from ..pipeline import file_digest
+    from ..batch.pipeline import file_digest
 
     return {
         "camloc": version("camloc"),
@@ -205,8 +215,8 @@ def _check_options(class_index, topk, save_maps, resume, out, world) -> None:
 
 def _write_table_file(out_dir: Path, paths: list[str], fmt: str) -> None:
     """``results.csv`` or ``results.coco.json`` from the journal, in input order, atomically."""
-    from ..atomic import atomic_write_text
-    from ..pipeline import JOURNAL, in_order, write_records
+    from ..batch.pipeline import JOURNAL, in_order, write_records
+    from ..utils.atomic import atomic_write_text
 
     buf = io.StringIO()
     write_records(in_order(paths, [out_dir / JOURNAL]), fmt, buf)

@@ -66,9 +66,9 @@ def cam_kind(name: str) -> str:
     import torch
 
     from ..cam.analysis import analyze
-    from ..errors import ModelError
     from ..models.config import preprocess_for
     from ..models.registry import create_model
+    from ..utils.errors import ModelError
 
     try:
         model = create_model(name, pretrained=False)

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import click
 
-from ..defaults import DEFAULT_MODEL
+from ..utils.defaults import DEFAULT_MODEL
 
 
 def fail_usage(exc: Exception) -> click.exceptions.Exit:
@@ -97,8 +97,8 @@ def load_model_for(model_name: str, checkpoint: Optional[str], num_classes: Opti
     The device is checked before any weights are read; with ``--checkpoint`` and no ``--model``, a
     camloc checkpoint's own model is used, and a ``--model`` that contradicts it is refused.
     """
-    from ..device import default_device
     from ..models.registry import load_model
+    from ..utils.device import default_device
 
     where = default_device(device)
     name = model_name if (checkpoint is None or model_given()) else None

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import click
 
-from ..errors import CamlocError
+from ..utils.errors import CamlocError
 from .evaluate import box_convention_option, metrics_option, parse_metrics, report
-from .options import fail_usage, images_option, interval_option, json_option, masks_option, metadata_option, quiet_option
+from .options import (
+    fail_usage,
+    images_option,
+    interval_option,
+    json_option,
+    masks_option,
+    metadata_option,
+    quiet_option,
+)
 
 
 @click.command("score")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import CamlocError
+from ..utils.errors import CamlocError
 from .options import fail_usage, quiet_option
 
 

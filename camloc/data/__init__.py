@@ -8,7 +8,7 @@
 * :mod:`~camloc.data.inputs`: files, folders and ``@lists`` of a batch run;
 * :mod:`~camloc.data.synthetic`: the synthetic WSOL benchmark (``camloc synthetic OUT``).
 
-This package imports nothing of camloc's above it (only :mod:`camloc.errors`).
+This package imports nothing of camloc's above it (only :mod:`camloc.utils.errors`).
 """
 
 from .dataset import Batch, ImageDataset, Item

@@ -22,7 +22,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import torch
 
-from ..errors import ImageError
+from ..utils.errors import ImageError
 from .imaging import Geometry, load_image
 
 
@@ -61,7 +61,7 @@ class ImageDataset(torch.utils.data.Dataset):
         transform: applied to the RGB PIL image; a transform that returns ``(tensor, Geometry)``
             (a :class:`~camloc.data.imaging.Preprocess`) fills ``Item.geometry``.
         labels: one class label per path (default -1).
-        errors: ``"raise"`` lets an unreadable image raise :class:`~camloc.errors.ImageError`;
+        errors: ``"raise"`` lets an unreadable image raise :class:`~camloc.utils.errors.ImageError`;
             ``"return"`` returns it as ``Item.error`` (the reason), so a DataLoader worker never
             dies on one file.
     """

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageError
+from ..utils.errors import ImageError
 
 #: Smallest side, in pixels, that camloc accepts: a CAM of a smaller picture says nothing useful.
 MIN_SIDE = 32

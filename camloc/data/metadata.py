@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from ..errors import CamlocError, ImageError
+from ..utils.errors import CamlocError, ImageError
 
 
 class MetadataError(CamlocError):

@@ -77,8 +77,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..atomic import atomic_write_bytes, atomic_write_text
-from ..errors import UsageError
+from ..utils.atomic import atomic_write_bytes, atomic_write_text
+from ..utils.errors import UsageError
 
 #: The generator's version, recorded in ``synthetic.json``. Version 2 added ``body_signal`` and ``cue``;
 #: with ``body_signal=0`` and ``cue="both"`` it writes version 1's images, masks and metadata.
@@ -128,7 +128,7 @@ class SyntheticSpec:
         'body'
         >>> SyntheticSpec(body_signal=1.5).check()
         Traceback (most recent call last):
-        camloc.errors.UsageError: body_signal=1.5: give 0 (every body wears the shared texture) to 1 (...)
+        camloc.utils.errors.UsageError: body_signal=1.5: give 0 (every body wears the shared texture) to 1 (...)
     """
 
     classes: int = 4

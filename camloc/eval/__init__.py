@@ -5,7 +5,7 @@
 * :mod:`~camloc.eval.calibrate`: theta and percentile chosen on a labelled split;
 * :mod:`~camloc.eval.boxacc`: box hits at every threshold in one pass (the MaxBoxAcc core);
 * :mod:`~camloc.eval.metrics`: accumulators (fixed threshold, MaxBoxAcc, PxAP);
-* :mod:`~camloc.eval.plots`: accuracy-vs-threshold and precision-recall pictures.
+* :mod:`~camloc.viz.figures`: accuracy-vs-threshold and precision-recall pictures.
 
 Built on :mod:`camloc.cam` (maps and the box rule), :mod:`camloc.models` (a model's preprocessing)
 and :mod:`camloc.data`. Importing this package loads numba and OpenCV; plots load matplotlib.

@@ -29,7 +29,7 @@ import numpy as np
 from torch import nn
 
 from ..data.metadata import Sample, read_dataset
-from ..errors import UsageError
+from ..utils.errors import UsageError
 from .calibrate import DEFAULT_THETAS, calibrate
 from .evaluate import evaluate
 from .protocols import PAPER_VARIANTS, VARIANTS, Settings

@@ -27,13 +27,13 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from torch import nn
 
-from ..atomic import atomic_write_text
 from ..cam.boxes import ADAPTIVE_RULES, Standard, thresholds, to_uint8, upsample
 from ..cam.methods import DEFAULT_METHOD, MethodExtractor, check_method, effective_nwc
 from ..data.metadata import Sample
 from ..data.transforms import SIZE
-from ..device import device_of
-from ..errors import CamlocError, UsageError
+from ..utils.atomic import atomic_write_text
+from ..utils.device import device_of
+from ..utils.errors import CamlocError, UsageError
 from .boxacc import largest_contour_table, threshold_levels
 from .evaluate import check_labels, failure, nothing_scored, sample_batches, warn_label_space
 from .protocols import check_box_convention, check_cam_class, gt_boxes, protocol_preprocess

@@ -53,9 +53,9 @@ from ..cam.boxes import Standard, above, contour_boxes, to_uint8, upsample
 from ..cam.extractor import CAMExtractor
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
-from ..device import device_of
-from ..errors import UsageError
 from ..models.config import model_config, preprocess_for
+from ..utils.device import device_of
+from ..utils.errors import UsageError
 from .boxacc import iou_matrix
 from .evaluate import failure, nothing_scored, sample_batches
 from .protocols import check_cam_class

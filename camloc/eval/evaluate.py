@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_write
 from ..cam.boxes import contour_boxes, foreground, minmax, to_uint8, upsample
 from ..cam.extractor import CAMExtractor, CAMOutput
 from ..cam.methods import MethodExtractor
@@ -29,14 +28,20 @@ from ..data.dataset import ImageDataset
 from ..data.imaging import Preprocess, encode_image
 from ..data.metadata import Sample, image_size
 from ..data.transforms import SIZE
-from ..device import device_of
-from ..errors import ImageError, UsageError
 from ..models.config import class_names
-from .boxacc import (all_contour_table, contour_boxes_at, iou_matrix, largest_contour_table, threshold_levels,
-                     thresholds_list)
+from ..utils.atomic import atomic_write
+from ..utils.device import device_of
+from ..utils.errors import ImageError, UsageError
+from .boxacc import (
+    all_contour_table,
+    contour_boxes_at,
+    iou_matrix,
+    largest_contour_table,
+    threshold_levels,
+    thresholds_list,
+)
 from .metrics import FixedThreshold, MaxBoxAcc, PxAP
 from .protocols import Row, Settings, gt_boxes, load_masks, protocol_preprocess
-
 
 #: Images a run needs before :func:`label_space_warning` judges its Top-1 Cls.
 MIN_IMAGES_FOR_LABEL_CHECK = 32

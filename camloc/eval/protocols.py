@@ -67,8 +67,8 @@ from ..cam.methods import DEFAULT_METHOD, check_method, effective_nwc, nwc_appli
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
 from ..data.transforms import SIZE, protocol_transform
-from ..errors import ImageError, UsageError
 from ..models.config import preprocess_for
+from ..utils.errors import ImageError, UsageError
 
 #: The paper's four variants: NWC off / on, threshold against the max (vanilla CAM) or the 90th percentile (PaS).
 PAPER_VARIANTS = ("cam", "nwc", "pas", "nwc+pas")

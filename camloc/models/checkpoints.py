@@ -22,7 +22,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..utils.errors import CheckpointError
 from .config import ModelConfig, preprocess_from_dict
 
 #: The format tag of camloc's self-describing checkpoints.

@@ -25,15 +25,20 @@ import torch
 from torch import nn
 
 from ..data.imaging import Preprocess
-from ..errors import CheckpointError, ModelError
-from .checkpoints import (config_of_checkpoint, is_camloc_checkpoint, load_checkpoint, read_checkpoint,
-                          registered_names, registered_path)
+from ..utils.defaults import DEFAULT_MODEL
+from ..utils.errors import CheckpointError, ModelError
+from .checkpoints import (
+    config_of_checkpoint,
+    is_camloc_checkpoint,
+    load_checkpoint,
+    read_checkpoint,
+    registered_names,
+    registered_path,
+)
 from .config import ModelConfig, attach, model_config
 from .layers.adl import ADL
 from .retrofit import CAMHeadModel, retrofit
 from .wsol import build_wsol, insert_after
-
-from ..defaults import DEFAULT_MODEL
 
 
 def _offline_efficientnet_lite0(pretrained: bool, num_classes: Optional[int]) -> nn.Module:
@@ -320,7 +325,7 @@ def load_model(
 ) -> nn.Module:
     """A registered model in eval mode, from its pretrained weights or a local checkpoint.
 
-    ``name`` defaults to the offline model (:data:`~camloc.defaults.DEFAULT_MODEL`). A camloc
+    ``name`` defaults to the offline model (:data:`~camloc.utils.defaults.DEFAULT_MODEL`). A camloc
     checkpoint names its own model: ``name`` may be left out, and a ``name`` that is neither the
     checkpoint's model nor its architecture is refused rather than silently overridden.
 

@@ -33,8 +33,8 @@ from ..cam.analysis import analyze, as_logits, traced
 from ..cam.heads import HeadSpec
 from ..cam.hooks import Record, Trace, forward_hooks
 from ..cam.pooling import is_pool
-from ..device import device_of
-from ..errors import ModelError
+from ..utils.device import device_of
+from ..utils.errors import ModelError
 from .config import ModelConfig, attach, model_config
 from .layers.pooling import make_pool
 

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.transforms import rethinking_crop
-from ..errors import ModelError, UsageError
+from ..utils.errors import ModelError, UsageError
 from .config import ModelConfig
 from .layers.adl import ADL
 from .layers.pooling import make_pool

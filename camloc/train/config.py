@@ -13,7 +13,7 @@ Example:
     (0.003, 'tap', 2)
 
 Every problem (an unknown key, a wrong type, a missing dataset folder, a method that does not fit)
-is one :class:`~camloc.errors.UsageError` line naming the key and the fix, raised before any work.
+is one :class:`~camloc.utils.errors.UsageError` line naming the key and the fix, raised before any work.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import dataclasses
 import difflib
 import json
 import os
-import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..errors import UsageError
+import tomllib
+
+from ..utils.errors import UsageError
 
 #: Where camloc's own recipes live.
 RECIPES = Path(__file__).resolve().parent / "recipes"

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..device import default_device
-from ..errors import UsageError
 from ..models.retrofit import CAMHeadModel
+from ..utils.device import default_device
+from ..utils.errors import UsageError
 from .config import TrainConfig
 from .loop import train
 

@@ -40,12 +40,10 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..atomic import atomic_write, atomic_write_text
+from ..batch.torchrun import join_process_group, torchrun_env
 from ..data.dataset import ImageDataset
 from ..data.metadata import Sample, read_dataset
 from ..data.transforms import rethinking_crop, train_transform
-from ..device import default_device, join_process_group, torchrun_env
-from ..errors import CheckpointError, UsageError
 from ..models.checkpoints import describe, is_camloc_checkpoint, load_checkpoint, read_checkpoint, registered_path
 from ..models.config import attach, model_config
 from ..models.layers.adl import ADL
@@ -53,6 +51,9 @@ from ..models.layers.has import HideAndSeek
 from ..models.registry import load_model
 from ..models.retrofit import CAMHeadModel, retrofit
 from ..models.wsol import ARCHITECTURES, build_wsol, insert_after
+from ..utils.atomic import atomic_write, atomic_write_text
+from ..utils.device import default_device
+from ..utils.errors import CheckpointError, UsageError
 from .config import TrainConfig
 
 #: The metric each selection rule maximises: (split, protocol, variant, metric).
@@ -518,7 +519,7 @@ def _select(cfg: TrainConfig, record: dict[str, Any], best: dict[str, Any], epoc
 def _finish(cfg: TrainConfig, model: nn.Module, history: list, best: dict, best_path: Optional[Path], log) -> None:
     """Plots, the registration under a name, and the last word on what was kept."""
     if cfg.plots and history:
-        from .plots import save_training_plots
+        from ..viz.training import save_training_plots
 
         for path in save_training_plots(history, Path(cfg.out)):
             log(f"wrote {path}")

@@ -317,7 +317,7 @@ def save_threshold_comparison(
     Example:
         >>> save_threshold_comparison({"cam": {"GAP": [acc0, acc1], "TAP": [acc2]}}, taus, "curves.png")
     """
-    from ..errors import UsageError
+    from ..utils.errors import UsageError
 
     taus = np.asarray(taus, np.float64)
     if not panels or not all(panels.values()):
@@ -411,7 +411,7 @@ def save_figure(fig, path: Path) -> Path:
     """Lay out ``fig``, write it as PNG atomically (parents created), close it; returns ``path``."""
     import matplotlib.pyplot as plt
 
-    from ..atomic import atomic_write
+    from ..utils.atomic import atomic_write
 
     try:
         fig.tight_layout()

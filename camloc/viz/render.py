@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
-from .cam.boxes import minmax
-from .data.imaging import Geometry, ImageInput, load_image
-from .errors import UsageError
+from ..cam.boxes import minmax
+from ..data.imaging import Geometry, ImageInput, load_image
+from ..utils.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -530,7 +530,7 @@ def save_overlay_grid(
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from .eval.plots import save_figure
+    from .figures import save_figure
 
     if not images or not columns:
         raise UsageError("nothing to draw: give at least one image and one column")

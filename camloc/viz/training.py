@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..eval.plots import COLOURS, MARKERS, new_figure, save_figure as _save
+from .figures import COLOURS, MARKERS, new_figure
+from .figures import save_figure as _save
 
 
 def save_training_plots(history: list[dict], folder: Path) -> list[Path]:

@@ -112,7 +112,7 @@ def run_notebook(path: Path, out: Path, timeout: int) -> Outcome:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    from camloc.atomic import atomic_write_text
+    from camloc.utils.atomic import atomic_write_text
 
     name = path.name
     executed, error_file = out / name, out / f"{path.stem}.error.txt"
@@ -165,7 +165,7 @@ def clean(path: Path) -> bool:
     are kept, e.g. ``parameters``); True if anything changed. Written atomically."""
     import nbformat
 
-    from camloc.atomic import atomic_write_text
+    from camloc.utils.atomic import atomic_write_text
 
     before = path.read_text(encoding="utf-8")
     nb = nbformat.reads(before, as_version=4)

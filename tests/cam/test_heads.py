@@ -11,7 +11,6 @@ from camloc import CAMExtractor, ModelError
 
 from ..helpers import MLPHead, Tiny
 
-
 X = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 0.0]]]])  # 1 x 2 x 2 x 2
 W = torch.tensor([[1.0, -1.0], [0.5, 2.0]])
 B = torch.tensor([0.1, -0.2])

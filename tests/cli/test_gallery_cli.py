@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from camloc.cli import main
-from camloc.gallery import PAGE_SIZE, write_page
+from camloc.viz.gallery import PAGE_SIZE, write_page
 
 from ..conftest import EXAMPLES
 

@@ -25,9 +25,9 @@ from camloc.data.synthetic import (
     texture,
     write_synthetic,
 )
-from camloc.errors import UsageError
 from camloc.eval.evaluate import evaluate
 from camloc.eval.protocols import Settings
+from camloc.utils.errors import UsageError
 
 from ..helpers import Brightness
 

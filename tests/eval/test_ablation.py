@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from camloc.data.synthetic import SyntheticSpec, write_synthetic
-from camloc.errors import UsageError
 from camloc.data.metadata import read_dataset
+from camloc.data.synthetic import SyntheticSpec, write_synthetic
 from camloc.eval.ablation import COLUMNS, TABLE3, Split, cell, markdown, measure, summarize, table3_rows
 from camloc.eval.calibrate import Calibration
-from camloc.eval.plots import save_threshold_comparison
 from camloc.eval.protocols import PAPER_VARIANTS as VARIANTS
 from camloc.models.wsol import build_wsol
+from camloc.utils.errors import UsageError
+from camloc.viz.figures import save_threshold_comparison
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_threshold_comparison_draws_mean_and_band(tmp_path):
 
 def test_overlay_grid(tmp_path, synthetic, model):
     import camloc
-    from camloc.render import save_overlay_grid
+    from camloc.viz.render import save_overlay_grid
 
     test = Split.read(synthetic / "metadata" / "test", synthetic)
     paths = [str(synthetic / s.image_id) for s in test.samples[:2]]

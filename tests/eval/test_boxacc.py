@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import camloc
+from camloc.cam.boxes import to_uint8, upsample
 from camloc.eval.boxacc import (
     all_contour_table,
     iou_matrix,
@@ -17,7 +18,6 @@ from camloc.eval.boxacc import (
     threshold_levels,
     thresholds_list,
 )
-from camloc.cam.boxes import to_uint8, upsample
 
 from ..conftest import EXAMPLES
 

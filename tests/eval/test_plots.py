@@ -17,14 +17,14 @@ from matplotlib.transforms import Bbox  # noqa: E402
 
 from camloc.data.metadata import read_dataset  # noqa: E402
 from camloc.eval.evaluate import EvaluationResult, evaluate  # noqa: E402
-from camloc.eval.plots import (  # noqa: E402
+from camloc.eval.protocols import Settings  # noqa: E402
+from camloc.viz.figures import (  # noqa: E402
     figures,
     maxboxacc_figure,
     pxap_figure,
     rethinking_figure,
     save_plots,
 )
-from camloc.eval.protocols import Settings  # noqa: E402
 
 from ..helpers import Brightness, synthetic_split  # noqa: E402
 
@@ -210,8 +210,8 @@ def test_writing_plots_leaves_pyplot_alone(tmp_path):
     """A notebook's backend stays its own and no figure is left for Jupyter to show twice."""
     import matplotlib.pyplot as plt
 
-    from camloc.eval.plots import save_threshold_comparison
-    from camloc.train.plots import save_training_plots
+    from camloc.viz.figures import save_threshold_comparison
+    from camloc.viz.training import save_training_plots
 
     before_backend, before_figs = matplotlib.get_backend(), plt.get_fignums()
     matplotlib.use("pdf")  # stands in for a notebook's inline backend: anything but Agg

@@ -16,7 +16,6 @@ from torch import nn
 
 import camloc
 from camloc.cli import main
-from camloc.errors import ModelError, UsageError
 from camloc.models.checkpoints import read_checkpoint
 from camloc.models.layers.adl import ADL
 from camloc.models.layers.has import HideAndSeek
@@ -24,6 +23,7 @@ from camloc.models.layers.pooling import make_pool
 from camloc.models.wsol import ARCHITECTURES
 from camloc.train.config import TrainConfig, load_config
 from camloc.train.loop import build_model, lr_factor, param_groups, train
+from camloc.utils.errors import ModelError, UsageError
 
 from ..helpers import two_class_split
 

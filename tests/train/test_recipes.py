@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 
 import pytest
+import tomllib
 
-from camloc.errors import UsageError
 from camloc.models.wsol import ARCHITECTURES
 from camloc.train.config import RECIPES, TrainConfig, list_recipes, load_config
+from camloc.utils.errors import UsageError
 
 NAMES = list_recipes()
 SOURCES = ("paper", "authors", "wsolevaluation", "ADL", "derived", "ours")
