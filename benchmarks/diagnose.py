@@ -80,7 +80,7 @@ def plain_statistics(features: np.ndarray, weights: np.ndarray, truth: list[np.n
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=os.environ.get("CAMLOC_DATA", "../shared/data"))
+    p.add_argument("--data", default=os.environ.get("CAMLOC_DATA", str(Path(__file__).resolve().parent.parent.parent / "shared" / "data")))
     p.add_argument("--split", default="imagenet-val")
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)

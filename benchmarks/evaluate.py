@@ -1,7 +1,7 @@
 """MaxBoxAcc at 1,000 thresholds: camloc's one-pass algorithm against the straightforward one, per image.
 
 Maps are efficientnet_lite0 CAMs (ground-truth class, full-image resize) of real photos in
-../shared/data (or any split given with --metadata). For each image, side by side:
+the folder ``CAMLOC_DATA`` names (or any split given with --metadata). For each image, side by side:
 
 * ``straightforward``: one OpenCV contour search per threshold, as the reference evaluator does;
 * ``camloc``: :func:`camloc.eval.boxacc.all_contour_table` (one union-find pass over the level sets),
@@ -12,12 +12,13 @@ where the sweep's contour count leaves the largest in doubt), checking
 that the hits are identical at every threshold; and the per-image cost of the forward pass of
 efficientnet_lite0 (batch 16) for scale. Usage::
 
-    python benchmarks/evaluate.py [--metadata ../shared/data/imagenet-val] [--images 60]
+    python benchmarks/evaluate.py [--metadata $CAMLOC_DATA/imagenet-val] [--images 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ def clock(fn, repeats: int = 3):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metadata", default=str(HERE.parent.parent / "shared" / "data" / "imagenet-val"))
+    parser.add_argument("--metadata", default=str(Path(os.environ.get("CAMLOC_DATA", HERE.parent.parent / "shared" / "data")) / "imagenet-val"))
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--show", type=int, default=8, help="per-image rows to print")
     args = parser.parse_args()

@@ -3,7 +3,7 @@
 Sections, each timed side by side in this one process:
 
 1. ``localize``: :func:`camloc.batch.pipeline.run` (what ``camloc localize`` runs) over real JPEGs
-   (../shared/data, repeated to ``--images``) against a plain timm inference loop with the same
+   (the folder ``CAMLOC_DATA`` names, repeated to ``--images``) against a plain timm inference loop with the same
    DataLoader (benchmarks/pipeline.py's ``plain_loop``), for efficientnet_lite0 and resnet50 (random
    weights: speed only), fp32 and bf16 (the model cast, as a user would): images per second and ratio;
 2. ``evaluate``: :func:`camloc.eval.evaluate.evaluate` on imagenet-val, all four variants, under each
