@@ -1,4 +1,4 @@
-"""camloc on a GPU, every capability against its plain counterpart, in one prepared run (issue 14).
+"""camloc on a GPU, every capability against its plain counterpart, in one prepared run.
 
 Sections, each timed side by side in this one process:
 

@@ -1,4 +1,4 @@
-"""camloc.boxes / camloc.cams / Localizer on the inputs users get wrong (issue 12, item 11).
+"""camloc.boxes / camloc.cams / Localizer on the inputs users get wrong.
 
 Class names instead of indices, uint8 pixel tensors, one-channel tensors, double and half models,
 and tensors too small for the model: each either works as a user expects or is refused with a

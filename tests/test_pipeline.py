@@ -111,7 +111,7 @@ def test_ctrl_c_keeps_finished_results(tmp_path):
     assert lines and all(json.loads(l)["image"] == str(EXAMPLES / "cat.jpg") for l in lines)
 
 
-# -- issue 12: nothing lost, nothing silently wrong -------------------------------------------------
+# -- bad items: nothing lost, nothing silently wrong -------------------------------------------------------
 
 QUICK = ("--quiet", "--workers", "0", "--format", "jsonl")
 

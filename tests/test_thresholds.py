@@ -1,4 +1,4 @@
-"""Automatic threshold standards (issue 16): otsu, li, triangle and yen, batched in torch, checked
+"""Automatic threshold standards: otsu, li, triangle and yen, batched in torch, checked
 against scikit-image's ``skimage.filters.threshold_*`` called directly on each uint8 map."""
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def _load_matrix():
 
 MATRIX = _load_matrix()
 DOCUMENTED = MATRIX.parse(MATRIX.DOC.read_text(encoding="utf-8"))
-#: Families the matrix must cover (issue 13), as patterns over its family names.
+#: Families the matrix must cover, as patterns over its family names.
 REQUIRED_FAMILIES = [
     "ResNet", "RegNet", "EfficientNet", "EfficientNetV2", "MobileNetV1", "MobileNetV2", "MobileNetV3",
     "MobileNetV4", "ConvNeXt", "ConvNeXtV2", "DenseNet", "Inception", "VGG", "ViT", "DeiT", "BEiT", "Swin",

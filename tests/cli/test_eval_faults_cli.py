@@ -1,4 +1,4 @@
-"""Issue 12 at the command line: failed images are listed on stderr, counted in the table and the JSON,
+"""Bad items at the command line: failed images are listed on stderr, counted in the table and the JSON,
 and give exit code 1; label-space warnings are one line on stderr; box convention and metrics by name."""
 
 from __future__ import annotations

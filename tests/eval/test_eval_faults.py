@@ -1,4 +1,4 @@
-"""Issue 12 in evaluation: nothing lost, nothing silently wrong.
+"""Bad items in evaluation: nothing lost, nothing silently wrong.
 
 * a label space that is not the model's (``cam_class="gt"`` with, e.g., CUB species and an ImageNet
   model) is warned about, the same way in evaluate and calibrate, and recorded in the result;

@@ -1,4 +1,4 @@
-"""Pictures of an evaluation (issue 12, item 16): every line told apart, every number legible.
+"""Pictures of an evaluation: every line told apart, every number legible.
 
 The figures are checked as matplotlib objects: distinct (colour, dash) pairs per line, legends
 outside the axes and inside the figure, bar values written on the bars without overlapping, and
