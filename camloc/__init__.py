@@ -15,7 +15,8 @@ loaded on first use, so ``import camloc`` itself loads neither torch nor OpenCV,
 Example:
     >>> import camloc
     >>> result = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
-    >>> result.label, result.box
+    >>> result.label, [round(v) for v in result.box]
+    ('tabby', [122, 73, 357, 281])
 """
 
 from __future__ import annotations

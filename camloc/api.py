@@ -28,156 +28,38 @@ PaS to every map. Every result records its method.
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence, Union
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
-from .cam.analysis import as_logits
-from .cam.boxes import Standard, contour_boxes, foreground, make_standard
-from .cam.extractor import CAMOutput, ClassSpec, first_name, input_channels, model_dtype
-from .cam.hooks import eval_mode
-from .cam.methods import DEFAULT_METHOD, MethodExtractor, check_method, effective_nwc
-from .data.imaging import Geometry, ImageInput, Preprocess, load_image
+from .batch.images import (
+    Classes,
+    Images,
+    PreparedBatch,
+    as_list,
+    classes_for,
+    prepare_image,
+    prepared_batches,
+    source_name,
+    split_classes,
+)
+from .batch.results import BoxF as BoxF
+from .batch.results import Localization, localizations
+from .cam.boxes import Standard, make_standard
+from .cam.cache import HeadCache
+from .cam.extractor import CAMOutput, ClassSpec, first_name
+from .cam.methods import DEFAULT_METHOD, MethodExtractor, check_method
+from .cam.stages import BatchMaps, batch_maps, input_boxes
+from .data.imaging import Geometry, ImageInput, Preprocess
 from .models.config import class_names as _class_names
 from .models.config import preprocess_for
+from .models.labels import Labels, label_indices, model_labels
 from .models.registry import load_model
-from .utils.atomic import atomic_write_text
 from .utils.device import device_of
-from .utils.errors import CamlocError, ImageError, UsageError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-Images = Union[ImageInput, torch.Tensor, Sequence[Union[ImageInput, torch.Tensor]]]
-BoxF = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class Localization:
-    """Where one image's class is, by its class activation map.
-
-    Attributes:
-        image: the file path, or ``<image N>`` for in-memory inputs.
-        width, height: the original image size.
-        class_index: the class localized.
-        label: its name (ImageNet's for 1000-class models), or ``class N``.
-        score: the softmax probability of that class.
-        box: ``(x0, y0, x1, y1)`` in original pixels (edges, so ``x1 - x0`` is the width).
-        boxes: every region's box with ``all_regions``, else ``(box,)``.
-        cam: the raw map at feature resolution (CPU float32), NWC applied if it was on.
-        exact: whether ``cam`` is an exact CAM (False: a gradient map of a non-affine head, or
-            another method's map).
-        input_box: the box on the network input, before mapping back.
-        geometry: how the network input maps to the original image (for drawing the map over it).
-        method: the map's method (:mod:`camloc.cam.methods`).
-        nwc: whether negative weights were clamped (False where NWC does not apply to the method).
-        standard: the threshold rule that drew the box (:attr:`camloc.cam.boxes.Standard.label`:
-            ``0.35 x p90``, ``0.2 x max``, ``otsu`` ...).
-    """
-
-    image: str
-    width: int
-    height: int
-    class_index: int
-    label: str
-    score: float
-    box: BoxF
-    boxes: tuple[BoxF, ...]
-    cam: torch.Tensor = field(repr=False, compare=False)
-    exact: bool = True
-    input_box: tuple[int, int, int, int] = (0, 0, 0, 0)
-    geometry: Optional[Geometry] = field(default=None, repr=False, compare=False)
-    method: str = DEFAULT_METHOD
-    nwc: bool = True
-    standard: str = "0.35 x p90"
-
-    def to_dict(self, with_map: bool = False) -> dict[str, Any]:
-        """A JSON-ready dict; boxes rounded to 0.01 px."""
-        d: dict[str, Any] = {
-            "image": self.image,
-            "class": self.class_index,
-            "label": self.label,
-            "score": round(self.score, 6),
-            "box": [round(v, 2) for v in self.box],
-            "boxes": [[round(v, 2) for v in b] for b in self.boxes],
-            "exact": self.exact,
-            "method": self.method,
-            "nwc": self.nwc,
-            "standard": self.standard,
-            "width": self.width,
-            "height": self.height,
-        }
-        if with_map:
-            d["cam"] = self.cam.tolist()
-        return d
-
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write the result (with its map) as JSON, atomically: a temporary file, then a rename."""
-        atomic_write_text(path, json.dumps(self.to_dict(with_map=True)))
-
-    def show(self, image: Any = None, ax: Optional["Axes"] = None, **kw: Any) -> "Figure":
-        """Draw this result with matplotlib: the photo, the heat map, every box with label, score and class.
-
-        The same picture as :func:`camloc.show` (see it for the keywords: ``alpha``, ``figsize``,
-        ``title``). In Jupyter the figure shows once below the cell; a result that is a cell's
-        value shows itself without this call (:meth:`_repr_png_`). Several results (a list) are
-        drawn as a grid by ``camloc.show(results)``.
-
-        Args:
-            image: the picture, needed when the result comes from an in-memory input (its
-                ``image`` is ``<image N>``): a PIL image, ``H x W x 3`` uint8 array or path.
-            ax: draw into these axes of your own figure (returned) instead of a new figure.
-            **kw: passed to :func:`camloc.show`.
-
-        Returns:
-            The matplotlib Figure.
-
-        Example:
-            >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
-            >>> fig = r.show(alpha=0.4)
-            >>> fig, axes = plt.subplots(1, 2); r.show(ax=axes[0]); r2.show(ax=axes[1]);
-        """
-        from .viz.render import show
-
-        return show(self, image, ax=ax, **kw)
-
-    def _repr_png_(self) -> Optional[bytes]:
-        """The picture of :meth:`show` as PNG bytes, so that a result shows itself in Jupyter.
-
-        Drawn on a bare matplotlib Figure (pyplot is not touched: no figure is left open). None,
-        so that Jupyter prints the text instead, when there is no photo to draw on: the result
-        comes from an in-memory input, or its file can no longer be read.
-
-        Example:
-            >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
-            >>> r   # as a cell's last line: the picture
-        """
-        from .viz.render import png
-
-        try:
-            return png(self)
-        except CamlocError:
-            return None
-
-
-@dataclass(frozen=True)
-class DeviceOutput:
-    """The device stage of a batch, on the CPU: classes, probabilities, raw maps, foreground masks."""
-
-    classes: torch.Tensor
-    probs: torch.Tensor
-    maps: torch.Tensor
-    masks: torch.Tensor
-    exact: bool
-    num_classes: int
-    method: str = DEFAULT_METHOD
+from .utils.errors import ImageError, UsageError
 
 
 class Localizer:
@@ -209,73 +91,57 @@ class Localizer:
         >>> loc.localize_batch(x[None], [geom], [name])[0][0].box
     """
 
+    #: The head analyses of every Localizer's extractor (:class:`~camloc.cam.cache.HeadCache`), so
+    #: that a model's head is analysed once however many Localizers (and :func:`boxes` / :func:`cams`
+    #: calls) use it. It lives as long as the process; a model's analyses, until the model is garbage
+    #: collected (the cache never keeps a model alive).
+    heads: ClassVar[HeadCache] = HeadCache()
+
     def __init__(
         self,
-        model: Union[nn.Module, str],
+        model: nn.Module | str,
         *,
         nwc: bool = True,
-        standard: Optional[Standard] = None,
+        standard: Standard | None = None,
         all_regions: bool = False,
-        preprocess: Optional[Preprocess] = None,
-        resize: Optional[str] = None,
-        device: Union[str, torch.device, None] = None,
-        checkpoint: Optional[str] = None,
-        feature_layer: Optional[str] = None,
-        classifier: Optional[str] = None,
+        preprocess: Preprocess | None = None,
+        resize: str | None = None,
+        device: str | torch.device | None = None,
+        checkpoint: str | None = None,
+        feature_layer: str | None = None,
+        classifier: str | None = None,
         require_exact: bool = False,
-        calibration: Union[str, os.PathLike, Any, None] = None,
-        method: Optional[str] = None,
-        score_batch: Optional[int] = None,
+        calibration: str | os.PathLike | Any | None = None,
+        method: str | None = None,
+        score_batch: int | None = None,
     ) -> None:
-        method = resolve_method(method, calibration)
-        if calibration is not None:
-            from .eval.calibrate import Calibration
-
-            calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
-            standard, nwc = calib.standard(), calib.nwc
-        if require_exact and method != DEFAULT_METHOD:
-            raise UsageError(f"require_exact applies to method 'cam' only: {method}'s maps are never exact CAMs")
-        if isinstance(model, str):
-            model = load_model(model, checkpoint=checkpoint)
-            if device is not None:
-                model = model.to(device)
-        elif checkpoint is not None:
-            raise UsageError("checkpoint applies to models given by name; load weights into your module yourself")
-        if resize not in (None, "full", "crop"):
-            raise UsageError(f"resize must be 'full' or 'crop', not {resize!r}")
+        method, standard, nwc = _settings(method, calibration, standard, nwc, require_exact)
+        model = _model(model, checkpoint, device)
+        mode = _resize_mode(resize)
         self.model = model
         self.device = device_of(model)
-        mode = {"full": "resize", "crop": "crop", None: None}[resize]
-        self.preprocess = (preprocess.with_mode(mode) if mode else preprocess) if preprocess else preprocess_for(model, mode)
+        self.preprocess = ((preprocess.with_mode(mode) if mode else preprocess) if preprocess
+                           else preprocess_for(model, mode))
         self.method = method
-        self.extractor = MethodExtractor(model, method, feature_layer, classifier, input_size=self.preprocess.input_size,
+        self.extractor = MethodExtractor(model, method, feature_layer, classifier,
+                                         input_size=self.preprocess.input_size,
                                          **({"score_batch": score_batch} if score_batch else {}))
+        self.extractor.cam.cache = self.heads
         self.nwc = nwc
         self.standard = standard or Standard.pas()
         self.all_regions = all_regions
         self.require_exact = require_exact
-        self._labels: Optional[tuple[Optional[tuple[str, ...]], int]] = None
+        self._labels: Labels | None = None
 
-    def prepare(self, image: Union[ImageInput, torch.Tensor], name: Optional[str] = None) -> tuple[torch.Tensor, Geometry, str]:
+    def prepare(self, image: ImageInput | torch.Tensor, name: str | None = None) -> tuple[torch.Tensor, Geometry, str]:
         """Load and preprocess one image: ``(3 x H x W tensor, geometry, name)``.
 
         A float tensor is taken as already preprocessed network input; its boxes stay in its
         pixels. A uint8 tensor holds pixels and is preprocessed like a PIL image (see the module docs).
         """
-        if name is None:
-            name = source_name(image, 0)
-        if isinstance(image, torch.Tensor):
-            _check_tensor_dtype(image)
-            if image.dtype == torch.uint8:
-                x, geom = self.preprocess(load_image(image.detach().cpu().numpy()))
-                return x, geom, name
-            if image.ndim != 3:
-                raise UsageError(f"an image tensor must be C x H x W, got shape {tuple(image.shape)}")
-            return image, Geometry.identity(image.shape[2], image.shape[1]), name
-        x, geom = self.preprocess(load_image(image))
-        return x, geom, name
+        return prepare_image(image, self.preprocess, source_name(image, 0) if name is None else name)
 
-    def run(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None) -> CAMOutput:
+    def run(self, x: torch.Tensor, classes: ClassSpec = None, topk: int | None = None) -> CAMOutput:
         """The extractor's maps for a preprocessed batch, moved to the model's device.
 
         Class names are looked up first (:meth:`class_indices`). A batch so small that the model's
@@ -286,17 +152,10 @@ class Localizer:
             require_exact=self.require_exact,
         )
         if out.maps.shape[2] * out.maps.shape[3] == 1:
-            height, width = x.shape[2], x.shape[3]
-            ih, iw = self.preprocess.input_size
-            raise ImageError(
-                f"{width}x{height} px network input",
-                f"too small for this model: its feature map ({out.head.feature_layer}) is 1x1 there, a single "
-                f"location with nothing to localize; give tensors near the model's input size, {iw}x{ih} px, "
-                "or the image itself (a path, PIL image, array or uint8 tensor), which camloc resizes",
-            )
+            raise _single_location(x, out, self.preprocess.input_size)
         return out
 
-    def labels(self) -> Optional[tuple[str, ...]]:
+    def labels(self) -> tuple[str, ...] | None:
         """The model's class names (its camloc config's, else ImageNet's for 1000 classes), None if unknown.
 
         The first call counts the model's classes with one forward pass on a blank input.
@@ -316,14 +175,9 @@ class Localizer:
         """
         return self._label_list()[1]
 
-    def _label_list(self) -> tuple[Optional[tuple[str, ...]], int]:
+    def _label_list(self) -> Labels:
         if self._labels is None:
-            stem = input_channels(self.model)
-            blank = torch.zeros((1, stem[1] if stem else 3, *self.preprocess.input_size), device=self.device,
-                                dtype=model_dtype(self.model) or torch.float32)
-            with eval_mode(self.model), torch.no_grad():
-                n = as_logits(self.model(blank)).shape[1]
-            self._labels = (_class_names(self.model, n), n)
+            self._labels = model_labels(self.model, self.preprocess.input_size, self.device)
         return self._labels
 
     def class_indices(self, classes: ClassSpec) -> ClassSpec:
@@ -338,41 +192,9 @@ class Localizer:
             >>> Localizer("efficientnet_lite0").class_indices(["tabby", 285])
             [281, 285]
         """
-        name = first_name(classes)
-        if name is None:
+        if first_name(classes) is None:
             return classes
-        labels, n = self._label_list()
-        if labels is None:
-            raise UsageError(
-                f"class {name!r} is a name, but camloc knows no label list for this {n}-class model (only ImageNet's "
-                f"1000 and a camloc-built model's own): pass class indices 0..{n - 1}"
-            )
-        exact: dict[str, list[int]] = {}
-        folded: dict[str, list[int]] = {}
-        for i, label in enumerate(labels):
-            exact.setdefault(label, []).append(i)
-            folded.setdefault(label.casefold(), []).append(i)
-
-        def index(item: Any) -> Any:
-            if isinstance(item, (list, tuple)):
-                return [index(v) for v in item]
-            if not isinstance(item, str):
-                return item
-            found = exact.get(item) or folded.get(item.casefold())
-            if not found:
-                close = difflib.get_close_matches(item.casefold(), list(folded), n=3, cutoff=0.75)
-                hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-                raise UsageError(
-                    f"unknown class name {item!r}{hint}: names are the model's labels, as results' .label shows "
-                    f"them; or pass the class index (0..{n - 1})"
-                )
-            if len(found) > 1:
-                raise UsageError(
-                    f"class name {item!r} fits {len(found)} classes ({', '.join(map(str, found))}): pass the index you mean"
-                )
-            return found[0]
-
-        return index(classes)
+        return label_indices(classes, *self._label_list())
 
     def localize_batch(
         self,
@@ -380,88 +202,38 @@ class Localizer:
         geometries: Sequence[Geometry],
         names: Sequence[str],
         classes: ClassSpec = None,
-        topk: Optional[int] = None,
+        topk: int | None = None,
     ) -> list[list[Localization]]:
         """Results for a prepared batch: one list per image, one :class:`Localization` per class."""
         return self.finish(self.device_stage(x, classes, topk), geometries, names)
 
-    def device_stage(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None) -> "DeviceOutput":
+    def device_stage(self, x: torch.Tensor, classes: ClassSpec = None, topk: int | None = None) -> BatchMaps:
         """Everything that runs on the model's device: forward, maps, upsampling, thresholds, masks.
 
         Its output is on the CPU, ready for :meth:`finish`, which may run in another thread while
         the next batch goes through the model.
         """
-        out = self.run(x, classes, topk)
-        size = (x.shape[2], x.shape[3])
-        _, masks = foreground(out.maps.flatten(0, 1), size, self.standard)
-        probs = out.logits.softmax(dim=1).gather(1, out.classes)
-        return DeviceOutput(out.classes.cpu(), probs.cpu(), out.maps.detach().cpu(), masks.cpu(), out.exact,
-                            out.logits.shape[1], self.method)
+        return batch_maps(self.run(x, classes, topk), (x.shape[2], x.shape[3]), self.standard, self.method)
 
-    def finish(self, dev: "DeviceOutput", geometries: Sequence[Geometry], names: Sequence[str]) -> list[list[Localization]]:
+    def finish(self, dev: BatchMaps, geometries: Sequence[Geometry], names: Sequence[str]) -> list[list[Localization]]:
         """Contours, boxes in original pixels and result objects (CPU)."""
         batch, k = dev.classes.shape
         if not (batch == len(geometries) == len(names)):
             raise UsageError(f"batch of {batch} images with {len(geometries)} geometries and {len(names)} names")
-        found = [contour_boxes(mask, self.all_regions) for mask in dev.masks.to(torch.uint8).numpy()]
+        found = input_boxes(dev, self.all_regions)
         labels = _class_names(self.model, dev.num_classes)
-        results = []
-        for i in range(batch):
-            geom, per_image = geometries[i], []
-            for j in range(k):
-                main, regions = found[i * k + j]
-                c = int(dev.classes[i, j])
-                per_image.append(
-                    Localization(
-                        image=names[i],
-                        width=geom.width,
-                        height=geom.height,
-                        class_index=c,
-                        label=labels[c] if labels else f"class {c}",
-                        score=float(dev.probs[i, j]),
-                        box=geom.box_to_original(main),
-                        boxes=tuple(geom.box_to_original(b) for b in regions),
-                        cam=dev.maps[i, j],
-                        exact=dev.exact,
-                        input_box=main,
-                        geometry=geom,
-                        method=dev.method,
-                        nwc=effective_nwc(dev.method, self.nwc),
-                        standard=self.standard.label,
-                    )
-                )
-            results.append(per_image)
-        return results
+        return localizations(dev, found, geometries, names, labels, self.nwc, self.standard.label)
 
-    def batches(self, images: Sequence, batch_size: int) -> Iterator[tuple[torch.Tensor, list[Geometry], list[str], slice]]:
+    def batches(self, images: Sequence | torch.Tensor, batch_size: int) -> Iterator[PreparedBatch]:
         """Prepare images in batches: ``(x, geometries, names, index slice)``.
 
         A float B x 3 x H x W tensor is sliced as it is (no per-image copies); boxes stay in its
         pixels. A uint8 tensor holds pixels: each image is preprocessed like a PIL image.
         """
-        if isinstance(images, torch.Tensor) and images.dtype == torch.uint8:
-            images = list(images)
-        if isinstance(images, torch.Tensor):
-            _check_tensor_dtype(images)
-            geom = Geometry.identity(images.shape[3], images.shape[2])
-            for start in range(0, len(images), batch_size):
-                stop = min(start + batch_size, len(images))
-                yield images[start:stop], [geom] * (stop - start), [f"<tensor {i}>" for i in range(start, stop)], slice(start, stop)
-            return
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            prepared = [self.prepare(im, source_name(im, start + i)) for i, im in enumerate(chunk)]
-            shapes = list(dict.fromkeys(tuple(p[0].shape) for p in prepared))
-            if len(shapes) > 1:
-                raise UsageError(
-                    f"float tensors in one call must share a shape, got {shapes[0]} and {shapes[1]}: camloc uses "
-                    "network input as it is; resize them yourself, or pass the images (uint8 pixels, paths, PIL images)"
-                )
-            x = torch.stack([p[0] for p in prepared])
-            yield x, [p[1] for p in prepared], [p[2] for p in prepared], slice(start, start + len(chunk))
+        return prepared_batches(images, batch_size, self.prepare)
 
 
-def resolve_method(method: Optional[str], calibration: Union[str, os.PathLike, Any, None] = None) -> str:
+def resolve_method(method: str | None, calibration: str | os.PathLike | Any | None = None) -> str:
     """The method a run uses: ``method``, else the calibration's, else ``cam``.
 
     Raises:
@@ -484,78 +256,83 @@ def resolve_method(method: Optional[str], calibration: Union[str, os.PathLike, A
     return calib.method
 
 
-def source_name(image: Any, index: int) -> str:
-    """How results name an input: its path, else ``<image N>`` / ``<tensor N>`` by position."""
-    if isinstance(image, (str, os.PathLike)):
-        return os.fspath(image)
-    return f"<tensor {index}>" if isinstance(image, torch.Tensor) else f"<image {index}>"
+def _settings(method: str | None, calibration: str | os.PathLike | Any | None, standard: Standard | None, nwc: bool,
+              require_exact: bool) -> tuple[str, Standard | None, bool]:
+    """``(method, standard, nwc)`` as a Localizer uses them: a calibration's replace those given.
 
-
-def _check_tensor_dtype(image: torch.Tensor) -> None:
-    """Refuse tensors that are neither network input (float) nor pixels (uint8)."""
-    if not (image.is_floating_point() or image.dtype == torch.uint8):
-        raise ImageError(
-            f"image tensor of shape {tuple(image.shape)}",
-            f"is {image.dtype}: pass float network input (already normalised) or uint8 pixels 0..255 "
-            "(x.to(torch.uint8) if it holds 0..255 values)",
-        )
-
-
-def _as_list(images: Images) -> Union[list, torch.Tensor]:
-    """A float tensor as a B x C x H x W batch; anything else (a uint8 tensor too) as a list of images."""
-    if isinstance(images, torch.Tensor):
-        _check_tensor_dtype(images)
-        if images.ndim not in (3, 4):
-            raise UsageError(f"an image tensor must be C x H x W or B x C x H x W, got shape {tuple(images.shape)}")
-        batch = images if images.ndim == 4 else images.unsqueeze(0)
-        return list(batch) if images.dtype == torch.uint8 else batch
-    if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Iterable):
-        return [images]
-    return list(images)
-
-
-def _split_classes(classes: ClassSpec, n: int) -> Optional[Union[int, str, list, torch.Tensor]]:
-    """Validate a class request against the number of images before any work.
-
-    Names stay as they are (a string, or a list of them) until :meth:`Localizer.class_indices`.
+    Raises:
+        UsageError: an unknown method, one the calibration contradicts, or ``require_exact`` with a
+            method other than ``cam``.
     """
-    if isinstance(classes, np.ndarray) and classes.dtype.kind in "US":
-        classes = classes.tolist()
-    if classes is None or isinstance(classes, (int, str)) and not isinstance(classes, bool):
-        return classes
-    if first_name(classes) is not None:
-        if len(classes) != n:
-            raise UsageError(f"got {len(classes)} classes for {n} images: give one class (or one row) per image")
-        return list(classes)
-    try:
-        idx = torch.as_tensor(classes)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise UsageError(f"classes must be ints, label names or a tensor of ints, not {classes!r} ({exc})") from exc
-    if idx.ndim == 0:
-        return int(idx)
-    if idx.shape[0] != n:
-        raise UsageError(f"got {idx.shape[0]} classes for {n} images: give one class (or one row) per image")
-    return idx
+    method = resolve_method(method, calibration)
+    if calibration is not None:
+        from .eval.calibrate import Calibration
+
+        calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
+        standard, nwc = calib.standard(), calib.nwc
+    if require_exact and method != DEFAULT_METHOD:
+        raise UsageError(f"require_exact applies to method 'cam' only: {method}'s maps are never exact CAMs")
+    return method, standard, nwc
+
+
+def _model(model: nn.Module | str, checkpoint: str | None, device: str | torch.device | None) -> nn.Module:
+    """A model given by name, loaded (with ``checkpoint``) and moved to ``device``; a module as it is."""
+    if isinstance(model, str):
+        model = load_model(model, checkpoint=checkpoint)
+        if device is not None:
+            model = model.to(device)
+    elif checkpoint is not None:
+        raise UsageError("checkpoint applies to models given by name; load weights into your module yourself")
+    return model
+
+
+def _resize_mode(resize: str | None) -> str | None:
+    """The :class:`Preprocess` mode for ``resize``: ``"full"`` squashes, ``"crop"`` crops, None keeps the model's."""
+    if resize not in (None, "full", "crop"):
+        raise UsageError(f"resize must be 'full' or 'crop', not {resize!r}")
+    return {"full": "resize", "crop": "crop", None: None}[resize]
+
+
+def _single_location(x: torch.Tensor, out: CAMOutput, input_size: tuple[int, int]) -> ImageError:
+    """The error for a batch whose feature map is 1 x 1: a single location, with nothing to localize."""
+    height, width = x.shape[2], x.shape[3]
+    ih, iw = input_size
+    return ImageError(
+        f"{width}x{height} px network input",
+        f"too small for this model: its feature map ({out.head.feature_layer}) is 1x1 there, a single "
+        f"location with nothing to localize; give tensors near the model's input size, {iw}x{ih} px, "
+        "or the image itself (a path, PIL image, array or uint8 tensor), which camloc resizes",
+    )
+
+
+def _request(images: Images, classes: ClassSpec, method: str | None) -> tuple[list | torch.Tensor, Classes]:
+    """The images as a list (a float tensor as one batch) and the class request checked against them.
+
+    Both, and the method's name, are checked before any model is loaded.
+    """
+    items = as_list(images)
+    cls = split_classes(classes, len(items))
+    resolve_method(method)  # an unknown name before any model is loaded
+    return items, cls
+
+
+def _indexed(loc: Localizer, cls: Classes, n: int, topk: int | None) -> tuple[Classes, bool]:
+    """The class request with names replaced by indices, checked again against the ``n`` images.
+
+    Returns:
+        ``(classes, nested)``: ``nested`` is whether results come as a list per image (``topk``, or a
+        B x k class tensor).
+    """
+    cls = split_classes(loc.class_indices(cls), n)
+    return cls, topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
 
 
 def boxes(
-    model: Union[nn.Module, str],
-    images: Images,
-    *,
-    classes: ClassSpec = None,
-    topk: Optional[int] = None,
-    nwc: bool = True,
-    standard: str = "percentile",
-    theta: Optional[float] = None,
-    percentile: float = 90.0,
-    all_regions: bool = False,
-    resize: Optional[str] = None,
-    preprocess: Optional[Preprocess] = None,
-    batch_size: int = 16,
-    calibration: Union[str, os.PathLike, Any, None] = None,
-    method: Optional[str] = None,
-    **kwargs: Any,
-) -> Union[list[Localization], list[list[Localization]]]:
+    model: nn.Module | str, images: Images, *, classes: ClassSpec = None, topk: int | None = None, nwc: bool = True,
+    standard: str = "percentile", theta: float | None = None, percentile: float = 90.0, all_regions: bool = False,
+    resize: str | None = None, preprocess: Preprocess | None = None, batch_size: int = 16,
+    calibration: str | os.PathLike | Any | None = None, method: str | None = None, **kwargs: Any,
+) -> list[Localization] | list[list[Localization]]:
     """Localize the predicted (or given) class in each image.
 
     Defaults follow the paper: NWC on, PaS with ``theta = 0.35`` at the 90th percentile
@@ -594,32 +371,26 @@ def boxes(
         >>> camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg", method="gradcam++")[0].method
         'gradcam++'
     """
-    items = _as_list(images)
-    cls = _split_classes(classes, len(items))
-    resolve_method(method)  # an unknown name before any model is loaded
+    items, cls = _request(images, classes, method)
     loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
                     resize=resize, preprocess=preprocess, calibration=calibration, method=method, **kwargs)
-    cls = _split_classes(loc.class_indices(cls), len(items))
-    nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
-    results: list = []
-    for x, geoms, names, sl in loc.batches(items, batch_size):
-        batch_cls = cls[sl] if isinstance(cls, torch.Tensor) else cls
-        for per_image in loc.localize_batch(x, geoms, names, batch_cls, topk):
-            results.append(per_image if nested else per_image[0])
-    return results
+    cls, nested = _indexed(loc, cls, len(items), topk)
+    results = [per_image for x, geoms, names, rows in loc.batches(items, batch_size)
+               for per_image in loc.localize_batch(x, geoms, names, classes_for(cls, rows), topk)]
+    return results if nested else [per_image[0] for per_image in results]
 
 
 def cams(
-    model: Union[nn.Module, str],
+    model: nn.Module | str,
     images: Images,
     *,
     classes: ClassSpec = None,
-    topk: Optional[int] = None,
+    topk: int | None = None,
     nwc: bool = True,
-    resize: Optional[str] = None,
-    preprocess: Optional[Preprocess] = None,
+    resize: str | None = None,
+    preprocess: Preprocess | None = None,
     batch_size: int = 16,
-    method: Optional[str] = None,
+    method: str | None = None,
     **kwargs: Any,
 ) -> torch.Tensor:
     """Raw class activation maps alone: N x h x w (N x k x h x w with ``topk`` or 2-D classes).
@@ -632,15 +403,9 @@ def cams(
         >>> maps = camloc.cams("efficientnet_lite0", ["a.jpg", "b.jpg"])   # 2 x 7 x 7
         >>> grad = camloc.cams("efficientnet_lite0", ["a.jpg", "b.jpg"], method="gradcam")
     """
-    items = _as_list(images)
-    cls = _split_classes(classes, len(items))
-    resolve_method(method)
+    items, cls = _request(images, classes, method)
     loc = Localizer(model, nwc=nwc, resize=resize, preprocess=preprocess, method=method, **kwargs)
-    cls = _split_classes(loc.class_indices(cls), len(items))
-    nested = topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
-    chunks = []
-    for x, _, _, sl in loc.batches(items, batch_size):
-        out = loc.run(x, cls[sl] if isinstance(cls, torch.Tensor) else cls, topk)
-        chunks.append(out.maps.detach().cpu())
-    maps = torch.cat(chunks)
+    cls, nested = _indexed(loc, cls, len(items), topk)
+    maps = torch.cat([loc.run(x, classes_for(cls, rows), topk).maps.detach().cpu()
+                      for x, _, _, rows in loc.batches(items, batch_size)])
     return maps if nested else maps[:, 0]

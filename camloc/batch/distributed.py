@@ -5,6 +5,7 @@ Under ``torchrun`` each rank localizes every WORLD_SIZE-th input and writes its 
 journals in input order into ``results.jsonl`` (then removes the shards).
 
 Example:
+    >>> from camloc.batch.distributed import Context
     >>> ctx = Context.from_env()            # rank 0 of 1 outside torchrun
     >>> ctx.world
     1

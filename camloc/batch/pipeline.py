@@ -441,8 +441,12 @@ def write_gallery(out: Path, paths: list[str]) -> Path:
     their reasons, and the model and settings of ``out/run.json``.
 
     Example:
-        >>> write_gallery(Path("out"), ["examples/images/cat.jpg"])
-        PosixPath('out/index.html')
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from camloc.batch.pipeline import write_gallery
+        >>> out = Path(tempfile.mkdtemp())         # a run's folder (here one without results yet)
+        >>> write_gallery(out, ["examples/images/cat.jpg"]).relative_to(out)
+        PosixPath('index.html')
 
     Raises:
         OSError: the page cannot be written.

@@ -4,6 +4,7 @@ Shared by the batch runs (``camloc localize`` under torchrun) and by training (D
 nothing of camloc, so the training loop can use it without loading the batch machinery.
 
 Example:
+    >>> from camloc.batch.torchrun import torchrun_env
     >>> torchrun_env()              # (rank, world_size, local_rank); (0, 1, 0) in a plain process
     (0, 1, 0)
 """

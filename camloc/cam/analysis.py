@@ -18,6 +18,8 @@ each a function of its own:
    (``"class token"``).
 
 Example:
+    >>> import timm, torch
+    >>> from camloc.cam.analysis import analyze
     >>> spec = analyze(timm.create_model("resnet18"), torch.randn(2, 3, 224, 224))
     >>> spec.feature_layer, spec.classifier, spec.pool
     ('layer4', 'fc', 'avg')
@@ -103,6 +105,8 @@ def geometry(model: nn.Module, x: torch.Tensor) -> Geometry:
     its token grids are inferred from the token count (:func:`grid_layout`).
 
     Example:
+        >>> import timm, torch
+        >>> from camloc.cam.analysis import geometry
         >>> geometry(timm.create_model("vit_tiny_patch16_224"), torch.randn(1, 3, 224, 224))
         Geometry(size=(224, 224), grid=(14, 14), stride=None, prefix=1)
     """

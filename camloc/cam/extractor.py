@@ -6,9 +6,10 @@ B x N x C patch tokens after the class / distillation / register tokens, as in a
 classifier that turns it into logits, then works out what happens between them
 (:mod:`camloc.cam.analysis`); :func:`camloc.cam.heads.as_grid` turns the layer's output into
 B x C x H x W. It does this once,
-on the first batch, with forward hooks on every module that are removed before it returns; each
-later batch needs only two hooks and is checked against the analysis, so a model changed in the
-meantime is analysed again rather than mapped wrongly.
+on the first batch, with forward hooks on every module that are removed before it returns, and
+keeps the analysis in its :class:`~camloc.cam.cache.HeadCache`; each later batch needs only two
+hooks and is checked against the analysis, so a model changed in the meantime is analysed again
+rather than mapped wrongly.
 
 Heads that are not affine after pooling (MobileNetV3's conv head, VGG's MLP) get maps from the
 head's gradient at the sample's features: a backward pass through the head only, never through
@@ -32,32 +33,22 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from ..utils.errors import ModelError, UsageError
 from . import heads
-from .analysis import analyze, as_logits
+from .analysis import analyze
+from .cache import HeadCache
+from .exact import Capture, capture, head_modules
 from .gradients import head_gradients
 from .heads import HeadSpec
-from .hooks import eval_mode, forward_hooks
+from .hooks import eval_mode
 
-ClassSpec = Union[None, int, str, Sequence[Union[int, str]], Sequence[Sequence[Union[int, str]]], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class _Analysis:
-    """A head analysis and the shorter side, in pixels, of the input it was made on."""
-
-    spec: HeadSpec
-    side: int
-
-
-_SPECS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, _Analysis]]" = weakref.WeakKeyDictionary()
+ClassSpec = None | int | str | Sequence[int | str] | Sequence[Sequence[int | str]] | torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,7 @@ class CAMOutput:
     logits: torch.Tensor
     classes: torch.Tensor
     maps: torch.Tensor
-    bias: Optional[torch.Tensor]
+    bias: torch.Tensor | None
     exact: bool
     head: HeadSpec
 
@@ -112,7 +103,7 @@ def _named(model: nn.Module, name: str, what: str) -> nn.Module:
     return modules[name]
 
 
-def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: Optional[int]) -> torch.Tensor:
+def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: int | None) -> torch.Tensor:
     """Turn a class request into a B x k index tensor, validated against the batch.
 
     ``None`` takes the top-``topk`` (default 1) predictions; an int applies to every image; a
@@ -167,7 +158,7 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: Optional[int
     return idx.to(logits.device)
 
 
-def first_name(classes: object) -> Optional[str]:
+def first_name(classes: object) -> str | None:
     """The first class name (a string) in a class request, at most two levels deep; None if it has none.
 
     Example:
@@ -184,7 +175,7 @@ def first_name(classes: object) -> Optional[str]:
     return None
 
 
-def model_dtype(model: nn.Module) -> Optional[torch.dtype]:
+def model_dtype(model: nn.Module) -> torch.dtype | None:
     """The floating dtype of a model's first floating parameter (or buffer), None if it has none.
 
     Example:
@@ -197,7 +188,7 @@ def model_dtype(model: nn.Module) -> Optional[torch.dtype]:
     return None
 
 
-def input_channels(model: nn.Module) -> Optional[tuple[str, int]]:
+def input_channels(model: nn.Module) -> tuple[str, int] | None:
     """``(name, in_channels)`` of the model's first Conv2d in module order (its stem), None without one.
 
     Example:
@@ -221,6 +212,11 @@ class CAMExtractor:
             ``"gradient"`` (always the head's gradient; equals the exact CAM on GAP-linear heads).
         input_size: ``(h, w)`` the model is meant to run at (its preprocessing's input size); a
             batch smaller than that is not analysed itself, a random batch of this size is.
+        cache: where the head analyses are kept, the attribute ``cache``: by default a
+            :class:`~camloc.cam.cache.HeadCache` of the extractor's own, so that they last as long
+            as the extractor; extractors given one cache (or whose ``cache`` is set to it before
+            their first batch) share its analyses, and analyse a model once for all of them. A
+            cache never keeps a model alive.
 
     Example:
         >>> extractor = CAMExtractor(timm.create_model("resnet18"))
@@ -232,10 +228,12 @@ class CAMExtractor:
     def __init__(
         self,
         model: nn.Module,
-        feature_layer: Optional[str] = None,
-        classifier: Optional[str] = None,
+        feature_layer: str | None = None,
+        classifier: str | None = None,
         method: str = "auto",
-        input_size: Optional[tuple[int, int]] = None,
+        input_size: tuple[int, int] | None = None,
+        *,
+        cache: HeadCache | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise ModelError(f"expected a torch.nn.Module, got {type(model).__name__}")
@@ -246,6 +244,7 @@ class CAMExtractor:
         self.feature_layer = feature_layer
         self.classifier = classifier
         self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
+        self.cache = cache if cache is not None else HeadCache()
         if feature_layer is not None:
             _named(model, feature_layer, "feature map")
         if classifier is not None:
@@ -257,20 +256,22 @@ class CAMExtractor:
         return (self.feature_layer, self.classifier)
 
     @property
-    def head(self) -> Optional[HeadSpec]:
+    def head(self) -> HeadSpec | None:
         """The head analysis, once a batch has been seen."""
-        found = _SPECS.get(self.model, {}).get(self._key)
-        return found.spec if found is not None else None
+        return self.cache.lookup(self.model, self._key)
 
     def analyze(self, x: torch.Tensor) -> HeadSpec:
-        """Run one traced forward pass on ``x`` and work out the feature layer and head."""
+        """Run one traced forward pass on ``x`` and work out the feature layer and head (kept in :attr:`cache`)."""
         spec = analyze(self.model, x, self.feature_layer, self.classifier)
-        _SPECS.setdefault(self.model, {})[self._key] = _Analysis(spec, min(x.shape[2], x.shape[3]))
+        self.cache.store(self.model, self._key, spec, min(x.shape[2], x.shape[3]))
         return spec
 
     def _analysis_input(self, x: torch.Tensor) -> torch.Tensor:
-        """What to analyse for batch ``x``: its first two images, or a random batch of ``input_size``
-        when ``x`` is smaller than that (seeded, and leaving the global random state alone)."""
+        """What to analyse for batch ``x``: its first two images, or a random batch of ``input_size``.
+
+        The random batch, seeded and leaving the global random state alone, stands in for a batch
+        smaller than ``input_size``.
+        """
         if self.input_size is None or min(x.shape[2], x.shape[3]) >= min(self.input_size):
             return x[:2]
         generator = torch.Generator().manual_seed(0)
@@ -279,9 +280,9 @@ class CAMExtractor:
 
     def _spec_for(self, x: torch.Tensor) -> HeadSpec:
         """The cached analysis, unless ``x`` is larger than the input it was made on."""
-        found = _SPECS.get(self.model, {}).get(self._key)
-        if found is not None and min(x.shape[2], x.shape[3]) <= found.side:
-            return found.spec
+        found = self.cache.serving(self.model, self._key, min(x.shape[2], x.shape[3]))
+        if found is not None:
+            return found
         return self.analyze(self._analysis_input(x))
 
     # -- extraction ---------------------------------------------------------------------------
@@ -289,7 +290,7 @@ class CAMExtractor:
         self,
         x: torch.Tensor,
         classes: ClassSpec = None,
-        topk: Optional[int] = None,
+        topk: int | None = None,
         nwc: bool = True,
         require_exact: bool = False,
     ) -> CAMOutput:
@@ -308,7 +309,7 @@ class CAMExtractor:
         self,
         x: torch.Tensor,
         classes: ClassSpec = None,
-        topk: Optional[int] = None,
+        topk: int | None = None,
         nwcs: Sequence[bool] = (False, True),
         require_exact: bool = False,
     ) -> dict[bool, CAMOutput]:
@@ -319,11 +320,11 @@ class CAMExtractor:
         """
         if require_exact and self.method == "gradient":
             raise UsageError("require_exact contradicts method='gradient'")
-        x = self._input(x)
-        with self._explained(x):
+        x = _network_input(self.model, x)
+        with _channels_explained(self.model, x):
             return self._variants(x, classes, topk, nwcs, require_exact)
 
-    def channels(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None) -> "ChannelOutput":
+    def channels(self, x: torch.Tensor, classes: ClassSpec = None, topk: int | None = None) -> ChannelOutput:
         """The feature channels a GAP or TAP head pools and each class's weight on them, from one forward pass.
 
         The class map is ``M_k = sum_c weights[b,k,c] features[b,c]`` (the CAM without NWC); with NWC
@@ -339,13 +340,9 @@ class CAMExtractor:
             >>> out.features.shape, out.weights.shape
             (torch.Size([2, 512, 7, 7]), torch.Size([2, 1, 512]))
         """
-        x = self._input(x)
-        with self._explained(x), eval_mode(self.model):
-            spec = self._spec_for(x)
-            got = self._capture(x, spec) if spec.exact else None
-            if got is None and spec.exact:  # the model no longer matches its analysis: analyse again
-                spec = self.analyze(self._analysis_input(x))
-                got = self._capture(x, spec) if spec.exact else None
+        x = _network_input(self.model, x)
+        with _channels_explained(self.model, x), eval_mode(self.model):
+            spec, got = self._capture(x, self._spec_for(x))
             if got is None:
                 raise ModelError(_not_exact_message(self.model))
             logits, feats, modules = got
@@ -355,57 +352,36 @@ class CAMExtractor:
             weights, bias = heads.class_weights(spec, fmap, modules[spec.classifier], norm, idx)
         return ChannelOutput(logits.detach().float(), idx, fmap.detach(), weights, bias, spec)
 
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """A batch checked (4-D, floating) and cast to the model's dtype."""
-        if x.ndim != 4:
-            raise UsageError(f"expected a B x C x H x W batch, got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise UsageError(
-                f"the batch is {x.dtype}, not float: CAMExtractor takes preprocessed network input; "
-                "normalise it (camloc.preprocess_for(model)) or give the pixels to camloc.boxes / camloc.cams"
-            )
-        dtype = model_dtype(self.model)
-        return x.to(dtype) if dtype is not None and x.dtype != dtype else x
-
-    @contextlib.contextmanager
-    def _explained(self, x: torch.Tensor) -> Iterator[None]:
-        """A forward pass that fails on input of the wrong channel count says so in one line."""
-        try:
-            yield
-        except RuntimeError as exc:
-            stem = input_channels(self.model)
-            if stem is not None and stem[1] != x.shape[1]:
-                raise UsageError(_channels_message(x.shape[1], *stem)) from exc
-            raise
-
     def _variants(self, x, classes, topk, nwcs, require_exact) -> dict[bool, CAMOutput]:
         with eval_mode(self.model):
             spec = self._spec_for(x)
             if require_exact and not spec.exact:
                 raise ModelError(_not_exact_message(self.model))
             if spec.exact and self.method == "auto":
-                out = self._exact(x, spec, classes, topk, nwcs)
-                if out is None:  # the model no longer matches its analysis: analyse again
-                    spec = self.analyze(self._analysis_input(x))
-                    if require_exact and not spec.exact:
-                        raise ModelError(_not_exact_message(self.model))
-                    out = self._exact(x, spec, classes, topk, nwcs) if spec.exact else None
-                if out is not None:
-                    return out
+                spec, got = self._capture(x, spec, require_exact)
+                if got is not None:
+                    return self._exact(x, spec, got, classes, topk, nwcs)
             return self._gradient(x, spec, classes, topk, nwcs)
 
-    def _modules(self, spec: HeadSpec) -> dict[str, nn.Module]:
-        """The modules a head analysis names, looked up by name (each call: the model may have changed)."""
-        wanted = {spec.feature_layer, spec.classifier, spec.norm} - {None}
-        found = {n: m for n, m in self.model.named_modules() if n in wanted}
-        if len(found) != len(wanted):
-            raise ModelError(f"the model no longer has the modules {sorted(wanted - set(found))}")
-        return found
+    def _capture(self, x: torch.Tensor, spec: HeadSpec, require_exact: bool = False,
+                 ) -> tuple[HeadSpec, Capture | None]:
+        """The exact head's forward pass (:func:`~camloc.cam.exact.capture`), with the analysis it held to.
 
-    def _exact(self, x, spec: HeadSpec, classes, topk, nwcs) -> Optional[dict[bool, CAMOutput]]:
-        got = self._capture(x, spec)
-        if got is None:
-            return None
+        A model that no longer matches its analysis is analysed again, once; the capture is None
+        when the head is not (or no longer) exact.
+        """
+        if not spec.exact:
+            return spec, None
+        got = capture(self.model, x, spec)
+        if got is None:  # the model no longer matches its analysis: analyse again
+            spec = self.analyze(self._analysis_input(x))
+            if require_exact and not spec.exact:
+                raise ModelError(_not_exact_message(self.model))
+            got = capture(self.model, x, spec) if spec.exact else None
+        return spec, got
+
+    def _exact(self, x, spec: HeadSpec, got: Capture, classes, topk, nwcs) -> dict[bool, CAMOutput]:
+        """Exact CAMs from a captured forward pass, one output per NWC setting."""
         logits, feats, modules = got
         norm = modules[spec.norm] if spec.norm else None
         idx = resolve_classes(logits, classes, topk)
@@ -416,46 +392,40 @@ class CAMExtractor:
             out[nwc] = CAMOutput(logits, idx, maps, bias, True, spec)
         return out
 
-    def _capture(self, x, spec: HeadSpec) -> Optional[tuple[torch.Tensor, torch.Tensor, dict[str, nn.Module]]]:
-        """One forward pass of an exact head: ``(logits, feature layer output, modules)``, checked
-        against the analysis (None when the model no longer pools as analysed)."""
-        modules = self._modules(spec)
-        captured: dict[str, torch.Tensor] = {}
-
-        def keep_output(_m, _args, out):
-            captured["feats"] = out
-
-        def keep_input(_m, args, _out):
-            captured["cls_in"] = args[0]
-
-        no_grad = contextlib.nullcontext() if torch.is_inference_mode_enabled() else torch.no_grad()
-        with no_grad, forward_hooks([(modules[spec.feature_layer], keep_output), (modules[spec.classifier], keep_input)]):
-            logits = as_logits(self.model(x))
-        if "feats" not in captured or "cls_in" not in captured:
-            return None
-        feats, cls_in = captured["feats"], captured["cls_in"].flatten(1)
-        norm = modules[spec.norm] if spec.norm else None
-        size = tuple(x.shape[-2:])
-        try:
-            fmap = heads.features_for(spec, feats, size)
-        except ModelError:  # the output no longer fits the analysed grid
-            return None
-        expected = heads.pooled(spec.pool, fmap, spec.theta_tap)
-        if norm is not None:
-            expected = heads.apply_norm(norm, expected)
-        if not heads.close(cls_in, expected):
-            return None
-        return logits, feats, modules
-
     def _gradient(self, x, spec: HeadSpec, classes, topk, nwcs) -> dict[bool, CAMOutput]:
         """The map of a non-affine head: each channel weighed by ``w[b,k,c] = sum_x d logit_k / d F_c(x)``."""
-        out = head_gradients(self.model, self._modules(spec)[spec.feature_layer], spec, x,
+        out = head_gradients(self.model, head_modules(self.model, spec)[spec.feature_layer], spec, x,
                              lambda logits: resolve_classes(logits, classes, topk), refusal=(
             "this model's head is not affine, so its map needs a backward pass through the head, which "
             "torch.inference_mode() forbids: call camloc outside inference_mode (no_grad is fine)"))
         weights = out.grads.sum(dim=(3, 4))  # B x k x C
         return {nwc: CAMOutput(out.logits, out.classes, heads.gradient_maps(weights, out.acts, nwc), None, False, spec)
                 for nwc in nwcs}
+
+
+def _network_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A batch checked (4-D, floating) and cast to the model's dtype."""
+    if x.ndim != 4:
+        raise UsageError(f"expected a B x C x H x W batch, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise UsageError(
+            f"the batch is {x.dtype}, not float: CAMExtractor takes preprocessed network input; "
+            "normalise it (camloc.preprocess_for(model)) or give the pixels to camloc.boxes / camloc.cams"
+        )
+    dtype = model_dtype(model)
+    return x.to(dtype) if dtype is not None and x.dtype != dtype else x
+
+
+@contextlib.contextmanager
+def _channels_explained(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
+    """A forward pass that fails on input of the wrong channel count says so in one line."""
+    try:
+        yield
+    except RuntimeError as exc:
+        stem = input_channels(model)
+        if stem is not None and stem[1] != x.shape[1]:
+            raise UsageError(_channels_message(x.shape[1], *stem)) from exc
+        raise
 
 
 def _channels_message(got: int, stem: str, expected: int) -> str:

@@ -4,8 +4,14 @@ Every hook camloc attaches goes through :func:`forward_hooks`, which removes it 
 every temporary eval mode goes through :func:`eval_mode`, which restores each module's own flag.
 
 Example:
+    >>> import timm, torch
+    >>> from camloc.cam.hooks import eval_mode, forward_hooks, trace
+    >>> model, x, kept = timm.create_model("resnet18"), torch.randn(1, 3, 224, 224), []
+    >>> keep = lambda module, inputs, output: kept.append(tuple(output.shape))
     >>> with eval_mode(model), forward_hooks([(model.layer4, keep)]):
     ...     logits = model(x)
+    >>> kept, model.training             # the hook ran once and is gone; the training flag is back
+    ([(1, 512, 7, 7)], True)
     >>> run = trace(model, x)            # every module's input and output, in completion order
     >>> [r.name for r in run.records][:2]
     ['conv1', 'bn1']

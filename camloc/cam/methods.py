@@ -46,6 +46,8 @@ constant (a constant channel's mask is 0 everywhere, so all of them share one pa
 efficientnet_lite0 (1280 channels) that is hundreds of full forward passes per image.
 
 Example:
+    >>> import timm, torch
+    >>> from camloc.cam.methods import MethodExtractor
     >>> ex = MethodExtractor(timm.create_model("resnet18"), "gradcam")
     >>> out = ex(torch.randn(2, 3, 224, 224))
     >>> out.maps.shape, out.exact
@@ -250,6 +252,8 @@ class MethodExtractor:
         progress: show a progress bar over Score-CAM's forward passes.
 
     Example:
+        >>> import timm, torch
+        >>> model, x = timm.create_model("resnet18"), torch.randn(2, 3, 224, 224)
         >>> ex = MethodExtractor(model, "layercam")
         >>> ex.maps(x, [("gradcam", True), ("layercam", False)])[("gradcam", True)].maps.shape
         torch.Size([2, 1, 7, 7])

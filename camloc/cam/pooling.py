@@ -18,6 +18,8 @@ camloc's TAP layer declares ``"tap"`` and its ``theta``), which is how the head 
 TAP head from GAP without knowing the module's class.
 
 Example:
+    >>> import torch
+    >>> from camloc.cam.pooling import pooled
     >>> pooled("tap", torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]]), theta=0.4)   # kept: 2 and 4
     tensor([[3.]])
 """

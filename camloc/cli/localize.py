@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +24,12 @@ from .options import (
     quiet_option,
     workers_option,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..api import Localizer
+    from ..batch.distributed import Context
+    from ..batch.pipeline import JournalWriter
+    from ..data.inputs import Inputs
 
 
 @click.command("localize")
@@ -57,107 +65,254 @@ from .options import (
                                                   "then lists the results without pictures).")
 @click.option("--resume", is_flag=True, help="With --out: skip images already in its results.")
 @quiet_option
-def command(images, model_name, checkpoint, num_classes, class_index, topk, method, nwc, standard, theta, percentile,
-            all_regions, resize, batch_size, workers, device, calibration, fmt, as_json, out, save_maps, no_overlays,
-            resume, quiet) -> None:
+def command(**options: Any) -> None:
     """Localize the predicted class in each IMAGE (files, folders, @list.txt) and print its box in original pixels.
 
     Under torchrun the images are sharded across ranks; rank 0 merges the results in input order.
     Exit code 0: all fine; 1: some images failed (each reported, the rest done); 2: usage error.
     """
+    from ..batch.distributed import Context
+
+    settings = LocalizeSettings.from_options(options)
+    ctx = Context.from_env()
+    _check_options(settings, ctx.world)
+    run = _prepare(settings, ctx)
+    failed = _localize_all(run, settings, ctx)
+    _finish(run, settings, ctx, failed)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which network, with which weights, on which device, and which map of it.
+
+    Attributes:
+        name: ``--model`` (a registered name; a camloc checkpoint names its own when it is not typed).
+        checkpoint: ``--checkpoint``, local weights.
+        num_classes: ``--num-classes`` of the checkpoint's classifier.
+        method: ``--method``; None: cam, or the calibration's method.
+        nwc: ``--nwc/--no-nwc``, negative weight clamping in the map.
+        device: ``--device``; None: cuda if available.
+    """
+
+    name: str
+    checkpoint: str | None
+    num_classes: int | None
+    method: str | None
+    nwc: bool
+    device: str | None
+
+
+@dataclass(frozen=True)
+class BoxSettings:
+    """Which classes are localized, and how their maps become boxes.
+
+    Attributes:
+        class_index: ``--class``, this class instead of the top-1 prediction.
+        topk: ``--topk``, each image's top-k predicted classes.
+        standard: ``--standard``, the threshold rule's name.
+        theta: ``--theta``, its factor (None: the rule's default).
+        percentile: ``--percentile`` of PaS.
+        all_regions: ``--all-regions``, every region's box, not only the largest.
+        resize: ``--resize`` (``full`` or ``crop``; None: the model's own).
+        calibration: ``--calibration``, a calibrate ``--out`` folder or its calibration.json.
+    """
+
+    class_index: int | None
+    topk: int | None
+    standard: str
+    theta: float | None
+    percentile: float
+    all_regions: bool
+    resize: str | None
+    calibration: str | None
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """How the images are fed and where the results go.
+
+    Attributes:
+        fmt: the format on stdout, resolved (``--format``, ``--json``, or the terminal's default).
+        out: ``--out`` folder, or None.
+        save_maps: ``--save-maps``, each raw map as .npy in ``out``.
+        overlays: not ``--no-overlays``: the overlay PNGs and thumbnails in ``out``.
+        resume: ``--resume``, skip the images already in ``out``'s results.
+        progress: not ``--quiet``.
+        batch_size: ``--batch-size``, images per forward pass.
+        workers: ``--workers``, decoding processes.
+    """
+
+    fmt: str
+    out: str | None
+    save_maps: bool
+    overlays: bool
+    resume: bool
+    progress: bool
+    batch_size: int
+    workers: int
+
+
+@dataclass(frozen=True)
+class LocalizeSettings:
+    """Every option of ``camloc localize``, grouped by what it decides."""
+
+    images: tuple[str, ...]
+    model: ModelSettings
+    boxes: BoxSettings
+    output: OutputSettings
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> LocalizeSettings:
+        """The settings of :func:`command`'s click parameters (named as click passes them)."""
+        o = options
+        fmt = "jsonl" if o["as_json"] else o["fmt"] or ("table" if _stdout_is_terminal() else "jsonl")
+        return cls(
+            images=o["images"],
+            model=ModelSettings(name=o["model_name"], checkpoint=o["checkpoint"], num_classes=o["num_classes"],
+                                method=o["method"], nwc=o["nwc"], device=o["device"]),
+            boxes=BoxSettings(class_index=o["class_index"], topk=o["topk"], standard=o["standard"], theta=o["theta"],
+                              percentile=o["percentile"], all_regions=o["all_regions"], resize=o["resize"],
+                              calibration=o["calibration"]),
+            output=OutputSettings(fmt=fmt, out=o["out"], save_maps=o["save_maps"], overlays=not o["no_overlays"],
+                                  resume=o["resume"], progress=not o["quiet"], batch_size=o["batch_size"],
+                                  workers=o["workers"]),
+        )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What :func:`_prepare` set up: the inputs, the output folder, the localizer and the journal's writer."""
+
+    found: Inputs
+    inputs: list[str]
+    width: int
+    out_dir: Path | None
+    journal: Path | None
+    localizer: Localizer
+    writer: JournalWriter
+    skip: frozenset
+    model_name: str
+
+
+def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
+    """Everything before the first image: the inputs, the ``--out`` folder, the model (exit 2 on a usage error)."""
     from ..api import Localizer, resolve_method
     from ..batch import pipeline
-    from ..batch.distributed import Context
     from ..cam.boxes import make_standard
     from ..data.imaging import max_pixels_limit
-    from ..data.inputs import find_inputs
     from ..models.config import model_config
 
-    fmt = "jsonl" if as_json else fmt or ("table" if _stdout_is_terminal() else "jsonl")
-    ctx = Context.from_env()
-    _check_options(class_index, topk, save_maps, resume, out, ctx.world)
-    out_dir = Path(out) if out else None
+    m, b = s.model, s.boxes
+    out_dir = Path(s.output.out) if s.output.out else None
     journal = ctx.journal(out_dir) if out_dir else None
-    if calibration and Path(calibration).is_dir():
-        from ..eval.calibrate import FILE
-
-        calibration = str(Path(calibration) / FILE)
+    calibration = _calibration_file(b.calibration)
     try:
         max_pixels_limit()  # a bad CAMLOC_MAX_PIXELS is one line now, not an error per image
-        standard = make_standard(standard, theta, percentile)
-        method = resolve_method(method, calibration)
-        found = find_inputs(images)
-        if not found.paths:  # nothing to do at all: one line per input that yielded nothing
-            for where, reason in found.problems[:-1]:
-                click.echo(f"camloc: error: {where}: {reason}", err=True)
-            raise ValueError(": ".join(found.problems[-1]) if found.problems else "no images given")
+        standard = make_standard(b.standard, b.theta, b.percentile)
+        method = resolve_method(m.method, calibration)
+        found = _find_images(s.images)
         skip = frozenset()
         if out_dir:
-            manifest = _manifest(model_name if (model_given() or not checkpoint) else None, checkpoint, num_classes,
-                                 nwc, standard, all_regions, resize, calibration, class_index, topk, method)
-            skip = pipeline.prepare_output(out_dir, manifest, resume, journal, ctx.rank)
-        device = ctx.setup(device)
-        model = load_model_for(model_name, checkpoint, num_classes, device)
-        loc = Localizer(model, nwc=nwc, standard=standard, all_regions=all_regions, resize=resize,
+            manifest = _manifest(m.name if (model_given() or not m.checkpoint) else None, m.checkpoint, m.num_classes,
+                                 m.nwc, standard, b.all_regions, b.resize, calibration, b.class_index, b.topk, method)
+            skip = pipeline.prepare_output(out_dir, manifest, s.output.resume, journal, ctx.rank)
+        device = ctx.setup(m.device)
+        model = load_model_for(m.name, m.checkpoint, m.num_classes, device)
+        loc = Localizer(model, nwc=m.nwc, standard=standard, all_regions=b.all_regions, resize=b.resize,
                         calibration=calibration, method=method)
         writer = pipeline.JournalWriter(journal)
     except (CamlocError, ValueError) as exc:
         raise fail_usage(exc) from None
-
-    paths = found.paths
-    inputs = [w for w, _ in found.problems] + paths  # the rows' order: problem inputs are reported first
+    inputs = [w for w, _ in found.problems] + found.paths  # the rows' order: problem inputs are reported first
     width = min(max((len(p) for p in inputs), default=5), 48)
-    formatter = pipeline.Formatter(fmt, image_width=width) if ctx.world == 1 else None
-    opts = pipeline.RunOptions(batch_size=batch_size, workers=workers, classes=class_index, topk=topk, out=out,
-                               overlays=not no_overlays, save_maps=save_maps, skip=skip, progress=not quiet,
-                               report_errors=not (fmt == "table" and _stdout_is_terminal()),
-                               model=model_config(model).name or model_name)
+    return _Run(found, inputs, width, out_dir, journal, loc, writer, skip, model_config(model).name or m.name)
+
+
+def _calibration_file(calibration: str | None) -> str | None:
+    """``--calibration`` as a file: a calibrate ``--out`` folder stands for the calibration.json in it."""
+    if calibration and Path(calibration).is_dir():
+        from ..eval.calibrate import FILE
+
+        return str(Path(calibration) / FILE)
+    return calibration
+
+
+def _find_images(images: tuple[str, ...]) -> Inputs:
+    """The images the arguments name; a ValueError when they name none (one line per input that yielded nothing)."""
+    from ..data.inputs import find_inputs
+
+    found = find_inputs(images)
+    if not found.paths:
+        for where, reason in found.problems[:-1]:
+            click.echo(f"camloc: error: {where}: {reason}", err=True)
+        raise ValueError(": ".join(found.problems[-1]) if found.problems else "no images given")
+    return found
+
+
+def _localize_all(run: _Run, s: LocalizeSettings, ctx: Context) -> int:
+    """Localize this rank's images, each result streamed to the journal and stdout; returns the failures."""
+    from ..batch import pipeline
+
+    o = s.output
+    formatter = pipeline.Formatter(o.fmt, image_width=run.width) if ctx.world == 1 else None
+    opts = pipeline.RunOptions(batch_size=o.batch_size, workers=o.workers, classes=s.boxes.class_index,
+                               topk=s.boxes.topk, out=o.out, overlays=o.overlays, save_maps=o.save_maps,
+                               skip=run.skip, progress=o.progress,
+                               report_errors=not (o.fmt == "table" and _stdout_is_terminal()), model=run.model_name)
 
     def emit(d: dict) -> None:
-        writer(d)
+        run.writer(d)
         if formatter:
             formatter(d)
 
     try:
         failed = 0
         if ctx.rank == 0:  # inputs that yielded no image: reported once, like a failed image
-            for where, reason in found.problems:
+            for where, reason in run.found.problems:
                 failed += 1
                 if opts.report_errors:
                     click.echo(f"camloc: error: {where}: {reason}", err=True)
                 emit({"image": where, "error": reason})
-        _, failed_images = pipeline.run(loc, paths, opts, emit, ctx.rank, ctx.world)
+        _, failed_images = pipeline.run(run.localizer, run.found.paths, opts, emit, ctx.rank, ctx.world)
         failed += failed_images
-        writer.close()
+        run.writer.close()
     except KeyboardInterrupt:
-        _close_quietly(writer)
-        where = f" in {journal}" if journal else ""
+        _close_quietly(run.writer)
+        where = f" in {run.journal}" if run.journal else ""
         click.echo(f"camloc: interrupted; every finished result is kept{where} (rerun with --resume)", err=True)
         raise click.exceptions.Exit(130) from None
     except CamlocError as exc:
-        _close_quietly(writer)
+        _close_quietly(run.writer)
         raise fail_usage(exc) from None
     if formatter:
         formatter.close()
-    total = len(inputs)
+    return failed
+
+
+def _finish(run: _Run, s: LocalizeSettings, ctx: Context, failed: int) -> None:
+    """Rank 0's merge under torchrun, the csv/coco file and gallery of ``--out``, and the exit code."""
+    from ..batch import pipeline
+
+    fmt, out_dir = s.output.fmt, run.out_dir
+    total = len(run.inputs)
     if ctx.world > 1:
-        merged = pipeline.Formatter(fmt, image_width=width) if ctx.rank == 0 else None
-        failed = ctx.finish(failed, out_dir, inputs, merged)
+        merged = pipeline.Formatter(fmt, image_width=run.width) if ctx.rank == 0 else None
+        failed = ctx.finish(failed, out_dir, run.inputs, merged)
         if merged:
             merged.close()
     if out_dir and ctx.rank == 0 and fmt in ("csv", "coco"):
-        _write_table_file(out_dir, inputs, fmt)
+        _write_table_file(out_dir, run.inputs, fmt)
     page_failed = False
     if out_dir and ctx.rank == 0:
         try:
-            pipeline.write_gallery(out_dir, inputs)
+            pipeline.write_gallery(out_dir, run.inputs)
         except OSError as exc:  # the results are all in the journal: say so, exit 1
             click.echo(f"camloc: error: {out_dir / 'index.html'}: cannot write the gallery ({exc.strerror or exc}); "
                        f"every result is in {out_dir / pipeline.JOURNAL}", err=True)
             page_failed = True
     if failed:
         if ctx.rank == 0:
-            what = "inputs" if found.problems else "images"
+            what = "inputs" if run.found.problems else "images"
             click.echo(f"camloc: {failed} of {total} {what} failed", err=True)
         raise click.exceptions.Exit(1)
     if page_failed:
@@ -201,8 +356,10 @@ def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize
     }
 
 
-def _check_options(class_index, topk, save_maps, resume, out, world) -> None:
+def _check_options(s: LocalizeSettings, world: int) -> None:
     """Options that contradict each other: one line and exit 2, before any work."""
+    class_index, topk, save_maps, resume, out = (s.boxes.class_index, s.boxes.topk, s.output.save_maps,
+                                                 s.output.resume, s.output.out)
     problems = [
         (class_index is not None and topk is not None, "give --class or --topk, not both"),
         ((save_maps or resume) and not out, "--save-maps and --resume need --out DIR"),

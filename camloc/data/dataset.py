@@ -5,6 +5,8 @@ Every consumer (batch localization, evaluation, calibration, training) reads ima
 (:func:`camloc.data.imaging.load_image`) and a bad file is reported the same way everywhere.
 
 Example:
+    >>> from camloc.data.dataset import ImageDataset
+    >>> from camloc.data.imaging import Preprocess
     >>> ds = ImageDataset(["examples/images/cat.jpg"], Preprocess(), labels=[281])
     >>> item = ds[0]
     >>> item.image.shape, item.label, item.error

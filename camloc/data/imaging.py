@@ -287,8 +287,11 @@ class Preprocess:
           center ``input_size`` crop (timm and torchvision evaluation transforms).
 
     Example:
+        >>> from camloc.data.imaging import Preprocess, load_image
         >>> pre = Preprocess(input_size=(224, 224), mode="crop", resize_size=256)
-        >>> x, geom = pre(load_image("examples/images/cat.jpg"))
+        >>> x, geom = pre(load_image("examples/images/cat.jpg"))    # 451 x 300: resized to 384 x 256
+        >>> x.shape, (geom.left, geom.top)
+        (torch.Size([3, 224, 224]), (80, 16))
     """
 
     input_size: tuple[int, int] = (224, 224)

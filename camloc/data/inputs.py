@@ -5,11 +5,13 @@ images and a list file that names none are *problems*, each with its reason, whi
 reports as error rows next to the images' results.
 
 Example:
+    >>> import tempfile
+    >>> from camloc.data.inputs import find_inputs
     >>> found = find_inputs(["examples/images"])
     >>> found.paths[:1]
     ['examples/images/cat.jpg']
-    >>> find_inputs(["/tmp/an_empty_folder"]).problems
-    [('/tmp/an_empty_folder', 'no images in this folder or below it (looked for .bmp, ...)')]
+    >>> find_inputs([tempfile.mkdtemp()]).problems      # an empty folder
+    [('...', 'no images in this folder or below it (looked for .bmp, ...)')]
 """
 
 from __future__ import annotations

@@ -323,49 +323,91 @@ def render(spec: SyntheticSpec, label: int, rng: np.random.Generator,
     n = spec.size
     if texture_rng is None:
         texture_rng = rng.spawn(1)[0]
-    class_textures = spec.cue != "part"
-
-    def choose(u: float, k: int) -> int:
-        return k if class_textures and u < spec.body_signal else -1
-
-    def pixels(choice: int) -> np.ndarray:
-        return _texture_pixels(n, SHARED_ANGLE if choice < 0 else class_angle(choice, spec.classes))
-
+    textures = _Textures(spec)
     canvas = _smooth_noise(rng, n, spec.clutter)
-    body_texture = choose(float(texture_rng.random()), label)
-    # the object body
-    long_axis = rng.uniform(*spec.scale) * n / 2
-    short_axis = long_axis * rng.uniform(*spec.aspect)
-    angle = rng.uniform(0, np.pi)
-    reach = long_axis
-    cx, cy = rng.uniform(reach * 0.9, n - reach * 0.9), rng.uniform(reach * 0.9, n - reach * 0.9)
-    body = _ellipse(n, cx, cy, long_axis, short_axis, angle)
-    # distractors: smaller textured ellipses, kept a gap away from the body (a distinct region)
-    gap = 0.06 * n
-    keep_out = _ellipse(n, cx, cy, long_axis + gap, short_axis + gap, angle)
-    decoys = []
-    for _ in range(int(rng.integers(0, spec.distractors + 1))):
-        a = rng.uniform(0.08, 0.18) * n
-        blob = _ellipse(n, rng.uniform(0, n), rng.uniform(0, n), a, a * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi))
-        choice = choose(float(texture_rng.random()), int(texture_rng.integers(spec.classes)))
-        if (blob & keep_out).any():
-            continue  # would touch the object: this draw places no distractor
-        canvas[blob] = pixels(choice)[blob]
-        decoys.append(choice)
-    canvas[body] = pixels(body_texture)[body]
+    body_texture = textures.choose(float(texture_rng.random()), label)
+    shape = _place_body(rng, spec)
+    body = _ellipse(n, shape.cx, shape.cy, shape.a, shape.b, shape.angle)
+    decoys = _draw_decoys(canvas, rng, texture_rng, spec, textures, shape)
+    canvas[body] = textures.pixels(body_texture)[body]
     # the class part, inside the body (drawn unless the body alone is to tell the class)
-    r = max(3.0, spec.part * short_axis / 2)
-    t = rng.uniform(0, 2 * np.pi)
-    rho = np.sqrt(rng.uniform(0, 1)) * 0.55
-    px = cx + rho * (long_axis - r) * np.cos(t) * np.cos(angle) - rho * (short_axis - r) * np.sin(t) * np.sin(angle)
-    py = cy + rho * (long_axis - r) * np.cos(t) * np.sin(angle) + rho * (short_axis - r) * np.sin(t) * np.cos(angle)
-    part = _part_mask(SHAPES[label % len(SHAPES)], n, px, py, r) & body
+    part = _place_part(rng, spec, shape, label) & body
     if spec.cue != "body":
         canvas[part] = _CLASS_COLOURS[(label // len(SHAPES)) % len(_CLASS_COLOURS)]
     canvas += rng.normal(0.0, 4.0 + 6.0 * spec.clutter, canvas.shape)
     ys, xs = np.nonzero(body)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     return Rendered(np.uint8(np.clip(canvas, 0, 255)), body, box, label, part, body_texture, tuple(decoys))
+
+
+@dataclass(frozen=True)
+class _Textures:
+    """The textures of a spec's images: which one a body or decoy wears, and its pixels."""
+
+    spec: SyntheticSpec
+
+    def choose(self, u: float, k: int) -> int:
+        """Class ``k``'s texture when ``u < body_signal`` (and the cue is not ``"part"``), else the shared one (-1)."""
+        return k if self.spec.cue != "part" and u < self.spec.body_signal else -1
+
+    def pixels(self, choice: int) -> np.ndarray:
+        """The pixels (float64, read-only) of texture ``choice``: a class, or -1 for the shared one."""
+        return _texture_pixels(self.spec.size, SHARED_ANGLE if choice < 0 else class_angle(choice, self.spec.classes))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """An ellipse: centre ``(cx, cy)``, semi-axes ``a`` (the longer) and ``b``, ``angle`` in radians."""
+
+    cx: float
+    cy: float
+    a: float
+    b: float
+    angle: float
+
+
+def _place_body(rng: np.random.Generator, spec: SyntheticSpec) -> _Shape:
+    """The object's body: its axes, angle and centre drawn from ``rng`` in this order, all of it on the image."""
+    n = spec.size
+    long_axis = rng.uniform(*spec.scale) * n / 2
+    short_axis = long_axis * rng.uniform(*spec.aspect)
+    angle = rng.uniform(0, np.pi)
+    reach = long_axis
+    cx, cy = rng.uniform(reach * 0.9, n - reach * 0.9), rng.uniform(reach * 0.9, n - reach * 0.9)
+    return _Shape(cx, cy, long_axis, short_axis, angle)
+
+
+def _draw_decoys(canvas: np.ndarray, rng: np.random.Generator, texture_rng: np.random.Generator,
+                 spec: SyntheticSpec, textures: _Textures, body: _Shape) -> list[int]:
+    """Draw the distractors on ``canvas``: smaller textured ellipses, kept a gap away from the body.
+
+    Returns the texture of each decoy drawn, in drawing order. A draw that would touch the object
+    places no decoy (its random draws are made all the same).
+    """
+    n = spec.size
+    gap = 0.06 * n
+    keep_out = _ellipse(n, body.cx, body.cy, body.a + gap, body.b + gap, body.angle)
+    decoys = []
+    for _ in range(int(rng.integers(0, spec.distractors + 1))):
+        a = rng.uniform(0.08, 0.18) * n
+        blob = _ellipse(n, rng.uniform(0, n), rng.uniform(0, n), a, a * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi))
+        choice = textures.choose(float(texture_rng.random()), int(texture_rng.integers(spec.classes)))
+        if (blob & keep_out).any():
+            continue  # would touch the object: this draw places no distractor
+        canvas[blob] = textures.pixels(choice)[blob]
+        decoys.append(choice)
+    return decoys
+
+
+def _place_part(rng: np.random.Generator, spec: SyntheticSpec, body: _Shape, label: int) -> np.ndarray:
+    """The mask of class ``label``'s part shape at a random place well inside the body (not yet clipped to it)."""
+    r = max(3.0, spec.part * body.b / 2)
+    t = rng.uniform(0, 2 * np.pi)
+    rho = np.sqrt(rng.uniform(0, 1)) * 0.55
+    cx, cy, long_axis, short_axis, angle = body.cx, body.cy, body.a, body.b, body.angle
+    px = cx + rho * (long_axis - r) * np.cos(t) * np.cos(angle) - rho * (short_axis - r) * np.sin(t) * np.sin(angle)
+    py = cy + rho * (long_axis - r) * np.cos(t) * np.sin(angle) + rho * (short_axis - r) * np.sin(t) * np.cos(angle)
+    return _part_mask(SHAPES[label % len(SHAPES)], spec.size, px, py, r)
 
 
 def _png(array: np.ndarray) -> bytes:

@@ -3,8 +3,12 @@
 Each is written here once; evaluation, calibration and training take them from here.
 
 Example:
+    >>> from camloc.data.imaging import load_image
+    >>> from camloc.data.transforms import rethinking_crop
     >>> pre = rethinking_crop()                  # resize 256 x 256, center crop 224
     >>> x, geometry = pre(load_image("examples/images/cat.jpg"))
+    >>> x.shape, (geometry.left, geometry.top)
+    (torch.Size([3, 224, 224]), (16, 16))
 """
 
 from __future__ import annotations

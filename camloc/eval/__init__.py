@@ -2,8 +2,12 @@
 
 * :mod:`~camloc.eval.protocols`: the ``rethinking`` and ``wsolevaluation`` protocols, :class:`Settings`;
 * :mod:`~camloc.eval.evaluate`: :func:`evaluate` (every variant from one forward pass), :func:`score_maps`;
+* :mod:`~camloc.eval.batches`: a split's images in batches, and how an image that fails is listed;
+* :mod:`~camloc.eval.scoring`: the wsolevaluation scorer (MaxBoxAcc, MaxBoxAccV2, PxAP of score maps);
+* :mod:`~camloc.eval.records`: per-image records (hit, IoU and box per row) and the views kept for pictures;
 * :mod:`~camloc.eval.calibrate`: theta and percentile chosen on a labelled split;
 * :mod:`~camloc.eval.boxacc`: box hits at every threshold in one pass (the MaxBoxAcc core);
+* :mod:`~camloc.eval.maxtree`: the compiled max-tree sweep behind it;
 * :mod:`~camloc.eval.metrics`: accumulators (fixed threshold, MaxBoxAcc, PxAP);
 * :mod:`~camloc.viz.figures`: accuracy-vs-threshold and precision-recall pictures.
 

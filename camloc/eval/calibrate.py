@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..cam.boxes import ADAPTIVE_RULES, Standard, thresholds, to_uint8, upsample
@@ -34,8 +36,9 @@ from ..data.transforms import SIZE
 from ..utils.atomic import atomic_write_text
 from ..utils.device import device_of
 from ..utils.errors import CamlocError, UsageError
+from .batches import LoadedBatch, failure, nothing_scored, sample_batches
 from .boxacc import largest_contour_table, threshold_levels
-from .evaluate import check_labels, failure, nothing_scored, sample_batches, warn_label_space
+from .evaluate import check_labels, warn_label_space
 from .protocols import check_box_convention, check_cam_class, gt_boxes, protocol_preprocess
 
 #: The file name ``camloc calibrate --out DIR`` saves to; ``--calibration DIR`` reads it.
@@ -136,23 +139,11 @@ def check_rules(rules: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(rules))
 
 
-def calibrate(
-    model: nn.Module,
-    samples: Sequence[Sample],
-    images: Union[str, os.PathLike],
-    nwc: bool = True,
-    cam_class: str = "gt",
-    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
-    thetas: Optional[np.ndarray] = None,
-    batch_size: int = 32,
-    model_name: str = "",
-    metadata: str = "",
-    progress: bool = True,
-    box_convention: str = "wsolevaluation",
-    workers: int = 0,
-    method: str = DEFAULT_METHOD,
-    rules: Sequence[str] = (),
-) -> tuple[Calibration, np.ndarray]:
+def calibrate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathLike, nwc: bool = True,
+              cam_class: str = "gt", percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+              thetas: np.ndarray | None = None, batch_size: int = 32, model_name: str = "", metadata: str = "",
+              progress: bool = True, box_convention: str = "wsolevaluation", workers: int = 0,
+              method: str = DEFAULT_METHOD, rules: Sequence[str] = ()) -> tuple[Calibration, np.ndarray]:
     """Grid-search ``(percentile, theta)`` for the best GT-known Loc on a labelled split.
 
     ``cam_class="top1"`` maps the predicted class, for splits whose labels are not the model's
@@ -178,8 +169,6 @@ def calibrate(
         UsageError: no boxes, bad names, labels beyond the model's classes with ``"gt"``, or no
             image could be read.
     """
-    from tqdm import tqdm
-
     if not any(s.boxes for s in samples):
         raise UsageError("calibration needs a split with boxes")
     check_cam_class(cam_class)
@@ -190,41 +179,101 @@ def calibrate(
     pcts = [float(p) for p in percentiles]
     pre = protocol_preprocess("rethinking", model)
     extractor = MethodExtractor(model, method, progress=progress)
-    hits = np.zeros((len(pcts), len(thetas)), np.int64)
-    rule_hits = np.zeros(len(rules), np.int64)
-    failed: list[dict[str, str]] = []
-    top1_hits, classified, num_classes = 0, 0, None
+    counts = _GridCounts(np.zeros((len(pcts), len(thetas)), np.int64), np.zeros(len(rules), np.int64))
     batches = sample_batches(samples, Path(images), pre, batch_size, device_of(model), workers)
+    _count_hits(counts, extractor, batches, samples, batch_size, thetas, pcts, rules, nwc, cam_class, box_convention,
+                progress)
+    if samples and len(counts.failed) == len(samples):
+        raise nothing_scored(len(samples), "images", counts.failed[0])
+    found = (warn_label_space(counts.top1_hits, counts.classified, counts.num_classes)
+             if cam_class == "gt" and counts.num_classes else [])
+    grid = 100.0 * counts.hits / len(samples)
+    scores = {r: float(100.0 * h / len(samples)) for r, h in zip(rules, counts.rule_hits, strict=True)}
+    theta, percentile, rule, acc = _best_rule(grid, scores, thetas, pcts)
+    best = Calibration(theta, percentile, nwc, acc, str(metadata), model_name, len(samples), cam_class,
+                       box_convention=box_convention, failed=tuple(counts.failed), warnings=tuple(found), method=method,
+                       rule=rule, rule_scores=scores)
+    return best, grid
+
+
+@dataclass
+class _GridCounts:
+    """What the search counts over a split: hits at IoU 50 per grid point and per automatic rule,
+    the failed images, and the classification (for the label check).
+
+    Attributes:
+        hits: P x T images hit at each ``(percentile, theta)``.
+        rule_hits: images hit by each automatic rule.
+        failed: ``{"image_id", "reason"}`` of each image that could not be read.
+        top1_hits: images whose top-1 prediction is their label.
+        classified: images classified.
+        num_classes: the model's number of classes (None until an image decoded).
+    """
+
+    hits: np.ndarray
+    rule_hits: np.ndarray
+    failed: list[dict[str, str]] = field(default_factory=list)
+    top1_hits: int = 0
+    classified: int = 0
+    num_classes: int | None = None
+
+
+def _count_hits(counts: _GridCounts, extractor: MethodExtractor, batches: Iterator[LoadedBatch],
+                samples: Sequence[Sample], batch_size: int, thetas: np.ndarray, pcts: list[float],
+                rules: tuple[str, ...], nwc: bool, cam_class: str, box_convention: str, progress: bool) -> None:
+    """Add every batch's maps to ``counts``: one map per image, its box hit at IoU 50 judged at every
+    grid point and every rule (a failed image adds no hit: a miss everywhere)."""
+    from tqdm import tqdm
+
     total = -(-len(samples) // batch_size)
     for chunk in tqdm(batches, total=total, disable=not progress, desc="calibrate", unit="batch"):
-        failed += [failure(s, reason) for s, reason in chunk.failed]  # a miss everywhere: adds no hit
+        counts.failed += [failure(s, reason) for s, reason in chunk.failed]  # a miss everywhere: adds no hit
         if not chunk.samples:
             continue
-        if num_classes is None:
-            num_classes = check_labels(extractor.cam, chunk.x[:1], samples, cam_class)
+        if counts.num_classes is None:
+            counts.num_classes = check_labels(extractor.cam, chunk.x[:1], samples, cam_class)
         out = extractor(chunk.x, classes=chunk.labels if cam_class == "gt" else None, nwc=nwc)
-        top1_hits += int((out.logits.argmax(1).cpu() == chunk.labels).sum())
-        classified += len(chunk.samples)
-        u8s = to_uint8(upsample(out.maps[:, 0], (SIZE, SIZE)))
-        rule_levels = np.stack([thresholds(u8s, Standard.adaptive(r)).cpu().numpy() for r in rules], 1) if rules \
-            else np.zeros((len(u8s), 0), np.int64)
-        for s, u8, own in zip(chunk.samples, u8s.cpu().numpy(), rule_levels, strict=True):
-            gt = gt_boxes(s, "rethinking", box_convention)
-            levels = np.stack([threshold_levels(u8, thetas, p) for p in pcts])
-            table = largest_contour_table(u8, gt, (50,), np.concatenate([levels.ravel(), own]), rethinking=True)[:, 0]
-            hits += table[levels]
-            rule_hits += table[own]
-    if samples and len(failed) == len(samples):
-        raise nothing_scored(len(samples), "images", failed[0])
-    found = warn_label_space(top1_hits, classified, num_classes) if cam_class == "gt" and num_classes else []
-    grid = 100.0 * hits / len(samples)
-    scores = {r: float(100.0 * h / len(samples)) for r, h in zip(rules, rule_hits, strict=True)}
+        counts.top1_hits += int((out.logits.argmax(1).cpu() == chunk.labels).sum())
+        counts.classified += len(chunk.samples)
+        _add_batch_hits(counts, to_uint8(upsample(out.maps[:, 0], (SIZE, SIZE))), chunk.samples, thetas, pcts, rules,
+                        box_convention)
+
+
+def _add_batch_hits(counts: _GridCounts, u8s: torch.Tensor, samples: Sequence[Sample], thetas: np.ndarray,
+                    pcts: list[float], rules: tuple[str, ...], box_convention: str) -> None:
+    """Add one batch's hits: per image, the largest contour's box at ``int(theta x percentile_p(U))``
+    for every grid point, and at each rule's threshold, judged at IoU >= 0.5 (the rethinking protocol's
+    conventions) in one table over the distinct levels.
+
+    Args:
+        counts: the counts to add to.
+        u8s: the batch's B x 224 x 224 uint8 maps ``U``.
+        samples: the batch's samples.
+        thetas, pcts: the grid.
+        rules: the automatic rules.
+        box_convention: where ground-truth boxes end.
+    """
+    rule_levels = np.stack([thresholds(u8s, Standard.adaptive(r)).cpu().numpy() for r in rules], 1) if rules \
+        else np.zeros((len(u8s), 0), np.int64)
+    for s, u8, own in zip(samples, u8s.cpu().numpy(), rule_levels, strict=True):
+        gt = gt_boxes(s, "rethinking", box_convention)
+        levels = np.stack([threshold_levels(u8, thetas, p) for p in pcts])
+        table = largest_contour_table(u8, gt, (50,), np.concatenate([levels.ravel(), own]), rethinking=True)[:, 0]
+        counts.hits += table[levels]
+        counts.rule_hits += table[own]
+
+
+def _best_rule(grid: np.ndarray, scores: dict[str, float], thetas: np.ndarray, pcts: list[float]
+               ) -> tuple[float | None, float | None, str, float]:
+    """The best threshold rule: the grid's first best ``(percentile, theta)``, unless an automatic
+    rule scores strictly higher (the first such best, in ``rules`` order).
+
+    Returns:
+        ``(theta, percentile, rule, GT-known Loc %)``; theta and percentile are None for a rule.
+    """
     i, j = np.unravel_index(int(grid.argmax()), grid.shape)
     theta, percentile, rule, acc = float(thetas[j]), pcts[i], "percentile", float(grid[i, j])
     for r, score in scores.items():
         if score > acc:
             theta, percentile, rule, acc = None, None, r, score
-    best = Calibration(theta, percentile, nwc, acc, str(metadata), model_name, len(samples), cam_class,
-                       box_convention=box_convention, failed=tuple(failed), warnings=tuple(found), method=method,
-                       rule=rule, rule_scores=scores)
-    return best, grid
+    return theta, percentile, rule, acc

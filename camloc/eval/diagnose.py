@@ -51,13 +51,14 @@ from torch import nn
 
 from ..cam.boxes import Standard, above, contour_boxes, to_uint8, upsample
 from ..cam.extractor import CAMExtractor
+from ..cam.heads import HeadSpec
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
 from ..models.config import model_config, preprocess_for
 from ..utils.device import device_of
 from ..utils.errors import UsageError
+from .batches import failure, nothing_scored, sample_batches
 from .boxacc import iou_matrix
-from .evaluate import failure, nothing_scored, sample_batches
 from .protocols import check_cam_class
 
 #: A channel is active where it exceeds this fraction of its own maximum (the Fig. 2 statistic).
@@ -312,16 +313,39 @@ def diagnose(model: nn.Module, samples: Sequence[Sample], images: str | Path, *,
         for s, c, stat in zip(chunk.samples, out.classes[:, 0].tolist(), stats, strict=True):
             rows.append({"image_id": s.image_id, "label": s.label, "class": c, **stat})
         if len(areas) < points_images:
-            area, alive = active_area(out.features)
-            for b in range(min(points_images - len(areas), w.shape[0])):
-                keep = (w[b] > 0) & alive[b]
-                areas.append(area[b][keep].cpu().numpy())
-                weights.append(w[b][keep].cpu().numpy())
+            _keep_points(out.features, w, areas, weights, points_images)
     if not rows:
         raise nothing_scored(len(samples), "images", failed[0])
+    points = (np.concatenate(areas) if areas else np.zeros(0), np.concatenate(weights) if weights else np.zeros(0))
+    return Diagnosis(_summary(rows, model, cam_class, head, pre), rows, failed, points)
+
+
+def _summary(rows: Sequence[dict[str, Any]], model: nn.Module, cam_class: str, head: HeadSpec, pre: Preprocess
+             ) -> dict[str, Any]:
+    """The summary of a diagnosis: :func:`summarize` of its records, with the number of images and the
+    settings (model, class choice, head form and feature layer, preprocessing, thresholds)."""
     summary = summarize(rows)
     summary.update(images=len(rows), model=model_config(model).name or type(model).__name__, cam_class=cam_class,
                    head=head.form, feature_layer=head.feature_layer, preprocess=pre.to_dict(),
                    active_fraction=ACTIVE_FRACTION, ioa_threshold=IOA_STANDARD.label)
-    points = (np.concatenate(areas) if areas else np.zeros(0), np.concatenate(weights) if weights else np.zeros(0))
-    return Diagnosis(summary, rows, failed, points)
+    return summary
+
+
+def _keep_points(features: torch.Tensor, weights: torch.Tensor, areas: list[np.ndarray],
+                 kept_weights: list[np.ndarray], limit: int) -> None:
+    """Append the Fig. 2 points of the batch's first images, until ``limit`` images have theirs: per
+    image, the active area ``a_c`` and the weight ``w_kc`` of each channel with positive weight that
+    fires on it.
+
+    Args:
+        features: the batch's B x C x h x w feature maps.
+        weights: the B x C class weights.
+        areas: the active areas kept so far, one array per image (appended to).
+        kept_weights: the weights kept so far, one array per image (appended to).
+        limit: the number of images to keep points of.
+    """
+    area, alive = active_area(features)
+    for b in range(min(limit - len(areas), weights.shape[0])):
+        keep = (weights[b] > 0) & alive[b]
+        areas.append(area[b][keep].cpu().numpy())
+        kept_weights.append(weights[b][keep].cpu().numpy())

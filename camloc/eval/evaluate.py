@@ -13,35 +13,30 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..cam.boxes import contour_boxes, foreground, minmax, to_uint8, upsample
+from ..cam.boxes import contour_boxes, foreground, minmax, upsample
 from ..cam.extractor import CAMExtractor, CAMOutput
 from ..cam.methods import MethodExtractor
-from ..data.dataset import ImageDataset
-from ..data.imaging import Preprocess, encode_image
+from ..data.imaging import Preprocess
 from ..data.metadata import Sample, image_size
 from ..data.transforms import SIZE
-from ..models.config import class_names
 from ..utils.atomic import atomic_write
 from ..utils.device import device_of
 from ..utils.errors import ImageError, UsageError
-from .boxacc import (
-    all_contour_table,
-    contour_boxes_at,
-    iou_matrix,
-    largest_contour_table,
-    threshold_levels,
-    thresholds_list,
-)
-from .metrics import FixedThreshold, MaxBoxAcc, PxAP
-from .protocols import Row, Settings, gt_boxes, load_masks, protocol_preprocess
+from .batches import LoadedBatch, failure, nothing_scored, sample_batches
+from .boxacc import iou_matrix
+from .metrics import FixedThreshold
+from .protocols import Settings, gt_boxes, load_masks, protocol_preprocess
+from .records import ImageView, PerImageRecords
+from .scoring import WsolScorer, read_scoremap
 
 #: Images a run needs before :func:`label_space_warning` judges its Top-1 Cls.
 MIN_IMAGES_FOR_LABEL_CHECK = 32
@@ -89,59 +84,6 @@ def warn_label_space(top1_hits: int, n: int, num_classes: int) -> list[str]:
     return [message]
 
 
-class Chunk(NamedTuple):
-    """One batch of a split: the images that decoded (their sizes known) and those that did not.
-
-    Attributes:
-        samples: the good samples, in order (``width`` / ``height`` from the image where the
-            metadata had none).
-        x: their network input on the device (None when none decoded).
-        labels: their labels.
-        failed: ``(sample, reason)`` for each image that could not be read.
-    """
-
-    samples: list[Sample]
-    x: Optional[torch.Tensor]
-    labels: torch.Tensor
-    failed: list[tuple[Sample, str]]
-
-
-def sample_batches(samples: Sequence[Sample], images: Path, pre: Preprocess, batch_size: int,
-                   device: torch.device, workers: int = 0) -> Iterator[Chunk]:
-    """A :class:`Chunk` per batch of a split, in order: images through camloc's one Dataset, decoded
-    by ``workers`` DataLoader processes (0: in this process), on ``device``.
-
-    An image that cannot be read is returned in ``Chunk.failed`` with its reason, never raised.
-    """
-    data = ImageDataset([images / s.image_id for s in samples], pre, [s.label for s in samples], errors="return")
-    order = torch.utils.data.BatchSampler(torch.utils.data.SequentialSampler(data), batch_size, drop_last=False)
-    loader = torch.utils.data.DataLoader(data, batch_sampler=order, num_workers=workers,
-                                         collate_fn=ImageDataset.collate)
-    for batch in loader:
-        good, failed = [], []
-        for item in batch.items:
-            s = samples[item.index]
-            if item.error is not None:
-                failed.append((s, item.error))
-            elif s.width is None or s.height is None:
-                g = item.geometry
-                good.append(replace(s, width=g.width, height=g.height))
-            else:
-                good.append(s)
-        x = batch.images.to(device) if batch.images is not None else None
-        yield Chunk(good, x, batch.labels, failed)
-
-
-def failure(sample: Sample, reason: str) -> dict[str, str]:
-    """How a result lists an image that could not be scored."""
-    return {"image_id": sample.image_id, "reason": reason}
-
-
-def nothing_scored(n: int, what: str, first: dict[str, str]) -> UsageError:
-    """The error when every one of ``n`` items failed: the first one's reason names the fix."""
-    return UsageError(f"none of the {n} {what} could be scored; the first, {first['image_id']}: {first['reason']}")
-
-
 def _masks_or_none(sample: Sample, root: Optional[Path]) -> Optional[tuple[np.ndarray, Optional[np.ndarray]]]:
     """The sample's masks for PxAP, or None (no masks, no mask root, or unreadable)."""
     if not sample.masks or root is None:
@@ -150,105 +92,6 @@ def _masks_or_none(sample: Sample, root: Optional[Path]) -> Optional[tuple[np.nd
         return load_masks(sample, root)
     except ImageError:
         return None
-
-
-class WsolScorer:
-    """MaxBoxAcc, MaxBoxAccV2 and PxAP of score maps (shared by ``evaluate`` and ``score``).
-
-    Only the metrics of ``settings.metrics`` are computed, each where the split has what it needs
-    (boxes for MaxBoxAcc and V2, masks for PxAP).
-    """
-
-    def __init__(self, settings: Settings, boxes: bool, masks: bool) -> None:
-        self.settings = settings
-        self.taus = thresholds_list(settings.interval)
-        want = set(settings.metrics)
-        self.v1 = MaxBoxAcc(self.taus, (50,)) if boxes and "maxboxacc" in want else None
-        self.v2 = MaxBoxAcc(self.taus, settings.deltas_v2) if boxes and "maxboxacc_v2" in want else None
-        self.pxap = PxAP(self.taus) if masks and "pxap" in want else None
-        # one all-contour sweep serves V2 and V1's short cut: its deltas, and where V1's 50 is among them
-        self.deltas = tuple(dict.fromkeys((settings.deltas_v2 if self.v2 else ()) + ((50,) if self.v1 else ())))
-        self.col50 = self.deltas.index(50) if self.v1 else None
-        self.n_v2 = len(settings.deltas_v2) if self.v2 else 0
-
-    @property
-    def active(self) -> bool:
-        """Whether any metric applies."""
-        return any(m is not None for m in (self.v1, self.v2, self.pxap))
-
-    def add(self, scoremap: np.ndarray, sample: Sample, percentile: float = 100.0,
-            masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None, rule: str = "percentile"
-            ) -> Optional[np.ndarray]:
-        """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)`` (or at
-        an automatic ``rule``'s threshold for every tau: :func:`camloc.eval.boxacc.threshold_levels`).
-
-        Returns:
-            The image's hits at IoU 50 for every tau, as its :meth:`operating_point` metric counts
-            them (MaxBoxAccV2's all contours, else MaxBoxAcc's largest), or None without box metrics.
-        """
-        hits = None
-        if self.v1 is not None or self.v2 is not None:
-            u8 = (scoremap * 255).astype(np.uint8)
-            gt = gt_boxes(sample, "wsolevaluation", self.settings.box_convention)
-            levels = threshold_levels(u8, self.taus, percentile, rule)
-            if self.v1 is None:
-                table = all_contour_table(u8, gt, self.deltas, parallel=True)
-            else:
-                table, counts = all_contour_table(u8, gt, self.deltas, parallel=True, counts=True)
-                col = table[:, self.col50:self.col50 + 1]
-                hits = largest_contour_table(u8, gt, (50,), levels, shortcut=(col, counts))[levels]
-                self.v1.add(hits)
-                hits = hits[:, 0]
-            if self.v2 is not None:
-                self.v2.add(table[:, :self.n_v2][levels])
-                if 50 in self.settings.deltas_v2:
-                    hits = table[levels, self.settings.deltas_v2.index(50)]
-        if self.pxap is not None and masks is not None:
-            self.pxap.add(scoremap, *masks)
-        return hits
-
-    def operating_point(self) -> Optional[tuple[str, float]]:
-        """``(metric, tau)``: the tau of the best box accuracy at IoU 50, MaxBoxAccV2's (all contours)
-        where it is computed at delta 50, else MaxBoxAcc's (largest contour); None without either.
-        An image's box there is what :func:`evaluate`'s per-image records call its box."""
-        if self.v2 is not None and 50 in self.settings.deltas_v2:
-            return "maxboxacc_v2", self.v2.compute()["per_delta"][50]["tau"]
-        if self.v1 is not None:
-            return "maxboxacc", self.v1.compute()["per_delta"][50]["tau"]
-        return None
-
-    def add_miss(self, masks: Optional[tuple[np.ndarray, Optional[np.ndarray]]] = None) -> None:
-        """An image that could not be scored: a box miss at every threshold and, given its masks, an
-        all-zero score map for PxAP (its foreground counts, found by nothing)."""
-        for acc in (self.v1, self.v2):
-            if acc is not None:
-                acc.add(np.zeros((len(self.taus), len(acc.deltas)), bool))
-        if self.pxap is not None and masks is not None:
-            self.pxap.add(np.zeros(masks[0].shape, np.float64), *masks)
-
-    def compute(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.v1 is not None:
-            v1 = self.v1.compute()
-            out["maxboxacc"] = v1["mean"]
-            out["maxboxacc_tau"] = v1["per_delta"][50]["tau"]
-        if self.v2 is not None:
-            v2 = self.v2.compute()
-            out["maxboxacc_v2"] = v2["mean"]
-            out["maxboxacc_v2_per_delta"] = v2["per_delta"]
-        if self.pxap is not None:
-            out["pxap"] = self.pxap.compute()
-        return out
-
-    def curves(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"taus": self.taus}
-        if self.v1 is not None:
-            out["maxboxacc"] = {50: self.v1.curves()[0]}
-        if self.v2 is not None:
-            out["maxboxacc_v2"] = dict(zip(self.settings.deltas_v2, self.v2.curves(), strict=True))
-        if self.pxap is not None:
-            out["precision"], out["recall"] = self.pxap.curve()
-        return out
 
 
 @dataclass
@@ -320,50 +163,16 @@ def rethinking_boxes(maps: torch.Tensor, chunk: Sequence[Sample], standard, conv
     return out
 
 
-@dataclass(frozen=True)
-class ImageView:
-    """What a picture of one evaluated image needs, kept for the first images (``evaluate(views=N)``).
-
-    Attributes:
-        image: the protocol's 224 x 224 network input, denormalised, as an RGB JPEG (for display).
-        maps: per ``(method, nwc)`` the uint8 map ``U`` the protocol thresholds, as a PNG (exact).
-        truth: the ground-truth boxes on the 224 x 224 input (the protocol's integer rules).
-
-    Example:
-        >>> view = result.views["val/img_001.JPEG"]
-        >>> view.rgb().shape, view.u8(("cam", True)).shape
-        ((224, 224, 3), (224, 224))
-    """
-
-    image: bytes
-    maps: dict
-    truth: np.ndarray
-
-    def rgb(self) -> np.ndarray:
-        """The input picture, 224 x 224 x 3 uint8 RGB."""
-        import cv2
-
-        return cv2.imdecode(np.frombuffer(self.image, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
-
-    def u8(self, key: tuple[str, bool]) -> np.ndarray:
-        """The uint8 map of ``(method, nwc)``, 224 x 224."""
-        import cv2
-
-        return cv2.imdecode(np.frombuffer(self.maps[key], np.uint8), cv2.IMREAD_UNCHANGED)
-
-
-class _Run:
-    """The accumulators of one evaluation: fixed thresholds (rethinking) or sweeps (wsolevaluation)."""
+class _EvaluationAccumulator:
+    """The accumulators of one evaluation: fixed thresholds (rethinking) or sweeps (wsolevaluation),
+    classification hits, the failed images and, when asked, the per-image records."""
 
     def __init__(self, settings: Settings, samples: Sequence[Sample], masks_root: Path,
                  save_maps: Optional[str | os.PathLike], per_image: bool = False, views: int = 0,
                  pre: Optional[Preprocess] = None, model: Optional[nn.Module] = None) -> None:
         self.settings, self.masks_root, self.save_maps = settings, masks_root, save_maps
-        self.model, self.names = model, None
         # per-image records (only when asked: a run without them does none of this work)
-        self.records: Optional[list[dict]] = [] if per_image or views else None
-        self.views_left, self.pre = views, pre
-        self.views: dict[str, ImageView] = {}
+        self.per_image = PerImageRecords(settings, views, pre, model) if per_image or views else None
         self.wsol = settings.protocol == "wsolevaluation"
         self.known = settings.cam_class == "gt"
         has_boxes, has_masks = any(s.boxes for s in samples), any(s.masks for s in samples)
@@ -396,28 +205,51 @@ class _Run:
 
     def add(self, chunk: Sequence[Sample], labels: torch.Tensor, outs: dict[tuple[str, bool], CAMOutput],
             num_classes: int, x: Optional[torch.Tensor] = None) -> None:
+        """Score one batch: its classification, then every row's boxes (rethinking) or sweeps
+        (wsolevaluation); an image whose mask cannot be read fails here.
+
+        Args:
+            chunk: the batch's decoded samples.
+            labels: their labels.
+            outs: the maps of every ``(method, nwc)`` of :meth:`requests`, with the logits.
+            num_classes: the model's number of classes.
+            x: the network input (to keep views of the first images).
+        """
         ok = np.ones(len(chunk), bool)
-        masks_of: list = [None] * len(chunk)
-        if self.wsol:
-            for i, s in enumerate(chunk):
-                if s.masks:
-                    try:
-                        masks_of[i] = load_masks(s, self.masks_root)
-                    except ImageError as exc:
-                        self.fail(s, str(exc), masks_readable=False)
-                        ok[i] = False
+        masks_of = self._load_masks(chunk, ok) if self.wsol else [None] * len(chunk)
         first = next(iter(outs.values()))
         top5 = first.logits.cpu().topk(min(5, num_classes), dim=1).indices
         top1_ok = (top5[:, 0] == labels).numpy() & ok
         top5_ok = (top5 == labels[:, None]).any(dim=1).numpy() & ok
         self.cls_hits += (int(top1_ok.sum()), int(top5_ok.sum()))
         self.classified += int(ok.sum())
-        records = self._new_records(chunk, first.logits, top5, ok, num_classes) if self.records is not None else None
-        if records is not None and self.views_left > 0 and x is not None:
-            self._keep_views(chunk, x, outs, ok)
+        records = None
+        if self.per_image is not None:
+            records = self.per_image.add_batch(chunk, first.logits, top5, ok, num_classes)
+            if self.per_image.views_left > 0 and x is not None:
+                self.per_image.keep_views(chunk, x, outs, ok)
         if self.wsol:
             self._add_sweeps(chunk, outs, ok, masks_of, records)
-            return
+        else:
+            self._add_fixed(chunk, outs, top1_ok, top5_ok, records)
+
+    def _load_masks(self, chunk: Sequence[Sample], ok: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None] | None]:
+        """The batch's masks for PxAP (None for an image without); an image whose mask cannot be read
+        is failed and marked in ``ok``."""
+        masks_of: list = [None] * len(chunk)
+        for i, s in enumerate(chunk):
+            if s.masks:
+                try:
+                    masks_of[i] = load_masks(s, self.masks_root)
+                except ImageError as exc:
+                    self.fail(s, str(exc), masks_readable=False)
+                    ok[i] = False
+        return masks_of
+
+    def _add_fixed(self, chunk: Sequence[Sample], outs: dict[tuple[str, bool], CAMOutput], top1_ok: np.ndarray,
+                   top5_ok: np.ndarray, records: list[dict | None] | None = None) -> None:
+        """Rethinking: each row's one box per image, at the row's fixed threshold, into its accumulator
+        (and, with records, the row's hit, IoU and box)."""
         for row in self.rows:
             found = rethinking_boxes(outs[(row.method, row.nwc)].maps[:, 0], chunk, self.settings.standard(row.variant),
                                      self.settings.box_convention)
@@ -429,48 +261,10 @@ class _Run:
                     records[i]["rows"][row.name] = {"hit": acc.gt_known > before, "iou": best,
                                                     "box": [int(v) for v in box]}
 
-    def _new_records(self, chunk: Sequence[Sample], logits: torch.Tensor, top5: torch.Tensor, ok: np.ndarray,
-                     num_classes: int) -> list[Optional[dict]]:
-        """A record per scored image of the batch (None for one that failed), appended to the run's."""
-        if self.names is None:
-            self.names = class_names(self.model, num_classes) or ()
-        probs = logits.detach().float().softmax(dim=1).max(dim=1).values.cpu().numpy()
-        out: list[Optional[dict]] = []
-        for i, s in enumerate(chunk):
-            if not ok[i]:
-                out.append(None)
-                continue
-            predicted = int(top5[i, 0])
-            out.append({"image_id": s.image_id, "label": int(s.label), "predicted": predicted,
-                        "label_name": self.names[s.label] if self.known and 0 <= s.label < len(self.names) else None,
-                        "predicted_name": self.names[predicted] if predicted < len(self.names) else None,
-                        "score": float(probs[i]), "rows": {}})
-            self.records.append(out[-1])
-        return out
-
-    def _keep_views(self, chunk: Sequence[Sample], x: torch.Tensor, outs: dict[tuple[str, bool], CAMOutput],
-                    ok: np.ndarray) -> None:
-        """Keep the input and maps of the batch's first scored images while ``views_left`` lasts."""
-        import cv2
-
-        take = [i for i in range(len(chunk)) if ok[i]][:self.views_left]
-        if not take:
-            return
-        mean = torch.tensor(self.pre.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.pre.std, device=x.device).view(1, 3, 1, 1)
-        pixels = (x[take].float() * std + mean).mul(255).round().clamp(0, 255).to(torch.uint8)
-        pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()
-        u8 = {key: to_uint8(upsample(out.maps[take, 0], (SIZE, SIZE))).cpu().numpy() for key, out in outs.items()}
-        for j, i in enumerate(take):
-            s = chunk[i]
-            self.views[s.image_id] = ImageView(
-                encode_image(pixels[j][:, :, ::-1], ".jpg", cv2.IMWRITE_JPEG_QUALITY, 92),
-                {key: encode_image(m[j], ".png") for key, m in u8.items()},
-                gt_boxes(s, self.settings.protocol, self.settings.box_convention))
-        self.views_left -= len(take)
-
     def _add_sweeps(self, chunk: Sequence[Sample], outs: dict[tuple[str, bool], CAMOutput], ok: np.ndarray,
                     masks_of: list, records: Optional[list[Optional[dict]]] = None) -> None:
+        """wsolevaluation: each row's min-max normalised map of every scored image into its scorer
+        (and, with records, the image's hit at every tau; with ``save_maps``, the map)."""
         normalised = {key: minmax(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy() for key, out in outs.items()}
         for row in self.rows:
             maps = normalised[(row.method, row.nwc)]
@@ -498,38 +292,12 @@ class _Run:
         """Settle the wsolevaluation records at each row's operating point (hits; box and IoU where a
         view was kept); returns the operating points."""
         points = self.operating_points()
-        if not self.wsol or self.records is None:
-            return points
-        taus = thresholds_list(self.settings.interval)
-        for r in self.rows:
-            if r.name not in points:
-                continue
-            tau = points[r.name]["tau"]
-            index = int(np.abs(taus - tau).argmin())
-            for rec in self.records:
-                entry = rec["rows"].get(r.name)
-                if entry is None:
-                    continue
-                bits = entry.pop("bits")
-                entry["hit"] = bool(np.unpackbits(bits, count=len(taus))[index])
-                entry["iou"], entry["box"] = None, None
-                view = self.views.get(rec["image_id"])
-                if view is not None:
-                    entry["iou"], entry["box"] = self._box_at(view, r, tau, points[r.name]["metric"] == "maxboxacc_v2")
+        if self.wsol and self.per_image is not None:
+            self.per_image.settle(self.rows, points)
         return points
 
-    def _box_at(self, view: ImageView, row: Row, tau: float, all_contours: bool) -> tuple[float, list[int]]:
-        """The box a wsolevaluation row's hit at ``tau`` is judged on: of the boxes of ``U > t``
-        (every contour's for MaxBoxAccV2, the largest contour's for MaxBoxAcc), the best by IoU."""
-        u8 = view.u8((row.method, row.nwc))
-        t = int(threshold_levels(u8, np.asarray([tau]), self.settings.sweep_percentile(row.variant),
-                                 self.settings.rule(row.variant))[0])
-        boxes = contour_boxes_at(u8, t, all_contours)
-        ious = iou_matrix(boxes, view.truth).max(axis=1)
-        best = int(ious.argmax())
-        return float(ious[best]), [int(v) for v in boxes[best]]
-
     def result(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """``(metrics, curves)`` per row (curves under wsolevaluation only)."""
         metrics, curves = {}, {}
         n = self.dataset["n"]
         for r in self.rows:
@@ -544,25 +312,16 @@ class _Run:
 
 
 def _no_metric(metrics: Sequence[str], boxes: bool, masks: bool) -> str:
+    """The error message when none of ``metrics`` applies to a split with (or without) boxes and masks."""
     has = "boxes and masks" if boxes and masks else "boxes only" if boxes else "masks only" if masks else "no boxes or masks"
     return (f"none of the metrics asked for ({', '.join(metrics)}) applies to this split, which has {has}: "
             "maxboxacc and maxboxacc_v2 need boxes, pxap needs masks (--metrics)")
 
 
-def evaluate(
-    model: nn.Module,
-    samples: Sequence[Sample],
-    images: str | os.PathLike,
-    settings: Settings = Settings(),
-    masks: Optional[str | os.PathLike] = None,
-    batch_size: int = 32,
-    save_maps: Optional[str | os.PathLike] = None,
-    progress: bool = True,
-    workers: int = 0,
-    score_batch: Optional[int] = None,
-    per_image: bool = False,
-    views: int = 0,
-) -> EvaluationResult:
+def evaluate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathLike,
+             settings: Settings = Settings(), masks: str | os.PathLike | None = None,  # noqa: B008
+             batch_size: int = 32, save_maps: str | os.PathLike | None = None, progress: bool = True, workers: int = 0,
+             score_batch: int | None = None, per_image: bool = False, views: int = 0) -> EvaluationResult:
     """Run ``model`` once per image of a split and score every variant of every method.
 
     Each method's maps come from one pass per batch (the paper's CAM: one forward pass for every
@@ -603,16 +362,45 @@ def evaluate(
         UsageError: bad settings for this split, labels beyond the model's classes with
             ``cam_class="gt"``, or no image of the split could be scored.
     """
-    from tqdm import tqdm
-
     images = Path(images)
     pre = protocol_preprocess(settings.protocol, model)
-    run = _Run(settings, samples, Path(masks) if masks else images, save_maps, per_image, views, pre, model)
+    run = _EvaluationAccumulator(settings, samples, Path(masks) if masks else images, save_maps, per_image, views,
+                                 pre, model)
     extractor = MethodExtractor(model, progress=progress, **({"score_batch": score_batch} if score_batch else {}))
+    batches = sample_batches(samples, images, pre, batch_size, device_of(model), workers)
+    num_classes = _score_batches(run, extractor, samples, batches, progress)
+    if samples and len(run.failed) == len(samples):
+        raise nothing_scored(len(samples), "images", run.failed[0])
+    found = warn_label_space(int(run.cls_hits[0]), run.classified, num_classes) if run.known and num_classes else []
+    metrics, curves = run.result()
+    points = run.finish_records() if run.per_image is not None else {}
+    dataset = {"images": str(images), **run.dataset, "failed": len(run.failed)}
+    records, views_kept = (run.per_image.records, run.per_image.views) if run.per_image is not None else ([], {})
+    return EvaluationResult(settings, dataset, metrics, curves, run.failed, found, records, points, views_kept)
+
+
+def _score_batches(run: _EvaluationAccumulator, extractor: MethodExtractor, samples: Sequence[Sample],
+                   batches: Iterator[LoadedBatch], progress: bool) -> int | None:
+    """Feed every batch of the split to ``run``: its failed images, then the maps of the rows of the
+    images that decoded (one :meth:`MethodExtractor.maps` call per batch).
+
+    Args:
+        run: the evaluation's accumulators.
+        extractor: the methods' extractor on the model.
+        samples: the whole split (its labels are checked against the model's classes once).
+        batches: the split's batches, from :func:`sample_batches`.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The model's number of classes, or None when no image decoded.
+    """
+    from tqdm import tqdm
+
+    settings = run.settings
     requests = run.requests()
     num_classes = None
     bar = tqdm(total=len(samples), disable=not progress, unit="img", desc=f"evaluate ({settings.protocol})")
-    for chunk in sample_batches(samples, images, pre, batch_size, device_of(model), workers):
+    for chunk in batches:
         for s, reason in chunk.failed:
             run.fail(s, reason)
         if chunk.samples:
@@ -622,13 +410,7 @@ def evaluate(
             run.add(chunk.samples, chunk.labels, outs, num_classes, chunk.x)
         bar.update(len(chunk.samples) + len(chunk.failed))
     bar.close()
-    if samples and len(run.failed) == len(samples):
-        raise nothing_scored(len(samples), "images", run.failed[0])
-    found = warn_label_space(int(run.cls_hits[0]), run.classified, num_classes) if run.known and num_classes else []
-    metrics, curves = run.result()
-    points = run.finish_records() if run.records is not None else {}
-    dataset = {"images": str(images), **run.dataset, "failed": len(run.failed)}
-    return EvaluationResult(settings, dataset, metrics, curves, run.failed, found, run.records or [], points, run.views)
+    return num_classes
 
 
 def check_labels(extractor: CAMExtractor, x: torch.Tensor, samples: Sequence[Sample], cam_class: str) -> int:
@@ -642,25 +424,6 @@ def check_labels(extractor: CAMExtractor, x: torch.Tensor, samples: Sequence[Sam
             "use --cam-class top1 when the dataset's labels are not the model's classes"
         )
     return num_classes
-
-
-def read_scoremap(path: Path) -> np.ndarray:
-    """A saved score map (224 x 224, finite, in [0, 1]) as float64.
-
-    Raises:
-        ImageError: missing, unreadable, of another shape, or with values outside [0, 1].
-    """
-    if not path.is_file():
-        raise ImageError(path, "score map not found; every image id needs <scoremaps>/<image_id>.npy")
-    try:
-        scoremap = np.load(path, allow_pickle=False).astype(np.float64)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ImageError(path, f"not a readable .npy array ({exc})") from exc
-    if scoremap.shape != (SIZE, SIZE):
-        raise ImageError(path, f"has shape {scoremap.shape}; score maps must be {SIZE} x {SIZE}")
-    if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
-        raise ImageError(path, "has values outside [0, 1]; normalise the map first")
-    return scoremap
 
 
 def score_maps(

@@ -88,7 +88,7 @@ BOX_CONVENTIONS = ("wsolevaluation", "authors-cub")
 
 
 @dataclass(frozen=True)
-class Row:
+class MethodVariant:
     """One row of a result: a variant (thresholds, NWC) of one method's maps.
 
     Attributes:
@@ -158,7 +158,7 @@ class Settings:
         """The method the calibration was made with (``cam`` for files that name none)."""
         return check_method((self.calibration or {}).get("method") or DEFAULT_METHOD)
 
-    def rows(self) -> list[Row]:
+    def rows(self) -> list[MethodVariant]:
         """The result's rows: every variant of every method, NWC variants only where NWC applies,
         then ``calibrated`` (with the calibration's method).
 
@@ -171,10 +171,10 @@ class Settings:
             for variant in self.variants:
                 if variant == "calibrated" or (VARIANTS[variant][0] and not nwc_applies(method)):
                     continue
-                out.append(Row(row_name(method, variant), method, variant, VARIANTS[variant][0]))
+                out.append(MethodVariant(row_name(method, variant), method, variant, VARIANTS[variant][0]))
         if "calibrated" in self.variants:
             method = self.calibration_method()
-            out.append(Row("calibrated", method, "calibrated", effective_nwc(method, self.nwc("calibrated"))))
+            out.append(MethodVariant("calibrated", method, "calibrated", effective_nwc(method, self.nwc("calibrated"))))
         return out
 
     def skipped(self) -> list[str]:

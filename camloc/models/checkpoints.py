@@ -7,7 +7,13 @@
 * finished runs are registered under a name in ``$CAMLOC_HOME/models`` (:func:`registered_path`).
 
 Example:
-    >>> state = read_checkpoint("run/best.pt")
+    >>> import os, tempfile, torch
+    >>> import camloc
+    >>> from camloc.models.checkpoints import config_of_checkpoint, describe, is_camloc_checkpoint, read_checkpoint
+    >>> model = camloc.retrofit(camloc.load_model("resnet18", pretrained=False), pool="tap", num_classes=200)
+    >>> path = os.path.join(tempfile.mkdtemp(), "best.pt")      # what camloc finetune saves, in short:
+    >>> torch.save({**describe(camloc.model_config(model), 200), "state_dict": model.state_dict()}, path)
+    >>> state = read_checkpoint(path)
     >>> is_camloc_checkpoint(state), config_of_checkpoint(state).pool
     (True, 'tap')
 """

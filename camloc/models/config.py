@@ -6,7 +6,10 @@ A model a user passes in is never given attributes: :func:`model_config` derives
 what the model already says (timm's ``pretrained_cfg``) or falls back to ImageNet defaults.
 
 Example:
-    >>> cfg = model_config(timm.create_model("resnet18"))
+    >>> import timm
+    >>> from camloc.models.config import model_config, preprocess_for
+    >>> model = timm.create_model("resnet18")
+    >>> cfg = model_config(model)
     >>> cfg.preprocess.input_size, cfg.class_names
     ((224, 224), None)
     >>> preprocess_for(model, "resize").mode
@@ -113,7 +116,9 @@ def preprocess_for(model: nn.Module, mode: Optional[str] = None) -> Preprocess:
     """The evaluation preprocessing a model was trained with; ``mode`` overrides the geometry.
 
     Example:
-        >>> preprocess_for(timm.create_model("resnet18")).resize_size
+        >>> import timm
+        >>> from camloc.models.config import preprocess_for
+        >>> preprocess_for(timm.create_model("resnet18")).resize_size     # timm's crop_pct 0.95
         235
     """
     pre = model_config(model).preprocess

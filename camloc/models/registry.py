@@ -330,9 +330,20 @@ def load_model(
     checkpoint's model nor its architecture is refused rather than silently overridden.
 
     Example:
+        >>> import os, tempfile, torch
+        >>> from camloc.models import model_config
+        >>> from camloc.models.checkpoints import describe
+        >>> from camloc.models.registry import load_model
+        >>> from camloc.models.retrofit import retrofit
         >>> model = load_model()                                   # offline default
-        >>> model = load_model("resnet50", checkpoint="r50.pth")   # local weights
-        >>> model = load_model(checkpoint="runs/vgg16_tap/best.pt")  # a camloc checkpoint
+        >>> path = os.path.join(tempfile.mkdtemp(), "r18.pth")
+        >>> torch.save(load_model("resnet18", pretrained=False).state_dict(), path)
+        >>> model = load_model("resnet18", checkpoint=path)        # local weights
+        >>> tap = retrofit(model, pool="tap", num_classes=200)      # a camloc checkpoint (camloc finetune's):
+        >>> torch.save({**describe(model_config(tap), 200), "state_dict": tap.state_dict()}, path)
+        >>> model = load_model(checkpoint=path)                    # names its own model
+        >>> type(model).__name__, model_config(model).name
+        ('CAMHeadModel', 'resnet18_tap')
 
     Raises:
         ModelError: for an unknown name, or a name that contradicts a camloc checkpoint.

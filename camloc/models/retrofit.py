@@ -16,6 +16,8 @@ through timm's ``forward_features`` where that returns exactly the feature map, 
 forward hook on the feature layer.
 
 Example:
+    >>> import timm, torch
+    >>> from camloc.models.retrofit import retrofit
     >>> model = retrofit(timm.create_model("resnet18"), pool="tap", theta_tap=0.1, num_classes=200)
     >>> model(torch.randn(2, 3, 224, 224)).shape
     torch.Size([2, 200])

@@ -33,6 +33,8 @@ special. :attr:`ArchSpec.new_layers` names the layers that wsolevaluation trains
 rate.
 
 Example:
+    >>> import camloc, torch
+    >>> from camloc.models.wsol import build_wsol
     >>> model = build_wsol("resnet50", num_classes=200, pool="gap", adl=True)
     >>> camloc.CAMExtractor(model)(torch.randn(1, 3, 224, 224)).maps.shape
     torch.Size([1, 1, 14, 14])
@@ -397,7 +399,12 @@ def insert_after(model: nn.Module, names: Sequence[str], make: Callable[[], nn.M
         ModelError: for an unknown (or empty) name, naming the closest names.
 
     Example:
+        >>> from camloc.models.layers.adl import ADL
+        >>> from camloc.models.wsol import build_wsol, insert_after
+        >>> model = build_wsol("resnet50", num_classes=200)
         >>> insert_after(model, ["backbone.layer4.0"], lambda: ADL(0.75, 0.9))
+        >>> model.backbone.layer4[0][1]      # the block is now model.backbone.layer4[0][0]
+        ADL(drop_rate=0.75, gamma=0.9)
     """
     if isinstance(names, str):
         names = [names]

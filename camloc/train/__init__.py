@@ -1,5 +1,6 @@
 """Training WSOL models: one loop (:mod:`~camloc.train.loop`), recipes (:mod:`~camloc.train.config`,
 ``recipes/*.toml``), and the brief head fine-tune as a preset of it (:mod:`~camloc.train.finetune`).
+The loop's data (the seeded items, the sampler, the cached features) is :mod:`~camloc.train.data`.
 
 Built on :mod:`camloc.models` (architectures, TAP, HaS, ADL, retrofit, checkpoints), :mod:`camloc.data`
 (the one Dataset, the recipes' transforms) and :mod:`camloc.eval` (evaluation during training).

@@ -4,10 +4,10 @@ What a run does, in order (each step a function below):
 
 1. :func:`build_model`: a WSOL architecture (:mod:`camloc.models.wsol`) or any registered model with
    a retrofitted TAP/GAP head (:func:`camloc.models.retrofit.retrofit`), ADL modules where asked;
-2. the data: a wsolevaluation split or an ImageFolder through camloc's one Dataset, the recipe's
-   augmentation (resize, random crop, flip), seeded per (epoch, sample) so that a run sharded over
-   ranks or resumed after a kill sees exactly the same crops; a frozen backbone trains on cached
-   feature maps instead (the ``camloc finetune`` preset);
+2. the data (:mod:`camloc.train.data`): a wsolevaluation split or an ImageFolder through camloc's
+   one Dataset, the recipe's augmentation (resize, random crop, flip), seeded per (epoch, sample) so
+   that a run sharded over ranks or resumed after a kill sees exactly the same crops; a frozen
+   backbone trains on cached feature maps instead (the ``camloc finetune`` preset);
 3. :func:`param_groups`: the optimizer's groups by a named learning-rate rule: ``uniform``,
    ``new_layers`` (wsolevaluation: x10 on the new layers), ``backbone_lr`` (the backbone's rate
    scaled, 0 freezes it) or ``pretrained_grad`` (the authors: gradients of pretrained layers x0.1);
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -41,9 +42,7 @@ import torch
 from torch import nn
 
 from ..batch.torchrun import join_process_group, torchrun_env
-from ..data.dataset import ImageDataset
 from ..data.metadata import Sample, read_dataset
-from ..data.transforms import rethinking_crop, train_transform
 from ..models.checkpoints import describe, is_camloc_checkpoint, load_checkpoint, read_checkpoint, registered_path
 from ..models.config import attach, model_config
 from ..models.layers.adl import ADL
@@ -55,6 +54,7 @@ from ..utils.atomic import atomic_write, atomic_write_text
 from ..utils.device import default_device
 from ..utils.errors import CheckpointError, UsageError
 from .config import TrainConfig
+from .data import EpochSampler, train_items, training_data, training_loader
 
 #: The metric each selection rule maximises: (split, protocol, variant, metric).
 SELECTION_METRICS = {
@@ -144,103 +144,6 @@ def lr_factor(cfg: TrainConfig, epoch: int) -> float:
     if epoch < cfg.warmup_epochs:
         f *= (epoch + 1) / (cfg.warmup_epochs + 1)
     return f
-
-
-# -- the data ----------------------------------------------------------------------------------
-def train_items(cfg: TrainConfig) -> tuple[list[str], list[int], list[str]]:
-    """Training image paths, labels and class names (folder names where they are consistent)."""
-    if cfg.image_folder:
-        from torchvision.datasets import ImageFolder
-
-        folder = ImageFolder(cfg.image_folder)
-        return [p for p, _ in folder.samples], [c for _, c in folder.samples], list(folder.classes)
-    samples = read_dataset(cfg.train_metadata)
-    root = Path(cfg.train_images or cfg.train_metadata)
-    return [str(root / s.image_id) for s in samples], [s.label for s in samples], class_names_of(samples)
-
-
-def class_names_of(samples: list[Sample]) -> list[str]:
-    """``class N``, or the folder name where every image of a class, and no other class, sits in one folder."""
-    folders: dict[int, set] = {}
-    for s in samples:
-        folders.setdefault(s.label, set()).add(Path(s.image_id).parent.name)
-    names = []
-    for c in range(max(s.label for s in samples) + 1):
-        f = folders.get(c, set())
-        names.append(next(iter(f)) if len(f) == 1 and next(iter(f)) else f"class {c}")
-    shared = {n for n in names if names.count(n) > 1}  # one folder for several classes names none of them
-    return [f"class {c}" if n in shared else n for c, n in enumerate(names)]
-
-
-class _Seeded(torch.utils.data.Dataset):
-    """Items fetched as ``(epoch, index)``, each drawn under its own seed: the same crop and flip for
-    an image in an epoch, whatever the rank, worker or resume."""
-
-    def __init__(self, data: torch.utils.data.Dataset, seed: int) -> None:
-        self.data, self.seed = data, seed
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, index = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + epoch) * 1_000_033 + index)
-            return self.data[index]
-
-
-class _EpochSampler(torch.utils.data.Sampler):
-    """A DistributedSampler (one replica outside torchrun) that yields ``(epoch, index)``."""
-
-    def __init__(self, size: int, rank: int, world: int, seed: int, drop_last: bool) -> None:
-        self.inner = torch.utils.data.DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True,
-                                                         seed=seed, drop_last=drop_last)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.inner.set_epoch(epoch)
-
-    def __iter__(self):
-        return ((self.epoch, i) for i in self.inner)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-
-def _collate_cached(items):
-    feats, labels = zip(*items, strict=True)
-    return torch.stack(feats), torch.tensor(labels)
-
-
-@torch.no_grad()
-def cache_features(model: CAMHeadModel, paths: list[str], labels: list[int], device: torch.device,
-                   batch_size: int, progress: bool) -> torch.utils.data.TensorDataset:
-    """Backbone feature maps of the rethinking center crop and its mirror image, for every image."""
-    from tqdm import tqdm
-
-    pre = model_config(model).preprocess
-    data = ImageDataset(paths, rethinking_crop(pre.mean, pre.std), labels)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=ImageDataset.collate)
-    feats, targets = [], []
-    model.eval()
-    for batch in tqdm(loader, disable=not progress, desc="features", unit="batch"):
-        x = batch.images.to(device)
-        for view in (x, x.flip(3)):
-            feats.append(model.backbone_features(view).cpu())
-            targets.append(batch.labels)
-    return torch.utils.data.TensorDataset(torch.cat(feats), torch.cat(targets))
-
-
-class _Head(nn.Module):
-    """The trainable head of a frozen-backbone run, as one module (what DDP wraps)."""
-
-    def __init__(self, model: CAMHeadModel) -> None:
-        super().__init__()
-        self.per_location, self.pool, self.fc = model.per_location, model.pool, model.fc
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.per_location(feats)))
 
 
 # -- evaluation and selection ------------------------------------------------------------------
@@ -360,34 +263,62 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
 
 
 def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm) -> CAMHeadModel:
+    """The run itself: its setup, then each epoch and its end, then the last word (rank 0)."""
+    run = _setup(cfg, proc, progress, log)
+    for epoch in range(run.start, cfg.epochs):
+        record = _train_epoch(run, cfg, proc, epoch, progress, tqdm)
+        _end_epoch(run, cfg, proc, epoch, record, log)
+    if run.board is not None:
+        run.board.close()
+    if run.skipped and proc.main:
+        log(f"note: {run.skipped} unreadable training images were skipped (each epoch counts them again)")
+    run.model.eval()
+    if proc.main:
+        _finish(cfg, run.model, run.history, run.best, run.best_path, log)
+    proc.barrier()
+    return run.model
+
+
+@dataclasses.dataclass
+class _Run:
+    """A run under way: what its epochs train, with what, and where the end of each epoch writes."""
+
+    model: CAMHeadModel
+    train_module: nn.Module
+    num_classes: int
+    build: dict[str, Any]
+    splits: dict[str, tuple[list[Sample], str]]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    sampler: EpochSampler
+    loader: torch.utils.data.DataLoader
+    hide_and_seek: HideAndSeek | None
+    pretrained: list[nn.Parameter]
+    loss_fn: nn.Module
+    start: int
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    best_path: Path | None
+    log_path: Path
+    board: Any
+    skipped: int = 0
+
+
+def _setup(cfg: TrainConfig, proc: _Process, progress: bool, log: Callable[[str], None]) -> _Run:
+    """Seed and switches, the data and the model, the optimizer and schedule, a resumed state, the loader."""
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     elif proc.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    cuda = proc.device.type == "cuda"
     paths, labels, names = train_items(cfg)
     model, new_layers, build = build_model(cfg, len(names), names)
     model = model.to(proc.device)
-    pre = model_config(model).preprocess
-    splits = {}
-    for split in ("val", "test"):
-        meta = getattr(cfg, f"{split}_metadata")
-        if meta:
-            splits[split] = (read_dataset(meta), getattr(cfg, f"{split}_images") or meta)
-
-    if cfg.freeze_backbone:
-        data = cache_features(model, paths, labels, proc.device, cfg.batch_size, progress and proc.main)
-        module, collate = _Head(model), _collate_cached
-        trainable = {f"{n}.{p}" for n in ("per_location", "fc") for p, _ in getattr(model, n).named_parameters()}
-    else:
-        data = ImageDataset(paths, train_transform(pre.mean, pre.std, cfg.resize, cfg.crop), labels, errors="return")
-        module, collate, trainable = model, ImageDataset.collate, None
-    if cfg.sync_bn:
-        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    if cfg.channels_last:
-        module = module.to(memory_format=torch.channels_last)
+    splits = _evaluation_splits(cfg)
+    data, module, collate, trainable = training_data(cfg, model, paths, labels, proc.device, progress and proc.main)
     opt = make_optimizer(model, cfg, new_layers, trainable)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
     scaler = torch.amp.GradScaler(proc.device.type, enabled=cfg.amp == "fp16")
@@ -397,97 +328,122 @@ def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm) -> CAMHe
         start, history, best = _resume(cfg, model, opt, sched, scaler, log)
     train_module = module
     if proc.world > 1:
+        cuda = proc.device.type == "cuda"
         train_module = nn.parallel.DistributedDataParallel(module, device_ids=[proc.device.index] if cuda else None)
-    sampler = _EpochSampler(len(data), proc.rank, proc.world, cfg.seed, drop_last=len(data) >= cfg.batch_size * proc.world)
-    loader = torch.utils.data.DataLoader(
-        _Seeded(data, cfg.seed), batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-        collate_fn=collate, pin_memory=cuda, persistent_workers=cfg.workers > 0)
-    has = HideAndSeek(cfg.has_patch, cfg.has_drop_rate).train() if cfg.has else None
+    sampler, loader = training_loader(cfg, data, collate, proc.rank, proc.world, pin_memory=proc.device.type == "cuda")
+    hide_and_seek = HideAndSeek(cfg.has_patch, cfg.has_drop_rate).train() if cfg.has else None
     pretrained = [p for n, p in model.named_parameters() if not n.startswith(new_layers)]
     loss_fn = nn.CrossEntropyLoss()
     out = Path(cfg.out)
     best_path = None if cfg.last_file else out / "best.pt"
     log_path = cfg.last_path.with_suffix(".log.csv") if cfg.last_file else out / "log.csv"
-    skipped = 0
     board = _tensorboard(log_path.parent / "tensorboard") if proc.main and cfg.plots else None
+    return _Run(model, train_module, len(names), build, splits, opt, sched, scaler, amp_dtype, sampler, loader,
+                hide_and_seek, pretrained, loss_fn, start, history, best, best_path, log_path, board)
 
-    for epoch in range(start, cfg.epochs):
-        sampler.set_epoch(epoch)
-        model.train()
-        if cfg.freeze_backbone:
-            model.backbone.eval()
-        t0, sums = time.perf_counter(), [0.0, 0.0, 0.0]  # loss x n, correct, n
-        bar = tqdm(total=len(loader), disable=not (progress and proc.main), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch")
-        for step, batch in enumerate(loader):
-            if cfg.freeze_backbone:
-                x, y = batch
-            else:
-                skipped += len(batch.items) - len(batch.good)
-                if batch.images is None:
-                    continue
-                x, y = batch.images, batch.labels
-            x, y = x.to(proc.device, non_blocking=True), y.to(proc.device, non_blocking=True)
-            if cfg.channels_last and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if has is not None:
-                x = has(x)
-            boundary = (step + 1) % cfg.accumulate == 0 or step + 1 == len(loader)
-            sync = contextlib.nullcontext() if boundary or proc.world == 1 else train_module.no_sync()
-            with sync:
-                with torch.autocast(proc.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits = train_module(x)
-                loss = loss_fn(logits.float(), y)
-                scaler.scale(loss / cfg.accumulate).backward()
-            if boundary:
-                if cfg.lr_rule == "pretrained_grad":
-                    for p in pretrained:
-                        if p.grad is not None:
-                            p.grad.mul_(cfg.pretrained_grad_scale)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
-            sums[0] += float(loss.detach()) * len(y)
-            sums[1] += float((logits.detach().argmax(1) == y).sum())
-            sums[2] += len(y)
-            bar.update(1)
-        bar.close()
-        sched.step()
-        loss_sum, correct, seen = proc.all_sum(sums)
-        secs = time.perf_counter() - t0
-        record: dict[str, Any] = {
-            "epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
-            "lr": opt.param_groups[0]["lr"], "seconds": round(secs, 2),
-            "images_per_second": round(seen / secs, 1) if secs else None}
-        evaluate_now = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
-        if proc.main:
-            if evaluate_now and splits:
-                record.update(evaluate_splits(model, cfg, splits))
-            history.append(record)
-            log(json.dumps(record))
-            improved = _select(cfg, record, best, epoch + 1)
-            state = _state(model, cfg, len(names), build, epoch + 1, history, best, opt, sched, scaler)
-            atomic_write(cfg.last_path, lambda fh: torch.save(state, fh))
-            if best_path is not None and improved:
-                shutil.copyfile(cfg.last_path, best_path)
-            write_log(log_path, history)
-            if board is not None:
-                for key, value in record.items():
-                    if key != "epoch" and isinstance(value, (int, float)):
-                        board.add_scalar(key, value, epoch + 1)
-                board.flush()
-        else:
-            history.append(record)
-        proc.barrier()
-    if board is not None:
-        board.close()
-    if skipped and proc.main:
-        log(f"note: {skipped} unreadable training images were skipped (each epoch counts them again)")
-    model.eval()
+
+def _evaluation_splits(cfg: TrainConfig) -> dict[str, tuple[list[Sample], str]]:
+    """``{split: (samples, image root)}`` of the validation and test splits the recipe names."""
+    splits = {}
+    for split in ("val", "test"):
+        meta = getattr(cfg, f"{split}_metadata")
+        if meta:
+            splits[split] = (read_dataset(meta), getattr(cfg, f"{split}_images") or meta)
+    return splits
+
+
+def _train_epoch(run: _Run, cfg: TrainConfig, proc: _Process, epoch: int, progress: bool, tqdm) -> dict[str, Any]:
+    """One pass over the training data (0-based ``epoch``); returns its record, reduced over ranks."""
+    run.sampler.set_epoch(epoch)
+    run.model.train()
+    if cfg.freeze_backbone:
+        run.model.backbone.eval()
+    t0, sums = time.perf_counter(), [0.0, 0.0, 0.0]  # loss x n, correct, n
+    bar = tqdm(total=len(run.loader), disable=not (progress and proc.main), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               unit="batch")
+    for step, batch in enumerate(run.loader):
+        inputs = _batch_inputs(run, cfg, proc, batch)
+        if inputs is None:
+            continue
+        x, y = inputs
+        logits, loss = _step(run, cfg, proc, step, x, y)
+        sums[0] += float(loss.detach()) * len(y)
+        sums[1] += float((logits.detach().argmax(1) == y).sum())
+        sums[2] += len(y)
+        bar.update(1)
+    bar.close()
+    run.sched.step()
+    loss_sum, correct, seen = proc.all_sum(sums)
+    secs = time.perf_counter() - t0
+    return {
+        "epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
+        "lr": run.opt.param_groups[0]["lr"], "seconds": round(secs, 2),
+        "images_per_second": round(seen / secs, 1) if secs else None}
+
+
+def _batch_inputs(run: _Run, cfg: TrainConfig, proc: _Process, batch: Any
+                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A batch's inputs and labels on the device (HaS applied where asked); None when none could be read."""
+    if cfg.freeze_backbone:
+        x, y = batch
+    else:
+        run.skipped += len(batch.items) - len(batch.good)
+        if batch.images is None:
+            return None
+        x, y = batch.images, batch.labels
+    x, y = x.to(proc.device, non_blocking=True), y.to(proc.device, non_blocking=True)
+    if cfg.channels_last and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    if run.hide_and_seek is not None:
+        x = run.hide_and_seek(x)
+    return x, y
+
+
+def _step(run: _Run, cfg: TrainConfig, proc: _Process, step: int, x: torch.Tensor, y: torch.Tensor
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward of one batch, the optimizer's step where an accumulation ends: ``(logits, loss)``."""
+    boundary = (step + 1) % cfg.accumulate == 0 or step + 1 == len(run.loader)
+    sync = contextlib.nullcontext() if boundary or proc.world == 1 else run.train_module.no_sync()
+    with sync:
+        with torch.autocast(proc.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+            logits = run.train_module(x)
+        loss = run.loss_fn(logits.float(), y)
+        run.scaler.scale(loss / cfg.accumulate).backward()
+    if boundary:
+        if cfg.lr_rule == "pretrained_grad":
+            for p in run.pretrained:
+                if p.grad is not None:
+                    p.grad.mul_(cfg.pretrained_grad_scale)
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        run.opt.zero_grad(set_to_none=True)
+    return logits, loss
+
+
+def _end_epoch(run: _Run, cfg: TrainConfig, proc: _Process, epoch: int, record: dict[str, Any],
+               log: Callable[[str], None]) -> None:
+    """Rank 0: the evaluation when due, the log line, the selection, ``last.pt`` (``best.pt``), the CSV log."""
+    evaluate_now = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
     if proc.main:
-        _finish(cfg, model, history, best, best_path, log)
+        if evaluate_now and run.splits:
+            record.update(evaluate_splits(run.model, cfg, run.splits))
+        run.history.append(record)
+        log(json.dumps(record))
+        improved = _select(cfg, record, run.best, epoch + 1)
+        state = _state(run.model, cfg, run.num_classes, run.build, epoch + 1, run.history, run.best, run.opt,
+                       run.sched, run.scaler)
+        atomic_write(cfg.last_path, lambda fh: torch.save(state, fh))
+        if run.best_path is not None and improved:
+            shutil.copyfile(cfg.last_path, run.best_path)
+        write_log(run.log_path, run.history)
+        if run.board is not None:
+            for key, value in record.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    run.board.add_scalar(key, value, epoch + 1)
+            run.board.flush()
+    else:
+        run.history.append(record)
     proc.barrier()
-    return model
 
 
 def _tensorboard(folder: Path):

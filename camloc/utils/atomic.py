@@ -40,7 +40,12 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write`` on a temporary file beside ``path`` (parents created), then rename it into place.
 
     Example:
-        >>> atomic_write("out/map.npy", lambda fh: numpy.save(fh, array))
+        >>> import os, tempfile, numpy
+        >>> from camloc.utils.atomic import atomic_write
+        >>> path = os.path.join(tempfile.mkdtemp(), "out", "map.npy")   # "out" does not exist yet
+        >>> atomic_write(path, lambda fh: numpy.save(fh, numpy.ones((7, 7), numpy.float32)))
+        >>> numpy.load(path).shape
+        (7, 7)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

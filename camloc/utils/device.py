@@ -1,7 +1,10 @@
 """Where tensors and models live: the one place camloc decides on a device.
 
 Example:
+    >>> import torch
+    >>> from camloc.utils.device import default_device, device_of
     >>> default_device()            # 'cuda' where a GPU is present, else 'cpu'
+    device(type='...')
     >>> device_of(torch.nn.Linear(2, 2))
     device(type='cpu')
 """

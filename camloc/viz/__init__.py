@@ -1,6 +1,7 @@
 """The pictures: overlays on photos, the results gallery, and the figures of evaluation and training.
 
 - :mod:`camloc.viz.render`: a photo with its heat map, boxes and label (``camloc.show``, overlays).
+- :mod:`camloc.viz.panels`: the panels of ``camloc.show``: which result on which photo, where in the grid.
 - :mod:`camloc.viz.gallery`: the browsable ``index.html`` of a ``--out`` folder; its page template,
   style and script are package data under ``templates/``.
 - :mod:`camloc.viz.figures`: accuracy-against-threshold curves, the diagnosis plots, the shared

@@ -299,50 +299,75 @@ def evaluation_picture(view, panels: Sequence[tuple[str, str, Optional[Sequence[
     Example:
         >>> evaluation_picture(view, [("nwc+pas: hit, IoU 0.71", "#0072B2", [10, 20, 200, 180], ("cam", True), True)])
     """
-    import math
-
     import cv2
 
-    size, bar, line = 224 * scale, 30, 24
-    font, white, black = cv2.FONT_HERSHEY_SIMPLEX, (255, 255, 255), (0, 0, 0)
+    size = 224 * scale
     photo = cv2.resize(view.rgb()[:, :, ::-1], (size, size), interpolation=cv2.INTER_LINEAR)
+    tiles = [_evaluation_tile(view, photo, panel, scale) for panel in panels]
+    grid = _tile_grid(tiles, size, _TITLE_BAR)
+    if not header:
+        return grid
+    return _with_header(grid, header)
 
-    def corners(box) -> tuple[tuple[int, int], tuple[int, int]]:
-        x0, y0, x1, y1 = (int(v) for v in box)
-        return (x0 * scale, y0 * scale), (min(x1 * scale + scale - 1, size - 1), min(y1 * scale + scale - 1, size - 1))
 
-    tiles = []
-    for title, colour, box, key, hit in panels:
-        heat = cv2.applyColorMap(cv2.resize(view.u8(key), (size, size), interpolation=cv2.INTER_LINEAR),
-                                 cv2.COLORMAP_JET)
-        tile = cv2.addWeighted(photo, 0.5, heat, 0.5, 0)
-        for gt in view.truth:
-            p0, p1 = corners(gt)
-            _dashed_rectangle(tile, p0, p1, black, 4)
-            _dashed_rectangle(tile, p0, p1, _bgr(TRUTH_COLOUR), 2)
-        if box is not None:
-            p0, p1 = corners(box)
-            cv2.rectangle(tile, p0, p1, white, 5)  # a white rim: the line stays visible on any heat
-            cv2.rectangle(tile, p0, p1, _bgr(colour), 3)
-        head = np.full((bar, size, 3), 255, np.uint8)
-        cv2.rectangle(head, (6, 7), (24, 23), _bgr(colour), -1)
-        cv2.rectangle(head, (6, 7), (24, 23), black, 1)
-        verdict = (0, 110, 20) if hit else (20, 20, 170) if hit is False else black
-        cv2.putText(head, title, (32, 21), font, 0.55, verdict, 1, cv2.LINE_AA)
-        tiles.append(np.concatenate([head, tile], axis=0))
+#: Height in pixels of a panel's title bar in :func:`evaluation_picture`.
+_TITLE_BAR = 30
+
+
+def _corners(box: Sequence[float], scale: int, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A box on the 224 x 224 input as the corners of its pixels in the enlarged panel (within it)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return (x0 * scale, y0 * scale), (min(x1 * scale + scale - 1, size - 1), min(y1 * scale + scale - 1, size - 1))
+
+
+def _evaluation_tile(view: Any, photo: np.ndarray,
+                     panel: tuple[str, str, Sequence[int] | None, tuple[str, bool], bool | None],
+                     scale: int) -> np.ndarray:
+    """One row's panel: its title bar over the photo with the row's heat map, the truth and the row's box."""
+    import cv2
+
+    title, colour, box, key, hit = panel
+    size, black = photo.shape[0], (0, 0, 0)
+    heat = cv2.applyColorMap(cv2.resize(view.u8(key), (size, size), interpolation=cv2.INTER_LINEAR),
+                             cv2.COLORMAP_JET)
+    tile = cv2.addWeighted(photo, 0.5, heat, 0.5, 0)
+    for gt in view.truth:
+        p0, p1 = _corners(gt, scale, size)
+        _dashed_rectangle(tile, p0, p1, black, 4)
+        _dashed_rectangle(tile, p0, p1, _bgr(TRUTH_COLOUR), 2)
+    if box is not None:
+        p0, p1 = _corners(box, scale, size)
+        cv2.rectangle(tile, p0, p1, (255, 255, 255), 5)  # a white rim: the line stays visible on any heat
+        cv2.rectangle(tile, p0, p1, _bgr(colour), 3)
+    head = np.full((_TITLE_BAR, size, 3), 255, np.uint8)
+    cv2.rectangle(head, (6, 7), (24, 23), _bgr(colour), -1)
+    cv2.rectangle(head, (6, 7), (24, 23), black, 1)
+    verdict = (0, 110, 20) if hit else (20, 20, 170) if hit is False else black
+    cv2.putText(head, title, (32, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.55, verdict, 1, cv2.LINE_AA)
+    return np.concatenate([head, tile], axis=0)
+
+
+def _tile_grid(tiles: list[np.ndarray], size: int, bar: int, gap: int = 6) -> np.ndarray:
+    """The panels on white in ``ceil(sqrt(n))`` columns, row by row, ``gap`` pixels apart."""
+    import math
+
     cols = max(1, math.ceil(math.sqrt(len(tiles))))
     rows = math.ceil(len(tiles) / cols)
-    gap = 6
     grid = np.full((rows * (size + bar) + (rows - 1) * gap, cols * size + (cols - 1) * gap, 3), 255, np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         y, x = r * (size + bar + gap), c * (size + gap)
         grid[y:y + size + bar, x:x + size] = tile
-    if not header:
-        return grid
+    return grid
+
+
+def _with_header(grid: np.ndarray, header: Sequence[str], line: int = 24) -> np.ndarray:
+    """``grid`` under the ``header`` lines, black on white, ``line`` pixels apart."""
+    import cv2
+
     top = np.full((line * len(header) + 10, grid.shape[1], 3), 255, np.uint8)
     for i, text in enumerate(header):
-        cv2.putText(top, text, (6, 18 + i * line), font, 0.55, black, 1, cv2.LINE_AA)
+        cv2.putText(top, text, (6, 18 + i * line), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([top, grid], axis=0)
 
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
-import numbers
 import os
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +30,7 @@ import numpy as np
 from ..cam.boxes import minmax
 from ..data.imaging import Geometry, ImageInput, load_image
 from ..utils.errors import UsageError
+from .panels import Panel, check_alpha, layout, read_photos
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -39,8 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The box colour (RGB; the same in BGR) of every picture.
 BOX_GREEN = (0, 200, 0)
-#: Names results give in-memory inputs (no file to draw on).
-IN_MEMORY = re.compile(r"<(image|tensor) \d+>")
 #: The longest side, in pixels, of a photo as :func:`show` draws it (larger photos are reduced).
 DRAWN_SIDE = 2048
 #: matplotlib backends that never show a figure by themselves.
@@ -126,17 +123,9 @@ def overlay(image_path: ImageInput, result: Any, alpha: float = 0.5) -> np.ndarr
     return out
 
 
-def show(
-    results: Any = None,
-    images: Any = None,
-    *,
-    columns: Optional[Mapping[str, Sequence[Any]]] = None,
-    ncols: Optional[int] = None,
-    alpha: float = 0.5,
-    figsize: Optional[tuple[float, float]] = None,
-    title: Optional[str] = None,
-    ax: Optional["Axes"] = None,
-) -> "Figure":
+def show(results: Any = None, images: Any = None, *, columns: Mapping[str, Sequence[Any]] | None = None,
+         ncols: int | None = None, alpha: float = 0.5, figsize: tuple[float, float] | None = None,
+         title: str | None = None, ax: Axes | None = None) -> Figure:
     """Draw results with matplotlib: the photo, the heat map where the network saw it, every box and its caption.
 
     One :class:`camloc.Localization` gives one panel; a list of them gives a grid, ``ncols`` panels a
@@ -183,17 +172,29 @@ def show(
         >>> pil = PIL.Image.open("examples/images/rocket.jpg")
         >>> camloc.show(camloc.boxes("efficientnet_lite0", pil)[0], images=pil)   # an in-memory input
     """
-    _check_alpha(alpha)
-    cells, nrows, ncols = _cells(results, images, columns, ncols)
-    photos = _photos(cells)  # every picture is read and checked before a figure exists
+    check_alpha(alpha)
+    cells, nrows, ncols = layout(results, images, columns, ncols)
+    photos = read_photos(cells)  # every picture is read and checked before a figure exists
     if ax is not None:
-        if len(cells) != 1:
-            raise UsageError(f"ax= takes one result, got {len(cells)}: leave ax out to draw a grid")
-        fig = _root_figure(ax)
-        _draw_panel(ax, cells[0][0], photos[0], alpha, cells[0][2])
-        if title:
-            ax.set_title(title + "\n" + ax.get_title(), fontsize=ax.title.get_fontsize())
-        return fig
+        return _draw_into_axes(ax, cells, photos, alpha, title)
+    return _pyplot_figure(cells, photos, nrows, ncols, alpha, figsize, title)
+
+
+def _draw_into_axes(ax: Axes, cells: list[Panel], photos: list[np.ndarray], alpha: float, title: str | None
+                    ) -> Figure:
+    """:func:`show` into the caller's axes: one result only; the title goes over the panel's own."""
+    if len(cells) != 1:
+        raise UsageError(f"ax= takes one result, got {len(cells)}: leave ax out to draw a grid")
+    fig = _root_figure(ax)
+    _draw_panel(ax, cells[0][0], photos[0], alpha, cells[0][2])
+    if title:
+        ax.set_title(title + "\n" + ax.get_title(), fontsize=ax.title.get_fontsize())
+    return fig
+
+
+def _pyplot_figure(cells: list[Panel], photos: list[np.ndarray], nrows: int, ncols: int, alpha: float,
+                   figsize: tuple[float, float] | None, title: str | None) -> Figure:
+    """:func:`show`'s own pyplot figure of the grid; closed again when a picture cannot be drawn."""
     import matplotlib.pyplot as plt
 
     fig = plt.figure(FigureClass=_shown_figure_class(), figsize=figsize or _figsize(photos, nrows, ncols, title),
@@ -225,121 +226,15 @@ def png(result: Any, image: Any = None, *, alpha: float = 0.5, width: float = 5.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    _check_alpha(alpha)
-    cells, _, _ = _cells(result, image, None, None)
-    photos = _photos(cells)
+    check_alpha(alpha)
+    cells, _, _ = layout(result, image, None, None)
+    photos = read_photos(cells)
     fig = Figure(figsize=_figsize(photos, 1, 1, None, panel=width), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     _draw(fig, cells, photos, 1, 1, alpha, None)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
-
-
-def _check_alpha(alpha: Any) -> None:
-    if not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
-        raise UsageError(f"alpha is the heat map's opacity, from 0 to 1, not {alpha!r}")
-
-
-def _is_result(obj: Any) -> bool:
-    return all(hasattr(obj, a) for a in ("image", "width", "height", "label", "score", "class_index", "boxes", "cam"))
-
-
-def _result_list(obj: Any, what: str) -> list:
-    """``obj`` as a non-empty list of results, or a UsageError naming the fix."""
-    if _is_result(obj) or not isinstance(obj, (list, tuple)):
-        raise UsageError(f"{what} must be a list of camloc results (camloc.boxes gives one), not {type(obj).__name__}")
-    if not obj:
-        raise UsageError(f"nothing to draw: {what} is empty")
-    for i, r in enumerate(obj):
-        if isinstance(r, (list, tuple)):
-            raise UsageError(f"{what}[{i}] is a list (camloc.boxes with topk or 2-D classes gives a list per image): "
-                             "pass one flat list, e.g. [r for per_image in results for r in per_image]")
-        if not _is_result(r):
-            raise UsageError(f"{what}[{i}] is a {type(r).__name__}, not a camloc result: pass what camloc.boxes returns")
-    return list(obj)
-
-
-def _sources(images: Any, n: int) -> list:
-    """One picture (or None: the result's own file) per result, never silently truncated."""
-    if images is None:
-        return [None] * n
-    if not isinstance(images, (list, tuple)):
-        raise UsageError(f"images must be a list of {n} pictures, one per result (None where the result's own file "
-                         f"will do), not a {type(images).__name__}")
-    if len(images) != n:
-        raise UsageError(f"got {len(images)} images for {n} results: give one per result, in the same order "
-                         "(None where the result's own file will do)")
-    return list(images)
-
-
-def _cells(results: Any, images: Any, columns: Any, ncols: Any) -> tuple[list[tuple[Any, Any, Optional[str]]], int, int]:
-    """The panels, row by row, as ``(result, picture or None, column header or None)``, and the grid's shape."""
-    if ncols is not None and (isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral) or ncols < 1):
-        raise UsageError(f"ncols is the number of panels per row, a positive integer, not {ncols!r}")
-    if columns is not None:
-        if results is not None:
-            raise UsageError("give results or columns={title: results}, not both")
-        if ncols is not None:
-            raise UsageError("ncols applies to a list of results; with columns, each setting is one column")
-        if not isinstance(columns, Mapping) or not columns:
-            raise UsageError("columns must be a non-empty dict {column title: results, one per image}")
-        lists = {str(name): _result_list(rs, f"column {name!r}") for name, rs in columns.items()}
-        (first, n), *_ = ((name, len(rs)) for name, rs in lists.items())
-        for name, rs in lists.items():
-            if len(rs) != n:
-                raise UsageError(f"column {name!r} has {len(rs)} results and column {first!r} {n}: give one per image in each")
-        sources = _sources(images, n)
-        cells = [(rs[i], sources[i], name if i == 0 else None) for i in range(n) for name, rs in lists.items()]
-        return cells, n, len(lists)
-    if results is None:
-        raise UsageError("nothing to draw: pass a result or a list of results (what camloc.boxes returns)")
-    if _is_result(results):
-        if isinstance(images, (list, tuple)):
-            if len(images) != 1:
-                raise UsageError(f"got {len(images)} images for one result: pass its picture alone")
-            images = images[0]
-        return [(results, images, None)], 1, 1
-    rs = _result_list(results, "results")
-    sources = _sources(images, len(rs))
-    cols = min(4, len(rs)) if ncols is None else min(int(ncols), len(rs))
-    return [(r, s, None) for r, s in zip(rs, sources, strict=True)], -(-len(rs) // cols), cols
-
-
-def _photos(cells: list[tuple[Any, Any, Optional[str]]]) -> list[np.ndarray]:
-    """Every panel's photo (H x W x 3 uint8 RGB), each read once, checked against its result's size."""
-    loaded: dict[Any, np.ndarray] = {}
-    photos = []
-    for i, (result, source, _) in enumerate(cells):
-        if source is None and IN_MEMORY.fullmatch(str(result.image)):
-            raise UsageError(
-                f"result {i} ({result.image}) was computed from an in-memory image, so there is no file to draw it on: "
-                "pass its picture, result.show(image=...) or camloc.show(results, images=[...]) with one PIL image, "
-                "H x W x 3 uint8 array or path per result"
-            )
-        key = ("file", os.fspath(result.image)) if source is None else ("object", id(source))
-        if key not in loaded:
-            loaded[key] = _read(result.image if source is None else source)
-        photo = loaded[key]
-        h, w = photo.shape[:2]
-        if (w, h) != (result.width, result.height):
-            raise UsageError(
-                f"the picture for result {i} ({result.image}) is {w}x{h} px, but the result was computed on a "
-                f"{result.width}x{result.height} px image: pass the picture it was computed from"
-            )
-        photos.append(photo)
-    return photos
-
-
-def _read(source: Any) -> np.ndarray:
-    """A picture as H x W x 3 uint8 RGB; a torch tensor must hold uint8 pixels (C x H x W)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(source, torch.Tensor):
-        if source.dtype != torch.uint8:
-            raise UsageError(f"a {source.dtype} tensor is network input, not a picture: pass uint8 pixels "
-                             "(C x H x W), a PIL image, an H x W x 3 uint8 array or a path")
-        source = source.detach().cpu().numpy()
-    return np.asarray(load_image(source))
 
 
 def _figsize(photos: Sequence[np.ndarray], nrows: int, ncols: int, title: Optional[str],

@@ -18,6 +18,8 @@ and ``gamma = 0.9``, wsolevaluation's ``config.py`` (``--adl_threshold 0.9``) an
 ResNet50-SE command; ``0.8``, the default of wsolevaluation's ``ADL`` class, is chosen by value.
 
 Example:
+    >>> import torch
+    >>> from camloc.models.layers.adl import ADL
     >>> adl = ADL(drop_rate=0.75, gamma=0.9).train()
     >>> adl(torch.rand(2, 64, 14, 14)).shape
     torch.Size([2, 64, 14, 14])

@@ -23,6 +23,8 @@ wsolevaluation's command-line default grid, 4 pixels (``config.py --has_grid_siz
 value: ``HideAndSeek(patch=4)``.
 
 Example:
+    >>> import torch
+    >>> from camloc.models.layers.has import HideAndSeek, has_mask
     >>> g = torch.Generator().manual_seed(0)
     >>> has_mask(2, 40, 72, patch=16, drop_rate=0.5, generator=g).shape   # 3 x 5 patches, partial edges
     torch.Size([2, 1, 40, 72])

@@ -5,6 +5,8 @@ each layer declares its ``pool_type`` so the analysis recognises it by what it d
 class.
 
 Example:
+    >>> import torch
+    >>> from camloc.models.layers.pooling import make_pool
     >>> pool = make_pool("tap", theta=0.1)
     >>> pool(torch.rand(2, 8, 7, 7)).shape
     torch.Size([2, 8])

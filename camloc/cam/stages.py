@@ -1,0 +1,66 @@
+"""A batch's two stages between maps and boxes: foreground masks on the model's device, contours on the CPU.
+
+The device stage (:func:`batch_maps`) takes an extractor's output to :class:`BatchMaps`: steps 1-4
+of the box rule (:func:`camloc.cam.boxes.foreground`: upsample, min-max, threshold) run batched where
+the maps are, then everything moves to the CPU. The CPU stage (:func:`input_boxes`) finds the
+contours (step 5), one mask at a time. Split this way, a folder run finds the boxes of one batch in
+a thread while the next batch goes through the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .boxes import Box, Standard, contour_boxes, foreground
+from .extractor import CAMOutput
+from .methods import DEFAULT_METHOD
+
+
+@dataclass(frozen=True)
+class BatchMaps:
+    """A batch's maps with their classes, scores and foreground masks, on the CPU: all that boxes need.
+
+    Attributes:
+        classes: B x k class indices.
+        probs: B x k softmax probabilities of those classes, ``softmax(logits)[b, classes[b, j]]``.
+        maps: B x k x h x w raw maps at feature resolution.
+        masks: (B * k) x H x W foreground masks ``U > t`` at the network input's size, image-major
+            (the mask of image ``i``, class ``j`` is ``masks[i * k + j]``).
+        exact: whether the maps are exact CAMs.
+        num_classes: how many classes the model predicts (the width of its logits).
+        method: the maps' method (:mod:`camloc.cam.methods`).
+    """
+
+    classes: torch.Tensor
+    probs: torch.Tensor
+    maps: torch.Tensor
+    masks: torch.Tensor
+    exact: bool
+    num_classes: int
+    method: str = DEFAULT_METHOD
+
+
+def batch_maps(out: CAMOutput, size: tuple[int, int], standard: Standard, method: str) -> BatchMaps:
+    """The device stage after the extractor: foreground masks at ``size`` and class probabilities, moved to the CPU.
+
+    Args:
+        out: the extractor's maps for a batch.
+        size: ``(H, W)`` of the network input, which the masks take.
+        standard: the threshold rule.
+        method: the method the maps were made by.
+    """
+    _, masks = foreground(out.maps.flatten(0, 1), size, standard)
+    probs = out.logits.softmax(dim=1).gather(1, out.classes)
+    return BatchMaps(out.classes.cpu(), probs.cpu(), out.maps.detach().cpu(), masks.cpu(), out.exact,
+                     out.logits.shape[1], method)
+
+
+def input_boxes(maps: BatchMaps, all_regions: bool = False) -> list[tuple[Box, list[Box]]]:
+    """The CPU stage: each mask's box and its regions' boxes on the network input.
+
+    One ``(box, regions)`` per mask (:func:`~camloc.cam.boxes.contour_boxes`), in the order of
+    :attr:`BatchMaps.masks`.
+    """
+    return [contour_boxes(mask, all_regions) for mask in maps.masks.to(torch.uint8).numpy()]

@@ -1,0 +1,73 @@
+"""A split's images in batches, as ``evaluate``, ``calibrate`` and ``diagnose`` read them, and how an
+image that cannot be scored is listed.
+
+An image that cannot be read never stops a run: :func:`sample_batches` returns it with its reason,
+:func:`failure` lists it, and :func:`nothing_scored` is the error when no item could be scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from ..data.dataset import ImageDataset
+from ..data.imaging import Preprocess
+from ..data.metadata import Sample
+from ..utils.errors import UsageError
+
+
+class LoadedBatch(NamedTuple):
+    """One batch of a split: the images that decoded (their sizes known) and those that did not.
+
+    Attributes:
+        samples: the good samples, in order (``width`` / ``height`` from the image where the
+            metadata had none).
+        x: their network input on the device (None when none decoded).
+        labels: their labels.
+        failed: ``(sample, reason)`` for each image that could not be read.
+    """
+
+    samples: list[Sample]
+    x: torch.Tensor | None
+    labels: torch.Tensor
+    failed: list[tuple[Sample, str]]
+
+
+def sample_batches(samples: Sequence[Sample], images: Path, pre: Preprocess, batch_size: int,
+                   device: torch.device, workers: int = 0) -> Iterator[LoadedBatch]:
+    """A :class:`LoadedBatch` per batch of a split, in order: images through camloc's one Dataset,
+    decoded by ``workers`` DataLoader processes (0: in this process), on ``device``.
+
+    An image that cannot be read is returned in ``LoadedBatch.failed`` with its reason, never raised.
+    """
+    data = ImageDataset([images / s.image_id for s in samples], pre, [s.label for s in samples], errors="return")
+    order = torch.utils.data.BatchSampler(torch.utils.data.SequentialSampler(data), batch_size, drop_last=False)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=order, num_workers=workers,
+                                         collate_fn=ImageDataset.collate)
+    for batch in loader:
+        good, failed = [], []
+        for item in batch.items:
+            s = samples[item.index]
+            if item.error is not None:
+                failed.append((s, item.error))
+            elif s.width is None or s.height is None:
+                g = item.geometry
+                good.append(replace(s, width=g.width, height=g.height))
+            else:
+                good.append(s)
+        x = batch.images.to(device) if batch.images is not None else None
+        yield LoadedBatch(good, x, batch.labels, failed)
+
+
+def failure(sample: Sample, reason: str) -> dict[str, str]:
+    """How a result lists an image that could not be scored."""
+    return {"image_id": sample.image_id, "reason": reason}
+
+
+def nothing_scored(n: int, what: str, first: dict[str, str]) -> UsageError:
+    """The error when every one of ``n`` items failed: the first one's reason names the fix."""
+    return UsageError(f"none of the {n} {what} could be scored; the first, {first['image_id']}: {first['reason']}")

@@ -1,0 +1,141 @@
+"""wsolevaluation's scoring of score maps: MaxBoxAcc, MaxBoxAccV2 and PxAP from one sweep per map.
+
+:class:`WsolScorer` is shared by :func:`camloc.eval.evaluate.evaluate` (maps made in the run) and
+:func:`camloc.eval.evaluate.score_maps` (maps saved beforehand, read by :func:`read_scoremap`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.metadata import Sample
+from ..data.transforms import SIZE
+from ..utils.errors import ImageError
+from .boxacc import all_contour_table, largest_contour_table, threshold_levels, thresholds_list
+from .metrics import MaxBoxAcc, PxAP
+from .protocols import Settings, gt_boxes
+
+
+class WsolScorer:
+    """MaxBoxAcc, MaxBoxAccV2 and PxAP of score maps (shared by ``evaluate`` and ``score``).
+
+    Only the metrics of ``settings.metrics`` are computed, each where the split has what it needs
+    (boxes for MaxBoxAcc and V2, masks for PxAP).
+    """
+
+    def __init__(self, settings: Settings, boxes: bool, masks: bool) -> None:
+        self.settings = settings
+        self.taus = thresholds_list(settings.interval)
+        want = set(settings.metrics)
+        self.v1 = MaxBoxAcc(self.taus, (50,)) if boxes and "maxboxacc" in want else None
+        self.v2 = MaxBoxAcc(self.taus, settings.deltas_v2) if boxes and "maxboxacc_v2" in want else None
+        self.pxap = PxAP(self.taus) if masks and "pxap" in want else None
+        # one all-contour sweep serves V2 and V1's short cut: its deltas, and where V1's 50 is among them
+        self.deltas = tuple(dict.fromkeys((settings.deltas_v2 if self.v2 else ()) + ((50,) if self.v1 else ())))
+        self.col50 = self.deltas.index(50) if self.v1 else None
+        self.n_v2 = len(settings.deltas_v2) if self.v2 else 0
+
+    @property
+    def active(self) -> bool:
+        """Whether any metric applies."""
+        return any(m is not None for m in (self.v1, self.v2, self.pxap))
+
+    def add(self, scoremap: np.ndarray, sample: Sample, percentile: float = 100.0,
+            masks: tuple[np.ndarray, np.ndarray | None] | None = None, rule: str = "percentile"
+            ) -> np.ndarray | None:
+        """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)`` (or at
+        an automatic ``rule``'s threshold for every tau: :func:`camloc.eval.boxacc.threshold_levels`).
+
+        Returns:
+            The image's hits at IoU 50 for every tau, as its :meth:`operating_point` metric counts
+            them (MaxBoxAccV2's all contours, else MaxBoxAcc's largest), or None without box metrics.
+        """
+        hits = None
+        if self.v1 is not None or self.v2 is not None:
+            u8 = (scoremap * 255).astype(np.uint8)
+            gt = gt_boxes(sample, "wsolevaluation", self.settings.box_convention)
+            levels = threshold_levels(u8, self.taus, percentile, rule)
+            if self.v1 is None:
+                table = all_contour_table(u8, gt, self.deltas, parallel=True)
+            else:
+                table, counts = all_contour_table(u8, gt, self.deltas, parallel=True, counts=True)
+                col = table[:, self.col50:self.col50 + 1]
+                hits = largest_contour_table(u8, gt, (50,), levels, shortcut=(col, counts))[levels]
+                self.v1.add(hits)
+                hits = hits[:, 0]
+            if self.v2 is not None:
+                self.v2.add(table[:, :self.n_v2][levels])
+                if 50 in self.settings.deltas_v2:
+                    hits = table[levels, self.settings.deltas_v2.index(50)]
+        if self.pxap is not None and masks is not None:
+            self.pxap.add(scoremap, *masks)
+        return hits
+
+    def operating_point(self) -> tuple[str, float] | None:
+        """``(metric, tau)``: the tau of the best box accuracy at IoU 50, MaxBoxAccV2's (all contours)
+        where it is computed at delta 50, else MaxBoxAcc's (largest contour); None without either.
+        An image's box there is what :func:`evaluate`'s per-image records call its box."""
+        if self.v2 is not None and 50 in self.settings.deltas_v2:
+            return "maxboxacc_v2", self.v2.compute()["per_delta"][50]["tau"]
+        if self.v1 is not None:
+            return "maxboxacc", self.v1.compute()["per_delta"][50]["tau"]
+        return None
+
+    def add_miss(self, masks: tuple[np.ndarray, np.ndarray | None] | None = None) -> None:
+        """An image that could not be scored: a box miss at every threshold and, given its masks, an
+        all-zero score map for PxAP (its foreground counts, found by nothing)."""
+        for acc in (self.v1, self.v2):
+            if acc is not None:
+                acc.add(np.zeros((len(self.taus), len(acc.deltas)), bool))
+        if self.pxap is not None and masks is not None:
+            self.pxap.add(np.zeros(masks[0].shape, np.float64), *masks)
+
+    def compute(self) -> dict[str, Any]:
+        """The metrics so far: ``maxboxacc`` and its ``maxboxacc_tau``, ``maxboxacc_v2`` and its
+        ``maxboxacc_v2_per_delta``, ``pxap``, each where it is computed."""
+        out: dict[str, Any] = {}
+        if self.v1 is not None:
+            v1 = self.v1.compute()
+            out["maxboxacc"] = v1["mean"]
+            out["maxboxacc_tau"] = v1["per_delta"][50]["tau"]
+        if self.v2 is not None:
+            v2 = self.v2.compute()
+            out["maxboxacc_v2"] = v2["mean"]
+            out["maxboxacc_v2_per_delta"] = v2["per_delta"]
+        if self.pxap is not None:
+            out["pxap"] = self.pxap.compute()
+        return out
+
+    def curves(self) -> dict[str, Any]:
+        """The curves behind them: ``taus``, box accuracy against tau per delta, precision and recall."""
+        out: dict[str, Any] = {"taus": self.taus}
+        if self.v1 is not None:
+            out["maxboxacc"] = {50: self.v1.curves()[0]}
+        if self.v2 is not None:
+            out["maxboxacc_v2"] = dict(zip(self.settings.deltas_v2, self.v2.curves(), strict=True))
+        if self.pxap is not None:
+            out["precision"], out["recall"] = self.pxap.curve()
+        return out
+
+
+def read_scoremap(path: Path) -> np.ndarray:
+    """A saved score map (224 x 224, finite, in [0, 1]) as float64.
+
+    Raises:
+        ImageError: missing, unreadable, of another shape, or with values outside [0, 1].
+    """
+    if not path.is_file():
+        raise ImageError(path, "score map not found; every image id needs <scoremaps>/<image_id>.npy")
+    try:
+        scoremap = np.load(path, allow_pickle=False).astype(np.float64)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ImageError(path, f"not a readable .npy array ({exc})") from exc
+    if scoremap.shape != (SIZE, SIZE):
+        raise ImageError(path, f"has shape {scoremap.shape}; score maps must be {SIZE} x {SIZE}")
+    if not np.isfinite(scoremap).all() or scoremap.min() < 0 or scoremap.max() > 1:
+        raise ImageError(path, "has values outside [0, 1]; normalise the map first")
+    return scoremap
+
