@@ -4,8 +4,8 @@ the per-image, per-channel NumPy loop one would write by hand, side by side in o
 On efficientnet_lite0 (offline ImageNet weights) and the first ``--images`` photos of a wsolevaluation split:
 
 * ``forward``: camloc's image loader and the model's forward pass alone (the floor any diagnosis pays);
-* ``diagnose``: :func:`camloc.eval.diagnose.diagnose`, everything included;
-* ``statistics``: :func:`camloc.eval.diagnose.batch_statistics` on features captured once (without the
+* ``diagnose``: :func:`camloc.eval.diagnosis.diagnose`, everything included;
+* ``statistics``: :func:`camloc.eval.diagnosis.batch_statistics` on features captured once (without the
   box ratios, then with them), against a plain loop over images and channels (NumPy areas,
   ``scipy.stats.spearmanr``, OpenCV bicubic resize and threshold per map) that computes the same
   area-weight correlation and IoAs (the largest difference is printed).
@@ -31,8 +31,8 @@ import torch
 import camloc
 from camloc.cam.extractor import CAMExtractor
 from camloc.data.metadata import read_dataset
-from camloc.eval.diagnose import batch_statistics, diagnose, input_boxes
-from camloc.eval.evaluate import sample_batches
+from camloc.eval.diagnosis import batch_statistics, diagnose, input_boxes
+from camloc.eval.evaluation import sample_batches
 
 
 def median_time(fn, repeats: int) -> float:

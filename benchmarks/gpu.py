@@ -6,8 +6,8 @@ Sections, each timed side by side in this one process:
    (the folder ``CAMLOC_DATA`` names, repeated to ``--images``) against a plain timm inference loop with the same
    DataLoader (benchmarks/pipeline.py's ``plain_loop``), for efficientnet_lite0 and resnet50 (random
    weights: speed only), fp32 and bf16 (the model cast, as a user would): images per second and ratio;
-2. ``evaluate``: :func:`camloc.eval.evaluate.evaluate` on imagenet-val, all four variants, under each
-   protocol, and :func:`camloc.eval.evaluate.score_maps` on the maps it saved: seconds per image;
+2. ``evaluate``: :func:`camloc.eval.evaluation.evaluate` on imagenet-val, all four variants, under each
+   protocol, and :func:`camloc.eval.evaluation.score_maps` on the maps it saved: seconds per image;
 3. ``train``: :func:`camloc.train.loop.train` images per second (fp32, bf16, bf16 + channels_last)
    against a plain torch loop (benchmarks/train.py's ``plain_loop``) on CUB photos;
 4. ``real run``: efficientnet_lite0 (offline ImageNet weights) with a TAP head trained end to end on
@@ -108,8 +108,9 @@ def bench_localize(args, device: torch.device) -> list[dict]:
 
 def bench_evaluate(args, device: torch.device) -> list[dict]:
     from camloc.data.metadata import read_dataset
-    from camloc.eval.evaluate import evaluate, score_maps
+    from camloc.eval.evaluation import evaluate
     from camloc.eval.protocols import Settings
+    from camloc.eval.scoring import score_maps
 
     root = DATA / "imagenet-val"
     samples = read_dataset(root)[: args.eval_images]
@@ -166,9 +167,9 @@ def bench_train(args, device: torch.device) -> list[dict]:
 def real_run(args, device: torch.device) -> dict:
     """efficientnet_lite0 + TAP trained end to end on cub-train within a time budget, then cub-test."""
     from camloc.data.metadata import read_dataset
-    from camloc.eval.evaluate import evaluate
+    from camloc.eval.evaluation import evaluate
     from camloc.eval.protocols import Settings
-    from camloc.train.finetune import FinetuneConfig, to_train_config
+    from camloc.train.finetuning import FinetuneConfig, to_train_config
     from camloc.train.loop import train
 
     train_dir, test_dir = DATA / "cub-train", DATA / "cub-test"

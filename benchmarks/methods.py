@@ -24,7 +24,8 @@ from typing import Callable, Optional
 import torch
 
 import camloc
-from camloc.cam.methods import METHODS, MethodExtractor
+from camloc.cam.methods import MethodExtractor
+from camloc.cam.names import METHODS
 
 #: Each camloc method's class in pytorch-grad-cam and torch-cam (``cam``: torch-cam's CAM only).
 GRAD_CAM = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "layercam": "LayerCAM",

@@ -20,7 +20,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from camloc.cam.boxes import ADAPTIVE_RULES, Standard, make_standard, thresholds, to_uint8, upsample
+from camloc.cam.boxes import thresholds, to_uint8, upsample
+from camloc.cam.rules import ThresholdRule, make_standard
+from camloc.utils.defaults import ADAPTIVE_RULES
 
 
 def cam_like_maps(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -59,7 +61,7 @@ def main() -> None:
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     u8 = cam_like_maps(args.maps, args.size).to(device)
-    standards: dict[str, Standard] = {"pas": Standard.pas(), "max": Standard.max()}
+    standards: dict[str, ThresholdRule] = {"pas": ThresholdRule.pas(), "max": ThresholdRule.max()}
     standards.update({rule: make_standard(rule) for rule in ADAPTIVE_RULES})
 
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} thread(s)"

@@ -21,11 +21,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from .utils.defaults import DEFAULT_MODEL
 from .utils.errors import CamlocError, CheckpointError, ImageError, ModelError, UsageError
+from .utils.lazy import lazy_namespace
 
 __version__ = "0.1.0"
 
@@ -38,9 +36,10 @@ _LAZY = {
     "CAMExtractor": ("cam.extractor", "CAMExtractor"), "CAMOutput": ("cam.extractor", "CAMOutput"),
     "ChannelOutput": ("cam.extractor", "ChannelOutput"),
     "resolve_classes": ("cam.extractor", "resolve_classes"), "analyze": ("cam.analysis", "analyze"),
-    "HeadSpec": ("cam.heads", "HeadSpec"), "Standard": ("cam.boxes", "Standard"),
-    "make_standard": ("cam.boxes", "make_standard"), "boxes_from_maps": ("cam.boxes", "boxes_from_maps"),
-    "contour_boxes": ("cam.boxes", "contour_boxes"),
+    "HeadSpec": ("cam.heads", "HeadSpec"), "ThresholdRule": ("cam.rules", "ThresholdRule"),
+    "Standard": ("cam.rules", "ThresholdRule"),  # the rule's former name
+    "make_standard": ("cam.rules", "make_standard"), "boxes_from_maps": ("cam.boxes", "boxes_from_maps"),
+    "contour_boxes": ("cam.rules", "contour_boxes"),
     # images and datasets
     "Geometry": ("data.imaging", "Geometry"), "Preprocess": ("data.imaging", "Preprocess"),
     "load_image": ("data.imaging", "load_image"), "read_dataset": ("data.metadata", "read_dataset"),
@@ -49,24 +48,21 @@ _LAZY = {
     "list_models": ("models.registry", "list_models"), "load_model": ("models.registry", "load_model"),
     "load_checkpoint": ("models.checkpoints", "load_checkpoint"), "load_finetuned": ("models.registry", "load_finetuned"), "ModelConfig": ("models.config", "ModelConfig"),
     "model_config": ("models.config", "model_config"), "preprocess_for": ("models.config", "preprocess_for"),
-    "retrofit": ("models.retrofit", "retrofit"), "CAMHeadModel": ("models.retrofit", "CAMHeadModel"),
+    "retrofit": ("models.retrofitting", "retrofit"), "CAMHeadModel": ("models.retrofitting", "CAMHeadModel"),
     "ThresholdedAvgPool2d": ("models.layers.pooling", "ThresholdedAvgPool2d"),
     # evaluation and training (numba, OpenCV, matplotlib)
-    "evaluate_split": ("eval.evaluate", "evaluate"), "score_maps": ("eval.evaluate", "score_maps"),
-    "EvaluationResult": ("eval.evaluate", "EvaluationResult"), "Settings": ("eval.protocols", "Settings"),
-    "calibrate_split": ("eval.calibrate", "calibrate"), "Calibration": ("eval.calibrate", "Calibration"),
-    "diagnose": ("eval.diagnose", "diagnose"), "Diagnosis": ("eval.diagnose", "Diagnosis"),
-    "finetune_model": ("train.finetune", "finetune"), "FinetuneConfig": ("train.finetune", "FinetuneConfig"),
+    "evaluate": ("eval.evaluation", "evaluate"), "score_maps": ("eval.scoring", "score_maps"),
+    "EvaluationResult": ("eval.evaluation", "EvaluationResult"), "Settings": ("eval.protocols", "Settings"),
+    "calibrate": ("eval.calibration", "calibrate"), "Calibration": ("eval.calibration", "Calibration"),
+    "diagnose": ("eval.diagnosis", "diagnose"), "Diagnosis": ("eval.diagnosis", "Diagnosis"),
+    "finetune": ("train.finetuning", "finetune"), "FinetuneConfig": ("train.finetuning", "FinetuneConfig"),
+    # the former names of evaluate, calibrate and finetune, kept importable
+    "evaluate_split": ("eval.evaluation", "evaluate"), "calibrate_split": ("eval.calibration", "calibrate"),
+    "finetune_model": ("train.finetuning", "finetune"),
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'camloc' has no attribute {name!r}")
+__getattr__ = lazy_namespace(__name__, _LAZY)[0]
 
 
 def __dir__() -> list[str]:

@@ -48,10 +48,11 @@ from .batch.images import (
 )
 from .batch.results import BoxF as BoxF
 from .batch.results import Localization, localizations
-from .cam.boxes import Standard, make_standard
 from .cam.cache import HeadCache
 from .cam.extractor import CAMOutput, ClassSpec, first_name
-from .cam.methods import DEFAULT_METHOD, MethodExtractor, check_method
+from .cam.methods import MethodExtractor
+from .cam.names import DEFAULT_METHOD, check_method
+from .cam.rules import ThresholdRule, make_standard
 from .cam.stages import BatchMaps, batch_maps, input_boxes
 from .data.imaging import Geometry, ImageInput, Preprocess
 from .models.config import class_names as _class_names
@@ -78,7 +79,7 @@ class Localizer:
         feature_layer: the feature layer's module name, when automatic discovery should be overridden.
         classifier: the classifier's module name, when automatic discovery should be overridden.
         require_exact: refuse gradient maps of non-affine heads.
-        calibration: a :class:`camloc.eval.calibrate.Calibration` or its JSON file; its theta, percentile
+        calibration: a :class:`camloc.eval.calibration.Calibration` or its JSON file; its theta, percentile
             and NWC setting replace ``standard`` and ``nwc``, and its method is used (a different
             ``method`` is refused).
         method: ``cam`` (default: the paper's CAM) or a baseline, ``gradcam``, ``gradcam++``,
@@ -102,7 +103,7 @@ class Localizer:
         model: nn.Module | str,
         *,
         nwc: bool = True,
-        standard: Standard | None = None,
+        standard: ThresholdRule | None = None,
         all_regions: bool = False,
         preprocess: Preprocess | None = None,
         resize: str | None = None,
@@ -128,7 +129,7 @@ class Localizer:
                                          **({"score_batch": score_batch} if score_batch else {}))
         self.extractor.cam.cache = self.heads
         self.nwc = nwc
-        self.standard = standard or Standard.pas()
+        self.standard = standard or ThresholdRule.pas()
         self.all_regions = all_regions
         self.require_exact = require_exact
         self._labels: Labels | None = None
@@ -247,7 +248,7 @@ def resolve_method(method: str | None, calibration: str | os.PathLike | Any | No
         check_method(method)
     if calibration is None:
         return method or DEFAULT_METHOD
-    from .eval.calibrate import Calibration
+    from .eval.calibration import Calibration
 
     calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
     if method is not None and method != calib.method:
@@ -256,8 +257,8 @@ def resolve_method(method: str | None, calibration: str | os.PathLike | Any | No
     return calib.method
 
 
-def _settings(method: str | None, calibration: str | os.PathLike | Any | None, standard: Standard | None, nwc: bool,
-              require_exact: bool) -> tuple[str, Standard | None, bool]:
+def _settings(method: str | None, calibration: str | os.PathLike | Any | None, standard: ThresholdRule | None, nwc: bool,
+              require_exact: bool) -> tuple[str, ThresholdRule | None, bool]:
     """``(method, standard, nwc)`` as a Localizer uses them: a calibration's replace those given.
 
     Raises:
@@ -266,7 +267,7 @@ def _settings(method: str | None, calibration: str | os.PathLike | Any | None, s
     """
     method = resolve_method(method, calibration)
     if calibration is not None:
-        from .eval.calibrate import Calibration
+        from .eval.calibration import Calibration
 
         calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
         standard, nwc = calib.standard(), calib.nwc
@@ -355,7 +356,7 @@ def boxes(
         resize: ``"full"`` (squash to the input size) or ``"crop"`` (resize + center crop).
         preprocess: an explicit :class:`Preprocess`.
         batch_size: images per forward pass.
-        calibration: a :class:`camloc.eval.calibrate.Calibration` or its JSON file; its theta, percentile
+        calibration: a :class:`camloc.eval.calibration.Calibration` or its JSON file; its theta, percentile
             and NWC setting replace ``standard``, ``theta``, ``percentile`` and ``nwc``; its method is used.
         method: ``cam`` (default) or ``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``,
             ``scorecam`` (:mod:`camloc.cam.methods`); NWC applies where the method has signed

@@ -155,7 +155,7 @@ def overlay_grids(results: Sequence[dict], out: Path, images: Sequence[str], cla
     """The same images under every (method, pool) model of one seed: vanilla CAM boxes and NWC + PaS boxes
     (checkpoints under ``runs``, default ``out/runs``)."""
     import camloc
-    from camloc.eval.protocols import protocol_preprocess
+    from camloc.eval.batches import protocol_preprocess
     from camloc.models.registry import load_model
     from camloc.viz.render import save_overlay_grid
 

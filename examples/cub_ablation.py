@@ -8,7 +8,7 @@ every model on ``DATA/cub-test`` (250 photos) with :func:`camloc.eval.ablation.m
 calibrated thresholds are chosen on cub-train (these 889 photos are the only other CUB photos with
 boxes here, and the model has seen them: say so when you quote those numbers).
 
-Every model is also diagnosed on cub-test (:func:`camloc.eval.diagnose.diagnose`: the Fig. 2 rank
+Every model is also diagnosed on cub-test (:func:`camloc.eval.diagnosis.diagnose`: the Fig. 2 rank
 correlation of channel area and class weight, Fig. 3b's IoA of the positive- and negative-weight
 maps, the share of negative weights, the box-to-ground-truth area ratio per variant), so each gain or
 loss comes with its mechanism.
@@ -106,7 +106,7 @@ def subset(meta: Path, to: Path, n: int) -> Path:
 def run_one(args, name, method, pool, seed, train_dir: Path, test, calib, folder: Path) -> None:
     from ablation_report import run
 
-    from camloc.train.finetune import FinetuneConfig, to_train_config
+    from camloc.train.finetuning import FinetuneConfig, to_train_config
 
     head_only = method == "head"
     base = FinetuneConfig(model="efficientnet_lite0", metadata=str(train_dir), out=str(folder), pool=pool,
@@ -117,7 +117,7 @@ def run_one(args, name, method, pool, seed, train_dir: Path, test, calib, folder
     cfg = to_train_config(base).replace(**({} if head_only else METHODS[method])).validate()
 
     def extra(model) -> dict:
-        from camloc.eval.diagnose import diagnose
+        from camloc.eval.diagnosis import diagnose
 
         return {"diagnose": diagnose(model, test.samples, test.images, progress=False, workers=args.workers).summary}
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from camloc.data.metadata import read_dataset
-from camloc.eval.evaluate import evaluate
+from camloc.eval.evaluation import evaluate
 from camloc.eval.protocols import Settings
-from camloc.train.finetune import FinetuneConfig, finetune
+from camloc.train.finetuning import FinetuneConfig, finetune
 
 HERE = Path(__file__).resolve().parent
 

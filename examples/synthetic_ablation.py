@@ -11,7 +11,7 @@ the body alone). For every (body signal, architecture, method, pool, seed) it tr
 
 * :func:`camloc.eval.ablation.measure`: the rethinking protocol at the paper's fixed thresholds and
   at thresholds chosen on train-fullsup, wsolevaluation's MaxBoxAccV2 and PxAP;
-* :func:`camloc.eval.diagnose.diagnose` on the test split: the Fig. 2 statistic (rank correlation of
+* :func:`camloc.eval.diagnosis.diagnose` on the test split: the Fig. 2 statistic (rank correlation of
   channel area and class weight), Fig. 3b's IoA of the positive- and negative-weight maps, the share
   of negative weights, the box-to-ground-truth area ratio of each variant;
 * Top-1 Cls on the part-only and body-only test copies: whether the model learned each cue.
@@ -177,7 +177,7 @@ def split(data: Path, name: str):
 
 def top1(model, data: Path) -> float:
     """Top-1 Cls (%) on the test split of a benchmark folder (the rethinking protocol's input)."""
-    from camloc.eval.evaluate import evaluate
+    from camloc.eval.evaluation import evaluate
     from camloc.eval.protocols import Settings
 
     test = split(data, "test")
@@ -190,7 +190,7 @@ def run_one(args, name, q, arch, method, pool, seed, data: dict[str, Path], fold
 
     def extra(model) -> dict:
         """The mechanism beside the numbers: the diagnosis, and Top-1 Cls on each single-cue copy."""
-        from camloc.eval.diagnose import diagnose
+        from camloc.eval.diagnosis import diagnose
 
         test = split(data["both"], "test")
         found = {"diagnose": diagnose(model, test.samples, test.images, progress=False).summary,

@@ -12,7 +12,7 @@ from PIL import Image
 
 import camloc
 from camloc import UsageError
-from camloc.eval.calibrate import Calibration
+from camloc.eval.calibration import Calibration
 
 from .helpers import CAT, COFFEE, PLAIN, Brightness, assert_same, hooks_left, painted, prepared, snapshot
 
@@ -148,7 +148,7 @@ def test_public_api_is_exported():
     assert set(camloc._LAZY) <= set(camloc.__all__)
     for name, (module, attr) in camloc._LAZY.items():  # each name is the object its module defines
         assert getattr(camloc, name) is getattr(importlib.import_module(f"camloc.{module}"), attr), name
-    assert camloc.evaluate_split is importlib.import_module("camloc.eval.evaluate").evaluate
+    assert camloc.evaluate_split is importlib.import_module("camloc.eval.evaluation").evaluate
     with pytest.raises(AttributeError, match="no_such_name"):
         camloc.no_such_name
 

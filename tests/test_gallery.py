@@ -254,9 +254,10 @@ def test_per_image_records_on_painted_rectangles(tmp_path):
 
     from camloc.cam.boxes import to_uint8, upsample
     from camloc.data.metadata import read_dataset
+    from camloc.eval.batches import protocol_preprocess
     from camloc.eval.boxacc import iou_matrix
-    from camloc.eval.evaluate import evaluate
-    from camloc.eval.protocols import Settings, gt_boxes, protocol_preprocess
+    from camloc.eval.evaluation import evaluate
+    from camloc.eval.protocols import Settings, gt_boxes
 
     from .helpers import Brightness, synthetic_split
 
@@ -304,7 +305,7 @@ def test_per_image_hits_average_to_the_metrics_on_real_photos(lite0):
     with its hit."""
     from camloc.data.metadata import read_dataset
     from camloc.eval.boxacc import iou_matrix
-    from camloc.eval.evaluate import evaluate
+    from camloc.eval.evaluation import evaluate
     from camloc.eval.protocols import Settings, gt_boxes
 
     from .conftest import data_dir
@@ -333,7 +334,7 @@ def test_per_image_hits_average_to_the_metrics_on_real_photos(lite0):
 def test_an_evaluation_picture_draws_each_rows_box_and_the_dashed_truth():
     import cv2
 
-    from camloc.eval.evaluate import ImageView
+    from camloc.eval.evaluation import ImageView
     from camloc.viz.gallery import TRUTH_COLOUR, evaluation_picture
 
     grey = np.full((224, 224, 3), 128, np.uint8)

@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 PACKAGE = Path(__file__).resolve().parent.parent / "camloc"
 
@@ -114,7 +116,7 @@ def test_no_import_cycle():
 
 def test_the_walker_sees_relative_and_function_level_imports():
     # evaluate imports boxacc at module level; the cli imports the pipeline inside a function
-    assert "camloc.eval.boxacc" in GRAPH["camloc.eval.evaluate"]
+    assert "camloc.eval.boxacc" in GRAPH["camloc.eval.evaluation"]
     assert "camloc.batch.pipeline" in GRAPH["camloc.cli.localize"]
     assert "camloc.cam.heads" in GRAPH["camloc.cam.analysis"]
 
@@ -139,6 +141,26 @@ def test_help_does_not_import_torch():
         "    assert CliRunner().invoke(main, args).exit_code == 0"
     )
     assert "torch" not in loaded
+
+
+def test_score_loads_neither_torch_nor_timm(tmp_path):
+    # saved maps in, numbers out: the scorer reads the metadata, the maps and the masks, nothing more
+    from .helpers import synthetic_split
+
+    meta, _, masks = synthetic_split(tmp_path)
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for i in range(6):
+        m = np.asarray(Image.open(masks / f"{i}.png").convert("L").resize((224, 224)), np.float64) / 255.0
+        np.save(maps / f"{i}.png.npy", m)
+    loaded = _loaded_after(
+        "from click.testing import CliRunner\nfrom camloc.cli import main\n"
+        f"res = CliRunner().invoke(main, ['score', '--metadata', {str(meta)!r}, '--scoremaps', {str(maps)!r},"
+        f" '--masks', {str(masks)!r}, '--interval', '0.01', '--quiet', '--json'])\n"
+        "assert res.exit_code == 0, res.output\n"
+        "assert '\"maxboxacc_v2\": 100.0' in res.stdout, res.stdout"
+    )
+    assert not {"torch", "torchvision", "timm"} & loaded, sorted({"torch", "torchvision", "timm"} & loaded)
 
 
 def test_import_camloc_is_light():

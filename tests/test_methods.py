@@ -12,7 +12,8 @@ from torch import nn
 
 import camloc
 from camloc.cam import heads
-from camloc.cam.methods import METHODS, MethodExtractor, nwc_applies
+from camloc.cam.methods import MethodExtractor
+from camloc.cam.names import METHODS, nwc_applies
 from camloc.utils.errors import ModelError, UsageError
 
 from .helpers import CAT, COFFEE, GapLinear, MLPHead, Tiny, assert_same, hooks_left, prepared, snapshot, synthetic_split
@@ -171,7 +172,7 @@ def test_api_takes_a_method_and_records_it(lite0):
 
 def test_evaluate_scores_every_method_with_the_same_evaluator(tmp_path):
     from camloc.data.metadata import read_dataset
-    from camloc.eval.evaluate import evaluate
+    from camloc.eval.evaluation import evaluate
     from camloc.eval.protocols import Settings
 
     from .helpers import Brightness
@@ -198,7 +199,7 @@ def test_evaluate_scores_every_method_with_the_same_evaluator(tmp_path):
 
 
 def test_calibration_records_its_method_and_localizer_uses_it(tmp_path, lite0):
-    from camloc.eval.calibrate import Calibration
+    from camloc.eval.calibration import Calibration
 
     calib = Calibration(0.3, 80.0, True, 50.0, "meta", "efficientnet_lite0", 6, method="gradcam")
     calib.save(tmp_path / "c.json")

@@ -13,19 +13,16 @@ from skimage import filters
 
 import camloc
 from camloc.cam.boxes import (
-    ADAPTIVE_RULES,
-    STANDARDS,
-    Standard,
     adaptive_thresholds,
     boxes_from_maps,
-    contour_boxes,
     foreground,
     histograms_u8,
-    make_standard,
     thresholds,
     to_uint8,
     upsample,
 )
+from camloc.cam.rules import ThresholdRule, contour_boxes, make_standard
+from camloc.utils.defaults import ADAPTIVE_RULES, STANDARDS
 from camloc.utils.errors import UsageError
 
 from .conftest import EXAMPLES
@@ -41,7 +38,7 @@ def reference(u8: np.ndarray, rule: str) -> float:
 def assert_matches_skimage(u8: np.ndarray, rule: str) -> None:
     """Batched values equal per-map scikit-image; the integer thresholds select the same pixels."""
     ours = adaptive_thresholds(torch.from_numpy(u8), rule).tolist()
-    ints = thresholds(torch.from_numpy(u8), Standard.adaptive(rule)).tolist()
+    ints = thresholds(torch.from_numpy(u8), ThresholdRule.adaptive(rule)).tolist()
     for i, m in enumerate(u8):
         ref = reference(m, rule)
         if rule == "li":  # a float; float64 logs may differ from numpy's in the last bit
@@ -133,14 +130,14 @@ def test_constant_and_all_zero_maps_give_the_whole_image(rule):
     u8[2] = 255
     t = adaptive_thresholds(torch.from_numpy(u8), rule).tolist()
     assert t == [reference(m, rule) for m in u8] == [0.0, 9.0, 255.0]
-    t_int = thresholds(torch.from_numpy(u8), Standard.adaptive(rule))
+    t_int = thresholds(torch.from_numpy(u8), ThresholdRule.adaptive(rule))
     assert not bool((torch.from_numpy(u8) > t_int.view(-1, 1, 1).to(torch.uint8)).any())  # U > t: empty
     # an all-zero raw map stays all zeros after upsampling: an empty mask, hence the whole-image box
     # (a constant non-zero map does not: bicubic weights leave ~1e-7 ripples, in OpenCV as here)
     raw = torch.zeros(2, 7, 7)
-    u, mask = foreground(raw, (30, 40), Standard.adaptive(rule))
+    u, mask = foreground(raw, (30, 40), ThresholdRule.adaptive(rule))
     assert int(u.max()) == 0 and not bool(mask.any())
-    assert [b for b, _ in boxes_from_maps(raw, (30, 40), Standard.adaptive(rule))] == [(0, 0, 40, 30)] * 2
+    assert [b for b, _ in boxes_from_maps(raw, (30, 40), ThresholdRule.adaptive(rule))] == [(0, 0, 40, 30)] * 2
     assert contour_boxes(np.zeros((30, 40), np.uint8))[0] == (0, 0, 40, 30)
 
 
@@ -170,7 +167,7 @@ def test_foreground_is_strict_and_follows_skimage():
     maps = smooth_maps(8, seed=4)
     raw = torch.from_numpy(maps).double()  # foreground re-quantises; compare against the U it returns
     for rule in ADAPTIVE_RULES:
-        u, mask = foreground(raw, maps.shape[1:], Standard.adaptive(rule))
+        u, mask = foreground(raw, maps.shape[1:], ThresholdRule.adaptive(rule))
         for i, m in enumerate(u.numpy()):
             assert np.array_equal(mask[i].numpy(), m > reference(m, rule))
 
@@ -185,23 +182,23 @@ def test_histograms_are_per_map_bincounts():
 
 def test_make_standard_names():
     assert STANDARDS == ("percentile", "max", "otsu", "li", "triangle", "yen")
-    assert make_standard() == Standard(0.35, 90.0) == Standard.pas()
-    assert make_standard("max") == Standard(0.2, 100.0) == Standard.max()
-    assert make_standard("percentile", 0.5, 80.0) == Standard(0.5, 80.0, "percentile")
+    assert make_standard() == ThresholdRule(0.35, 90.0) == ThresholdRule.pas()
+    assert make_standard("max") == ThresholdRule(0.2, 100.0) == ThresholdRule.max()
+    assert make_standard("percentile", 0.5, 80.0) == ThresholdRule(0.5, 80.0, "percentile")
     for rule in ADAPTIVE_RULES:
         s = make_standard(rule)
-        assert s == Standard.adaptive(rule) == Standard(rule=rule) and s.rule == rule and s.name == rule
+        assert s == ThresholdRule.adaptive(rule) == ThresholdRule(rule=rule) and s.rule == rule and s.name == rule
         assert (s.theta, s.percentile) == (None, None)
         assert make_standard(rule, None, 75.0) == s  # percentile is the percentile rule's alone
     assert [make_standard(n).name for n in STANDARDS] == list(STANDARDS)
 
 
 def test_repr_and_asdict_record_the_rule():
-    assert repr(Standard.pas()) == "Standard(theta=0.35, percentile=90.0, rule='percentile')"
-    assert repr(make_standard("yen")) == "Standard(theta=None, percentile=None, rule='yen')"
+    assert repr(ThresholdRule.pas()) == "ThresholdRule(theta=0.35, percentile=90.0, rule='percentile')"
+    assert repr(make_standard("yen")) == "ThresholdRule(theta=None, percentile=None, rule='yen')"
     assert dataclasses.asdict(make_standard("otsu")) == {"theta": None, "percentile": None, "rule": "otsu"}
-    assert dataclasses.asdict(Standard.max()) == {"theta": 0.2, "percentile": 100.0, "rule": "percentile"}
-    assert Standard(0.3, 70.0) == Standard(theta=0.3, percentile=70.0)  # positional use unchanged
+    assert dataclasses.asdict(ThresholdRule.max()) == {"theta": 0.2, "percentile": 100.0, "rule": "percentile"}
+    assert ThresholdRule(0.3, 70.0) == ThresholdRule(theta=0.3, percentile=70.0)  # positional use unchanged
 
 
 def test_bad_names_fail_in_one_clear_line():
@@ -213,11 +210,11 @@ def test_bad_names_fail_in_one_clear_line():
     with pytest.raises(UsageError, match="theta applies only to the 'percentile' and 'max'"):
         make_standard("li", 0.3)
     with pytest.raises(ValueError, match="rule must be one of 'percentile', 'otsu', 'li', 'triangle', 'yen'"):
-        Standard(rule="max")
+        ThresholdRule(rule="max")
     with pytest.raises(ValueError, match="apply only to the 'percentile' rule"):
-        Standard(0.35, 90.0, "otsu")
+        ThresholdRule(0.35, 90.0, "otsu")
     with pytest.raises(ValueError, match="adaptive rule must be one of"):
-        Standard.adaptive("percentile")
+        ThresholdRule.adaptive("percentile")
     with pytest.raises(ValueError, match="adaptive rule must be one of"):
         adaptive_thresholds(torch.zeros(1, 2, 2, dtype=torch.uint8), "mean")
     with pytest.raises(ValueError, match="uint8"):
@@ -244,5 +241,5 @@ def test_on_the_maps_device(rule):
         assert torch.allclose(gpu.cpu(), cpu, rtol=1e-12, atol=1e-12)
     else:
         assert torch.equal(gpu.cpu(), cpu)
-    assert torch.equal(thresholds(torch.from_numpy(maps).cuda(), Standard.adaptive(rule)).cpu(),
-                       thresholds(torch.from_numpy(maps), Standard.adaptive(rule)))
+    assert torch.equal(thresholds(torch.from_numpy(maps).cuda(), ThresholdRule.adaptive(rule)).cpu(),
+                       thresholds(torch.from_numpy(maps), ThresholdRule.adaptive(rule)))

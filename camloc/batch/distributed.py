@@ -14,9 +14,9 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
@@ -31,10 +31,10 @@ class Context:
 
     rank: int = 0
     world: int = 1
-    backend: Optional[str] = None
+    backend: str | None = None
 
     @classmethod
-    def from_env(cls) -> "Context":
+    def from_env(cls) -> Context:
         """Read torchrun's environment; gloo on CPU, NCCL where CUDA is present."""
         rank, world, _ = torchrun_env()
         return cls() if world == 1 else cls(rank, world, process_group_backend())
@@ -43,11 +43,11 @@ class Context:
         """This rank's journal in an output folder."""
         return out / (JOURNAL if self.world == 1 else f"results.rank{self.rank}.jsonl")
 
-    def setup(self, device: Optional[str]) -> Optional[str]:
+    def setup(self, device: str | None) -> str | None:
         """Join the process group (several ranks only); returns the device this rank should use."""
         return join_process_group(device)[0]
 
-    def finish(self, failed: int, out: Optional[Path], paths: list[str], show: Optional[Callable[[dict], None]]) -> int:
+    def finish(self, failed: int, out: Path | None, paths: list[str], show: Callable[[dict], None] | None) -> int:
         """Sum the failures over ranks and, on rank 0, merge the journals (each record passed to ``show``).
 
         Returns the total number of failures; a no-op for one process.

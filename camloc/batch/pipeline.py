@@ -29,10 +29,11 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -64,13 +65,13 @@ class RunOptions:
     batch_size: int = 32
     workers: int = 2
     classes: Any = None
-    topk: Optional[int] = None
-    out: Optional[str] = None
+    topk: int | None = None
+    out: str | None = None
     overlays: bool = True
     save_maps: bool = False
     skip: frozenset = frozenset()
     report_errors: bool = True
-    model: Optional[str] = None
+    model: str | None = None
     progress: bool = True
 
 
@@ -84,9 +85,10 @@ def done_images(out: Path) -> set[str]:
     return {d["image"] for j in journals(out) if j.is_file() for d in read_journal(j) if "error" not in d}
 
 
-def file_digest(path: Optional[str]) -> Optional[str]:
+def file_digest(path: str | None) -> str | None:
     """SHA-256 of a file's bytes (None for None or a missing file, which its reader reports):
-    what identifies a checkpoint or calibration."""
+    what identifies a checkpoint or calibration.
+    """
     if path is None or not os.path.isfile(path):
         return None
     sha = hashlib.sha256()
@@ -250,7 +252,7 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     return results, failures
 
 
-def _tagged(d: dict, model: Optional[str]) -> dict:
+def _tagged(d: dict, model: str | None) -> dict:
     """A row with the model that made it (when known)."""
     return {**d, "model": model} if model else d
 
@@ -289,7 +291,7 @@ class JournalWriter:
             read-only disk); every line written before stays.
     """
 
-    def __init__(self, path: Optional[Path]) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         try:
             self.fh = open(path, "a", encoding="utf-8") if path else None
@@ -368,7 +370,7 @@ class Formatter:
     line up although rows stream out one by one.
     """
 
-    def __init__(self, fmt: str, stream: Optional[TextIO] = None, image_width: int = 0) -> None:
+    def __init__(self, fmt: str, stream: TextIO | None = None, image_width: int = 0) -> None:
         if fmt not in ("table", "jsonl", "csv", "coco"):
             raise UsageError(f"unknown format {fmt!r}")
         self.fmt, self.stream, self.first = fmt, stream or sys.stdout, True
@@ -488,10 +490,10 @@ def _run_notes(out: Path, items: list[dict]) -> list[str]:
 
 def _standard_text(recorded: Any) -> str:
     """A manifest's threshold rule in words (``threshold 0.35 x p90 (PaS)``)."""
-    from ..cam.boxes import Standard
+    from ..cam.rules import ThresholdRule
 
     try:
-        standard = Standard(**recorded)
+        standard = ThresholdRule(**recorded)
     except (TypeError, ValueError):
         return f"threshold {recorded}"
     kind = {"percentile": " (PaS)", "max": ""}.get(standard.name, " (automatic)")

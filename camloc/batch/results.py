@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..cam.boxes import Box
-from ..cam.methods import DEFAULT_METHOD, effective_nwc
+from ..cam.names import DEFAULT_METHOD, effective_nwc
+from ..cam.rules import Box
 from ..cam.stages import BatchMaps
 from ..data.imaging import Geometry
 from ..utils.atomic import atomic_write_text
@@ -51,7 +51,7 @@ class Localization:
         geometry: how the network input maps to the original image (for drawing the map over it).
         method: the map's method (:mod:`camloc.cam.methods`).
         nwc: whether negative weights were clamped (False where NWC does not apply to the method).
-        standard: the threshold rule that drew the box (:attr:`camloc.cam.boxes.Standard.label`:
+        standard: the threshold rule that drew the box (:attr:`camloc.cam.boxes.ThresholdRule.label`:
             ``0.35 x p90``, ``0.2 x max``, ``otsu`` ...).
     """
 
@@ -159,7 +159,7 @@ def localizations(dev: BatchMaps, found: Sequence[tuple[Box, list[Box]]], geomet
         names: each image's name.
         labels: the model's class names, None if unknown (results then say ``class N``).
         nwc: whether NWC was asked for (results record it where it applies to the method).
-        standard: the threshold rule's label (:attr:`camloc.cam.boxes.Standard.label`).
+        standard: the threshold rule's label (:attr:`camloc.cam.boxes.ThresholdRule.label`).
     """
     batch, k = dev.classes.shape
     return [[_localization(dev, i, j, found[i * k + j], geometries[i], names[i], labels, nwc, standard)

@@ -11,8 +11,6 @@ Example:
 
 from __future__ import annotations
 
-from typing import Union
-
 import torch
 
 
@@ -27,8 +25,8 @@ def torchrun_env() -> tuple[int, int, int]:
     return rank, world, int(os.environ.get("LOCAL_RANK", rank))
 
 
-def join_process_group(device: Union[str, torch.device, None] = None
-                       ) -> tuple[Union[str, torch.device, None], bool]:
+def join_process_group(device: str | torch.device | None = None
+                       ) -> tuple[str | torch.device | None, bool]:
     """Under torchrun, join the default process group (unless joined already) and pick this rank's
     device: the one asked for, else ``cuda:LOCAL_RANK`` where CUDA is present. Alone: nothing.
 

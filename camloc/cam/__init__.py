@@ -7,15 +7,19 @@
 * :mod:`~camloc.cam.extractor`: :class:`CAMExtractor`, maps for a batch;
 * :mod:`~camloc.cam.boxes`: the box rule (upsample, min-max, threshold standards, contours).
 
-It needs nothing of camloc but :mod:`camloc.utils.errors` and knows no model by name: it works on any module.
+It needs nothing of camloc but :mod:`camloc.utils` and knows no model by name: it works on any module.
+Importing it loads nothing: each name is imported on first use.
 """
 
-from .analysis import analyze
-from .boxes import Standard, boxes_from_maps, contour_boxes, foreground, make_standard
-from .extractor import CAMExtractor, CAMOutput, ClassSpec, resolve_classes
-from .heads import HeadSpec
+from ..utils.lazy import lazy_namespace
 
-__all__ = [
-    "CAMExtractor", "CAMOutput", "ClassSpec", "HeadSpec", "Standard", "analyze", "boxes_from_maps", "contour_boxes",
-    "foreground", "make_standard", "resolve_classes",
-]
+_NAMES = {
+    "analyze": ("analysis", "analyze"), "HeadSpec": ("heads", "HeadSpec"),
+    "ThresholdRule": ("rules", "ThresholdRule"), "Standard": ("rules", "ThresholdRule"),
+    "make_standard": ("rules", "make_standard"), "contour_boxes": ("rules", "contour_boxes"),
+    "boxes_from_maps": ("boxes", "boxes_from_maps"), "foreground": ("boxes", "foreground"),
+    "CAMExtractor": ("extractor", "CAMExtractor"), "CAMOutput": ("extractor", "CAMOutput"),
+    "ClassSpec": ("extractor", "ClassSpec"), "resolve_classes": ("extractor", "resolve_classes"),
+}
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
+__all__ = sorted(_NAMES)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -83,12 +83,12 @@ class Geometry:
     """
 
     size: tuple[int, int]
-    grid: Optional[tuple[int, int]] = None
-    stride: Optional[tuple[int, int]] = None
-    prefix: Optional[int] = None
+    grid: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
+    prefix: int | None = None
 
 
-def _pair(value: Any) -> Optional[tuple[int, int]]:
+def _pair(value: Any) -> tuple[int, int] | None:
     if isinstance(value, int):
         return (value, value)
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
@@ -135,7 +135,7 @@ def plausible(size: tuple[int, int], h: int, w: int) -> bool:
     return h >= 1 and w >= 1 and h * w > 1 and _mismatch(size, h, w) <= math.log(MAX_STRIDE_RATIO)
 
 
-def infer_grid(tokens: int, geo: Geometry) -> Optional[tuple[int, tuple[int, int]]]:
+def infer_grid(tokens: int, geo: Geometry) -> tuple[int, tuple[int, int]] | None:
     """``(prefix, (h, w))`` with ``prefix + h w = tokens`` for a token sequence, or None.
 
     The declared grid first (``prefix = tokens - h w``, at most :data:`MAX_PREFIX`); otherwise the
@@ -159,7 +159,7 @@ def infer_grid(tokens: int, geo: Geometry) -> Optional[tuple[int, tuple[int, int
     return (best[1], best[2]) if best is not None else None
 
 
-def grid_layout(out: Any, batch: int, geo: Geometry) -> Optional[HeadSpec]:
+def grid_layout(out: Any, batch: int, geo: Geometry) -> HeadSpec | None:
     """How a module output lies on a spatial grid, as the layout fields of a :class:`HeadSpec`, or None.
 
     * a B x N x C token sequence whose N is some prefix tokens plus a patch grid (:func:`infer_grid`):
@@ -199,7 +199,7 @@ class Candidates:
     def __init__(self, batch: int, geo: Geometry):
         self.batch, self.geo, self.token_counts = batch, geo, set()
 
-    def layout(self, module: nn.Module, out: Any) -> Optional[HeadSpec]:
+    def layout(self, module: nn.Module, out: Any) -> HeadSpec | None:
         """The candidate's layout (see :func:`grid_layout`), or None; call once per output, in order."""
         if is_pool(module):
             return None
@@ -217,7 +217,7 @@ class Candidates:
         return spec
 
 
-def traced(model: nn.Module, x: torch.Tensor, feature_layer: Optional[str] = None) -> Trace:
+def traced(model: nn.Module, x: torch.Tensor, feature_layer: str | None = None) -> Trace:
     """The forward pass the analysis reads, with a copy of the latest feature-map candidate.
 
     The copy is taken when the candidate is produced: the head may change the tensor in place
@@ -235,7 +235,7 @@ def traced(model: nn.Module, x: torch.Tensor, feature_layer: Optional[str] = Non
 
 
 def find_feature_map(
-    model: nn.Module, run: Trace, feature_layer: Optional[str] = None, geo: Optional[Geometry] = None
+    model: nn.Module, run: Trace, feature_layer: str | None = None, geo: Geometry | None = None
 ) -> tuple[int, HeadSpec]:
     """Index in ``run.records`` of the feature map (see the module docs) and its layout.
 
@@ -285,7 +285,7 @@ def find_feature_map(
     return pos, layout
 
 
-def find_classifier(head: list[Record], logits: torch.Tensor, classifier: Optional[str] = None) -> Optional[Record]:
+def find_classifier(head: list[Record], logits: torch.Tensor, classifier: str | None = None) -> Record | None:
     """The head's final Linear / 1x1 Conv: the named one, or the last whose output is the logits."""
     if classifier is not None:
         found = [r for r in head if r.name == classifier]
@@ -300,8 +300,8 @@ def find_classifier(head: list[Record], logits: torch.Tensor, classifier: Option
 
 def match_head(
     feature_layer: str, feats: torch.Tensor, head: list[Record], classifier: Record,
-    layout: Optional[HeadSpec] = None, input_size: Optional[tuple[int, int]] = None,
-) -> Optional[HeadSpec]:
+    layout: HeadSpec | None = None, input_size: tuple[int, int] | None = None,
+) -> HeadSpec | None:
     """The pooled form that turns ``feats`` into the classifier's input, or None if none does.
 
     Tried in order: a declared TAP pool, each of :data:`~camloc.cam.pooling.POOL_KINDS`, then
@@ -383,7 +383,7 @@ def reading_layer(model: nn.Module, x: torch.Tensor, run: Trace, pos: int, layou
     return index, reason
 
 
-def _probe(model: nn.Module, x: torch.Tensor, calls: list[tuple[int, str, int]], prefix: int) -> tuple[Optional[int], str]:
+def _probe(model: nn.Module, x: torch.Tensor, calls: list[tuple[int, str, int]], prefix: int) -> tuple[int | None, str]:
     """The latest of ``calls`` whose patch tokens have a non-zero logit gradient, and the head's reason."""
     wanted = {(name, k): i for i, name, k in calls}
     count: dict[str, int] = {}
@@ -442,8 +442,8 @@ def _prefix_reason(model: nn.Module, read: list[int]) -> str:
 
 
 def analyze(
-    model: nn.Module, x: torch.Tensor, feature_layer: Optional[str] = None, classifier: Optional[str] = None,
-    run: Optional[Trace] = None,
+    model: nn.Module, x: torch.Tensor, feature_layer: str | None = None, classifier: str | None = None,
+    run: Trace | None = None,
 ) -> HeadSpec:
     """Find the feature map and classifier of ``model`` and how the head joins them.
 

@@ -18,154 +18,13 @@ Steps 1-4 run batched on the maps' device; only the contour search runs on the C
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
-
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..utils.defaults import ADAPTIVE_RULES, STANDARDS
-from ..utils.errors import UsageError
+from ..utils.defaults import ADAPTIVE_RULES
+from .rules import Box, ThresholdRule, contour_boxes, make_standard, quoted_names
 
-Box = tuple[int, int, int, int]
-
-
-#: The rules a :class:`Standard` can follow: ``theta x percentile`` or one of scikit-image's
-#: (:data:`ADAPTIVE_RULES`). :func:`make_standard` accepts :data:`STANDARDS` (``max`` is the
-#: percentile rule at ``i = 100``); both lists live in :mod:`camloc.utils.defaults`, which the command line reads
-#: without torch.
-RULES: tuple[str, ...] = ("percentile",) + ADAPTIVE_RULES
-
-
-def _names(names: tuple[str, ...]) -> str:
-    return ", ".join(repr(n) for n in names)
-
-
-@dataclass(frozen=True)
-class Standard:
-    """The localization threshold ``t`` of ``U > t``: ``theta * percentile_i(U)`` or an automatic rule.
-
-    ``rule="percentile"`` (the default) is the paper's family: ``t = int(theta * percentile_i(U))``;
-    ``otsu``, ``li``, ``triangle`` and ``yen`` take ``t`` from each map's histogram alone, exactly as
-    ``skimage.filters.threshold_<rule>(U)`` does (see :func:`adaptive_thresholds` for the formulas).
-    ``theta`` and ``percentile`` belong to the percentile rule only: they default to 0.35 and 90
-    there and stay ``None`` for the automatic rules, so ``repr`` and ``dataclasses.asdict`` record
-    exactly what was used.
-
-    Attributes:
-        theta: the multiplier (theta_loc) of the percentile rule.
-        percentile: ``i`` of the percentile rule; 100 is the max (vanilla CAM), 90 is the paper's PaS.
-        rule: ``percentile``, ``otsu``, ``li``, ``triangle`` or ``yen``.
-
-    Example:
-        >>> Standard.pas()            # the paper's default: 0.35 x 90th percentile
-        Standard(theta=0.35, percentile=90.0, rule='percentile')
-        >>> Standard.max(0.2)         # vanilla CAM
-        Standard(theta=0.2, percentile=100.0, rule='percentile')
-        >>> Standard.adaptive("otsu")  # Otsu's threshold of each map
-        Standard(theta=None, percentile=None, rule='otsu')
-    """
-
-    theta: Optional[float] = None
-    percentile: Optional[float] = None
-    rule: str = "percentile"
-
-    def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(f"rule must be one of {_names(RULES)}, not {self.rule!r}")
-        if self.rule != "percentile":
-            if self.theta is not None or self.percentile is not None:
-                raise ValueError(f"theta and percentile apply only to the 'percentile' rule, not to {self.rule!r}")
-            return
-        if self.theta is None:
-            object.__setattr__(self, "theta", 0.35)
-        if self.percentile is None:
-            object.__setattr__(self, "percentile", 90.0)
-        if not 0.0 <= self.theta <= 1.0:
-            raise ValueError(f"theta must be in [0, 1], not {self.theta}")
-        if not 0.0 <= self.percentile <= 100.0:
-            raise ValueError(f"percentile must be in [0, 100], not {self.percentile}")
-
-    @classmethod
-    def pas(cls, theta: float = 0.35, percentile: float = 90.0) -> "Standard":
-        """PaS: ``theta`` x the ``percentile``-th percentile (0.35 x p90 in the paper)."""
-        return cls(theta, percentile)
-
-    @classmethod
-    def max(cls, theta: float = 0.2) -> "Standard":
-        """Vanilla CAM's ``theta`` x max."""
-        return cls(theta, 100.0)
-
-    @classmethod
-    def adaptive(cls, rule: str) -> "Standard":
-        """An automatic rule by name: ``otsu``, ``li``, ``triangle`` or ``yen``.
-
-        Example:
-            >>> Standard.adaptive("li").rule
-            'li'
-        """
-        if rule not in ADAPTIVE_RULES:
-            raise ValueError(f"an adaptive rule must be one of {_names(ADAPTIVE_RULES)}, not {rule!r}")
-        return cls(rule=rule)
-
-    @property
-    def label(self) -> str:
-        """The rule in a few words, as results record it: ``0.35 x p90``, ``0.2 x max`` or ``otsu``.
-
-        Example:
-            >>> Standard.pas().label, Standard.max().label, Standard.adaptive("yen").label
-            ('0.35 x p90', '0.2 x max', 'yen')
-        """
-        if self.rule != "percentile":
-            return self.rule
-        return f"{self.theta:g} x " + ("max" if self.percentile >= 100.0 else f"p{self.percentile:g}")
-
-    @property
-    def name(self) -> str:
-        """The :func:`make_standard` name that gives this rule: ``percentile``, ``max``, ``otsu``, ..."""
-        if self.rule == "percentile":
-            return "max" if self.percentile >= 100.0 else "percentile"
-        return self.rule
-
-
-def make_standard(standard: str = "percentile", theta: Optional[float] = None, percentile: float = 90.0) -> Standard:
-    """The threshold rule by name.
-
-    * ``percentile``: PaS, ``int(theta * percentile_i(U))`` (theta 0.35, ``i = 90`` by default);
-    * ``max``: vanilla CAM, ``int(theta * max(U))`` (theta 0.2 by default);
-    * ``otsu``: Otsu (1979), the level that maximises the between-class variance
-      ``w0(t) w1(t) (mu0(t) - mu1(t))^2``;
-    * ``li``: Li & Lee (1993) minimum cross entropy, by Li & Tam's (1998) iteration
-      ``t <- (mu_b - mu_f) / (ln mu_b - ln mu_f)`` from the mean;
-    * ``triangle``: Zack et al. (1977), the level farthest from the line joining the histogram's
-      peak to the end of its longer tail;
-    * ``yen``: Yen et al. (1995) maximum correlation,
-      ``ln[(P(t) (1 - P(t)))^2 / (sum_{<=t} p^2 * sum_{>t} p^2)]``.
-
-    The automatic rules are scikit-image's ``threshold_<name>`` on the uint8 map (see
-    :func:`adaptive_thresholds`); they ignore ``percentile`` and refuse ``theta``.
-
-    Raises:
-        UsageError: an unknown name, or ``theta`` with an automatic rule (one line each).
-
-    Example:
-        >>> make_standard("max")
-        Standard(theta=0.2, percentile=100.0, rule='percentile')
-        >>> make_standard("otsu")
-        Standard(theta=None, percentile=None, rule='otsu')
-    """
-    if standard == "percentile":
-        return Standard(0.35 if theta is None else theta, percentile)
-    if standard == "max":
-        return Standard(0.2 if theta is None else theta, 100.0)
-    if standard in ADAPTIVE_RULES:
-        if theta is not None:
-            raise UsageError(
-                f"theta applies only to the 'percentile' and 'max' standards; {standard!r} sets its own threshold")
-        return Standard.adaptive(standard)
-    raise UsageError(f"standard must be one of {_names(STANDARDS)}, not {standard!r}")
+__all__ = ["ThresholdRule", "boxes_from_maps", "contour_boxes", "foreground", "make_standard"]
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -207,7 +66,7 @@ def histograms_u8(u8: torch.Tensor) -> torch.Tensor:
 
 
 def percentile_u8(u8: torch.Tensor, percentile: float) -> torch.Tensor:
-    """numpy's default (linear) percentile of each N x H x W uint8 map, in float64, without sorting.
+    """Numpy's default (linear) percentile of each N x H x W uint8 map, in float64, without sorting.
 
     A uint8 map has 256 levels, so a histogram per map and its cumulative sum give any order
     statistic: the value of rank ``r`` is the first level whose cumulative count exceeds ``r``.
@@ -237,7 +96,7 @@ _LI_MAX_ITER = 260  # Li's update depends only on which bins lie above t: > 257 
 
 
 def _scan_f32(x: torch.Tensor) -> torch.Tensor:
-    """numpy's ``np.cumsum`` of float32 rows, to the bit: a left-to-right float32 scan.
+    """Numpy's ``np.cumsum`` of float32 rows, to the bit: a left-to-right float32 scan.
 
     ``torch.cumsum`` accumulates float32 in double on the CPU and in a parallel order on CUDA, so
     it can round differently from numpy; this is one vectorised add per column (255 for 256 bins),
@@ -402,7 +261,7 @@ def adaptive_thresholds(u8: torch.Tensor, rule: str) -> torch.Tensor:
         [10.0]
     """
     if rule not in _RULES:
-        raise ValueError(f"an adaptive rule must be one of {_names(ADAPTIVE_RULES)}, not {rule!r}")
+        raise ValueError(f"an adaptive rule must be one of {quoted_names(ADAPTIVE_RULES)}, not {rule!r}")
     if u8.dtype != torch.uint8:
         raise ValueError(f"adaptive thresholds need uint8 maps (to_uint8), not {u8.dtype}")
     n_maps = u8.shape[0]
@@ -416,7 +275,7 @@ def adaptive_thresholds(u8: torch.Tensor, rule: str) -> torch.Tensor:
     return torch.where(lo == hi, lo.double(), t)
 
 
-def thresholds(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
+def thresholds(u8: torch.Tensor, standard: ThresholdRule) -> torch.Tensor:
     """The integer threshold ``t`` of ``U > t`` for each N x H x W uint8 map, as an N-vector of int64.
 
     The percentile rule gives ``int(theta * percentile_i(U))``; an automatic rule gives
@@ -425,7 +284,7 @@ def thresholds(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
 
     Example:
         >>> u = torch.tensor([[[0, 0, 10, 200, 210, 220]]], dtype=torch.uint8)
-        >>> thresholds(u, Standard.pas()).tolist(), thresholds(u, Standard.adaptive("otsu")).tolist()
+        >>> thresholds(u, ThresholdRule.pas()).tolist(), thresholds(u, ThresholdRule.adaptive("otsu")).tolist()
         ([75], [10])
     """
     if standard.rule == "percentile":
@@ -434,52 +293,24 @@ def thresholds(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
     return torch.nan_to_num(torch.floor(t), nan=255.0).long()  # NaN: skimage's U > nan is empty, as U > 255
 
 
-def above(u8: torch.Tensor, standard: Standard) -> torch.Tensor:
+def above(u8: torch.Tensor, standard: ThresholdRule) -> torch.Tensor:
     """Step 4 for N x H x W uint8 maps: the mask ``U > t``, ``t`` each map's threshold under ``standard``.
 
     Example:
-        >>> above(torch.tensor([[[0, 100, 200]]], dtype=torch.uint8), Standard.max(0.2)).tolist()
+        >>> above(torch.tensor([[[0, 100, 200]]], dtype=torch.uint8), ThresholdRule.max(0.2)).tolist()
         [[[False, True, True]]]
     """
     return u8 > thresholds(u8, standard).view(-1, 1, 1).to(torch.uint8)
 
 
-def foreground(maps: torch.Tensor, size: tuple[int, int], standard: Standard) -> tuple[torch.Tensor, torch.Tensor]:
+def foreground(maps: torch.Tensor, size: tuple[int, int], standard: ThresholdRule) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 1-4 for a batch of raw maps: returns ``(U, mask)``, the uint8 maps and ``U > t``."""
     u8 = to_uint8(upsample(maps, size))
     return u8, above(u8, standard)
 
 
-def contour_boxes(mask: np.ndarray, all_regions: bool = False) -> tuple[Box, list[Box]]:
-    """Boxes of a binary H x W mask: the largest contour's, and (optionally) every region's.
-
-    The main box follows the authors' code (``RETR_TREE``, largest ``contourArea``, whole image when
-    there is no contour). With ``all_regions`` the second value lists the bounding box of every
-    outer contour (``RETR_EXTERNAL``: one per connected region), largest area first; otherwise it
-    holds the main box alone.
-    """
-    h, w = mask.shape
-    m = np.ascontiguousarray(mask, dtype=np.uint8)
-    contours, _ = cv2.findContours(m, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        whole: Box = (0, 0, w, h)
-        return whole, [whole]
-    areas = [cv2.contourArea(c) for c in contours]
-    main = _rect(contours[int(np.argmax(areas))])
-    if not all_regions:
-        return main, [main]
-    outer, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    order = sorted(range(len(outer)), key=lambda i: -cv2.contourArea(outer[i]))
-    return main, [_rect(outer[i]) for i in order]
-
-
-def _rect(contour: np.ndarray) -> Box:
-    x, y, w, h = cv2.boundingRect(contour)
-    return (int(x), int(y), int(x + w), int(y + h))
-
-
 def boxes_from_maps(
-    maps: torch.Tensor, size: tuple[int, int], standard: Standard, all_regions: bool = False
+    maps: torch.Tensor, size: tuple[int, int], standard: ThresholdRule, all_regions: bool = False
 ) -> list[tuple[Box, list[Box]]]:
     """Boxes (on the H x W network input) for a batch of raw N x h x w maps.
 

@@ -329,7 +329,7 @@ class CAMExtractor:
 
         The class map is ``M_k = sum_c weights[b,k,c] features[b,c]`` (the CAM without NWC); with NWC
         only the channels of positive weight count. This is what the mechanism statistics of
-        :mod:`camloc.eval.diagnose` read.
+        :mod:`camloc.eval.diagnosis` read.
 
         Raises:
             ModelError: the head is not exact, or pools in a way that gives no single weight per

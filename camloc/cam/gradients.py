@@ -15,7 +15,8 @@ mode restored, so the model and torch's state are as they were.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -43,7 +44,7 @@ class HeadGradients(NamedTuple):
     grads: torch.Tensor
 
 
-def feature_grid(spec: HeadSpec, t: object, input_size: Optional[Sequence[int]] = None, what: str = "output"
+def feature_grid(spec: HeadSpec, t: object, input_size: Sequence[int] | None = None, what: str = "output"
                  ) -> torch.Tensor:
     """A captured activation or gradient of the feature layer as a float32 B x C x H x W grid.
 

@@ -23,8 +23,8 @@ NWC (negative weight clamping) replaces the effective weights by ``max(W, 0)`` i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -64,15 +64,15 @@ class HeadSpec:
     """
 
     feature_layer: str
-    classifier: Optional[str]
+    classifier: str | None
     pool: str
     relu: bool = False
-    norm: Optional[str] = None
+    norm: str | None = None
     theta_tap: float = 0.0
     layout: str = "nchw"
     prefix_tokens: int = 0
-    grid: Optional[tuple[int, int]] = None
-    stride: Optional[tuple[int, int]] = None
+    grid: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
     reason: str = ""
 
     @property
@@ -90,7 +90,8 @@ class HeadSpec:
     @property
     def form(self) -> str:
         """The head in words: the pooled form of an exact head (``"avg, LayerNorm fc_norm folded"``,
-        ``"avg of relu(F)"``), the reason of a gradient head."""
+        ``"avg of relu(F)"``), the reason of a gradient head.
+        """
         if not self.exact:
             return self.reason
         form = f"{self.pool} of relu(F)" if self.relu else self.pool
@@ -114,7 +115,7 @@ def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4) -> bool:
     return bool((a - b).abs().max().item() <= rtol * max(scale, 1e-3)) if a.numel() else True
 
 
-def linear_params(module: nn.Module) -> Optional[tuple[torch.Tensor, Optional[torch.Tensor]]]:
+def linear_params(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """``(W, b)`` of a Linear or 1x1 Conv2d as a K x C' matrix, else None."""
     if isinstance(module, nn.Linear):
         return module.weight, module.bias
@@ -123,7 +124,7 @@ def linear_params(module: nn.Module) -> Optional[tuple[torch.Tensor, Optional[to
     return None
 
 
-def token_grid(spec: HeadSpec, tokens: int, input_size: Optional[Sequence[int]] = None) -> tuple[int, int]:
+def token_grid(spec: HeadSpec, tokens: int, input_size: Sequence[int] | None = None) -> tuple[int, int]:
     """The patch grid ``(h, w)`` of a token output with ``tokens`` tokens (prefix included).
 
     With ``spec.stride`` (a dynamic image size) and the network input's ``(H, W)``, the grid is
@@ -155,7 +156,7 @@ def token_grid(spec: HeadSpec, tokens: int, input_size: Optional[Sequence[int]] 
     )
 
 
-def as_grid(spec: HeadSpec, t: torch.Tensor, input_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+def as_grid(spec: HeadSpec, t: torch.Tensor, input_size: Sequence[int] | None = None) -> torch.Tensor:
     """The feature layer's output (or a gradient of it, same shape) as a B x C x H x W grid.
 
     Reshape and permute only: no ReLU, no dtype change, differentiable, a view where possible.
@@ -185,14 +186,15 @@ def as_grid(spec: HeadSpec, t: torch.Tensor, input_size: Optional[Sequence[int]]
     raise ValueError(f"unknown layout {spec.layout!r}")
 
 
-def features_for(spec: HeadSpec, feats: torch.Tensor, input_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+def features_for(spec: HeadSpec, feats: torch.Tensor, input_size: Sequence[int] | None = None) -> torch.Tensor:
     """The feature map the head actually pools, B x C x H x W float: ``as_grid``, then ``relu(F)``
-    where the head applies ReLU first."""
+    where the head applies ReLU first.
+    """
     feats = as_grid(spec, feats, input_size).float()
     return feats.clamp_min(0) if spec.relu else feats
 
 
-def split_weights(pool: str, weight: torch.Tensor, channels: int) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+def split_weights(pool: str, weight: torch.Tensor, channels: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Split classifier weights (K x C') into the parts applied to mean(F) and to max(F)."""
     if pool in ("avg", TAP):
         return weight, None
@@ -257,10 +259,10 @@ def exact_maps(
     spec: HeadSpec,
     feats: torch.Tensor,
     classifier: nn.Module,
-    norm: Optional[nn.Module],
+    norm: nn.Module | None,
     classes: torch.Tensor,
     nwc: bool,
-    input_size: Optional[Sequence[int]] = None,
+    input_size: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class activation maps of an exact head for the given classes.
 
@@ -310,7 +312,7 @@ def _classifier_params(classifier: nn.Module) -> tuple[torch.Tensor, torch.Tenso
 
 
 def class_weights(
-    spec: HeadSpec, fmap: torch.Tensor, classifier: nn.Module, norm: Optional[nn.Module], classes: torch.Tensor
+    spec: HeadSpec, fmap: torch.Tensor, classifier: nn.Module, norm: nn.Module | None, classes: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each selected class's weight on each feature channel, for heads whose map is a weighted sum.
 

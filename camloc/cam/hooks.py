@@ -20,8 +20,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -78,10 +79,10 @@ class Trace:
 
     records: list[Record]
     output: Any
-    snapshot_index: Optional[int] = None
-    snapshot: Optional[torch.Tensor] = None
+    snapshot_index: int | None = None
+    snapshot: torch.Tensor | None = None
 
-    def last_index(self, name: str) -> Optional[int]:
+    def last_index(self, name: str) -> int | None:
         """Position of the latest call of the module ``name``, or None."""
         found = [i for i, r in enumerate(self.records) if r.name == name]
         return found[-1] if found else None
@@ -90,7 +91,7 @@ class Trace:
 def trace(
     model: nn.Module,
     x: torch.Tensor,
-    snapshot: Optional[Callable[[str, nn.Module, Any], bool]] = None,
+    snapshot: Callable[[str, nn.Module, Any], bool] | None = None,
 ) -> Trace:
     """One forward pass in eval mode without gradients, with a hook on every named submodule.
 

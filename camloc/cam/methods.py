@@ -57,7 +57,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -69,43 +69,10 @@ from .extractor import CAMExtractor, CAMOutput, ClassSpec, model_dtype, resolve_
 from .gradients import HeadGradients, feature_grid, head_gradients
 from .heads import HeadSpec
 from .hooks import eval_mode, forward_hooks
+from .names import DEFAULT_METHOD, GRADIENT_METHODS, check_method, effective_nwc
 
-#: Every method by name, the default first.
-METHODS = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam")
-DEFAULT_METHOD = "cam"
-#: Methods computed from one forward and one backward pass (activations and gradients).
-GRADIENT_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam")
-#: Methods with signed channel weights, which NWC clamps at 0.
-NWC_METHODS = ("cam", "gradcam", "gradcam++", "xgradcam")
 #: Masked images per forward pass in Score-CAM.
 SCORE_BATCH = 64
-
-
-def check_method(method: str) -> str:
-    """The method name, or a :class:`UsageError` listing the names.
-
-    Example:
-        >>> check_method("gradcam++")
-        'gradcam++'
-    """
-    if method not in METHODS:
-        raise UsageError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
-    return method
-
-
-def nwc_applies(method: str) -> bool:
-    """Whether NWC changes anything for ``method`` (it has signed channel weights to clamp).
-
-    Example:
-        >>> nwc_applies("gradcam"), nwc_applies("layercam")
-        (True, False)
-    """
-    return check_method(method) in NWC_METHODS
-
-
-def effective_nwc(method: str, nwc: bool) -> bool:
-    """NWC as it acts on ``method``: ``nwc`` where it applies, else False."""
-    return bool(nwc) and nwc_applies(method)
 
 
 def gradcam_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -240,7 +207,7 @@ def scorecam_scores(model: nn.Module, x: torch.Tensor, acts: torch.Tensor, class
 
 
 class MethodExtractor:
-    """CAM and its baselines (:data:`METHODS`) for any classifier, on the CAM's feature layer.
+    """CAM and its baselines (:data:`~camloc.cam.names.METHODS`) for any classifier, on the CAM's feature layer.
 
     Args:
         model: a classifier whose forward returns B x K logits.
@@ -259,8 +226,8 @@ class MethodExtractor:
         torch.Size([2, 1, 7, 7])
     """
 
-    def __init__(self, model: nn.Module, method: str = DEFAULT_METHOD, feature_layer: Optional[str] = None,
-                 classifier: Optional[str] = None, input_size: Optional[tuple[int, int]] = None,
+    def __init__(self, model: nn.Module, method: str = DEFAULT_METHOD, feature_layer: str | None = None,
+                 classifier: str | None = None, input_size: tuple[int, int] | None = None,
                  score_batch: int = SCORE_BATCH, progress: bool = False) -> None:
         self.method = check_method(method)
         self.cam = CAMExtractor(model, feature_layer, classifier, input_size=input_size)
@@ -272,7 +239,7 @@ class MethodExtractor:
         self._specs: dict[tuple[int, int], HeadSpec] = {}
 
     @property
-    def head(self) -> Optional[HeadSpec]:
+    def head(self) -> HeadSpec | None:
         """The head analysis, once a batch has been seen."""
         return self.cam.head
 
@@ -280,19 +247,19 @@ class MethodExtractor:
         """Analyse the head on ``x`` (:meth:`CAMExtractor.analyze`): the feature layer every method uses."""
         return self.cam.analyze(x)
 
-    def __call__(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None, nwc: bool = True,
+    def __call__(self, x: torch.Tensor, classes: ClassSpec = None, topk: int | None = None, nwc: bool = True,
                  require_exact: bool = False) -> CAMOutput:
         """Maps of :attr:`method` for a preprocessed batch (see :meth:`CAMExtractor.__call__`)."""
         return self.maps(x, [(self.method, nwc)], classes, topk, require_exact)[(self.method, nwc)]
 
-    def variants(self, x: torch.Tensor, classes: ClassSpec = None, topk: Optional[int] = None,
+    def variants(self, x: torch.Tensor, classes: ClassSpec = None, topk: int | None = None,
                  nwcs: Sequence[bool] = (False, True), require_exact: bool = False) -> dict[bool, CAMOutput]:
         """Maps of :attr:`method` with and without NWC from one pass: ``{nwc: CAMOutput}``."""
         out = self.maps(x, [(self.method, n) for n in nwcs], classes, topk, require_exact)
         return {n: out[(self.method, n)] for n in nwcs}
 
     def maps(self, x: torch.Tensor, requests: Iterable[tuple[str, bool]], classes: ClassSpec = None,
-             topk: Optional[int] = None, require_exact: bool = False) -> dict[tuple[str, bool], CAMOutput]:
+             topk: int | None = None, require_exact: bool = False) -> dict[tuple[str, bool], CAMOutput]:
         """Maps for several ``(method, nwc)`` pairs: ``cam`` from one forward pass, every gradient
         method from one shared forward and backward pass, Score-CAM from its own passes.
 
@@ -365,13 +332,13 @@ class MethodExtractor:
                 return module
         raise ModelError(f"the model no longer has the feature layer {spec.feature_layer!r}")
 
-    def _gradients(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: Optional[int]) -> HeadGradients:
+    def _gradients(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: int | None) -> HeadGradients:
         """The activations and each class's gradient (:func:`~camloc.cam.gradients.head_gradients`)."""
         return head_gradients(self.model, self._layer(spec), spec, x, lambda logits: resolve_classes(logits, classes, topk), refusal=(
             "gradient methods need a backward pass through the head, which torch.inference_mode() forbids: call camloc "
             "outside inference_mode (no_grad is fine), or use method 'cam' or 'scorecam'"))
 
-    def _scorecam(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: Optional[int]) -> CAMOutput:
+    def _scorecam(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: int | None) -> CAMOutput:
         captured: dict[str, torch.Tensor] = {}
 
         def keep(_m, _args, out):

@@ -68,5 +68,5 @@ def is_pool(module: nn.Module) -> bool:
 def tap_theta(module: nn.Module) -> float | None:
     """The threshold of a module that declares itself a TAP pool (``pool_type == "tap"``), else None."""
     if getattr(module, "pool_type", None) == TAP:
-        return float(getattr(module, "theta"))
+        return float(module.theta)
     return None

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .boxes import Box, Standard, contour_boxes, foreground
+from .boxes import foreground
 from .extractor import CAMOutput
-from .methods import DEFAULT_METHOD
+from .names import DEFAULT_METHOD
+from .rules import Box, ThresholdRule, contour_boxes
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class BatchMaps:
     method: str = DEFAULT_METHOD
 
 
-def batch_maps(out: CAMOutput, size: tuple[int, int], standard: Standard, method: str) -> BatchMaps:
+def batch_maps(out: CAMOutput, size: tuple[int, int], standard: ThresholdRule, method: str) -> BatchMaps:
     """The device stage after the extractor: foreground masks at ``size`` and class probabilities, moved to the CPU.
 
     Args:

@@ -58,8 +58,8 @@ def command(metadata, images, model_name, checkpoint, num_classes, method, nwc, 
     from pathlib import Path
 
     from ..data.metadata import read_dataset
-    from ..eval.calibrate import FILE, calibrate, check_rules
-    from ..eval.evaluate import LabelSpaceWarning
+    from ..eval.calibration import FILE, calibrate, check_rules
+    from ..eval.evaluation import LabelSpaceWarning
 
     try:
         pcts = [float(p) for p in percentiles.split(",") if p.strip()]

@@ -1,4 +1,4 @@
-"""``camloc diagnose``: the paper's mechanism measured on a labelled split (:mod:`camloc.eval.diagnose`)."""
+"""``camloc diagnose``: the paper's mechanism measured on a labelled split (:mod:`camloc.eval.diagnosis`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .options import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ..eval.diagnose import Diagnosis
+    from ..eval.diagnosis import Diagnosis
 
 
 @click.command("diagnose")
@@ -60,7 +60,7 @@ def command(metadata, images, model_name, checkpoint, num_classes, cam_class, li
     from pathlib import Path
 
     from ..data.metadata import read_dataset
-    from ..eval.diagnose import diagnose
+    from ..eval.diagnosis import diagnose
 
     try:
         samples = read_dataset(metadata)
@@ -83,7 +83,7 @@ def command(metadata, images, model_name, checkpoint, num_classes, cam_class, li
                       "each left out of the statistics")
 
 
-def save(result: "Diagnosis", out: "Path") -> None:
+def save(result: Diagnosis, out: Path) -> None:
     """``OUT/diagnose.json`` (atomically) and the two figures; each path on stderr."""
     from ..utils.atomic import atomic_write_text
     from ..viz.figures import save_diagnosis_plots
@@ -102,7 +102,7 @@ def _value(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def print_summary(result: "Diagnosis") -> None:
+def print_summary(result: Diagnosis) -> None:
     """The statistics as a short readable table."""
     s = result.summary
     click.echo(f"{s['model']}: {s['images']} images, {len(result.failed)} failed; CAM class {s['cam_class']}; head "

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import TYPE_CHECKING, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -33,7 +34,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..eval.evaluate import EvaluationResult
+    from ..eval.evaluation import EvaluationResult
 
 #: The same names as camloc.eval.protocols.METRICS / REPORTED_METRICS (not imported: ``--help`` stays torch-free).
 METRIC_NAMES = ("maxboxacc", "maxboxacc_v2", "pxap")
@@ -106,7 +107,7 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
     from pathlib import Path
 
     from ..data.metadata import read_dataset
-    from ..eval.evaluate import LabelSpaceWarning, evaluate
+    from ..eval.evaluation import LabelSpaceWarning, evaluate
     from ..eval.protocols import Settings
 
     if (save_maps or plots) and not out:
@@ -138,9 +139,10 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
     report(result, as_json)
 
 
-def save_result(result: "EvaluationResult", out: "Path", plots: bool, gallery: Optional[int] = None) -> None:
+def save_result(result: EvaluationResult, out: Path, plots: bool, gallery: int | None = None) -> None:
     """``OUT/result.json`` (atomically, curves included), with ``plots`` the PNGs, and for a result with
-    per-image records ``OUT/index.html`` (``gallery``: the pictures asked for); each path on stderr."""
+    per-image records ``OUT/index.html`` (``gallery``: the pictures asked for); each path on stderr.
+    """
     from ..utils.atomic import atomic_write_text
 
     try:
@@ -160,9 +162,10 @@ def save_result(result: "EvaluationResult", out: "Path", plots: bool, gallery: O
                                     "can write to")) from None
 
 
-def report(result: "EvaluationResult", as_json: bool) -> None:
+def report(result: EvaluationResult, as_json: bool) -> None:
     """Print a result (JSON or a table) on stdout, its warnings and failed images on stderr, and exit
-    with code 1 when some image failed."""
+    with code 1 when some image failed.
+    """
     for message in result.warnings:
         click.echo(f"camloc: warning: {message}", err=True)
     for f in result.failed:
@@ -176,30 +179,31 @@ def report(result: "EvaluationResult", as_json: bool) -> None:
 
 def exit_for_failures(failed: int, n: int, outcome: str = "each scored as a miss") -> None:
     """Exit code 1 when some of the ``n`` images failed (each was already printed); ``outcome`` says
-    what became of them."""
+    what became of them.
+    """
     if failed:
         click.echo(f"camloc: {failed} of {n} images failed, {outcome}", err=True)
         raise click.exceptions.Exit(1)
 
 
-def _calibration(path: Optional[str]) -> Optional[dict]:
+def _calibration(path: str | None) -> dict | None:
     """The calibration file as the dict a result records, or None."""
     if not path:
         return None
     from dataclasses import asdict
 
-    from ..eval.calibrate import Calibration
+    from ..eval.calibration import Calibration
 
     calib = asdict(Calibration.load(path))
     calib["file"] = str(path)
     return calib
 
 
-def _metric(v: Optional[float]) -> str:
+def _metric(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-def print_table(result: "EvaluationResult") -> None:
+def print_table(result: EvaluationResult) -> None:
     """An evaluation result as a readable table: settings first, then a row per variant."""
     rows = result.metrics
     keys = [k for k in ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "pxap")

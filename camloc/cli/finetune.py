@@ -47,7 +47,7 @@ def command(model_name, checkpoint, metadata, images, image_folder, val_metadata
             epochs, lr, batch_size, backbone_lr_scale, weight_decay, device, amp, workers, resume, no_register,
             quiet) -> None:
     """Retrofit a CAM-compatible TAP (or GAP) head onto MODEL and fine-tune it briefly."""
-    from ..train.finetune import FinetuneConfig, finetune
+    from ..train.finetuning import FinetuneConfig, finetune
 
     cfg = FinetuneConfig(model=model_name, checkpoint=checkpoint, metadata=metadata, images=images,
                          image_folder=image_folder, val_metadata=val_metadata, val_images=val_images, out=out,

@@ -198,7 +198,7 @@ def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
     """Everything before the first image: the inputs, the ``--out`` folder, the model (exit 2 on a usage error)."""
     from ..api import Localizer, resolve_method
     from ..batch import pipeline
-    from ..cam.boxes import make_standard
+    from ..cam.rules import make_standard
     from ..data.imaging import max_pixels_limit
     from ..models.config import model_config
 
@@ -231,7 +231,7 @@ def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
 def _calibration_file(calibration: str | None) -> str | None:
     """``--calibration`` as a file: a calibrate ``--out`` folder stands for the calibration.json in it."""
     if calibration and Path(calibration).is_dir():
-        from ..eval.calibrate import FILE
+        from ..eval.calibration import FILE
 
         return str(Path(calibration) / FILE)
     return calibration

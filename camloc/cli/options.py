@@ -5,10 +5,11 @@ Nothing here imports torch: ``camloc CMD --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import click
 
+from ..cam.names import METHODS
 from ..utils.defaults import DEFAULT_MODEL
 
 
@@ -52,22 +53,20 @@ images_option = click.option("--images", type=click.Path(file_okay=False, exists
                              help="Image root [default: the metadata folder].")
 masks_option = click.option("--masks", "masks_root", type=click.Path(file_okay=False, exists=True),
                             help="Mask root [default: the image root, which is the metadata folder unless --images says otherwise].")
-#: The same names as camloc.cam.methods.METHODS (not imported: ``--help`` stays torch-free; a test compares them).
-METHOD_NAMES = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam")
 METHOD_HELP = ("cam: the paper's class activation map (exact, or the head's gradient map); gradcam, gradcam++, "
                "xgradcam, layercam, scorecam: the baselines as pytorch-grad-cam defines them, on the same feature "
                "layer. NWC applies to cam, gradcam, gradcam++ and xgradcam; PaS to all. scorecam runs the whole "
                "network once per feature channel and image (slow).")
 
 
-def method_option(multiple: bool = False, default: Optional[str] = "cam") -> Callable:
-    """``--method``: which map (a click.Choice of :data:`METHOD_NAMES`); ``multiple`` lets it repeat."""
+def method_option(multiple: bool = False, default: str | None = "cam") -> Callable:
+    """``--method``: which map (a click.Choice of :data:`METHODS`); ``multiple`` lets it repeat."""
     if multiple:
-        return click.option("--method", "methods", type=click.Choice(METHOD_NAMES), multiple=True,
+        return click.option("--method", "methods", type=click.Choice(METHODS), multiple=True,
                             help="Map method; repeat to compare several in one run (rows METHOD/VARIANT) "
                                  f"[default: cam]. {METHOD_HELP}")
     shown = f" [default: {default}]" if default else " [default: cam, or the calibration's method]"
-    return click.option("--method", type=click.Choice(METHOD_NAMES), default=default, show_default=False,
+    return click.option("--method", type=click.Choice(METHODS), default=default, show_default=False,
                         help=f"Map method{shown}. {METHOD_HELP}")
 
 
@@ -91,7 +90,7 @@ def model_given() -> bool:
     return ctx is None or ctx.get_parameter_source("model_name") not in (click.core.ParameterSource.DEFAULT, None)
 
 
-def load_model_for(model_name: str, checkpoint: Optional[str], num_classes: Optional[int], device: Optional[str]):
+def load_model_for(model_name: str, checkpoint: str | None, num_classes: int | None, device: str | None):
     """The model the model options name, on the device asked for (default: cuda if available).
 
     The device is checked before any weights are read; with ``--checkpoint`` and no ``--model``, a

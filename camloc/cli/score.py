@@ -37,8 +37,8 @@ def command(metadata, scoremaps, masks_root, images, interval, metrics, box_conv
     only for image sizes that the metadata lacks (an empty image_sizes.txt, as in OpenImages).
     """
     from ..data.metadata import read_dataset
-    from ..eval.evaluate import score_maps
     from ..eval.protocols import Settings
+    from ..eval.scoring import score_maps
 
     try:
         settings = Settings(protocol="wsolevaluation", variants=("cam",), interval=interval, cam_class="top1",

@@ -8,17 +8,21 @@
 * :mod:`~camloc.data.inputs`: files, folders and ``@lists`` of a batch run;
 * :mod:`~camloc.data.synthetic`: the synthetic WSOL benchmark (``camloc synthetic OUT``).
 
-This package imports nothing of camloc's above it (only :mod:`camloc.utils.errors`).
+This package imports nothing of camloc's above it (only :mod:`camloc.utils`). Importing it loads
+nothing: each name is imported on first use, so the metadata reader works without torch.
 """
 
-from .dataset import Batch, ImageDataset, Item
-from .imaging import Geometry, ImageInput, Preprocess, load_image
-from .inputs import Inputs, expand_inputs, find_inputs
-from .metadata import MetadataError, Sample, read_dataset
-from .transforms import protocol_transform, rethinking_crop, train_transform, wsol_resize
+from ..utils.lazy import lazy_namespace
 
-__all__ = [
-    "Batch", "Geometry", "ImageDataset", "ImageInput", "Item", "MetadataError", "Preprocess", "Sample",
-    "Inputs", "expand_inputs", "find_inputs", "load_image", "protocol_transform", "read_dataset", "rethinking_crop", "train_transform",
-    "wsol_resize",
-]
+_NAMES = {
+    "Batch": ("dataset", "Batch"), "ImageDataset": ("dataset", "ImageDataset"), "Item": ("dataset", "Item"),
+    "Geometry": ("imaging", "Geometry"), "ImageInput": ("imaging", "ImageInput"),
+    "Preprocess": ("imaging", "Preprocess"), "load_image": ("imaging", "load_image"),
+    "Inputs": ("inputs", "Inputs"), "expand_inputs": ("inputs", "expand_inputs"), "find_inputs": ("inputs", "find_inputs"),
+    "MetadataError": ("metadata", "MetadataError"), "Sample": ("metadata", "Sample"),
+    "read_dataset": ("metadata", "read_dataset"),
+    "protocol_transform": ("transforms", "protocol_transform"), "rethinking_crop": ("transforms", "rethinking_crop"),
+    "train_transform": ("transforms", "train_transform"), "wsol_resize": ("transforms", "wsol_resize"),
+}
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
+__all__ = sorted(_NAMES)

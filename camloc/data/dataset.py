@@ -19,8 +19,9 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+from typing import Any, NamedTuple
 
 import torch
 
@@ -32,10 +33,10 @@ class Item(NamedTuple):
     """One image of a dataset: its position, the transformed image or the reason it failed."""
 
     index: int
-    image: Optional[torch.Tensor]
+    image: torch.Tensor | None
     label: int
-    geometry: Optional[Geometry]
-    error: Optional[str]
+    geometry: Geometry | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Batch:
     """
 
     items: list[Item]
-    images: Optional[torch.Tensor]
+    images: torch.Tensor | None
     labels: torch.Tensor
     good: list[Item]
 
@@ -70,9 +71,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        paths: Sequence[Union[str, os.PathLike]],
+        paths: Sequence[str | os.PathLike],
         transform: Callable[[Any], Any],
-        labels: Optional[Sequence[int]] = None,
+        labels: Sequence[int] | None = None,
         errors: str = "raise",
     ) -> None:
         if errors not in ("raise", "return"):

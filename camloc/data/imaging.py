@@ -11,8 +11,9 @@ import errno
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -237,7 +238,7 @@ class Geometry:
     input_height: int
 
     @classmethod
-    def identity(cls, width: int, height: int) -> "Geometry":
+    def identity(cls, width: int, height: int) -> Geometry:
         """The geometry of an image that is its own network input (no resize, no crop).
 
         Example:
@@ -269,7 +270,7 @@ class Geometry:
 
 
 def _shorter_side_size(w: int, h: int, short: int) -> tuple[int, int]:
-    """torchvision's ``Resize(int)`` rule: the shorter side becomes ``short``, the other is truncated."""
+    """Torchvision's ``Resize(int)`` rule: the shorter side becomes ``short``, the other is truncated."""
     if w <= h:
         return short, int(short * h / w)
     return int(short * w / h), short
@@ -296,7 +297,7 @@ class Preprocess:
 
     input_size: tuple[int, int] = (224, 224)
     mode: str = "crop"
-    resize_size: Union[int, tuple[int, int], None] = 256
+    resize_size: int | tuple[int, int] | None = 256
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
@@ -307,7 +308,7 @@ class Preprocess:
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}")
 
-    def with_mode(self, mode: str) -> "Preprocess":
+    def with_mode(self, mode: str) -> Preprocess:
         """The same normalisation with another geometry mode (``"resize"`` or ``"crop"``)."""
         return Preprocess(self.input_size, mode, self.resize_size, self.mean, self.std, self.interpolation)
 

@@ -13,9 +13,9 @@ reads every image and mask at its own size. A file that lists some images but no
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
 
 from ..utils.errors import CamlocError, ImageError
 
@@ -34,8 +34,8 @@ class Sample:
 
     image_id: str
     label: int
-    width: Optional[int]
-    height: Optional[int]
+    width: int | None
+    height: int | None
     boxes: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
     masks: tuple[str, ...] = field(default_factory=tuple)
     ignore: tuple[str, ...] = field(default_factory=tuple)

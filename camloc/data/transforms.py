@@ -13,12 +13,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
+from ..utils.defaults import SIZE
 from .imaging import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
-#: The network input side of both protocols.
-SIZE = 224
 Triple = tuple[float, float, float]
 
 

@@ -21,17 +21,18 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from torch import nn
 
 from ..data.metadata import Sample, read_dataset
 from ..utils.errors import UsageError
-from .calibrate import DEFAULT_THETAS, calibrate
-from .evaluate import evaluate
+from .calibration import DEFAULT_THETAS, calibrate
+from .evaluation import evaluate
 from .protocols import PAPER_VARIANTS, VARIANTS, Settings
 
 #: The paper's Table 3 rows: (label, pool, inference variant).
@@ -59,21 +60,22 @@ COLUMNS = (
 @dataclass(frozen=True)
 class Split:
     """A labelled split: its samples, the root their image paths are relative to, and the root of
-    their mask paths (default: the image root)."""
+    their mask paths (default: the image root).
+    """
 
     samples: tuple[Sample, ...]
     images: str
     name: str = ""
-    masks: Optional[str] = None
+    masks: str | None = None
 
     @classmethod
-    def read(cls, metadata: str | Path, images: Optional[str | Path] = None, masks: Optional[str | Path] = None
-             ) -> "Split":
+    def read(cls, metadata: str | Path, images: str | Path | None = None, masks: str | Path | None = None
+             ) -> Split:
         """A wsolevaluation metadata folder (images relative to ``images``, default the folder)."""
         return cls(tuple(read_dataset(metadata)), str(images or metadata), str(metadata), str(masks) if masks else None)
 
 
-def measure(model: nn.Module, test: Split, calibration: Optional[Split] = None, batch_size: int = 32,
+def measure(model: nn.Module, test: Split, calibration: Split | None = None, batch_size: int = 32,
             curves: bool = True) -> dict[str, Any]:
     """Score ``model`` on ``test`` under every variant and protocol (see the module docs).
 
@@ -143,7 +145,7 @@ def summarize(runs: Sequence[dict[str, float]]) -> dict[str, tuple[float, float,
     return out
 
 
-def cell(stat: Optional[tuple[float, float, int]]) -> str:
+def cell(stat: tuple[float, float, int] | None) -> str:
     """``mean ± std`` (or the mean alone for one run, ``-`` for nothing)."""
     if stat is None:
         return "-"
@@ -154,7 +156,8 @@ def cell(stat: Optional[tuple[float, float, int]]) -> str:
 def table3_rows(gap: dict[str, tuple], tap: dict[str, tuple], columns: Sequence[tuple[str, str]] = COLUMNS
                 ) -> list[list[str]]:
     """The paper's Table 3 layout for one training method: a row per combination of fixes, a cell per
-    column (``mean ± std``), from the summaries of its GAP and TAP runs."""
+    column (``mean ± std``), from the summaries of its GAP and TAP runs.
+    """
     rows = []
     for label, pool, variant in TABLE3:
         summary = gap if pool == "gap" else tap

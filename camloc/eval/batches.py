@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from torch import nn
 
 from ..data.dataset import ImageDataset
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
-from ..utils.errors import UsageError
+from ..data.transforms import protocol_transform
+from ..models.config import preprocess_for
 
 
 class LoadedBatch(NamedTuple):
@@ -63,11 +65,10 @@ def sample_batches(samples: Sequence[Sample], images: Path, pre: Preprocess, bat
         yield LoadedBatch(good, x, batch.labels, failed)
 
 
-def failure(sample: Sample, reason: str) -> dict[str, str]:
-    """How a result lists an image that could not be scored."""
-    return {"image_id": sample.image_id, "reason": reason}
+#END
 
 
-def nothing_scored(n: int, what: str, first: dict[str, str]) -> UsageError:
-    """The error when every one of ``n`` items failed: the first one's reason names the fix."""
-    return UsageError(f"none of the {n} {what} could be scored; the first, {first['image_id']}: {first['reason']}")
+def protocol_preprocess(protocol: str, model: nn.Module) -> Preprocess:
+    """The test transform of a protocol, with the model's own mean and std."""
+    own = preprocess_for(model)
+    return protocol_transform(protocol, own.mean, own.std)

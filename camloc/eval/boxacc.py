@@ -33,13 +33,10 @@ The tests and ``benchmarks/evaluate.py`` check all of this against :func:`refere
 
 from __future__ import annotations
 
-from typing import Optional
-
 import cv2
 import numpy as np
-import torch
 
-from ..cam.boxes import Standard, contour_boxes, standard_values, thresholds
+from ..cam.rules import ThresholdRule, contour_boxes
 from .maxtree import LEVELS, all_contour_sweep, best_iou, euler_numbers, sweep
 
 
@@ -103,8 +100,12 @@ def threshold_levels(u8: np.ndarray, taus: np.ndarray, percentile: float = 100.0
         >>> threshold_levels(u, np.array([0.0, 0.5])).tolist(), threshold_levels(u, np.array([0.0, 0.5]), rule="otsu").tolist()
         ([0, 110], [10, 10])
     """
+    if rule != "percentile" or percentile < 100.0:  # torch only here: scoring maps at the max stays torch-free
+        import torch
+
+        from ..cam.boxes import standard_values, thresholds
     if rule != "percentile":
-        t = int(thresholds(torch.from_numpy(np.ascontiguousarray(u8))[None], Standard.adaptive(rule))[0])
+        t = int(thresholds(torch.from_numpy(np.ascontiguousarray(u8))[None], ThresholdRule.adaptive(rule))[0])
         return np.full(len(taus), t, np.int64)
     if percentile >= 100.0:  # the max: what standard_values gives, without a torch call per map
         s = float(np.max(u8))
@@ -188,7 +189,7 @@ def contour_counts(u8: np.ndarray) -> np.ndarray:
 
 def largest_contour_table(
     u8: np.ndarray, gt: np.ndarray, deltas, levels: np.ndarray, rethinking: bool = False,
-    shortcut: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    shortcut: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``hits[t, d]`` with the largest contour only (MaxBoxAcc V1), for the t values in ``levels``.
 

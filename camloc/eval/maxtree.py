@@ -33,7 +33,8 @@ def _find(parent, i):
 @njit(cache=True)
 def best_iou(bx0, by0, bx1, by1, gt):
     """The best inclusive-pixel IoU of the box ``[bx0, by0, bx1, by1]`` with a G x 4 ground truth
-    (as :func:`camloc.eval.boxacc.iou_matrix` computes it; 0 without ground truth)."""
+    (as :func:`camloc.eval.boxacc.iou_matrix` computes it; 0 without ground truth).
+    """
     best = 0.0
     for g in range(gt.shape[0]):
         iw = min(bx1, gt[g, 2]) - max(bx0, gt[g, 0]) + 1
@@ -50,7 +51,8 @@ def best_iou(bx0, by0, bx1, by1, gt):
 @njit(cache=True)
 def _level_order(u8, w2):
     """The pixels in level order (a counting sort): ``order[counts[v]:counts[v + 1]]`` are the pixels
-    of level v, as indices into the image padded by one pixel (row length ``w2``), with their x and y."""
+    of level v, as indices into the image padded by one pixel (row length ``w2``), with their x and y.
+    """
     height, width = u8.shape
     counts = np.zeros(LEVELS + 1, np.int64)  # counting sort of pixels by level
     for y in range(height):
@@ -75,7 +77,8 @@ def _level_order(u8, w2):
 @njit(cache=True, inline="always")
 def _union(parent, size, box, border, counted, live, rp, rq):
     """Merge the components of roots ``rp`` and ``rq``: the smaller joins the larger, which takes the
-    union of their boxes; the absorbed root leaves ``live``. Returns the surviving root."""
+    union of their boxes; the absorbed root leaves ``live``. Returns the surviving root.
+    """
     if size[rp] >= size[rq]:
         a, b = rp, rq
     else:
@@ -149,7 +152,8 @@ def _update_live(dirty, n_dirty, parent, box, border, counted, live, gt, cut, ho
     """At the end of a level, recompute the best IoU of each dirty root's contour box once and update
     ``live[d]``, the number of components whose box reaches ``cut[d]``. An outer contour's box is
     ``[x0, y0, x1 + 1, y1 + 1]`` of its pixels, a hole's ``[x0 - 1, y0 - 1, x1 + 2, y1 + 2]``, both
-    clipped at ``W - 1, H - 1``; a hole touching the border is background and reaches nothing."""
+    clipped at ``W - 1, H - 1``; a hole touching the border is background and reaches nothing.
+    """
     for k in range(n_dirty):
         r = dirty[k]
         if parent[r] != r:  # absorbed later in this level; its part was already removed
@@ -274,7 +278,8 @@ def euler_numbers(u8):
 def all_contour_sweep(u8, gt, cut):
     """The sequential path in one compiled call: outer sweep, Euler numbers, the hole sweep where it
     can matter, and the no-contour rows. Returns the hits, the number of components of ``U > t``
-    per t, and the Euler numbers (empty where they were not needed)."""
+    per t, and the Euler numbers (empty where they were not needed).
+    """
     hits, components = sweep(u8, gt, cut, False, LEVELS)
     top = u8.max()
     last = -1  # last t below max(U) where a hole exists and the outer contours miss some IoU threshold

@@ -12,8 +12,8 @@ Every number is a percentage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class FixedThreshold:
     top1_loc: int = 0
     with_labels: bool = True
 
-    def add(self, best_iou: float, top1_correct: Optional[bool], top5_correct: Optional[bool]) -> None:
+    def add(self, best_iou: float, top1_correct: bool | None, top5_correct: bool | None) -> None:
         """One image: its best IoU with the ground truth and whether the top-1 / top-5 are right."""
         self.n += 1
         loc = best_iou >= 0.5
@@ -41,7 +41,7 @@ class FixedThreshold:
         self.top5 += bool(top5_correct)
         self.top1_loc += bool(loc and top1_correct)
 
-    def compute(self) -> dict[str, Optional[float]]:
+    def compute(self) -> dict[str, float | None]:
         pct = lambda k: 100.0 * k / self.n if self.n else float("nan")  # noqa: E731
         return {
             "top1_cls": pct(self.top1) if self.with_labels else None,
@@ -96,7 +96,7 @@ class PxAP:
         self.fg = np.zeros(len(self.edges) - 1, np.int64)
         self.bg = np.zeros(len(self.edges) - 1, np.int64)
 
-    def add(self, scoremap: np.ndarray, mask: np.ndarray, ignore: Optional[np.ndarray] = None) -> None:
+    def add(self, scoremap: np.ndarray, mask: np.ndarray, ignore: np.ndarray | None = None) -> None:
         """One image: score map in [0, 1], boolean foreground mask, optional boolean ignore mask.
 
         Ignored pixels (``ignore AND NOT foreground``) count as neither foreground nor background.

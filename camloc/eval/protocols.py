@@ -55,19 +55,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
 from PIL import Image
-from torch import nn
 
-from ..cam.boxes import ADAPTIVE_RULES, Standard
-from ..cam.methods import DEFAULT_METHOD, check_method, effective_nwc, nwc_applies
-from ..data.imaging import Preprocess
+from ..cam.names import DEFAULT_METHOD, check_method, effective_nwc, nwc_applies
+from ..cam.rules import ThresholdRule
 from ..data.metadata import Sample
-from ..data.transforms import SIZE, protocol_transform
-from ..models.config import preprocess_for
+from ..utils.defaults import ADAPTIVE_RULES, SIZE
 from ..utils.errors import ImageError, UsageError
 
 #: The paper's four variants: NWC off / on, threshold against the max (vanilla CAM) or the 90th percentile (PaS).
@@ -126,7 +122,7 @@ class Settings:
     percentile: float = 90.0
     interval: float = 0.001
     deltas_v2: tuple[int, ...] = (30, 50, 70)
-    calibration: Optional[dict] = None
+    calibration: dict | None = None
     metrics: tuple[str, ...] = METRICS
     box_convention: str = "wsolevaluation"
     methods: tuple[str, ...] = (DEFAULT_METHOD,)
@@ -186,32 +182,34 @@ class Settings:
         """Whether the variant clamps negative weights (the calibration's choice for ``calibrated``)."""
         return bool(self.calibration["nwc"]) if variant == "calibrated" else VARIANTS[variant][0]
 
-    def standard(self, variant: str) -> Standard:
+    def standard(self, variant: str) -> ThresholdRule:
         """The fixed threshold of a variant under the rethinking protocol.
 
         Example:
             >>> Settings().standard("nwc+pas"), Settings().standard("otsu")
-            (Standard(theta=0.35, percentile=90.0, rule='percentile'), Standard(theta=None, percentile=None, rule='otsu'))
+            (ThresholdRule(theta=0.35, percentile=90.0, rule='percentile'), ThresholdRule(theta=None, percentile=None, rule='otsu'))
         """
         if variant == "calibrated":
             rule = self.calibration.get("rule") or "percentile"
             if rule != "percentile":
-                return Standard.adaptive(rule)
-            return Standard(self.calibration["theta"], self.calibration["percentile"])
+                return ThresholdRule.adaptive(rule)
+            return ThresholdRule(self.calibration["theta"], self.calibration["percentile"])
         name = VARIANTS[variant][1]
         if name == "percentile":
-            return Standard(self.theta_pas, self.percentile)
-        return Standard(self.theta_max, 100.0) if name == "max" else Standard.adaptive(name)
+            return ThresholdRule(self.theta_pas, self.percentile)
+        return ThresholdRule(self.theta_max, 100.0) if name == "max" else ThresholdRule.adaptive(name)
 
     def sweep_percentile(self, variant: str) -> float:
         """The standard the wsolevaluation sweep multiplies tau by: the max (100) or a percentile
-        (100 for an automatic rule, whose threshold :meth:`rule` sets instead)."""
+        (100 for an automatic rule, whose threshold :meth:`rule` sets instead).
+        """
         standard = self.standard(variant)
         return 100.0 if standard.rule != "percentile" else float(standard.percentile)
 
     def rule(self, variant: str) -> str:
         """``percentile`` where the sweep moves the threshold with tau, else the automatic rule's name
-        (its threshold of each map, the same at every tau)."""
+        (its threshold of each map, the same at every tau).
+        """
         return self.standard(variant).rule
 
 
@@ -232,12 +230,6 @@ def check_box_convention(convention: str) -> None:
     """``wsolevaluation`` or ``authors-cub`` (see the module docs)."""
     if convention not in BOX_CONVENTIONS:
         raise UsageError(f"unknown box convention {convention!r}: choose from {', '.join(BOX_CONVENTIONS)}")
-
-
-def protocol_preprocess(protocol: str, model: nn.Module) -> Preprocess:
-    """The test transform of a protocol, with the model's own mean and std."""
-    own = preprocess_for(model)
-    return protocol_transform(protocol, own.mean, own.std)
 
 
 def gt_boxes(sample: Sample, protocol: str, convention: str = "wsolevaluation") -> np.ndarray:
@@ -265,7 +257,7 @@ def gt_boxes(sample: Sample, protocol: str, convention: str = "wsolevaluation") 
     return np.asarray(out, np.int64).reshape(-1, 4)
 
 
-def load_masks(sample: Sample, root: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def load_masks(sample: Sample, root: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Union of the instance masks and the ignore mask, nearest-resized to 224 x 224, value > 0.5.
 
     Raises:

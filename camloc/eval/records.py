@@ -2,7 +2,7 @@
 box, and the network input and maps kept of the first images for pictures (:class:`ImageView`).
 
 Made only when asked (``evaluate(per_image=True)`` or ``views``): a run without them does none of
-this work. See :class:`camloc.eval.evaluate.EvaluationResult` for what a record holds.
+this work. See :class:`camloc.eval.evaluation.EvaluationResult` for what a record holds.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from ..cam.boxes import to_uint8, upsample
 from ..cam.extractor import CAMOutput
 from ..data.imaging import Preprocess, encode_image
 from ..data.metadata import Sample
-from ..data.transforms import SIZE
 from ..models.config import class_names
+from ..utils.defaults import SIZE
 from .boxacc import contour_boxes_at, iou_matrix, threshold_levels, thresholds_list
 from .protocols import MethodVariant, Settings, gt_boxes
 
@@ -153,7 +153,8 @@ class PerImageRecords:
 
     def _box_at(self, view: ImageView, row: MethodVariant, tau: float, all_contours: bool) -> tuple[float, list[int]]:
         """The box a wsolevaluation row's hit at ``tau`` is judged on: of the boxes of ``U > t``
-        (every contour's for MaxBoxAccV2, the largest contour's for MaxBoxAcc), the best by IoU."""
+        (every contour's for MaxBoxAccV2, the largest contour's for MaxBoxAcc), the best by IoU.
+        """
         u8 = view.u8((row.method, row.nwc))
         t = int(threshold_levels(u8, np.asarray([tau]), self.settings.sweep_percentile(row.variant),
                                  self.settings.rule(row.variant))[0])

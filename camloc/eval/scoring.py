@@ -1,22 +1,26 @@
 """wsolevaluation's scoring of score maps: MaxBoxAcc, MaxBoxAccV2 and PxAP from one sweep per map.
 
-:class:`WsolScorer` is shared by :func:`camloc.eval.evaluate.evaluate` (maps made in the run) and
-:func:`camloc.eval.evaluate.score_maps` (maps saved beforehand, read by :func:`read_scoremap`).
+:class:`WsolScorer` is shared by :func:`camloc.eval.evaluation.evaluate` (maps made in the run) and
+:func:`camloc.eval.evaluation.score_maps` (maps saved beforehand, read by :func:`read_scoremap`).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..data.metadata import Sample
-from ..data.transforms import SIZE
-from ..utils.errors import ImageError
+from ..data.metadata import Sample, image_size
+from ..utils.defaults import SIZE
+from ..utils.errors import ImageError, UsageError
 from .boxacc import all_contour_table, largest_contour_table, threshold_levels, thresholds_list
 from .metrics import MaxBoxAcc, PxAP
-from .protocols import Settings, gt_boxes
+from .protocols import Settings, gt_boxes, load_masks
+from .result import EvaluationResult, failure, nothing_scored
 
 
 class WsolScorer:
@@ -77,7 +81,8 @@ class WsolScorer:
     def operating_point(self) -> tuple[str, float] | None:
         """``(metric, tau)``: the tau of the best box accuracy at IoU 50, MaxBoxAccV2's (all contours)
         where it is computed at delta 50, else MaxBoxAcc's (largest contour); None without either.
-        An image's box there is what :func:`evaluate`'s per-image records call its box."""
+        An image's box there is what :func:`evaluate`'s per-image records call its box.
+        """
         if self.v2 is not None and 50 in self.settings.deltas_v2:
             return "maxboxacc_v2", self.v2.compute()["per_delta"][50]["tau"]
         if self.v1 is not None:
@@ -86,7 +91,8 @@ class WsolScorer:
 
     def add_miss(self, masks: tuple[np.ndarray, np.ndarray | None] | None = None) -> None:
         """An image that could not be scored: a box miss at every threshold and, given its masks, an
-        all-zero score map for PxAP (its foreground counts, found by nothing)."""
+        all-zero score map for PxAP (its foreground counts, found by nothing).
+        """
         for acc in (self.v1, self.v2):
             if acc is not None:
                 acc.add(np.zeros((len(self.taus), len(acc.deltas)), bool))
@@ -95,7 +101,8 @@ class WsolScorer:
 
     def compute(self) -> dict[str, Any]:
         """The metrics so far: ``maxboxacc`` and its ``maxboxacc_tau``, ``maxboxacc_v2`` and its
-        ``maxboxacc_v2_per_delta``, ``pxap``, each where it is computed."""
+        ``maxboxacc_v2_per_delta``, ``pxap``, each where it is computed.
+        """
         out: dict[str, Any] = {}
         if self.v1 is not None:
             v1 = self.v1.compute()
@@ -139,3 +146,69 @@ def read_scoremap(path: Path) -> np.ndarray:
         raise ImageError(path, "has values outside [0, 1]; normalise the map first")
     return scoremap
 
+
+def masks_or_none(sample: Sample, root: Path | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The sample's masks for PxAP, or None (no masks, no mask root, or unreadable)."""
+    if not sample.masks or root is None:
+        return None
+    try:
+        return load_masks(sample, root)
+    except ImageError:
+        return None
+
+
+def no_metric(metrics: Sequence[str], boxes: bool, masks: bool) -> str:
+    """The error message when none of ``metrics`` applies to a split with (or without) boxes and masks."""
+    has = "boxes and masks" if boxes and masks else "boxes only" if boxes else "masks only" if masks else "no boxes or masks"
+    return (f"none of the metrics asked for ({', '.join(metrics)}) applies to this split, which has {has}: "
+            "maxboxacc and maxboxacc_v2 need boxes, pxap needs masks (--metrics)")
+
+
+def score_maps(
+    samples: Sequence[Sample],
+    scoremaps: str | os.PathLike,
+    settings: Settings,
+    masks: str | os.PathLike | None = None,
+    images: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Score saved maps (``<scoremaps>/<image_id>.npy``, 224 x 224 in [0, 1]) under wsolevaluation.
+
+    Only ``settings.metrics`` are computed. A map that is missing, unreadable, of another shape or
+    outside [0, 1] is listed in ``result.failed`` and scored as a miss, as :func:`evaluate` scores an
+    unreadable image. Boxes need the image size: where the metadata has none (an empty
+    ``image_sizes.txt``), it is read from the image's header under ``images``.
+
+    Returns:
+        An :class:`EvaluationResult` with one variant, ``maps``.
+
+    Raises:
+        UsageError: no metric applies to the split, or no map could be scored.
+    """
+    from tqdm import tqdm
+
+    root, masks_root = Path(scoremaps), Path(masks) if masks else None
+    has_boxes, has_masks = any(s.boxes for s in samples), any(s.masks for s in samples) and masks_root is not None
+    scorer = WsolScorer(settings, has_boxes, has_masks)
+    if not scorer.active:
+        raise UsageError(no_metric(settings.metrics, has_boxes, has_masks))
+    failed: list[dict[str, str]] = []
+    for s in tqdm(samples, disable=not progress, unit="map", desc="score"):
+        try:
+            scoremap = read_scoremap(root / f"{s.image_id}.npy")
+            if s.boxes and (s.width is None or s.height is None):
+                if images is None:
+                    raise ImageError(s.image_id, "image size unknown (image_sizes.txt is empty) and no image root to "
+                                                 "read it from; pass --images ROOT")
+                w, h = image_size(Path(images) / s.image_id)
+                s = replace(s, width=w, height=h)
+            m = load_masks(s, masks_root) if s.masks and masks_root is not None else None
+        except ImageError as exc:
+            failed.append(failure(s, str(exc)))
+            scorer.add_miss(masks_or_none(s, masks_root))
+            continue
+        scorer.add(scoremap, s, 100.0, m)
+    if samples and len(failed) == len(samples):
+        raise nothing_scored(len(samples), "score maps", failed[0])
+    dataset = {"scoremaps": str(root), "n": len(samples), "boxes": has_boxes, "masks": has_masks, "failed": len(failed)}
+    return EvaluationResult(settings, dataset, {"maps": scorer.compute()}, {"maps": scorer.curves()}, failed)

@@ -5,7 +5,7 @@
   (preprocessing, class names, name, pool), and :func:`preprocess_for` / :func:`class_names`;
 * :mod:`~camloc.models.checkpoints`: safe loading (``weights_only=True``), camloc's self-describing
   checkpoints and the registered-model folder;
-* :mod:`~camloc.models.retrofit`: :func:`retrofit`, a CAM-compatible TAP/GAP head on any model;
+* :mod:`~camloc.models.retrofitting`: :func:`retrofit`, a CAM-compatible TAP/GAP head on any model;
 * :mod:`~camloc.models.registry`: models by name (timm, torchvision, the offline default).
 
 Built on :mod:`camloc.cam` (the head analysis) and :mod:`camloc.data` (preprocessing).
@@ -15,9 +15,9 @@ from .checkpoints import load_checkpoint, read_checkpoint, registered_path
 from .config import ModelConfig, class_names, model_config, preprocess_for
 from .layers import GlobalAvgPool2d, ThresholdedAvgPool2d, make_pool
 from .registry import DEFAULT_MODEL, create_model, list_models, load_model, resolve_name
-from .retrofit import CAMHeadModel
+from .retrofitting import CAMHeadModel
 
-# retrofit() is not re-exported here: its name would hide the module camloc.models.retrofit
+# retrofit() is not re-exported here: its name would hide the module camloc.models.retrofitting
 # (camloc.retrofit is its public name).
 
 __all__ = [

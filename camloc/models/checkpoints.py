@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -126,7 +126,7 @@ def describe(cfg: ModelConfig, num_classes: int) -> dict[str, Any]:
     }
 
 
-def config_of_checkpoint(ckpt: dict[str, Any], name: Optional[str] = None) -> ModelConfig:
+def config_of_checkpoint(ckpt: dict[str, Any], name: str | None = None) -> ModelConfig:
     """The :class:`ModelConfig` a camloc checkpoint describes (its registered name, or ``arch_pool``)."""
     return ModelConfig(
         name=name or f"{ckpt['arch']}_{ckpt['pool']}",

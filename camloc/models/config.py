@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from torch import nn
 
@@ -46,15 +46,15 @@ class ModelConfig:
         theta_tap: TAP's threshold of that head.
     """
 
-    name: Optional[str] = None
-    arch: Optional[str] = None
+    name: str | None = None
+    arch: str | None = None
     source: str = "user"
     preprocess: Preprocess = field(default_factory=Preprocess)
-    class_names: Optional[tuple[str, ...]] = None
-    pool: Optional[str] = None
-    theta_tap: Optional[float] = None
+    class_names: tuple[str, ...] | None = None
+    pool: str | None = None
+    theta_tap: float | None = None
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
@@ -66,7 +66,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """The inverse of :meth:`to_dict` (unknown keys are an error of the caller's file)."""
         d = dict(d)
         d["preprocess"] = preprocess_from_dict(d.get("preprocess") or {})
@@ -86,7 +86,7 @@ def attach(model: nn.Module, cfg: ModelConfig) -> nn.Module:
     return model
 
 
-def _timm_preprocess(model: nn.Module) -> Optional[Preprocess]:
+def _timm_preprocess(model: nn.Module) -> Preprocess | None:
     """The evaluation transform described by timm's ``pretrained_cfg``, if the model has one."""
     cfg = getattr(model, "pretrained_cfg", None)
     if not (isinstance(cfg, dict) and "input_size" in cfg):
@@ -112,7 +112,7 @@ def model_config(model: nn.Module) -> ModelConfig:
     return ModelConfig(preprocess=_timm_preprocess(model) or Preprocess())
 
 
-def preprocess_for(model: nn.Module, mode: Optional[str] = None) -> Preprocess:
+def preprocess_for(model: nn.Module, mode: str | None = None) -> Preprocess:
     """The evaluation preprocessing a model was trained with; ``mode`` overrides the geometry.
 
     Example:
@@ -134,7 +134,7 @@ def imagenet_labels() -> tuple[str, ...]:
     return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(1000))
 
 
-def class_names(model: nn.Module, num_classes: int) -> Optional[tuple[str, ...]]:
+def class_names(model: nn.Module, num_classes: int) -> tuple[str, ...] | None:
     """Class names for a model: its config's, else ImageNet's for 1000 classes, else None."""
     names = model_config(model).class_names
     if names is not None and len(names) == num_classes:

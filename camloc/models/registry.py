@@ -19,7 +19,8 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,11 +38,11 @@ from .checkpoints import (
 )
 from .config import ModelConfig, attach, model_config
 from .layers.adl import ADL
-from .retrofit import CAMHeadModel, retrofit
+from .retrofitting import CAMHeadModel, retrofit
 from .wsol import build_wsol, insert_after
 
 
-def _offline_efficientnet_lite0(pretrained: bool, num_classes: Optional[int]) -> nn.Module:
+def _offline_efficientnet_lite0(pretrained: bool, num_classes: int | None) -> nn.Module:
     import timm
 
     model = timm.create_model("efficientnet_lite0", num_classes=num_classes or 1000)
@@ -64,7 +65,7 @@ def _offline_efficientnet_lite0(pretrained: bool, num_classes: Optional[int]) ->
 
 
 #: Models that need no network; the value builds the model (pretrained, num_classes).
-OFFLINE: dict[str, Callable[[bool, Optional[int]], nn.Module]] = {"efficientnet_lite0": _offline_efficientnet_lite0}
+OFFLINE: dict[str, Callable[[bool, int | None], nn.Module]] = {"efficientnet_lite0": _offline_efficientnet_lite0}
 
 
 @functools.lru_cache(maxsize=1)
@@ -191,12 +192,13 @@ def _reachable(host: str, timeout: float = PROBE_TIMEOUT) -> bool:
     return bool(answer and answer[0])
 
 
-def _cached_weights(source: str, arch: str) -> tuple[Optional[str], Optional[str]]:
+def _cached_weights(source: str, arch: str) -> tuple[str | None, str | None]:
     """``(file, url)``: a local copy of ``arch``'s pretrained weights where a hub cache holds one, and
-    where they would be downloaded from (None when unknown)."""
+    where they would be downloaded from (None when unknown).
+    """
     import torch.hub
 
-    def in_torch_hub(url: str) -> Optional[str]:
+    def in_torch_hub(url: str) -> str | None:
         from urllib.parse import urlparse
 
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
@@ -227,7 +229,7 @@ def _cached_weights(source: str, arch: str) -> tuple[Optional[str], Optional[str
     return (in_torch_hub(cfg.url), cfg.url) if cfg.url else (None, None)
 
 
-def _local_weights_or_fail_fast(name: str, source: str, arch: str) -> Optional[str]:
+def _local_weights_or_fail_fast(name: str, source: str, arch: str) -> str | None:
     """The cached weights file to load (no network needed), or None to let the hub download them.
 
     Raises:
@@ -248,7 +250,7 @@ def _local_weights_or_fail_fast(name: str, source: str, arch: str) -> Optional[s
     return None
 
 
-def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] = None) -> nn.Module:
+def create_model(name: str, pretrained: bool = True, num_classes: int | None = None) -> nn.Module:
     """Build a registered model, with pretrained weights where asked (see the module docs).
 
     The model carries its :class:`~camloc.models.config.ModelConfig` (name, source, preprocessing).
@@ -287,7 +289,7 @@ def create_model(name: str, pretrained: bool = True, num_classes: Optional[int] 
     return model.eval()
 
 
-def from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, name: Optional[str] = None) -> CAMHeadModel:
+def from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, name: str | None = None) -> CAMHeadModel:
     """Rebuild the model a camloc checkpoint describes and load its weights (already read, ``weights_only``)."""
     if not is_camloc_checkpoint(ckpt):
         raise CheckpointError(f"{path}: not a camloc checkpoint; make one with camloc finetune")
@@ -312,16 +314,16 @@ def from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, name: Optiona
     return model.eval()
 
 
-def load_finetuned(path: str | os.PathLike, name: Optional[str] = None) -> CAMHeadModel:
+def load_finetuned(path: str | os.PathLike, name: str | None = None) -> CAMHeadModel:
     """A model saved as a camloc checkpoint (``camloc finetune``), rebuilt from the file alone."""
     return from_checkpoint(read_checkpoint(path), path, name)
 
 
 def load_model(
-    name: Optional[str] = None,
-    checkpoint: Optional[str | os.PathLike] = None,
+    name: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
     pretrained: bool = True,
-    num_classes: Optional[int] = None,
+    num_classes: int | None = None,
 ) -> nn.Module:
     """A registered model in eval mode, from its pretrained weights or a local checkpoint.
 
@@ -334,7 +336,7 @@ def load_model(
         >>> from camloc.models import model_config
         >>> from camloc.models.checkpoints import describe
         >>> from camloc.models.registry import load_model
-        >>> from camloc.models.retrofit import retrofit
+        >>> from camloc.models.retrofitting import retrofit
         >>> model = load_model()                                   # offline default
         >>> path = os.path.join(tempfile.mkdtemp(), "r18.pth")
         >>> torch.save(load_model("resnet18", pretrained=False).state_dict(), path)

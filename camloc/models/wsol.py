@@ -2,10 +2,10 @@
 
 Each builder takes the library's ImageNet network and applies the WSOL changes by structure (strides,
 paddings, pools, new head layers), then returns a
-:class:`~camloc.models.retrofit.CAMHeadModel` with ``route="forward_features"``: the backbone is a
+:class:`~camloc.models.retrofitting.CAMHeadModel` with ``route="forward_features"``: the backbone is a
 :class:`WSOLBackbone` (an ``nn.Sequential`` of the library's own modules, under their own names,
 whose ``forward_features`` returns the feature map), so the extractor, the frozen-feature caching of
-:meth:`~camloc.models.retrofit.CAMHeadModel.backbone_features` and checkpoints work as for a
+:meth:`~camloc.models.retrofitting.CAMHeadModel.backbone_features` and checkpoints work as for a
 retrofitted model. Every architecture gives a 14 x 14 feature map at 224 x 224.
 
 ======================  ==============================================================================
@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import difflib
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +57,7 @@ from ..utils.errors import ModelError, UsageError
 from .config import ModelConfig
 from .layers.adl import ADL
 from .layers.pooling import make_pool
-from .retrofit import CAMHeadModel
+from .retrofitting import CAMHeadModel
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ def _torchvision(arch: str, name: str, pretrained: bool, **kwargs: Any) -> nn.Mo
         raise _pretrained_failure(arch, exc) from exc
 
 
-def _children(model: nn.Module, names: Sequence[str]) -> "OrderedDict[str, nn.Module]":
+def _children(model: nn.Module, names: Sequence[str]) -> OrderedDict[str, nn.Module]:
     return OrderedDict((n, getattr(model, n)) for n in names)
 
 
@@ -427,7 +428,7 @@ def build_wsol(
     theta_tap: float = 0.0,
     pretrained: bool = False,
     adl: bool = False,
-    adl_positions: Optional[Sequence[str]] = None,
+    adl_positions: Sequence[str] | None = None,
     adl_drop_rate: float = 0.75,
     adl_gamma: float = 0.9,
 ) -> CAMHeadModel:
@@ -447,7 +448,7 @@ def build_wsol(
         adl_gamma: ADL's drop threshold factor.
 
     Returns:
-        A :class:`~camloc.models.retrofit.CAMHeadModel` with ``route="forward_features"`` whose
+        A :class:`~camloc.models.retrofitting.CAMHeadModel` with ``route="forward_features"`` whose
         ``camloc_cfg`` says ``source="wsol"``, ``arch=arch``, the rethinking protocol's preprocessing
         (resize 256 x 256, center crop 224, ImageNet mean and std), the pool and theta.
 

@@ -23,9 +23,10 @@ import difflib
 import json
 import os
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import tomllib
 
@@ -45,7 +46,7 @@ class TrainConfig:
     # the network
     arch: str = "resnet18"
     pretrained: bool = True
-    checkpoint: Optional[str] = None
+    checkpoint: str | None = None
     pool: str = "gap"
     theta_tap: float = 0.0
     # the methods
@@ -57,13 +58,13 @@ class TrainConfig:
     adl_drop_rate: float = 0.75
     adl_gamma: float = 0.9
     # data
-    train_metadata: Optional[str] = None
-    train_images: Optional[str] = None
-    image_folder: Optional[str] = None
-    val_metadata: Optional[str] = None
-    val_images: Optional[str] = None
-    test_metadata: Optional[str] = None
-    test_images: Optional[str] = None
+    train_metadata: str | None = None
+    train_images: str | None = None
+    image_folder: str | None = None
+    val_metadata: str | None = None
+    val_images: str | None = None
+    test_metadata: str | None = None
+    test_images: str | None = None
     resize: int = 256
     crop: int = 224
     workers: int = 4
@@ -92,19 +93,19 @@ class TrainConfig:
     freeze_backbone: bool = False
     seed: int = 0
     deterministic: bool = False
-    device: Optional[str] = None
+    device: str | None = None
     # evaluation, selection, output
     eval_every: int = 1
     eval_variants: list = field(default_factory=lambda: ["cam", "nwc+pas"])
     selection: str = "wsolevaluation"
     out: str = "runs/train"
-    last_file: Optional[str] = None
-    register: Optional[str] = None
+    last_file: str | None = None
+    register: str | None = None
     resume: bool = False
     plots: bool = True
 
     # -- reading and checking ------------------------------------------------------------------
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,7 +116,7 @@ class TrainConfig:
         """The checkpoint rewritten every epoch (resume reads it)."""
         return Path(self.last_file) if self.last_file else Path(self.out) / "last.pt"
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Refuse values that cannot work, each with one line naming the key and the fix."""
         choices = {"pool": ("gap", "tap"), "optimizer": ("sgd", "adamw"), "schedule": SCHEDULES, "lr_rule": LR_RULES,
                    "amp": ("none", "bf16", "fp16"), "selection": SELECTIONS}
@@ -163,7 +164,7 @@ class TrainConfig:
         return self
 
 
-def _check_folder(key: str, value: Optional[str], metadata: bool) -> None:
+def _check_folder(key: str, value: str | None, metadata: bool) -> None:
     if not value:
         return
     path = Path(value)
@@ -286,10 +287,11 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def load_config(recipe: Optional[str] = None, overrides: Sequence[str] = (), check: bool = True,
+def load_config(recipe: str | None = None, overrides: Sequence[str] = (), check: bool = True,
                 **values: Any) -> TrainConfig:
     """A :class:`TrainConfig`: the recipe (if any), then ``overrides``, then keyword values; checked
-    (:meth:`TrainConfig.validate`) unless ``check=False`` (to show a recipe without its data)."""
+    (:meth:`TrainConfig.validate`) unless ``check=False`` (to show a recipe without its data).
+    """
     merged = read_recipe(recipe) if recipe else {}
     merged.update(parse_overrides(overrides))
     merged.update({k: coerce(k, v, "arguments") for k, v in values.items()})

@@ -20,7 +20,7 @@ from ..data.dataset import ImageDataset
 from ..data.metadata import Sample, read_dataset
 from ..data.transforms import rethinking_crop, train_transform
 from ..models.config import model_config
-from ..models.retrofit import CAMHeadModel
+from ..models.retrofitting import CAMHeadModel
 from .config import TrainConfig
 
 

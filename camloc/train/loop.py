@@ -3,7 +3,7 @@
 What a run does, in order (each step a function below):
 
 1. :func:`build_model`: a WSOL architecture (:mod:`camloc.models.wsol`) or any registered model with
-   a retrofitted TAP/GAP head (:func:`camloc.models.retrofit.retrofit`), ADL modules where asked;
+   a retrofitted TAP/GAP head (:func:`camloc.models.retrofitting.retrofit`), ADL modules where asked;
 2. the data (:mod:`camloc.train.data`): a wsolevaluation split or an ImageFolder through camloc's
    one Dataset, the recipe's augmentation (resize, random crop, flip), seeded per (epoch, sample) so
    that a run sharded over ranks or resumed after a kill sees exactly the same crops; a frozen
@@ -35,8 +35,9 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,7 +49,7 @@ from ..models.config import attach, model_config
 from ..models.layers.adl import ADL
 from ..models.layers.has import HideAndSeek
 from ..models.registry import load_model
-from ..models.retrofit import CAMHeadModel, retrofit
+from ..models.retrofitting import CAMHeadModel, retrofit
 from ..models.wsol import ARCHITECTURES, build_wsol, insert_after
 from ..utils.atomic import atomic_write, atomic_write_text
 from ..utils.device import default_device
@@ -64,7 +65,7 @@ SELECTION_METRICS = {
 
 
 # -- the model ---------------------------------------------------------------------------------
-def build_model(cfg: TrainConfig, num_classes: int, class_names: Optional[list[str]] = None
+def build_model(cfg: TrainConfig, num_classes: int, class_names: list[str] | None = None
                 ) -> tuple[CAMHeadModel, tuple[str, ...], dict[str, Any]]:
     """The network a run trains, the name prefixes of its new layers, and how to rebuild it."""
     adl_args = {"adl_drop_rate": cfg.adl_drop_rate, "adl_gamma": cfg.adl_gamma}
@@ -97,7 +98,7 @@ def build_model(cfg: TrainConfig, num_classes: int, class_names: Optional[list[s
     return model, new_layers, build
 
 
-def param_groups(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ...], trainable: Optional[set] = None
+def param_groups(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ...], trainable: set | None = None
                  ) -> list[dict[str, Any]]:
     """Optimizer groups by the named learning-rate rule (``trainable``: names to train, default all)."""
     new, old = [], []
@@ -113,7 +114,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ...]
     return [{"params": old + new, "lr": cfg.lr}]
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ...], trainable: Optional[set] = None
+def make_optimizer(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ...], trainable: set | None = None
                    ) -> torch.optim.Optimizer:
     """The recipe's optimizer (SGD with momentum and Nesterov, or AdamW) over :func:`param_groups`."""
     groups = param_groups(model, cfg, new_layers, trainable)
@@ -157,7 +158,7 @@ def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[
     import warnings
 
     from ..eval.ablation import flatten
-    from ..eval.evaluate import LabelSpaceWarning, evaluate
+    from ..eval.evaluation import LabelSpaceWarning, evaluate
     from ..eval.protocols import Settings
 
     out: dict[str, float] = {}
@@ -472,7 +473,7 @@ def _select(cfg: TrainConfig, record: dict[str, Any], best: dict[str, Any], epoc
     return False
 
 
-def _finish(cfg: TrainConfig, model: nn.Module, history: list, best: dict, best_path: Optional[Path], log) -> None:
+def _finish(cfg: TrainConfig, model: nn.Module, history: list, best: dict, best_path: Path | None, log) -> None:
     """Plots, the registration under a name, and the last word on what was kept."""
     if cfg.plots and history:
         from ..viz.training import save_training_plots

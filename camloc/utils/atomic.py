@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Union
 
 PathLike = Union[str, os.PathLike]
 
 
 def current_umask() -> int:
     """The process's umask, read without changing it where the system says it (Linux
-    ``/proc/self/status``); elsewhere set and restored at once."""
+    ``/proc/self/status``); elsewhere set and restored at once.
+    """
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:

@@ -2,6 +2,8 @@
 
 #: The model used when none is named: timm's efficientnet_lite0 with offline ImageNet weights.
 DEFAULT_MODEL = "efficientnet_lite0"
+#: The network input side of both evaluation protocols (and of the score maps wsolevaluation saves).
+SIZE = 224
 
 #: The automatic threshold rules (each map's own threshold, as scikit-image's ``threshold_<rule>``).
 ADAPTIVE_RULES: tuple[str, ...] = ("otsu", "li", "triangle", "yen")

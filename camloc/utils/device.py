@@ -11,15 +11,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import torch
 from torch import nn
 
 from .errors import UsageError
 
 
-def default_device(device: Union[str, torch.device, None] = None) -> torch.device:
+def default_device(device: str | torch.device | None = None) -> torch.device:
     """The device asked for, checked to exist here; else ``cuda`` where a GPU is present, else ``cpu``.
 
     Raises:
@@ -51,7 +49,7 @@ def default_device(device: Union[str, torch.device, None] = None) -> torch.devic
     return dev
 
 
-def device_of(model: nn.Module, default: Optional[torch.device] = None) -> torch.device:
+def device_of(model: nn.Module, default: torch.device | None = None) -> torch.device:
     """The device of a model's first parameter (or buffer); ``default`` (the CPU) for a stateless model."""
     for tensor in model.parameters():
         return tensor.device

@@ -13,8 +13,9 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ RETHINKING_METRICS = {"top1_cls": "Top-1 Cls", "gt_known_loc": "GT-known Loc", "
 SMALL = 8
 
 
-def dash(k: int) -> Union[str, tuple]:
+def dash(k: int) -> str | tuple:
     """The ``k``-th line style: solid, dashed, dotted, dash-dot, then dash patterns of growing length.
 
     Example:
@@ -60,9 +61,10 @@ def line_style(i: int, j: int = 0, per_i: int = 1) -> dict[str, Any]:
             "linestyle": dash(j + per_i * (i // len(COLOURS)))}
 
 
-def new_figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float) -> Figure:
     """A figure outside pyplot's registry (nothing to close), drawable by Agg: writing a picture never
-    switches a notebook's backend nor leaves a figure for Jupyter to show."""
+    switches a notebook's backend nor leaves a figure for Jupyter to show.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -76,7 +78,7 @@ def _title(result: Any) -> str:
     return f"{data.get('model', '')} on {data.get('metadata', data.get('images', ''))}".strip()
 
 
-def _legend_right(ax: "Axes", handles: Optional[list] = None, labels: Optional[list] = None, **kw: Any) -> None:
+def _legend_right(ax: Axes, handles: list | None = None, labels: list | None = None, **kw: Any) -> None:
     """A legend beside the axes, on the right, and a layout that keeps it inside the figure."""
     args = (handles, labels) if handles is not None else ()
     ax.legend(*args, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=SMALL,
@@ -84,7 +86,7 @@ def _legend_right(ax: "Axes", handles: Optional[list] = None, labels: Optional[l
     ax.figure.tight_layout()
 
 
-def _same_as(curves: dict[str, Any], name: str, key: Union[str, tuple[str, ...]]) -> Optional[str]:
+def _same_as(curves: dict[str, Any], name: str, key: str | tuple[str, ...]) -> str | None:
     """The first earlier variant whose ``key`` curve(s) equal ``name``'s, else None."""
     keys = (key,) if isinstance(key, str) else key
 
@@ -106,7 +108,7 @@ def _same_as(curves: dict[str, Any], name: str, key: Union[str, tuple[str, ...]]
     return None
 
 
-def maxboxacc_figure(result: Any, version: int = 2) -> Optional["Figure"]:
+def maxboxacc_figure(result: Any, version: int = 2) -> Figure | None:
     """Box accuracy against the threshold tau, one line per variant (and IoU threshold for V2).
 
     MaxBoxAccV2 (``version=2``): colour and marker per variant, dash per IoU threshold, each line's
@@ -114,7 +116,7 @@ def maxboxacc_figure(result: Any, version: int = 2) -> Optional["Figure"]:
     largest contour): one line per variant with its MaxBoxAcc.
 
     Args:
-        result: an :class:`~camloc.eval.evaluate.EvaluationResult` of the wsolevaluation protocol.
+        result: an :class:`~camloc.eval.evaluation.EvaluationResult` of the wsolevaluation protocol.
         version: 2 for MaxBoxAccV2, 1 for MaxBoxAcc.
 
     Returns:
@@ -167,14 +169,14 @@ def maxboxacc_figure(result: Any, version: int = 2) -> Optional["Figure"]:
     return fig
 
 
-def pxap_figure(result: Any) -> Optional["Figure"]:
+def pxap_figure(result: Any) -> Figure | None:
     """Pixel precision against recall, one curve per variant, its PxAP in the legend.
 
     Curves that coincide (PaS never changes a map, so ``pas`` draws ``cam``'s curve) are drawn with
     different dashes and offset markers, and their legend entry says which curve they repeat.
 
     Args:
-        result: an :class:`~camloc.eval.evaluate.EvaluationResult` of a split with masks.
+        result: an :class:`~camloc.eval.evaluation.EvaluationResult` of a split with masks.
 
     Returns:
         The figure, or None when the result has no precision-recall curves.
@@ -208,7 +210,7 @@ def pxap_figure(result: Any) -> Optional["Figure"]:
     return fig
 
 
-def rethinking_figure(result: Any) -> "Figure":
+def rethinking_figure(result: Any) -> Figure:
     """The rethinking protocol's metrics as grouped bars, one colour and hatch per variant, each value
     written on its bar (turned upright only where side by side they would touch).
 
@@ -216,7 +218,7 @@ def rethinking_figure(result: Any) -> "Figure":
     under the chart; one only some variants lack is an empty bar marked ``n/a``.
 
     Args:
-        result: an :class:`~camloc.eval.evaluate.EvaluationResult` of the rethinking protocol.
+        result: an :class:`~camloc.eval.evaluation.EvaluationResult` of the rethinking protocol.
 
     Example:
         >>> [t.get_text() for t in rethinking_figure(result).axes[0].texts][:2]
@@ -258,14 +260,14 @@ def rethinking_figure(result: Any) -> "Figure":
     return fig
 
 
-def _any_overlap(fig: "Figure", texts: Sequence[Any]) -> bool:
+def _any_overlap(fig: Figure, texts: Sequence[Any]) -> bool:
     """Whether any two of ``texts`` touch once drawn."""
     renderer = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(renderer) for t in texts]
     return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
-def figures(result: Any) -> dict[str, "Figure"]:
+def evaluation_figures(result: Any) -> dict[str, Figure]:
     """The figures of an evaluation by file name, in drawing order.
 
     wsolevaluation: ``maxboxacc_v2.png`` (MaxBoxAccV2, all contours, IoU 0.3 / 0.5 / 0.7),
@@ -273,7 +275,7 @@ def figures(result: Any) -> dict[str, "Figure"]:
     each when the result has those curves; rethinking: ``rethinking.png`` (bar chart).
 
     Example:
-        >>> sorted(figures(result))
+        >>> sorted(evaluation_figures(result))
         ['maxboxacc.png', 'maxboxacc_v2.png', 'pxap.png']
     """
     if result.settings.protocol == "rethinking":
@@ -284,7 +286,7 @@ def figures(result: Any) -> dict[str, "Figure"]:
 
 
 def save_plots(result: Any, folder: str | os.PathLike) -> list[Path]:
-    """Write the PNGs of :func:`figures` for an :class:`~camloc.eval.evaluate.EvaluationResult`; returns their paths.
+    """Write the PNGs of :func:`figures` for an :class:`~camloc.eval.evaluation.EvaluationResult`; returns their paths.
 
     Example:
         >>> [p.name for p in save_plots(result, "plots")]
@@ -292,7 +294,7 @@ def save_plots(result: Any, folder: str | os.PathLike) -> list[Path]:
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    return [save_figure(fig, out / name) for name, fig in figures(result).items()]
+    return [save_figure(fig, out / name) for name, fig in evaluation_figures(result).items()]
 
 
 def save_threshold_comparison(
@@ -301,7 +303,7 @@ def save_threshold_comparison(
     path: str | os.PathLike,
     ylabel: str = "box accuracy at IoU 0.5 (%)",
     title: str = "",
-    xlabels: Optional[dict[str, str]] = None,
+    xlabels: dict[str, str] | None = None,
 ) -> Path:
     """Accuracy against threshold for several models side by side: one panel per variant, one line per
     model (the mean over its runs, a shaded band of one standard deviation where it has several).
@@ -348,8 +350,8 @@ def save_threshold_comparison(
     return save_figure(fig, Path(path))
 
 
-def area_weight_figure(diagnosis: Any) -> "Figure":
-    """The paper's Fig. 2 from a :class:`~camloc.eval.diagnose.Diagnosis`: each positive-weight channel of the
+def area_weight_figure(diagnosis: Any) -> Figure:
+    """The paper's Fig. 2 from a :class:`~camloc.eval.diagnosis.Diagnosis`: each positive-weight channel of the
     first images as a point (active area, class weight), with the channels' median weight per area decile.
 
     Example:
@@ -378,10 +380,11 @@ def area_weight_figure(diagnosis: Any) -> "Figure":
     return fig
 
 
-def ioa_figure(diagnosis: Any) -> "Figure":
-    """The paper's Fig. 3b from a :class:`~camloc.eval.diagnose.Diagnosis`: histograms over images of the
+def ioa_figure(diagnosis: Any) -> Figure:
+    """The paper's Fig. 3b from a :class:`~camloc.eval.diagnosis.Diagnosis`: histograms over images of the
     IoA of the positive-weight map and of the negative-weight map with the ground truth, both readings
-    (``|fg & GT| / |GT|`` left, ``|fg & GT| / |fg|`` right), each legend with its mean."""
+    (``|fg & GT| / |GT|`` left, ``|fg & GT| / |fg|`` right), each legend with its mean.
+    """
     fig = new_figure(10.0, 4.2)
     axes = fig.subplots(1, 2, sharey=True)
     bins = np.linspace(0.0, 1.0, 21)

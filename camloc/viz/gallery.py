@@ -31,9 +31,10 @@ import html
 import importlib.resources
 import json
 import os
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -197,7 +198,7 @@ def render_page(
     title: str,
     notes: Sequence[str] = (),
     rows: Sequence[str] = (),
-    table: Optional[tuple[Sequence[str], Sequence[Sequence[Any]]]] = None,
+    table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None,
     class_name: str = "class",
     no_picture: str = "no picture",
 ) -> str:
@@ -281,14 +282,14 @@ def _dashed_rectangle(img: np.ndarray, p0: tuple[int, int], p1: tuple[int, int],
                      (round(a[0] + (b[0] - a[0]) * f1), round(a[1] + (b[1] - a[1]) * f1)), colour, thick)
 
 
-def evaluation_picture(view, panels: Sequence[tuple[str, str, Optional[Sequence[int]], tuple[str, bool], Optional[bool]]],
+def evaluation_picture(view, panels: Sequence[tuple[str, str, Sequence[int] | None, tuple[str, bool], bool | None]],
                        header: Sequence[str] = (), scale: int = 2) -> np.ndarray:
     """An evaluated image as the protocol saw it, a panel per row: its 224 x 224 input ``scale`` times
     larger with the row's heat map, the ground-truth boxes dashed in orange and the row's box in the
     row's colour, under a title (the row's colour, name, hit or miss); the ``header`` lines on top.
 
     Args:
-        view: an :class:`camloc.eval.evaluate.ImageView`.
+        view: an :class:`camloc.eval.evaluation.ImageView`.
         panels: ``(title, colour, box on the 224 x 224 input or None, (method, nwc) of its map, hit)`` per row.
         header: lines of text above the panels (the image, its classes, the legend).
         scale: enlargement of the 224 x 224 input.
@@ -390,7 +391,7 @@ def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> 
 
     Args:
         out: the output folder.
-        result: an :class:`camloc.eval.evaluate.EvaluationResult` made with ``per_image`` (and ``views``).
+        result: an :class:`camloc.eval.evaluation.EvaluationResult` made with ``per_image`` (and ``views``).
         pictures: how many pictures were asked for (said on the page).
 
     Example:

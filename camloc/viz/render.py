@@ -21,9 +21,9 @@ import base64
 import io
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -237,30 +237,30 @@ def png(result: Any, image: Any = None, *, alpha: float = 0.5, width: float = 5.
     return buf.getvalue()
 
 
-def _figsize(photos: Sequence[np.ndarray], nrows: int, ncols: int, title: Optional[str],
-             panel: Optional[float] = None) -> tuple[float, float]:
+def _figsize(photos: Sequence[np.ndarray], nrows: int, ncols: int, title: str | None,
+             panel: float | None = None) -> tuple[float, float]:
     """About ``panel`` inches a panel (4 in a grid, 5 alone), as tall as the tallest photo needs."""
     panel = panel or (5.0 if nrows * ncols == 1 else 4.0)
     aspect = min(max(max(p.shape[0] / p.shape[1] for p in photos), 0.3), 3.0)
     return panel * ncols, nrows * (panel * aspect + 0.4) + (0.4 if title else 0.0)
 
 
-def _root_figure(ax: "Axes") -> "Figure":
+def _root_figure(ax: Axes) -> Figure:
     try:
         return ax.get_figure(root=True)
     except TypeError:  # matplotlib before 3.10: no subfigures to see through
         return ax.get_figure()
 
 
-def _draw(fig: "Figure", cells: list, photos: list[np.ndarray], nrows: int, ncols: int, alpha: float,
-          title: Optional[str]) -> None:
+def _draw(fig: Figure, cells: list, photos: list[np.ndarray], nrows: int, ncols: int, alpha: float,
+          title: str | None) -> None:
     for k, ((result, _, header), photo) in enumerate(zip(cells, photos, strict=True)):
         _draw_panel(fig.add_subplot(nrows, ncols, k + 1), result, photo, alpha, header)
     if title:
         fig.suptitle(title, fontsize=12)
 
 
-def _draw_panel(ax: "Axes", result: Any, photo: np.ndarray, alpha: float, header: Optional[str] = None) -> None:
+def _draw_panel(ax: Axes, result: Any, photo: np.ndarray, alpha: float, header: str | None = None) -> None:
     """One result in ``ax``: photo, heat map, every box with its caption, the file name as title.
 
     Axes coordinates are the photo's pixel edges (``extent``), so a box is drawn at exactly its
@@ -307,7 +307,7 @@ def _draw_panel(ax: "Axes", result: Any, photo: np.ndarray, alpha: float, header
 _GAP = 3.0
 
 
-def _caption(ax: "Axes", text: str, box: Sequence[float], font: float, per_px: float, width: int, height: int,
+def _caption(ax: Axes, text: str, box: Sequence[float], font: float, per_px: float, width: int, height: int,
              taken: list[tuple[float, float, float, float]]) -> None:
     """Write ``text`` at a box's top-left corner, white on a black patch, clear of the captions in ``taken``.
 
@@ -342,7 +342,7 @@ def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-_SHOWN: Optional[type] = None
+_SHOWN: type | None = None
 
 
 def _shown_figure_class() -> type:
@@ -367,7 +367,7 @@ def _shown_figure_class() -> type:
     return _SHOWN
 
 
-def _display_once(fig: "Figure") -> None:
+def _display_once(fig: Figure) -> None:
     """IPython's display of a :func:`show` figure: its PNG, once.
 
     The inline backend shows every pyplot figure still open when a cell ends, through this same
@@ -403,7 +403,7 @@ def save_overlay_grid(
     images: Sequence[str],
     columns: dict[str, Sequence],
     path: str | os.PathLike,
-    truth: Optional[Sequence[Sequence[Sequence[float]]]] = None,
+    truth: Sequence[Sequence[Sequence[float]]] | None = None,
     title: str = "",
 ) -> Path:
     """The same images under several models or settings, side by side: one row per image, one column

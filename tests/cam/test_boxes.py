@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import camloc
-from camloc.cam.boxes import Standard, boxes_from_maps, contour_boxes, foreground, thresholds, to_uint8, upsample
+from camloc.cam.boxes import boxes_from_maps, foreground, thresholds, to_uint8, upsample
+from camloc.cam.rules import ThresholdRule, contour_boxes
 
 from ..conftest import EXAMPLES
 
@@ -49,7 +50,7 @@ def test_threshold_is_truncated_theta_times_numpy_percentile():
     u8[0] = 7  # a constant map
     u8[1, :, :5] = 255  # a skewed one
     for theta, pct in [(0.35, 90.0), (0.2, 100.0), (0.5, 37.5), (1.0, 0.0), (0.7, 33.3), (0.35, 99.99), (0.6, 0.01)]:
-        ours = thresholds(torch.from_numpy(u8), Standard(theta, pct)).tolist()
+        ours = thresholds(torch.from_numpy(u8), ThresholdRule(theta, pct)).tolist()
         ref = [int(theta * np.percentile(m, pct)) for m in u8]
         assert ours == ref
 
@@ -67,7 +68,7 @@ def test_percentile_equals_numpy_bit_for_bit():
 
 def test_foreground_is_strictly_greater():
     u = torch.tensor([[[0.0, 10.0, 10.0, 20.0]]])  # uint8 -> 0, 127, 127, 255; max standard 0.5 -> t = 127
-    u8, mask = foreground(u, (1, 4), Standard(0.5, 100.0))
+    u8, mask = foreground(u, (1, 4), ThresholdRule(0.5, 100.0))
     assert u8.tolist() == [[[0, 127, 127, 255]]]
     assert mask.tolist() == [[[False, False, False, True]]]
 
@@ -86,17 +87,17 @@ def test_all_regions_on_a_hand_built_map_with_two_blobs():
     cam = torch.zeros(1, 224, 224)  # already at input size: the bicubic upsample is the identity
     cam[0, 20:60, 30:90] = 1.0  # blob A: x 30..90, y 20..60 (area 2400)
     cam[0, 120:200, 100:210] = 0.8  # blob B: x 100..210, y 120..200 (area 8800), dimmer but larger
-    ((main, regions),) = boxes_from_maps(cam, (224, 224), Standard.max(0.5), all_regions=True)
+    ((main, regions),) = boxes_from_maps(cam, (224, 224), ThresholdRule.max(0.5), all_regions=True)
     assert main == (100, 120, 210, 200)  # the largest region, not the brightest
     assert regions == [(100, 120, 210, 200), (30, 20, 90, 60)]
-    ((main_only, single),) = boxes_from_maps(cam, (224, 224), Standard.max(0.5))
+    ((main_only, single),) = boxes_from_maps(cam, (224, 224), ThresholdRule.max(0.5))
     assert main_only == main and single == [main]
-    ((_, bright),) = boxes_from_maps(cam, (224, 224), Standard.max(0.9), all_regions=True)
+    ((_, bright),) = boxes_from_maps(cam, (224, 224), ThresholdRule.max(0.9), all_regions=True)
     assert bright == [(30, 20, 90, 60)]  # 0.9 x 255 = 229 > 204: the dim blob drops out
 
 
 def test_constant_map_gives_whole_image_box_without_nan():
-    (main, _), = boxes_from_maps(torch.zeros(1, 7, 7), (224, 224), Standard.pas())
+    (main, _), = boxes_from_maps(torch.zeros(1, 7, 7), (224, 224), ThresholdRule.pas())
     assert main == (0, 0, 224, 224)
 
 
@@ -105,7 +106,7 @@ def test_boxes_equal_reference_on_random_maps(theta, pct):
     g = torch.Generator().manual_seed(1)
     maps = torch.randn(200, 7, 7, generator=g).cumsum(1).cumsum(2)  # smooth-ish blobs
     maps[::7] = torch.rand(maps[::7].shape, generator=g)  # and some noise
-    ours = [b for b, _ in boxes_from_maps(maps, (224, 224), Standard(theta, pct))]
+    ours = [b for b, _ in boxes_from_maps(maps, (224, 224), ThresholdRule(theta, pct))]
     ref = [reference_box(m.numpy(), theta, pct) for m in maps]
     mismatches = sum(a != b for a, b in zip(ours, ref, strict=True))
     # float32 (torch) vs float32 (OpenCV) bicubic may put a rare pixel on the other side of a uint8 step
@@ -116,13 +117,13 @@ def test_boxes_equal_reference_on_real_maps(lite0):
     paths = sorted(str(p) for p in Path(EXAMPLES).glob("*.jpg"))
     assert len(paths) == 3
     maps = camloc.cams(lite0, paths, topk=3).flatten(0, 1)
-    ours = [b for b, _ in boxes_from_maps(maps, (224, 224), Standard.pas())]
+    ours = [b for b, _ in boxes_from_maps(maps, (224, 224), ThresholdRule.pas())]
     assert ours == [reference_box(m.numpy(), 0.35, 90.0) for m in maps]
 
 
 def test_standard_validation():
     with pytest.raises(ValueError):
-        Standard(1.5, 90)
+        ThresholdRule(1.5, 90)
     with pytest.raises(ValueError):
-        Standard(0.3, 120)
-    assert Standard.max() == Standard(0.2, 100.0)
+        ThresholdRule(0.3, 120)
+    assert ThresholdRule.max() == ThresholdRule(0.2, 100.0)

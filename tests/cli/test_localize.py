@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import camloc
 from camloc.cli import main
-from camloc.eval.calibrate import Calibration
+from camloc.eval.calibration import Calibration
 
 from ..helpers import CAT, COFFEE
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from torch import nn
 
 from camloc.cli import main
 
@@ -15,11 +16,15 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_method_names_agree_with_the_library():
-    from camloc.cam.methods import METHODS
-    from camloc.cli.options import METHOD_NAMES
+def test_method_choices_are_the_library_methods():
+    from camloc.cam.methods import MethodExtractor
+    from camloc.cam.names import METHODS
 
-    assert METHOD_NAMES == METHODS
+    for method in METHODS:  # every choice --method offers is one the extractor computes
+        assert MethodExtractor(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)),
+                               method=method) is not None
+    res = run("localize", CAT, "--method", "nosuch")
+    assert res.exit_code == 2 and "cam" in res.output and "scorecam" in res.output
 
 
 def test_localize_with_a_method_records_it(tmp_path):

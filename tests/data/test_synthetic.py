@@ -25,7 +25,7 @@ from camloc.data.synthetic import (
     texture,
     write_synthetic,
 )
-from camloc.eval.evaluate import evaluate
+from camloc.eval.evaluation import evaluate
 from camloc.eval.protocols import Settings
 from camloc.utils.errors import UsageError
 

@@ -14,7 +14,7 @@ from PIL import Image
 from camloc.data.metadata import read_dataset
 from camloc.data.synthetic import SyntheticSpec, write_synthetic
 from camloc.eval.ablation import COLUMNS, TABLE3, Split, cell, markdown, measure, summarize, table3_rows
-from camloc.eval.calibrate import Calibration
+from camloc.eval.calibration import Calibration
 from camloc.eval.protocols import PAPER_VARIANTS as VARIANTS
 from camloc.models.wsol import build_wsol
 from camloc.utils.errors import UsageError

@@ -6,7 +6,7 @@ import pytest
 
 from camloc import CamlocError, UsageError
 from camloc.data.metadata import Sample, read_dataset
-from camloc.eval.calibrate import Calibration, calibrate
+from camloc.eval.calibration import Calibration, calibrate
 
 from ..helpers import Brightness, synthetic_split
 

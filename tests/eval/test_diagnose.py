@@ -16,7 +16,7 @@ from camloc.cam.extractor import CAMExtractor
 from camloc.cli import main
 from camloc.data.imaging import Preprocess
 from camloc.data.metadata import read_dataset
-from camloc.eval.diagnose import active_area, batch_statistics, diagnose, spearman, truth_region
+from camloc.eval.diagnosis import active_area, batch_statistics, diagnose, spearman, truth_region
 from camloc.models.config import ModelConfig, attach
 from camloc.models.wsol import build_wsol
 from camloc.utils.errors import ModelError

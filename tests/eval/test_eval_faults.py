@@ -20,13 +20,13 @@ import pytest
 import torch
 from PIL import Image
 
-import camloc
 from camloc import CamlocError, UsageError
 from camloc.data.metadata import MetadataError, Sample, read_dataset
 from camloc.eval.boxacc import contour_counts, largest_contour_table, reference_hits, threshold_levels
-from camloc.eval.calibrate import Calibration, calibrate
-from camloc.eval.evaluate import LabelSpaceWarning, evaluate, label_space_warning, score_maps
+from camloc.eval.calibration import Calibration, calibrate
+from camloc.eval.evaluation import LabelSpaceWarning, evaluate, label_space_warning
 from camloc.eval.protocols import Settings, gt_boxes
+from camloc.eval.scoring import score_maps
 
 from ..conftest import data_dir
 from ..helpers import Brightness, synthetic_split, write_split

@@ -7,8 +7,9 @@ import pytest
 import camloc
 from camloc import UsageError
 from camloc.data.metadata import Sample, read_dataset
-from camloc.eval.evaluate import evaluate, score_maps
+from camloc.eval.evaluation import evaluate
 from camloc.eval.protocols import Settings
+from camloc.eval.scoring import score_maps
 
 from ..conftest import data_dir
 from ..helpers import Brightness, synthetic_split

@@ -8,10 +8,10 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from camloc.cam.boxes import Standard
+from camloc.cam.rules import ThresholdRule
 from camloc.data.metadata import read_dataset
-from camloc.eval.calibrate import calibrate
-from camloc.eval.evaluate import evaluate
+from camloc.eval.calibration import calibrate
+from camloc.eval.evaluation import evaluate
 from camloc.eval.protocols import Settings
 
 from ..conftest import data_dir
@@ -31,7 +31,7 @@ def test_calibrate_grid_equals_evaluate_with_the_chosen_settings(lite0):
     assert res.metrics["calibrated"]["gt_known_loc"] == pytest.approx(best.gt_known_loc, abs=1e-9)
     # and another cell: theta 0.2 at the 100th percentile with NWC is evaluate's "nwc" variant
     i, j = 1, int(np.flatnonzero(thetas == 0.2)[0])
-    assert Settings().standard("nwc") == Standard(0.2, 100.0) and Settings().nwc("nwc")
+    assert Settings().standard("nwc") == ThresholdRule(0.2, 100.0) and Settings().nwc("nwc")
     plain = evaluate(lite0, samples, root, Settings("rethinking", ("nwc",), cam_class="top1"), batch_size=12,
                      progress=False)
     assert plain.metrics["nwc"]["gt_known_loc"] == pytest.approx(grid[i, j], abs=1e-9)

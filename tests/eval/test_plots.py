@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from camloc.data.metadata import read_dataset  # noqa: E402
-from camloc.eval.evaluate import EvaluationResult, evaluate  # noqa: E402
+from camloc.eval.evaluation import EvaluationResult, evaluate  # noqa: E402
 from camloc.eval.protocols import Settings  # noqa: E402
 from camloc.viz.figures import (  # noqa: E402
     figures,
@@ -37,7 +37,7 @@ def bump(taus: np.ndarray, centre: float, height: float, width: float) -> np.nda
 
 
 def wsol_result(masks: bool = True, boxes: bool = True) -> EvaluationResult:
-    """A wsolevaluation result shaped as :func:`camloc.eval.evaluate.evaluate` makes it, five variants
+    """A wsolevaluation result shaped as :func:`camloc.eval.evaluation.evaluate` makes it, five variants
     with overlapping curves (``pas`` has the same PR curve as ``cam``, as PaS cannot change a map)."""
     taus = np.arange(0, 1, 0.01)
     settings = Settings("wsolevaluation", VARIANTS, interval=0.01, calibration=CALIBRATION)

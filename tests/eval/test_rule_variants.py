@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from skimage import filters
 
 from camloc import UsageError
-from camloc.cam.boxes import ADAPTIVE_RULES
 from camloc.cli import main
 from camloc.data.metadata import read_dataset
 from camloc.eval.boxacc import contour_boxes_at, iou_matrix, threshold_levels
-from camloc.eval.calibrate import Calibration, calibrate
-from camloc.eval.evaluate import evaluate
+from camloc.eval.calibration import Calibration, calibrate
+from camloc.eval.evaluation import evaluate
 from camloc.eval.protocols import PAPER_VARIANTS, VARIANTS, Settings, gt_boxes
+from camloc.utils.defaults import ADAPTIVE_RULES
 
 from ..conftest import data_dir
 
@@ -161,12 +161,12 @@ def test_command_line_rules(tmp_path, imagenet):
 
 def test_every_localization_records_its_standard_and_nwc(lite0):
     import camloc
-    from camloc.cam.boxes import Standard
+    from camloc.cam.rules import ThresholdRule
 
     cat = "examples/images/cat.jpg"
     (otsu,) = camloc.boxes(lite0, [cat], standard="otsu")
     (vanilla,) = camloc.boxes(lite0, [cat], standard="max", nwc=False)
     (layercam,) = camloc.boxes(lite0, [cat], method="layercam")
     assert (otsu.standard, otsu.nwc) == ("otsu", True) and otsu.to_dict()["standard"] == "otsu"
-    assert (vanilla.standard, vanilla.nwc) == ("0.2 x max", False) == (Standard.max().label, vanilla.to_dict()["nwc"])
+    assert (vanilla.standard, vanilla.nwc) == ("0.2 x max", False) == (ThresholdRule.max().label, vanilla.to_dict()["nwc"])
     assert (layercam.standard, layercam.nwc) == ("0.35 x p90", False)  # NWC does not apply to LayerCAM

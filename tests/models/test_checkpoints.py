@@ -59,7 +59,7 @@ def test_a_camloc_checkpoint_names_its_model_and_a_contradicting_name_is_refused
     from camloc.models.checkpoints import describe
     from camloc.models.config import model_config
     from camloc.models.registry import create_model
-    from camloc.models.retrofit import retrofit
+    from camloc.models.retrofitting import retrofit
 
     from ..helpers import CAT
 

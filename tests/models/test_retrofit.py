@@ -12,7 +12,7 @@ from torch import nn
 import camloc
 from camloc import CAMExtractor
 from camloc.cam.pooling import tap
-from camloc.models.retrofit import CAMHeadModel, retrofit
+from camloc.models.retrofitting import CAMHeadModel, retrofit
 
 from ..helpers import GapLinear, assert_same, hooks_left, snapshot
 

@@ -14,7 +14,7 @@ from torch import nn
 import camloc
 from camloc.data.transforms import rethinking_crop
 from camloc.models.layers import ADL, HideAndSeek, attention_maps, has_mask
-from camloc.models.retrofit import CAMHeadModel
+from camloc.models.retrofitting import CAMHeadModel
 from camloc.models.wsol import ARCHITECTURES, ArchSpec, WSOLBackbone, build_wsol, insert_after
 from camloc.utils.errors import ModelError, UsageError
 

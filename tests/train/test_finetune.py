@@ -8,7 +8,7 @@ import torch
 import camloc
 from camloc import CheckpointError, ModelError
 from camloc.models.checkpoints import read_checkpoint, registered_path
-from camloc.train.finetune import FinetuneConfig, finetune
+from camloc.train.finetuning import FinetuneConfig, finetune
 
 from ..helpers import hooks_left, two_class_split
 

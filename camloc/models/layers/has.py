@@ -35,8 +35,6 @@ Example:
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import torch
 from torch import nn
 
@@ -54,8 +52,8 @@ def has_mask(
     width: int,
     patch: int,
     drop_rate: float,
-    device: Union[torch.device, str, None] = None,
-    generator: Optional[torch.Generator] = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The Hide-and-Seek mask: B x 1 x H x W, 0 on hidden patches and 1 elsewhere (float32).
 

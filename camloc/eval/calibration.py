@@ -23,23 +23,25 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..cam.boxes import ADAPTIVE_RULES, Standard, thresholds, to_uint8, upsample
-from ..cam.methods import DEFAULT_METHOD, MethodExtractor, check_method, effective_nwc
+from ..cam.boxes import thresholds, to_uint8, upsample
+from ..cam.methods import MethodExtractor
+from ..cam.names import DEFAULT_METHOD, check_method, effective_nwc
+from ..cam.rules import ThresholdRule
 from ..data.metadata import Sample
-from ..data.transforms import SIZE
 from ..utils.atomic import atomic_write_text
+from ..utils.defaults import ADAPTIVE_RULES, SIZE
 from ..utils.device import device_of
 from ..utils.errors import CamlocError, UsageError
-from .batches import LoadedBatch, failure, nothing_scored, sample_batches
+from .batches import LoadedBatch, protocol_preprocess, sample_batches
 from .boxacc import largest_contour_table, threshold_levels
-from .evaluate import check_labels, warn_label_space
-from .protocols import check_box_convention, check_cam_class, gt_boxes, protocol_preprocess
+from .evaluation import check_labels, warn_label_space
+from .protocols import check_box_convention, check_cam_class, gt_boxes
+from .result import failure, nothing_scored
 
 #: The file name ``camloc calibrate --out DIR`` saves to; ``--calibration DIR`` reads it.
 FILE = "calibration.json"
@@ -61,7 +63,7 @@ class Calibration:
         protocol: the conventions of the search (``rethinking``).
         box_convention: where ground-truth boxes end (:data:`camloc.eval.protocols.BOX_CONVENTIONS`).
         failed: ``{"image_id", "reason"}`` for each image that could not be read.
-        warnings: one line each, e.g. :func:`camloc.eval.evaluate.label_space_warning`'s.
+        warnings: one line each, e.g. :func:`camloc.eval.evaluation.label_space_warning`'s.
         method: the maps' method (:data:`camloc.cam.methods.METHODS`); files made before methods
             existed name none and mean ``cam``.
         rule: ``percentile`` (theta x percentile) or the automatic rule that won (``otsu``, ``li``,
@@ -69,8 +71,8 @@ class Calibration:
         rule_scores: the GT-known Loc (%) of each automatic rule tried, beside the grid's best.
     """
 
-    theta: Optional[float]
-    percentile: Optional[float]
+    theta: float | None
+    percentile: float | None
     nwc: bool
     gt_known_loc: float
     metadata: str
@@ -94,27 +96,28 @@ class Calibration:
             raise ValueError("the percentile rule needs theta and percentile")
         self.standard()  # a file whose rule, theta and percentile do not make a threshold is refused
 
-    def standard(self) -> Standard:
-        """The threshold rule: ``Standard(theta, percentile)`` or the automatic rule.
+    def standard(self) -> ThresholdRule:
+        """The threshold rule: ``ThresholdRule(theta, percentile)`` or the automatic rule.
 
         Example:
             >>> Calibration(None, None, True, 61.0, "m", "x", 10, rule="otsu").standard()
-            Standard(theta=None, percentile=None, rule='otsu')
+            ThresholdRule(theta=None, percentile=None, rule='otsu')
         """
-        return Standard(self.theta, self.percentile, self.rule)
+        return ThresholdRule(self.theta, self.percentile, self.rule)
 
     def describe(self) -> str:
-        """The rule in words (:attr:`camloc.cam.boxes.Standard.label`): ``0.3 x p90`` or ``otsu``."""
+        """The rule in words (:attr:`camloc.cam.boxes.ThresholdRule.label`): ``0.3 x p90`` or ``otsu``."""
         return self.standard().label
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write as JSON, atomically."""
         atomic_write_text(path, json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "Calibration":
+    def load(cls, path: str | os.PathLike) -> Calibration:
         """Read a file written by :meth:`save` (or the :data:`FILE` in a folder, where ``camloc
-        calibrate --out DIR`` saves it); a clear error names a bad file."""
+        calibrate --out DIR`` saves it); a clear error names a bad file.
+        """
         if Path(path).is_dir():
             path = Path(path) / FILE
         try:
@@ -148,8 +151,8 @@ def calibrate(model: nn.Module, samples: Sequence[Sample], images: str | os.Path
 
     ``cam_class="top1"`` maps the predicted class, for splits whose labels are not the model's
     classes (CUB with an ImageNet model); with ``"gt"``, a Top-1 Cls that says they are not
-    (:func:`camloc.eval.evaluate.label_space_warning`, the rule ``evaluate`` applies) is issued as a
-    :class:`~camloc.eval.evaluate.LabelSpaceWarning` and recorded in the calibration's ``warnings``.
+    (:func:`camloc.eval.evaluation.label_space_warning`, the rule ``evaluate`` applies) is issued as a
+    :class:`~camloc.eval.evaluation.LabelSpaceWarning` and recorded in the calibration's ``warnings``.
     An image that cannot be read is a miss at every grid point, listed in ``failed``. ``workers``
     DataLoader processes decode the images (0: this process). ``method`` picks the maps
     (:mod:`camloc.cam.methods`); NWC is recorded off for methods it does not apply to. ``rules``
@@ -222,7 +225,8 @@ def _count_hits(counts: _GridCounts, extractor: MethodExtractor, batches: Iterat
                 samples: Sequence[Sample], batch_size: int, thetas: np.ndarray, pcts: list[float],
                 rules: tuple[str, ...], nwc: bool, cam_class: str, box_convention: str, progress: bool) -> None:
     """Add every batch's maps to ``counts``: one map per image, its box hit at IoU 50 judged at every
-    grid point and every rule (a failed image adds no hit: a miss everywhere)."""
+    grid point and every rule (a failed image adds no hit: a miss everywhere).
+    """
     from tqdm import tqdm
 
     total = -(-len(samples) // batch_size)
@@ -253,7 +257,7 @@ def _add_batch_hits(counts: _GridCounts, u8s: torch.Tensor, samples: Sequence[Sa
         rules: the automatic rules.
         box_convention: where ground-truth boxes end.
     """
-    rule_levels = np.stack([thresholds(u8s, Standard.adaptive(r)).cpu().numpy() for r in rules], 1) if rules \
+    rule_levels = np.stack([thresholds(u8s, ThresholdRule.adaptive(r)).cpu().numpy() for r in rules], 1) if rules \
         else np.zeros((len(u8s), 0), np.int64)
     for s, u8, own in zip(samples, u8s.cpu().numpy(), rule_levels, strict=True):
         gt = gt_boxes(s, "rethinking", box_convention)

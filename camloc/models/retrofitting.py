@@ -17,7 +17,7 @@ forward hook on the feature layer.
 
 Example:
     >>> import timm, torch
-    >>> from camloc.models.retrofit import retrofit
+    >>> from camloc.models.retrofitting import retrofit
     >>> model = retrofit(timm.create_model("resnet18"), pool="tap", theta_tap=0.1, num_classes=200)
     >>> model(torch.randn(2, 3, 224, 224)).shape
     torch.Size([2, 200])
@@ -26,7 +26,8 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -60,7 +61,7 @@ class CAMHeadModel(nn.Module):
 
     def __init__(self, backbone: nn.Module, feature_layer: str, per_location: nn.Module, pool: nn.Module,
                  fc: nn.Linear, relu: bool = False, route: str = "hook",
-                 cfg: Optional[ModelConfig] = None) -> None:
+                 cfg: ModelConfig | None = None) -> None:
         super().__init__()
         if route not in ("forward_features", "hook"):
             raise ValueError(f"route must be 'forward_features' or 'hook', not {route!r}")
@@ -141,7 +142,8 @@ def _as_linear(module: nn.Module) -> nn.Linear:
 
 def _mixes_locations(head: Sequence[Record]) -> bool:
     """Whether a head layer combines locations: a conv with a kernel over a spatial input, or a Linear
-    on a flattened spatial map (its inputs are the C x H x W values of a spatial output before it)."""
+    on a flattened spatial map (its inputs are the C x H x W values of a spatial output before it).
+    """
     spatial_sizes = set()
     for r in head:
         m, inp, out = r.module, r.input, r.output
@@ -165,7 +167,8 @@ def _pools_globally(record: Record) -> bool:
 
 def _last_unpooled(records: Sequence[Record], pos: int) -> int:
     """The last spatial output of a leaf layer at or before ``pos`` that is not a pooling: the map
-    before the pools that close the backbone (VGG's pool5)."""
+    before the pools that close the backbone (VGG's pool5).
+    """
     for i in range(pos, -1, -1):
         r = records[i]
         out = r.output
@@ -209,9 +212,9 @@ def retrofit(
     model: nn.Module,
     pool: str = "tap",
     theta_tap: float = 0.1,
-    num_classes: Optional[int] = None,
+    num_classes: int | None = None,
     input_size: tuple[int, int] = (224, 224),
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
 ) -> CAMHeadModel:
     """A copy of ``model`` with a CAM-compatible head ending in TAP (or GAP) and a Linear.
 
@@ -285,7 +288,8 @@ def _plan_head(model: nn.Module, run: Trace, spec: HeadSpec, k: int) -> _Plan:
 
 def _strip_old_head(model: nn.Module, run: Trace, pos: int) -> None:
     """The old head never runs again: its modules become identities (the feature layer's ancestors
-    and shared modules that also ran before it, such as a reused ReLU, stay)."""
+    and shared modules that also ran before it, such as a reused ReLU, stay).
+    """
     feature_layer = run.records[pos].name
     ancestors = {feature_layer.rsplit(".", i)[0] for i in range(feature_layer.count(".") + 1)}
     ran_before = {r.name for r in run.records[: pos + 1]}

@@ -14,29 +14,30 @@ import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..cam.boxes import contour_boxes, foreground, minmax, upsample
+from ..cam.boxes import foreground, minmax, upsample
 from ..cam.extractor import CAMExtractor, CAMOutput
 from ..cam.methods import MethodExtractor
+from ..cam.rules import contour_boxes
 from ..data.imaging import Preprocess
-from ..data.metadata import Sample, image_size
-from ..data.transforms import SIZE
+from ..data.metadata import Sample
 from ..utils.atomic import atomic_write
+from ..utils.defaults import SIZE
 from ..utils.device import device_of
 from ..utils.errors import ImageError, UsageError
-from .batches import LoadedBatch, failure, nothing_scored, sample_batches
+from .batches import LoadedBatch, protocol_preprocess, sample_batches
 from .boxacc import iou_matrix
 from .metrics import FixedThreshold
-from .protocols import Settings, gt_boxes, load_masks, protocol_preprocess
-from .records import ImageView, PerImageRecords
-from .scoring import WsolScorer, read_scoremap
+from .protocols import Settings, gt_boxes, load_masks
+from .records import PerImageRecords
+from .result import EvaluationResult, failure, nothing_scored
+from .scoring import WsolScorer, masks_or_none, no_metric
 
 #: Images a run needs before :func:`label_space_warning` judges its Top-1 Cls.
 MIN_IMAGES_FOR_LABEL_CHECK = 32
@@ -46,10 +47,11 @@ SUSPECT_TOP1 = 10.0
 
 class LabelSpaceWarning(UserWarning):
     """``cam_class="gt"`` maps classes the model hardly ever predicts: the dataset's labels do not look
-    like the model's classes (see :func:`label_space_warning`)."""
+    like the model's classes (see :func:`label_space_warning`).
+    """
 
 
-def label_space_warning(top1_hits: int, n: int, num_classes: int) -> Optional[str]:
+def label_space_warning(top1_hits: int, n: int, num_classes: int) -> str | None:
     """The warning for a run whose labels do not look like the model's classes, or None.
 
     The rule (one for ``evaluate`` and ``calibrate``): over at least
@@ -84,77 +86,11 @@ def warn_label_space(top1_hits: int, n: int, num_classes: int) -> list[str]:
     return [message]
 
 
-def _masks_or_none(sample: Sample, root: Optional[Path]) -> Optional[tuple[np.ndarray, Optional[np.ndarray]]]:
-    """The sample's masks for PxAP, or None (no masks, no mask root, or unreadable)."""
-    if not sample.masks or root is None:
-        return None
-    try:
-        return load_masks(sample, root)
-    except ImageError:
-        return None
-
-
-@dataclass
-class EvaluationResult:
-    """Metrics per variant, with the protocol and settings that made them, and the curves.
-
-    Attributes:
-        settings: everything that made the numbers.
-        dataset: the split (``n`` images in all, ``failed`` of them could not be scored).
-        metrics: ``{row: {metric: value}}``, a row per variant and method (:meth:`Settings.rows`).
-        curves: accuracy against threshold, precision-recall (wsolevaluation).
-        failed: ``{"image_id", "reason"}`` for each image that could not be scored; each counts as a
-            miss in every metric (see :func:`evaluate`).
-        warnings: one line each, e.g. :func:`label_space_warning`'s.
-        per_image: with ``evaluate(per_image=True)``, a record per scored image in split order:
-            ``image_id``, ``label``, ``predicted`` (top-1 class), ``label_name`` and
-            ``predicted_name`` (the model's class names, where known; the label's only with
-            ``cam_class="gt"``, where labels are the model's classes), ``score`` (the top-1 softmax
-            probability) and ``rows``: ``{row: {"hit", "iou", "box"}}``, the box ``[x0, y0, x1, y1]``
-            on the 224 x 224 input. Under ``rethinking`` the box is the row's one box and a hit is
-            what GT-known Loc counts (IoU >= 0.5). Under ``wsolevaluation`` they are taken at the
-            row's operating point (:attr:`operating_points`): the tau of the best accuracy at IoU 50
-            over the split (MaxBoxAccV2's, all contours; MaxBoxAcc's, largest contour, where V2 is
-            not computed), a hit being the image's hit there as that metric counts it, so that the
-            hits of a row average to its accuracy at IoU 50; the box (the best of that threshold's
-            contour boxes) and its IoU are given for the images with a view, None for the others.
-            Empty without boxes to judge.
-        operating_points: ``{row: {"metric", "tau", "delta"}}`` (wsolevaluation with per-image records).
-        views: with ``evaluate(views=N)``, an :class:`ImageView` of each of the first N scored images.
-    """
-
-    settings: Settings
-    dataset: dict[str, Any]
-    metrics: dict[str, dict[str, Any]]
-    curves: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
-    failed: list[dict[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    per_image: list[dict[str, Any]] = field(repr=False, default_factory=list)
-    operating_points: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
-    views: dict[str, ImageView] = field(repr=False, default_factory=dict)
-
-    def to_dict(self, with_curves: bool = False) -> dict[str, Any]:
-        """A JSON-ready dict: protocol, settings, dataset, ``variants`` (the metrics), failed images,
-        warnings and, with ``with_curves``, the curves."""
-        d = {"protocol": self.settings.protocol, "settings": asdict(self.settings), "dataset": self.dataset,
-             "variants": self.metrics, "failed": list(self.failed), "warnings": list(self.warnings)}
-        if with_curves:
-            d["curves"] = _jsonable(self.curves)
-        return d
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return [None if np.isnan(v) else float(v) for v in obj.ravel()]
-    return obj
-
-
 def rethinking_boxes(maps: torch.Tensor, chunk: Sequence[Sample], standard, convention: str = "wsolevaluation"
                      ) -> list[tuple[float, tuple]]:
     """``(best IoU, box)`` per image of the one box the rethinking protocol draws (the rule of
-    :mod:`camloc.cam.boxes`), the box on the 224 x 224 input."""
+    :mod:`camloc.cam.boxes`), the box on the 224 x 224 input.
+    """
     _, fg = foreground(maps, (SIZE, SIZE), standard)
     out = []
     for sample, mask in zip(chunk, fg.cpu().numpy(), strict=True):
@@ -165,11 +101,12 @@ def rethinking_boxes(maps: torch.Tensor, chunk: Sequence[Sample], standard, conv
 
 class _EvaluationAccumulator:
     """The accumulators of one evaluation: fixed thresholds (rethinking) or sweeps (wsolevaluation),
-    classification hits, the failed images and, when asked, the per-image records."""
+    classification hits, the failed images and, when asked, the per-image records.
+    """
 
     def __init__(self, settings: Settings, samples: Sequence[Sample], masks_root: Path,
-                 save_maps: Optional[str | os.PathLike], per_image: bool = False, views: int = 0,
-                 pre: Optional[Preprocess] = None, model: Optional[nn.Module] = None) -> None:
+                 save_maps: str | os.PathLike | None, per_image: bool = False, views: int = 0,
+                 pre: Preprocess | None = None, model: nn.Module | None = None) -> None:
         self.settings, self.masks_root, self.save_maps = settings, masks_root, save_maps
         # per-image records (only when asked: a run without them does none of this work)
         self.per_image = PerImageRecords(settings, views, pre, model) if per_image or views else None
@@ -183,7 +120,7 @@ class _EvaluationAccumulator:
         self.fixed = {r.name: FixedThreshold() for r in self.rows}
         self.scorers = {r.name: WsolScorer(settings, has_boxes, has_masks) for r in self.rows} if self.wsol else {}
         if self.wsol and not next(iter(self.scorers.values())).active:
-            raise UsageError(_no_metric(settings.metrics, has_boxes, has_masks))
+            raise UsageError(no_metric(settings.metrics, has_boxes, has_masks))
         self.cls_hits = np.zeros(2, np.int64)  # Top-1 and Top-5 Cls (wsolevaluation: the same for every variant)
         self.classified = 0
         self.failed: list[dict[str, str]] = []
@@ -192,7 +129,7 @@ class _EvaluationAccumulator:
         """An image that cannot be scored: a miss in every metric, listed."""
         self.failed.append(failure(sample, reason))
         if self.wsol:
-            masks = _masks_or_none(sample, self.masks_root) if masks_readable else None
+            masks = masks_or_none(sample, self.masks_root) if masks_readable else None
             for scorer in self.scorers.values():
                 scorer.add_miss(masks)
             return
@@ -204,7 +141,7 @@ class _EvaluationAccumulator:
         return list(dict.fromkeys((r.method, r.nwc) for r in self.rows))
 
     def add(self, chunk: Sequence[Sample], labels: torch.Tensor, outs: dict[tuple[str, bool], CAMOutput],
-            num_classes: int, x: Optional[torch.Tensor] = None) -> None:
+            num_classes: int, x: torch.Tensor | None = None) -> None:
         """Score one batch: its classification, then every row's boxes (rethinking) or sweeps
         (wsolevaluation); an image whose mask cannot be read fails here.
 
@@ -235,7 +172,8 @@ class _EvaluationAccumulator:
 
     def _load_masks(self, chunk: Sequence[Sample], ok: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None] | None]:
         """The batch's masks for PxAP (None for an image without); an image whose mask cannot be read
-        is failed and marked in ``ok``."""
+        is failed and marked in ``ok``.
+        """
         masks_of: list = [None] * len(chunk)
         for i, s in enumerate(chunk):
             if s.masks:
@@ -249,7 +187,8 @@ class _EvaluationAccumulator:
     def _add_fixed(self, chunk: Sequence[Sample], outs: dict[tuple[str, bool], CAMOutput], top1_ok: np.ndarray,
                    top5_ok: np.ndarray, records: list[dict | None] | None = None) -> None:
         """Rethinking: each row's one box per image, at the row's fixed threshold, into its accumulator
-        (and, with records, the row's hit, IoU and box)."""
+        (and, with records, the row's hit, IoU and box).
+        """
         for row in self.rows:
             found = rethinking_boxes(outs[(row.method, row.nwc)].maps[:, 0], chunk, self.settings.standard(row.variant),
                                      self.settings.box_convention)
@@ -262,9 +201,10 @@ class _EvaluationAccumulator:
                                                     "box": [int(v) for v in box]}
 
     def _add_sweeps(self, chunk: Sequence[Sample], outs: dict[tuple[str, bool], CAMOutput], ok: np.ndarray,
-                    masks_of: list, records: Optional[list[Optional[dict]]] = None) -> None:
+                    masks_of: list, records: list[dict | None] | None = None) -> None:
         """wsolevaluation: each row's min-max normalised map of every scored image into its scorer
-        (and, with records, the image's hit at every tau; with ``save_maps``, the map)."""
+        (and, with records, the image's hit at every tau; with ``save_maps``, the map).
+        """
         normalised = {key: minmax(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy() for key, out in outs.items()}
         for row in self.rows:
             maps = normalised[(row.method, row.nwc)]
@@ -290,7 +230,8 @@ class _EvaluationAccumulator:
 
     def finish_records(self) -> dict[str, dict[str, Any]]:
         """Settle the wsolevaluation records at each row's operating point (hits; box and IoU where a
-        view was kept); returns the operating points."""
+        view was kept); returns the operating points.
+        """
         points = self.operating_points()
         if self.wsol and self.per_image is not None:
             self.per_image.settle(self.rows, points)
@@ -309,13 +250,6 @@ class _EvaluationAccumulator:
             metrics[r.name] = row
             curves[r.name] = self.scorers[r.name].curves()
         return metrics, curves
-
-
-def _no_metric(metrics: Sequence[str], boxes: bool, masks: bool) -> str:
-    """The error message when none of ``metrics`` applies to a split with (or without) boxes and masks."""
-    has = "boxes and masks" if boxes and masks else "boxes only" if boxes else "masks only" if masks else "no boxes or masks"
-    return (f"none of the metrics asked for ({', '.join(metrics)}) applies to this split, which has {has}: "
-            "maxboxacc and maxboxacc_v2 need boxes, pxap needs masks (--metrics)")
 
 
 def evaluate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathLike,
@@ -424,53 +358,3 @@ def check_labels(extractor: CAMExtractor, x: torch.Tensor, samples: Sequence[Sam
             "use --cam-class top1 when the dataset's labels are not the model's classes"
         )
     return num_classes
-
-
-def score_maps(
-    samples: Sequence[Sample],
-    scoremaps: str | os.PathLike,
-    settings: Settings,
-    masks: Optional[str | os.PathLike] = None,
-    images: Optional[str | os.PathLike] = None,
-    progress: bool = True,
-) -> EvaluationResult:
-    """Score saved maps (``<scoremaps>/<image_id>.npy``, 224 x 224 in [0, 1]) under wsolevaluation.
-
-    Only ``settings.metrics`` are computed. A map that is missing, unreadable, of another shape or
-    outside [0, 1] is listed in ``result.failed`` and scored as a miss, as :func:`evaluate` scores an
-    unreadable image. Boxes need the image size: where the metadata has none (an empty
-    ``image_sizes.txt``), it is read from the image's header under ``images``.
-
-    Returns:
-        An :class:`EvaluationResult` with one variant, ``maps``.
-
-    Raises:
-        UsageError: no metric applies to the split, or no map could be scored.
-    """
-    from tqdm import tqdm
-
-    root, masks_root = Path(scoremaps), Path(masks) if masks else None
-    has_boxes, has_masks = any(s.boxes for s in samples), any(s.masks for s in samples) and masks_root is not None
-    scorer = WsolScorer(settings, has_boxes, has_masks)
-    if not scorer.active:
-        raise UsageError(_no_metric(settings.metrics, has_boxes, has_masks))
-    failed: list[dict[str, str]] = []
-    for s in tqdm(samples, disable=not progress, unit="map", desc="score"):
-        try:
-            scoremap = read_scoremap(root / f"{s.image_id}.npy")
-            if s.boxes and (s.width is None or s.height is None):
-                if images is None:
-                    raise ImageError(s.image_id, "image size unknown (image_sizes.txt is empty) and no image root to "
-                                                 "read it from; pass --images ROOT")
-                w, h = image_size(Path(images) / s.image_id)
-                s = replace(s, width=w, height=h)
-            m = load_masks(s, masks_root) if s.masks and masks_root is not None else None
-        except ImageError as exc:
-            failed.append(failure(s, str(exc)))
-            scorer.add_miss(_masks_or_none(s, masks_root))
-            continue
-        scorer.add(scoremap, s, 100.0, m)
-    if samples and len(failed) == len(samples):
-        raise nothing_scored(len(samples), "score maps", failed[0])
-    dataset = {"scoremaps": str(root), "n": len(samples), "boxes": has_boxes, "masks": has_masks, "failed": len(failed)}
-    return EvaluationResult(settings, dataset, {"maps": scorer.compute()}, {"maps": scorer.curves()}, failed)

@@ -41,33 +41,36 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..cam.boxes import Standard, above, contour_boxes, to_uint8, upsample
+from ..cam.boxes import above, to_uint8, upsample
 from ..cam.extractor import CAMExtractor
 from ..cam.heads import HeadSpec
+from ..cam.rules import ThresholdRule, contour_boxes
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
 from ..models.config import model_config, preprocess_for
 from ..utils.device import device_of
 from ..utils.errors import UsageError
-from .batches import failure, nothing_scored, sample_batches
+from .batches import sample_batches
 from .boxacc import iou_matrix
 from .protocols import check_cam_class
+from .result import failure, nothing_scored
 
 #: A channel is active where it exceeds this fraction of its own maximum (the Fig. 2 statistic).
 ACTIVE_FRACTION = 0.1
 #: The foreground of the positive and negative maps: the paper's vanilla threshold, ``0.2 x max``.
-IOA_STANDARD = Standard.max(0.2)
+IOA_STANDARD = ThresholdRule.max(0.2)
 #: The paper's inference variants for the box-size statistic: ``(name, nwc, standard)``.
-BOX_VARIANTS = (("cam", False, Standard.max(0.2)), ("nwc", True, Standard.max(0.2)),
-                ("pas", False, Standard.pas()), ("nwc+pas", True, Standard.pas()))
+BOX_VARIANTS = (("cam", False, ThresholdRule.max(0.2)), ("nwc", True, ThresholdRule.max(0.2)),
+                ("pas", False, ThresholdRule.pas()), ("nwc+pas", True, ThresholdRule.pas()))
 #: The per-image statistics averaged into the summary (NaN where undefined: left out).
 MEAN_KEYS = ("area_weight_rho", "ioa_positive", "ioa_negative", "ioa_positive_by_foreground",
              "ioa_negative_by_foreground", "negative_weight_share")
@@ -122,7 +125,8 @@ def active_area(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def truth_region(boxes: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """The union of boxes ``(x0, y0, x1, y1)`` (pixel edges on the network input) as an H x W mask:
-    pixel ``(i, j)`` is inside when its centre ``(j + 0.5, i + 0.5)`` lies in ``[x0, x1) x [y0, y1)``."""
+    pixel ``(i, j)`` is inside when its centre ``(j + 0.5, i + 0.5)`` lies in ``[x0, x1) x [y0, y1)``.
+    """
     h, w = size
     ys, xs = torch.arange(h).view(-1, 1) + 0.5, torch.arange(w).view(1, -1) + 0.5
     region = torch.zeros(h, w, dtype=torch.bool)
@@ -190,7 +194,8 @@ def batch_statistics(features: torch.Tensor, weights: torch.Tensor, truth: Seque
 
 def _box_ratios(masks: torch.Tensor, truth: Sequence[np.ndarray]) -> list[float]:
     """Per image, its box's area (the largest contour of its mask) over the area of the ground-truth box it
-    overlaps most (NaN without one)."""
+    overlaps most (NaN without one).
+    """
     out = []
     for mask, gt in zip(masks.to("cpu", torch.uint8).numpy(), truth, strict=True):
         box, _ = contour_boxes(mask)
@@ -211,12 +216,12 @@ def input_boxes(sample: Sample, pre: Preprocess) -> np.ndarray:
     return np.asarray([geometry.box_to_input(b) for b in sample.boxes], np.float64).reshape(-1, 4)
 
 
-def _nanmean(values: Sequence[float]) -> Optional[float]:
+def _nanmean(values: Sequence[float]) -> float | None:
     kept = [v for v in values if not math.isnan(v)]
     return float(np.mean(kept)) if kept else None
 
 
-def _nanmedian(values: Sequence[float]) -> Optional[float]:
+def _nanmedian(values: Sequence[float]) -> float | None:
     kept = [v for v in values if not math.isnan(v)]
     return float(np.median(kept)) if kept else None
 
@@ -323,7 +328,8 @@ def diagnose(model: nn.Module, samples: Sequence[Sample], images: str | Path, *,
 def _summary(rows: Sequence[dict[str, Any]], model: nn.Module, cam_class: str, head: HeadSpec, pre: Preprocess
              ) -> dict[str, Any]:
     """The summary of a diagnosis: :func:`summarize` of its records, with the number of images and the
-    settings (model, class choice, head form and feature layer, preprocessing, thresholds)."""
+    settings (model, class choice, head form and feature layer, preprocessing, thresholds).
+    """
     summary = summarize(rows)
     summary.update(images=len(rows), model=model_config(model).name or type(model).__name__, cam_class=cam_class,
                    head=head.form, feature_layer=head.feature_layer, preprocess=pre.to_dict(),

@@ -23,11 +23,11 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
-from ..models.retrofit import CAMHeadModel
+from ..models.retrofitting import CAMHeadModel
 from ..utils.device import default_device
 from ..utils.errors import UsageError
 from .config import TrainConfig
@@ -39,12 +39,12 @@ class FinetuneConfig:
     """Arguments of a fine-tune (its checkpoint stores the :class:`TrainConfig` they map to)."""
 
     model: str = "efficientnet_lite0"
-    checkpoint: Optional[str] = None
-    metadata: Optional[str] = None
-    images: Optional[str] = None
-    image_folder: Optional[str] = None
-    val_metadata: Optional[str] = None
-    val_images: Optional[str] = None
+    checkpoint: str | None = None
+    metadata: str | None = None
+    images: str | None = None
+    image_folder: str | None = None
+    val_metadata: str | None = None
+    val_images: str | None = None
     out: str = "finetuned"
     pool: str = "tap"
     theta_tap: float = 0.1
@@ -54,7 +54,7 @@ class FinetuneConfig:
     backbone_lr_scale: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    device: Optional[str] = None
+    device: str | None = None
     amp: bool = False
     resume: bool = False
     workers: int = 2
@@ -88,7 +88,8 @@ def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
 
 def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], None] = print) -> CAMHeadModel:
     """Fine-tune ``cfg.model`` with a retrofitted ``cfg.pool`` head: :func:`camloc.train.loop.train`
-    with the fine-tune preset (:func:`to_train_config`); returns the trained model."""
+    with the fine-tune preset (:func:`to_train_config`); returns the trained model.
+    """
     if cfg.amp and default_device(cfg.device).type != "cuda":
         log("note: --amp applies on CUDA only; training in float32 on the CPU")
     return train(to_train_config(cfg), progress=progress, log=log)

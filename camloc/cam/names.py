@@ -1,0 +1,49 @@
+"""The map methods by name, and which of them NWC acts on; nothing here loads torch.
+
+The command line builds its ``--method`` choices from :data:`METHODS` and the evaluation checks a
+protocol's methods with :func:`check_method`, both without importing the methods themselves
+(:mod:`camloc.cam.methods`).
+
+Example:
+    >>> METHODS[0] == DEFAULT_METHOD, nwc_applies("layercam"), effective_nwc("gradcam", True)
+    (True, False, True)
+"""
+
+from __future__ import annotations
+
+from ..utils.errors import UsageError
+
+#: Every method by name, the default first.
+METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam")
+DEFAULT_METHOD = "cam"
+#: Methods computed from one forward and one backward pass (activations and gradients).
+GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "layercam")
+#: Methods with signed channel weights, which NWC clamps at 0.
+NWC_METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "xgradcam")
+
+
+def check_method(method: str) -> str:
+    """The method name, or a :class:`UsageError` listing the names.
+
+    Example:
+        >>> check_method("gradcam++")
+        'gradcam++'
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
+    return method
+
+
+def nwc_applies(method: str) -> bool:
+    """Whether NWC changes anything for ``method`` (it has signed channel weights to clamp).
+
+    Example:
+        >>> nwc_applies("gradcam"), nwc_applies("layercam")
+        (True, False)
+    """
+    return check_method(method) in NWC_METHODS
+
+
+def effective_nwc(method: str, nwc: bool) -> bool:
+    """NWC as it acts on ``method``: ``nwc`` where it applies, else False."""
+    return bool(nwc) and nwc_applies(method)
