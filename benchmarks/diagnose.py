@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 
 import camloc
 from camloc.cam.extractor import CAMExtractor
+from camloc.data.location import data_root
 from camloc.data.metadata import read_dataset
 from camloc.eval.diagnosis import batch_statistics, diagnose, input_boxes
 from camloc.eval.evaluation import sample_batches
@@ -80,7 +80,8 @@ def plain_statistics(features: np.ndarray, weights: np.ndarray, truth: list[np.n
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=os.environ.get("CAMLOC_DATA", str(Path(__file__).resolve().parent.parent.parent / "shared" / "data")))
+    p.add_argument("--data", default=str(data_root(Path(__file__).resolve().parent.parent)),
+                   help="folder holding the split [default: $CAMLOC_DATA, else ../shared/data]")
     p.add_argument("--split", default="imagenet-val")
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)

@@ -18,7 +18,6 @@ efficientnet_lite0 (batch 16) for scale. Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 import camloc
 from camloc.cam.boxes import to_uint8, upsample
+from camloc.data.location import data_root
 from camloc.data.metadata import read_dataset
 from camloc.eval.boxacc import (
     all_contour_table,
@@ -53,7 +53,7 @@ def clock(fn, repeats: int = 3):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metadata", default=str(Path(os.environ.get("CAMLOC_DATA", HERE.parent.parent / "shared" / "data")) / "imagenet-val"))
+    parser.add_argument("--metadata", default=str(data_root(HERE.parent) / "imagenet-val"))
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--show", type=int, default=8, help="per-image rows to print")
     args = parser.parse_args()

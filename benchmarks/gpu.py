@@ -44,13 +44,15 @@ from typing import Any, Callable
 import torch
 
 HERE = Path(__file__).resolve().parent
-DATA = Path(os.environ.get("CAMLOC_DATA", HERE.parent.parent / "shared" / "data"))
 sys.path.insert(0, str(HERE))  # the sibling benchmarks' plain loops, so each is written once
 
 import camloc  # noqa: E402
 from camloc.batch.pipeline import RunOptions, run  # noqa: E402
 from camloc.data.inputs import expand_inputs  # noqa: E402
+from camloc.data.location import data_root  # noqa: E402
 from camloc.utils.device import default_device  # noqa: E402
+
+DATA = data_root(HERE.parent)  # $CAMLOC_DATA, else ../shared/data beside this checkout
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

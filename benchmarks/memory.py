@@ -1,7 +1,7 @@
 """Peak memory of `camloc localize` is flat in the number of images: 200 vs 2,000, one run.
 
 Each size runs `camloc localize @list --out DIR` in a fresh process (results streamed to the journal,
-overlays off to keep the run short), over real photos (../shared/data, repeated to reach the count;
+overlays off to keep the run short), over real photos ($CAMLOC_DATA, repeated to reach the count;
 the example photos where the data is absent); the peak RSS of that process is read from
 ``getrusage(RUSAGE_CHILDREN)`` after it exits.
 
@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from camloc.data.location import data_root
+
 HERE = Path(__file__).resolve().parent
 
 CHILD = """
@@ -29,7 +31,7 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200,2000")
-    parser.add_argument("--folder", default=str(HERE.parent.parent / "shared" / "data" / "imagenet-val" / "images"))
+    parser.add_argument("--folder", default=str(data_root(HERE.parent) / "imagenet-val" / "images"))
     args = parser.parse_args()
     folder = Path(args.folder)
     photos = sorted(str(p) for p in folder.iterdir()) if folder.is_dir() else sorted(

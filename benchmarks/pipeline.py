@@ -1,11 +1,11 @@
 """`camloc localize` throughput against a plain timm inference loop, same DataLoader, one run.
 
-Both decode and preprocess the same real JPEGs (../shared/data) in DataLoader workers with the same
+Both decode and preprocess the same real JPEGs ($CAMLOC_DATA) in DataLoader workers with the same
 batch size and worker count, run efficientnet_lite0, and write one JSON line per image (camloc: the
 full result with boxes; plain: the top-1 class). Reports images per second and their ratio; each
 is measured twice, interleaved, and the better run kept.
 
-    python benchmarks/pipeline.py [--folder ../shared/data/imagenet-val/images] [--images 320] [--device cpu]
+    python benchmarks/pipeline.py [--folder $CAMLOC_DATA/imagenet-val/images] [--images 320] [--device cpu]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import camloc
 from camloc.batch.pipeline import RunOptions, run
 from camloc.data.dataset import ImageDataset
 from camloc.data.inputs import expand_inputs
+from camloc.data.location import data_root
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,7 +42,7 @@ def plain_loop(model, paths, pre, batch_size, workers, device, sink) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", default=str(HERE.parent.parent / "shared" / "data" / "imagenet-val" / "images"))
+    parser.add_argument("--folder", default=str(data_root(HERE.parent) / "imagenet-val" / "images"))
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)

@@ -3,7 +3,7 @@
 Both loops train the same model (built once by camloc, copied), on the same images, with the same
 DataLoader (camloc's Dataset and the recipe's augmentation, same batch and workers), the same SGD,
 for the same number of images; each configuration runs ``--repeats`` epochs per round, the rounds
-interleave the configurations, and the best epoch's images per second is kept. Images: ../shared/data/cub-train where present, else generated noise.
+interleave the configurations, and the best epoch's images per second is kept. Images: $CAMLOC_DATA/cub-train where present, else generated noise.
 
     python benchmarks/train.py [--arch resnet18] [--images 96] [--batch-size 16] [--crop 160] [--device cpu]
                                [--amp none|bf16|fp16] [--channels-last] [--workers 2] [--repeats 2]
@@ -24,13 +24,14 @@ from PIL import Image
 from torch import nn
 
 from camloc.data.dataset import ImageDataset
+from camloc.data.location import data_root
 from camloc.data.transforms import train_transform
 from camloc.models.config import model_config
 from camloc.train.config import TrainConfig
 from camloc.train.loop import build_model, train
 
 HERE = Path(__file__).resolve().parent
-CUB = HERE.parent.parent / "shared" / "data" / "cub-train"
+CUB = data_root(HERE.parent) / "cub-train"
 
 
 def write_split(folder: Path, n: int, classes: int = 4) -> Path:

@@ -46,7 +46,8 @@ _LAZY = {
     "Sample": ("data.metadata", "Sample"), "ImageDataset": ("data.dataset", "ImageDataset"),
     # models
     "list_models": ("models.registry", "list_models"), "load_model": ("models.registry", "load_model"),
-    "load_checkpoint": ("models.checkpoints", "load_checkpoint"), "load_finetuned": ("models.registry", "load_finetuned"), "ModelConfig": ("models.config", "ModelConfig"),
+    "load_checkpoint": ("models.checkpoints", "load_checkpoint"),
+    "load_finetuned": ("models.registry", "load_finetuned"), "ModelConfig": ("models.config", "ModelConfig"),
     "model_config": ("models.config", "model_config"), "preprocess_for": ("models.config", "preprocess_for"),
     "retrofit": ("models.retrofitting", "retrofit"), "CAMHeadModel": ("models.retrofitting", "CAMHeadModel"),
     "ThresholdedAvgPool2d": ("models.layers.pooling", "ThresholdedAvgPool2d"),

@@ -19,16 +19,18 @@ loss comes with its mechanism.
 
 ``--gpu`` is the run for a machine with a CUDA device: end to end for 30 epochs, seeds 0, 1 and 2,
 mixed precision (``camloc finetune --amp``: fp16 autocast on CUDA), 8 decoding workers, batch 64. ``DATA`` is a folder holding ``cub-train`` and
-``cub-test`` in wsolevaluation's layout (default: the ``CAMLOC_DATA`` environment variable).
+``cub-test`` in wsolevaluation's layout (default: the folder the ``CAMLOC_DATA`` environment variable
+names, else ``../shared/data`` beside the checkout).
 Finished runs are kept under ``--out`` and not redone: rerun to continue.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from camloc.data.location import data_root
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # ablation_report.py beside this script
@@ -44,8 +46,8 @@ METHODS = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=os.environ.get("CAMLOC_DATA", str(HERE.parent.parent / "shared" / "data")),
-                   help="folder with cub-train and cub-test [default: $CAMLOC_DATA]")
+    p.add_argument("--data", default=str(data_root(HERE.parent)),
+                   help="folder with cub-train and cub-test [default: $CAMLOC_DATA, else ../shared/data]")
     p.add_argument("--out", help="where the runs and the report go [default: runs/cub-ablation, -gpu, -quick]")
     p.add_argument("--epochs", type=int, default=3, help="end-to-end epochs")
     p.add_argument("--head-epochs", type=int, default=30, help="epochs of the head-only fine-tunes")

@@ -1,11 +1,11 @@
 """The paper's claim in miniature: GAP vs TAP heads on real birds, with every inference-time fix.
 
-Fine-tunes efficientnet_lite0 (ImageNet weights, offline) on ../shared/data/cub-train (889 photos,
+Fine-tunes efficientnet_lite0 (ImageNet weights, offline) on $CAMLOC_DATA/cub-train (889 photos,
 50 species) four times: GAP or TAP head, backbone frozen or trained at 0.1x the head's learning
-rate; then evaluates each on ../shared/data/cub-test (250 photos) with the rethinking protocol
+rate; then evaluates each on $CAMLOC_DATA/cub-test (250 photos) with the rethinking protocol
 (ground-truth class) for CAM, +NWC, +PaS and all fixes, and prints a Markdown table.
 
-    python examples/cub_tap.py [--data ../shared/data] [--epochs-frozen 30] [--epochs-tuned 4]
+    python examples/cub_tap.py [--data $CAMLOC_DATA] [--epochs-frozen 30] [--epochs-tuned 4]
 
 Takes about fifteen minutes on a 2-core CPU. Fine-tunes go to a temporary folder, not the user cache.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from camloc.data.location import data_root
 from camloc.data.metadata import read_dataset
 from camloc.eval.evaluation import evaluate
 from camloc.eval.protocols import Settings
@@ -30,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
+    parser.add_argument("--data", default=str(data_root(HERE.parent)))
     parser.add_argument("--epochs-frozen", type=int, default=30)
     parser.add_argument("--epochs-tuned", type=int, default=4)
     parser.add_argument("--theta-tap", type=float, default=0.1)

@@ -12,7 +12,7 @@ efficientnet_lite0 (ImageNet weights, offline), the paper's CAM; every rule scor
 imagenet-val and coco-masks map the ground-truth class (their labels are ImageNet classes); cub-test
 maps the top-1 predicted class (CUB's bird species are not ImageNet's classes).
 
-    python examples/threshold_rules.py [--data ../shared/data] [--out runs/threshold_rules]
+    python examples/threshold_rules.py [--data $CAMLOC_DATA] [--out runs/threshold_rules]
 
 Writes ``OUT/<split>-<protocol>.json`` (each evaluation's full result; finished ones are not redone)
 and prints the markdown table docs/thresholds.md quotes. About 10 minutes on a 2-core CPU.
@@ -24,6 +24,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from camloc.data.location import data_root
 
 ROOT = Path(__file__).resolve().parent.parent
 #: (split, --cam-class) of each real split scored.
@@ -54,7 +56,7 @@ def run(data: Path, out: Path, batch_size: int) -> dict[tuple[str, str], dict]:
                 results[split, protocol] = json.loads(path.read_text())
                 continue
             settings = Settings(protocol, tuple(VARIANTS), cam_class=cam_class, metrics=("maxboxacc_v2",))
-            result = camloc.evaluate_split(model, samples, root, settings, batch_size=batch_size)
+            result = camloc.evaluate(model, samples, root, settings, batch_size=batch_size)
             results[split, protocol] = result.to_dict()
             out.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(results[split, protocol], indent=1))
@@ -81,7 +83,7 @@ def table(results: dict[tuple[str, str], dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=data_root(ROOT))
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "threshold_rules")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from camloc.data.location import data_root
+
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("CAMLOC_DATA", ROOT.parent / "shared" / "data"))
+DATA = data_root(ROOT)  # $CAMLOC_DATA, else ../shared/data beside this checkout
 EXAMPLES = ROOT / "examples" / "images"
 
 
 def data_dir(name: str) -> Path:
-    """A folder of ../shared/data, or skip the test when it is absent (a user's fresh clone)."""
+    """A folder of the real data (DATA), or skip the test when it is absent (a user's fresh clone)."""
     path = DATA / name
     if not (path / "image_ids.txt").is_file():
         pytest.skip(f"real data {path} is not present")

@@ -148,7 +148,14 @@ def test_public_api_is_exported():
     assert set(camloc._LAZY) <= set(camloc.__all__)
     for name, (module, attr) in camloc._LAZY.items():  # each name is the object its module defines
         assert getattr(camloc, name) is getattr(importlib.import_module(f"camloc.{module}"), attr), name
-    assert camloc.evaluate_split is importlib.import_module("camloc.eval.evaluation").evaluate
+    # the former names are the same objects as the new ones
+    assert camloc.evaluate_split is camloc.evaluate is importlib.import_module("camloc.eval.evaluation").evaluate
+    assert camloc.calibrate_split is camloc.calibrate and camloc.finetune_model is camloc.finetune
+    assert camloc.Standard is camloc.ThresholdRule
+    # no module of a subpackage is hidden by a function of the same name
+    package = importlib.import_module("camloc.eval")
+    assert package.evaluate is camloc.evaluate and package.calibrate is camloc.calibrate
+    assert importlib.import_module("camloc.eval.diagnosis").diagnose is package.diagnose is camloc.diagnose
     with pytest.raises(AttributeError, match="no_such_name"):
         camloc.no_such_name
 

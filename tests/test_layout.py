@@ -175,10 +175,42 @@ def test_lazy_names_resolve():
         assert getattr(camloc, name) is not None, name
 
 
+def test_no_module_is_named_like_a_function_it_holds():
+    # a package that re-exported such a function would hide the module (camloc.eval.evaluate was both)
+    clash = []
+    for path in PACKAGE.rglob("*.py"):
+        names = {node.name for node in ast.parse(path.read_text(encoding="utf-8")).body
+                 if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        if path.stem in names:
+            clash.append(str(path.relative_to(PACKAGE)))
+    assert not clash, clash
+
+
 def test_the_top_level_holds_only_the_entry_points():
     # every other module lives in the package of its job (utils, data, cam, viz, batch, models, eval, train, cli)
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert top == ["__init__.py", "__main__.py", "api.py"], top
+
+
+#: Test modules that may sit directly in tests/: about the top level (camloc/api.py, the docs, the
+#: examples and notebooks beside the package) or about every module at once, not one subpackage.
+CROSS_CUTTING_TESTS = {
+    "test_api.py", "test_api_errors.py", "test_docs.py", "test_doctests.py", "test_examples.py",
+    "test_layout.py", "test_notebooks.py",
+}
+
+
+def test_the_tests_mirror_the_package():
+    # one tests/<name>/ package per camloc subpackage; a test of one subpackage lives in its folder
+    tests = Path(__file__).resolve().parent
+    subpackages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    missing = [name for name in subpackages if not (tests / name / "__init__.py").is_file()]
+    assert not missing, f"camloc has subpackages without a tests/<name>/ package: {missing}"
+    loose = sorted(p.name for p in tests.glob("test_*.py") if p.name not in CROSS_CUTTING_TESTS)
+    assert not loose, f"move these into the tests/<subpackage>/ folder of what they test: {loose}"
+    strays = sorted(p.name for p in tests.iterdir() if p.is_dir() and (p / "__init__.py").is_file()
+                    and p.name not in subpackages)
+    assert not strays, f"test folders with no camloc subpackage of that name: {strays}"
 
 
 def test_dir_shows_the_public_api_only():

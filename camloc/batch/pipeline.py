@@ -22,18 +22,17 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,8 +85,9 @@ def done_images(out: Path) -> set[str]:
 
 
 def file_digest(path: str | None) -> str | None:
-    """SHA-256 of a file's bytes (None for None or a missing file, which its reader reports):
-    what identifies a checkpoint or calibration.
+    """SHA-256 of a file's bytes: what identifies a checkpoint or calibration.
+
+    None for None or a missing file (which its reader reports).
     """
     if path is None or not os.path.isfile(path):
         return None
@@ -303,6 +303,7 @@ class JournalWriter:
                            "another --out, then rerun with --resume (every finished result is kept)")
 
     def __call__(self, d: dict) -> None:
+        """Append ``d`` as one JSON line and flush it."""
         if self.fh:
             try:
                 self.fh.write(json.dumps(d) + "\n")
@@ -311,6 +312,7 @@ class JournalWriter:
                 raise self._error(exc) from None
 
     def close(self) -> None:
+        """Close the file (once; later calls do nothing)."""
         if self.fh:
             fh, self.fh = self.fh, None
             try:
@@ -320,99 +322,13 @@ class JournalWriter:
 
 
 def read_journal(path: Path) -> Iterator[dict]:
+    """The records of a journal, one per line; a line that is not valid JSON (a torn last line) is skipped."""
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             try:
                 yield json.loads(line)
             except ValueError:
                 continue
-
-
-CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "method", "nwc",
-              "standard", "model", "error"]
-
-
-#: Widths of the terminal table's columns after the image path (class, label, score, box).
-_LABEL_WIDTH = 22
-
-
-def _fit(text: str, width: int, keep_end: bool = False) -> str:
-    """``text`` padded to ``width``, or cut to it with an ellipsis (paths keep their end, labels their start)."""
-    if len(text) <= width:
-        return text.ljust(width)
-    return "…" + text[len(text) - width + 1:] if keep_end else text[:width - 1] + "…"
-
-
-def format_row(d: dict, image_width: int = 0) -> str:
-    """One line of the readable table; columns line up when every row gets the same ``image_width``."""
-    image = _fit(d["image"], max(image_width, 5), keep_end=True)
-    if "error" in d:
-        return f"{image}  ERROR  {d['error']}"
-    label = _fit(str(d["label"]), _LABEL_WIDTH)
-    box = "[" + ", ".join(f"{v:7.1f}" for v in d["box"]) + "]"
-    method = d.get("method", "cam")
-    kind = method if method != "cam" else "exact" if d["exact"] else "gradient"
-    return f"{image}  {d['class']:>5}  {label}  {d['score']:5.3f}  {box}  {kind}"
-
-
-def table_header(image_width: int = 0) -> str:
-    """The table's header line, aligned with :func:`format_row`."""
-    box = "box [x0, y0, x1, y1]"
-    return f"{_fit('image', max(image_width, 5))}  {'class':>5}  {_fit('label', _LABEL_WIDTH)}  score  {box:<38}  map"
-
-
-class Formatter:
-    """Streams records as a table, JSON lines, CSV rows (the main box as x0..y1, errors kept) or one
-    COCO detection-results array (``image_id`` = path, ``category_id`` = class index, ``bbox`` =
-    ``[x, y, w, h]``, ``score``; one detection per box, error entries left out).
-
-    ``image_width``: the table's image column (the longest path, within limits), so that its columns
-    line up although rows stream out one by one.
-    """
-
-    def __init__(self, fmt: str, stream: TextIO | None = None, image_width: int = 0) -> None:
-        if fmt not in ("table", "jsonl", "csv", "coco"):
-            raise UsageError(f"unknown format {fmt!r}")
-        self.fmt, self.stream, self.first = fmt, stream or sys.stdout, True
-        self.image_width = image_width
-        if fmt == "table":
-            self.stream.write(table_header(image_width) + "\n")
-        elif fmt == "csv":
-            self.csv = csv.DictWriter(self.stream, CSV_FIELDS, extrasaction="ignore")
-            self.csv.writeheader()
-        elif fmt == "coco":
-            self.stream.write("[")
-
-    def __call__(self, d: dict) -> None:
-        if self.fmt == "table":
-            self.stream.write(format_row(d, self.image_width) + "\n")
-        elif self.fmt == "jsonl":
-            self.stream.write(json.dumps(d) + "\n")
-        elif self.fmt == "csv":
-            row = dict(d)
-            if "box" in d:
-                row.update(zip(("x0", "y0", "x1", "y1"), d["box"], strict=True))
-            self.csv.writerow(row)
-        elif "error" not in d:
-            for b in d["boxes"]:
-                det = {"image_id": d["image"], "category_id": d["class"],
-                       "bbox": [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)], "score": d["score"]}
-                self.stream.write(("" if self.first else ",\n") + json.dumps(det))
-                self.first = False
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.fmt == "coco":
-            self.stream.write("]\n")
-            self.stream.flush()
-
-
-def write_records(records: Iterable[dict], fmt: str, fh: TextIO) -> None:
-    """All records in one format."""
-    out = Formatter(fmt, fh)
-    for d in records:
-        out(d)
-    out.close()
 
 
 def in_order(paths: list[str], journals: list[Path]) -> Iterator[dict]:
@@ -438,9 +354,10 @@ def in_order(paths: list[str], journals: list[Path]) -> Iterator[dict]:
 
 
 def write_gallery(out: Path, paths: list[str]) -> Path:
-    """``out/index.html`` (:mod:`camloc.viz.gallery`) from the folder's journal, in input order: a card per
-    result (its thumbnail linking to its overlay, class, label, score, box), the failed inputs with
-    their reasons, and the model and settings of ``out/run.json``.
+    """``out/index.html`` (:mod:`camloc.viz.gallery`) from the folder's journal, in input order.
+
+    The page has a card per result (its thumbnail linking to its overlay, class, label, score, box), the failed
+    inputs with their reasons, and the model and settings of ``out/run.json``.
 
     Example:
         >>> import tempfile
@@ -458,8 +375,9 @@ def write_gallery(out: Path, paths: list[str]) -> Path:
         if "error" in d:
             errors.append({"image": d["image"], "reason": d["error"]})
         else:
-            items.append({"image": d["image"], "class": d.get("class"), "label": d.get("label"), "score": d.get("score"),
-                          "box": d.get("box"), "picture": d.get("overlay"), "thumb": d.get("thumb")})
+            items.append({"image": d["image"], "class": d.get("class"), "label": d.get("label"),
+                          "score": d.get("score"), "box": d.get("box"), "picture": d.get("overlay"),
+                          "thumb": d.get("thumb")})
     return write_page(out, items, errors, title=f"camloc localize: {out.resolve().name}", notes=_run_notes(out, items),
                       no_picture="no picture (written with --no-overlays)")
 

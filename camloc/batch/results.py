@@ -126,7 +126,7 @@ class Localization:
         return show(self, image, ax=ax, **kw)
 
     def _repr_png_(self) -> bytes | None:
-        """The picture of :meth:`show` as PNG bytes, so that a result shows itself in Jupyter.
+        r"""The picture of :meth:`show` as PNG bytes, so that a result shows itself in Jupyter.
 
         Drawn on a bare matplotlib Figure (pyplot is not touched: no figure is left open). None,
         so that Jupyter prints the text instead, when there is no photo to draw on: the result
@@ -136,7 +136,7 @@ class Localization:
             >>> import camloc
             >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
             >>> r._repr_png_()[:4]     # what Jupyter draws when ``r`` is a cell's last line
-            b'\\x89PNG'
+            b'\x89PNG'
         """
         from ..viz.render import png
 

@@ -27,8 +27,9 @@ def torchrun_env() -> tuple[int, int, int]:
 
 def join_process_group(device: str | torch.device | None = None
                        ) -> tuple[str | torch.device | None, bool]:
-    """Under torchrun, join the default process group (unless joined already) and pick this rank's
-    device: the one asked for, else ``cuda:LOCAL_RANK`` where CUDA is present. Alone: nothing.
+    """Under torchrun, join the default process group (unless joined already) and pick this rank's device.
+
+    The device is the one asked for, else ``cuda:LOCAL_RANK`` where CUDA is present. Alone: nothing.
 
     Returns:
         ``(device, started)``: the device to use (None: the default) and whether this call started

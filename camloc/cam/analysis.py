@@ -426,7 +426,7 @@ def _probe(model: nn.Module, x: torch.Tensor, calls: list[tuple[int, str, int]],
     else:
         read = [] if last is None else [i for i in range(prefix) if bool(last[:, i].abs().amax() > 0)]
         reason = _prefix_reason(model, read)
-    for (index, _), g in zip(reversed(deltas), reversed(grads)):
+    for (index, _), g in zip(reversed(deltas), reversed(grads), strict=True):
         if g is not None and bool(g[:, prefix:].abs().amax() > 0):
             return index, reason
     return None, reason

@@ -38,7 +38,8 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
     flat = maps.flatten(1)
     lo = flat.amin(dim=1).view(-1, 1, 1)
     span = (flat.amax(dim=1).view(-1, 1, 1) - lo)
-    return torch.where(span > 0, (maps - lo) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(maps))
+    return torch.where(span > 0, (maps - lo) / torch.where(span > 0, span, torch.ones_like(span)),
+                       torch.zeros_like(maps))
 
 
 def to_uint8(maps: torch.Tensor) -> torch.Tensor:
@@ -142,9 +143,9 @@ def _otsu(hist: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, n: int) -> tor
 
 
 def _yen(hist: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, n: int) -> torch.Tensor:
-    """Yen, Chang & Chang (1995): the level ``k`` maximising the correlation
-    ``ln[(P(k) (1 - P(k)))^2 / (sum_{j<=k} p_j^2 * sum_{j>k} p_j^2)]``.
+    """Yen, Chang & Chang (1995): the level ``k`` maximising the correlation criterion.
 
+    The criterion is ``ln[(P(k) (1 - P(k)))^2 / (sum_{j<=k} p_j^2 * sum_{j>k} p_j^2)]``, with
     ``p = counts / n`` and ``P`` its cumulative sum, all in float32 as ``threshold_yen`` computes
     them (numpy's left-to-right float32 cumsums, reciprocal, square); first maximum over
     ``lo <= k < hi``.
@@ -164,8 +165,7 @@ def _yen(hist: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, n: int) -> torc
 
 
 def _triangle(hist: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, n: int) -> torch.Tensor:
-    """Zack, Rogers & Latt (1977): the level farthest below the line from the histogram's peak to
-    the end of its longer tail.
+    """Zack, Rogers & Latt (1977): the level farthest below the line from the histogram's peak to its longer tail's end.
 
     With the peak ``(p, h_p)`` at distance ``w`` from that end, the level maximises
     ``(h_p x - w h(x)) / sqrt(h_p^2 + w^2)`` over the ``w`` levels from the end towards the peak

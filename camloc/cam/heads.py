@@ -89,8 +89,9 @@ class HeadSpec:
 
     @property
     def form(self) -> str:
-        """The head in words: the pooled form of an exact head (``"avg, LayerNorm fc_norm folded"``,
-        ``"avg of relu(F)"``), the reason of a gradient head.
+        """The head in words: the pooled form of an exact head, the reason of a gradient head.
+
+        Pooled forms read like ``"avg, LayerNorm fc_norm folded"`` or ``"avg of relu(F)"``.
         """
         if not self.exact:
             return self.reason
@@ -180,15 +181,17 @@ def as_grid(spec: HeadSpec, t: torch.Tensor, input_size: Sequence[int] | None = 
         return t.permute(0, 3, 1, 2)
     if spec.layout == "tokens":
         if t.ndim != 3:
-            raise ModelError(f"expected a B x N x C token output from {spec.feature_layer!r}, got shape {tuple(t.shape)}")
+            raise ModelError(f"expected a B x N x C token output from {spec.feature_layer!r}, "
+                             f"got shape {tuple(t.shape)}")
         h, w = token_grid(spec, t.shape[1], input_size)
         return t[:, spec.prefix_tokens:].transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
     raise ValueError(f"unknown layout {spec.layout!r}")
 
 
 def features_for(spec: HeadSpec, feats: torch.Tensor, input_size: Sequence[int] | None = None) -> torch.Tensor:
-    """The feature map the head actually pools, B x C x H x W float: ``as_grid``, then ``relu(F)``
-    where the head applies ReLU first.
+    """The feature map the head actually pools, B x C x H x W float.
+
+    That is ``as_grid``, then ``relu(F)`` where the head applies ReLU first.
     """
     feats = as_grid(spec, feats, input_size).float()
     return feats.clamp_min(0) if spec.relu else feats

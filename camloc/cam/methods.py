@@ -19,7 +19,7 @@ method        map ``M_k`` of class ``k`` (``A`` = feature map, ``G = d logit_k /
 
 These follow pytorch-grad-cam's definitions (``pytorch_grad_cam/grad_cam.py``,
 ``grad_cam_plusplus.py``, ``xgrad_cam.py``, ``layer_cam.py``, ``score_cam.py`` and the final ReLU of
-``base_cam.py``), checked against that package by ``tests/test_methods.py``. Two differences in
+``base_cam.py``), checked against that package by ``tests/cam/test_methods.py``. Two differences in
 what comes back: camloc's maps stay at feature resolution and are not min-max normalised (the box
 rule and the evaluator normalise), and Score-CAM's weights are the softmax over channels of the
 target's *logit* (pytorch-grad-cam's ``ClassifierOutputTarget``), not the class probability of the
@@ -154,9 +154,10 @@ def gradient_method_maps(method: str, acts: torch.Tensor, grads: torch.Tensor, n
 
 
 def scorecam_masks(acts: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Score-CAM's masks: each channel (N x 1 x h x w) upsampled to ``size`` (bilinear, corners aligned,
-    as ``torch.nn.UpsamplingBilinear2d``) and min-max normalised, ``(U - min) / (max - min + 1e-8)``
-    (pytorch-grad-cam ``score_cam.py``).
+    """Score-CAM's masks: each channel (N x 1 x h x w) upsampled to ``size`` and min-max normalised.
+
+    The upsampling is bilinear with corners aligned, as ``torch.nn.UpsamplingBilinear2d``; the
+    normalisation ``(U - min) / (max - min + 1e-8)`` (pytorch-grad-cam ``score_cam.py``).
 
     Example:
         >>> scorecam_masks(torch.tensor([[[[0.0, 2.0]]]]), (1, 3))
@@ -260,8 +261,10 @@ class MethodExtractor:
 
     def maps(self, x: torch.Tensor, requests: Iterable[tuple[str, bool]], classes: ClassSpec = None,
              topk: int | None = None, require_exact: bool = False) -> dict[tuple[str, bool], CAMOutput]:
-        """Maps for several ``(method, nwc)`` pairs: ``cam`` from one forward pass, every gradient
-        method from one shared forward and backward pass, Score-CAM from its own passes.
+        """Maps for several ``(method, nwc)`` pairs: ``{(method, nwc): CAMOutput}``.
+
+        ``cam`` comes from one forward pass, every gradient method from one shared forward and
+        backward pass, Score-CAM from its own passes.
 
         Returns:
             ``{(method, nwc): CAMOutput}`` with float32 maps at feature resolution, ``exact`` True
@@ -334,9 +337,10 @@ class MethodExtractor:
 
     def _gradients(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: int | None) -> HeadGradients:
         """The activations and each class's gradient (:func:`~camloc.cam.gradients.head_gradients`)."""
-        return head_gradients(self.model, self._layer(spec), spec, x, lambda logits: resolve_classes(logits, classes, topk), refusal=(
-            "gradient methods need a backward pass through the head, which torch.inference_mode() forbids: call camloc "
-            "outside inference_mode (no_grad is fine), or use method 'cam' or 'scorecam'"))
+        return head_gradients(
+            self.model, self._layer(spec), spec, x, lambda logits: resolve_classes(logits, classes, topk), refusal=(
+                "gradient methods need a backward pass through the head, which torch.inference_mode() forbids: call "
+                "camloc outside inference_mode (no_grad is fine), or use method 'cam' or 'scorecam'"))
 
     def _scorecam(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: int | None) -> CAMOutput:
         captured: dict[str, torch.Tensor] = {}

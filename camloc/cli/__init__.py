@@ -31,9 +31,11 @@ class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when that subcommand is needed."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """The subcommand names, in the order ``camloc --help`` lists them."""
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str):
+        """The click command ``name`` (its module imported now), or None for an unknown name."""
         if name not in COMMANDS:
             return None
         module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")

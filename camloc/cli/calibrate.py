@@ -1,4 +1,7 @@
-"""``camloc calibrate``: theta and percentile (or an automatic rule) chosen on a labelled split, saved for later runs."""
+"""``camloc calibrate``: theta and percentile (or an automatic rule) chosen on a labelled split.
+
+The choice is saved for later runs.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +27,18 @@ from .options import (
     workers_option,
 )
 
+#: The text of ``camloc calibrate --help``. Click takes it as ``help=`` rather than from the docstring, whose one-line
+#: summary (docstring rules) would print as a paragraph of its own.
+HELP = """Pick theta and the percentile that maximise GT-known Loc on a labelled split with boxes
+(e.g. train-fullsup, never the test split), and save them. With --rules, automatic thresholds
+(Otsu, Li, triangle, Yen) compete with the grid.
 
-@click.command("calibrate")
+An image that cannot be read is printed on stderr, listed in the saved file's "failed" and scored
+as a miss; the file is still saved and the exit code is 1 (0: all fine, 2: usage error).
+"""
+
+
+@click.command("calibrate", help=HELP)
 @metadata_option
 @images_option
 @model_options
@@ -44,17 +57,12 @@ from .options import (
 @workers_option
 @device_option
 @click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: the calibration goes to DIR/calibration.json (--calibration takes the folder or the file).")
+              help="Output folder: the calibration goes to DIR/calibration.json (--calibration takes the folder or "
+                   "the file).")
 @quiet_option
 def command(metadata, images, model_name, checkpoint, num_classes, method, nwc, cam_class, box_convention, percentiles,
             rules, batch_size, workers, device, out, quiet) -> None:
-    """Pick theta and the percentile that maximise GT-known Loc on a labelled split with boxes
-    (e.g. train-fullsup, never the test split), and save them. With --rules, automatic thresholds
-    (Otsu, Li, triangle, Yen) compete with the grid.
-
-    An image that cannot be read is printed on stderr, listed in the saved file's "failed" and scored
-    as a miss; the file is still saved and the exit code is 1 (0: all fine, 2: usage error).
-    """
+    """Run ``camloc calibrate``: choose theta and the percentile (or a rule) on a labelled split and save them."""
     from pathlib import Path
 
     from ..data.metadata import read_dataset

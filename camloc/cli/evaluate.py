@@ -65,12 +65,13 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 @images_option
 @masks_option
 @model_options
-@click.option("--protocol", type=click.Choice(["rethinking", "wsolevaluation"]), default="rethinking", show_default=True,
+@click.option("--protocol", type=click.Choice(["rethinking", "wsolevaluation"]), default="rethinking",
+              show_default=True,
               help="rethinking: the paper's Top-1 Cls, GT-known Loc, Top-1 Loc at fixed thresholds; wsolevaluation: "
                    "MaxBoxAcc(V2) and PxAP over a sweep of thresholds.")
 @click.option("--variants", default="cam,nwc,pas,nwc+pas", show_default=True,
-              help="Comma-separated: cam, nwc, pas, nwc+pas (the paper's), the automatic thresholds otsu, li, triangle, "
-                   "yen and each with nwc+ (nwc+otsu ...), or 'all' for every one of them.")
+              help="Comma-separated: cam, nwc, pas, nwc+pas (the paper's), the automatic thresholds otsu, li, "
+                   "triangle, yen and each with nwc+ (nwc+otsu ...), or 'all' for every one of them.")
 @method_option(multiple=True)
 @cam_class_option
 @interval_option
@@ -87,15 +88,16 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 @click.option("--gallery-images", type=click.IntRange(min=0), default=EVALUATION_PICTURES, show_default=True,
               help="With --out: pictures in index.html for the first N images (a panel per row: the protocol's "
                    "224 x 224 input, the row's map and box, the ground truth); 0 for none. Every image is listed.")
-@click.option("--save-maps", is_flag=True, help="With --out: the score maps as DIR/maps/<variant>/<image_id>.npy (camloc score reads them).")
+@click.option("--save-maps", is_flag=True,
+              help="With --out: the score maps as DIR/maps/<variant>/<image_id>.npy (camloc score reads them).")
 @click.option("--plots", is_flag=True, help="With --out: accuracy-vs-threshold and precision-recall PNGs in DIR.")
 @click.option("--calibration", type=click.Path(exists=False),
               help="Add a 'calibrated' variant from camloc calibrate (its --out folder or the calibration.json in it).")
 @json_option
 @quiet_option
 def command(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, methods, cam_class,
-            interval, metrics, box_convention, batch_size, workers, device, limit, out, gallery_images, save_maps, plots,
-            calibration, as_json, quiet) -> None:
+            interval, metrics, box_convention, batch_size, workers, device, limit, out, gallery_images, save_maps,
+            plots, calibration, as_json, quiet) -> None:
     """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass.
 
     With several --method options, every variant of each method is scored on the same images
@@ -121,8 +123,8 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
         calib = _calibration(calibration)
         if calib is not None and "calibrated" not in names:
             names = names + ("calibrated",)
-        settings = Settings(protocol=protocol, variants=names, cam_class=cam_class, interval=interval, calibration=calib,
-                            metrics=parse_metrics(metrics), box_convention=box_convention,
+        settings = Settings(protocol=protocol, variants=names, cam_class=cam_class, interval=interval,
+                            calibration=calib, metrics=parse_metrics(metrics), box_convention=box_convention,
                             methods=tuple(dict.fromkeys(methods)) or ("cam",))
         samples = read_dataset(metadata)[:limit] if limit else read_dataset(metadata)
         model = load_model_for(model_name, checkpoint, num_classes, device)
@@ -140,8 +142,10 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
 
 
 def save_result(result: EvaluationResult, out: Path, plots: bool, gallery: int | None = None) -> None:
-    """``OUT/result.json`` (atomically, curves included), with ``plots`` the PNGs, and for a result with
-    per-image records ``OUT/index.html`` (``gallery``: the pictures asked for); each path on stderr.
+    """Write ``OUT/result.json`` (atomically, curves included) and what goes with it; each path on stderr.
+
+    With ``plots`` the PNGs, and for a result with per-image records ``OUT/index.html`` (``gallery``:
+    the pictures asked for).
     """
     from ..utils.atomic import atomic_write_text
 
@@ -163,8 +167,9 @@ def save_result(result: EvaluationResult, out: Path, plots: bool, gallery: int |
 
 
 def report(result: EvaluationResult, as_json: bool) -> None:
-    """Print a result (JSON or a table) on stdout, its warnings and failed images on stderr, and exit
-    with code 1 when some image failed.
+    """Print a result (JSON or a table) on stdout, its warnings and failed images on stderr.
+
+    Exits with code 1 when some image failed.
     """
     for message in result.warnings:
         click.echo(f"camloc: warning: {message}", err=True)
@@ -178,8 +183,9 @@ def report(result: EvaluationResult, as_json: bool) -> None:
 
 
 def exit_for_failures(failed: int, n: int, outcome: str = "each scored as a miss") -> None:
-    """Exit code 1 when some of the ``n`` images failed (each was already printed); ``outcome`` says
-    what became of them.
+    """Exit code 1 when some of the ``n`` images failed (each was already printed).
+
+    ``outcome`` says what became of them.
     """
     if failed:
         click.echo(f"camloc: {failed} of {n} images failed, {outcome}", err=True)
@@ -209,7 +215,8 @@ def print_table(result: EvaluationResult) -> None:
     keys = [k for k in ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "pxap")
             if any(k in r for r in rows.values())]
     s = result.settings
-    source = f"score maps {result.dataset['scoremaps']}" if "scoremaps" in result.dataset else f"CAM class: {s.cam_class}"
+    source = (f"score maps {result.dataset['scoremaps']}" if "scoremaps" in result.dataset
+              else f"CAM class: {s.cam_class}")
     click.echo(f"protocol {s.protocol}; {result.dataset['n']} images, {len(result.failed)} failed; {source}; "
                f"box convention {s.box_convention}"
                + (f"; methods {', '.join(s.methods)}" if tuple(s.methods) != ("cam",) else "")
@@ -230,4 +237,5 @@ def print_table(result: EvaluationResult) -> None:
     cols = [max(len(k), 6) for k in keys]  # numbers right-aligned under their names
     click.echo("variant".ljust(width) + "".join(f"  {k:>{c}}" for k, c in zip(keys, cols, strict=True)))
     for name, row in rows.items():
-        click.echo(name.ljust(width) + "".join(f"  {_metric(row.get(k)):>{c}}" for k, c in zip(keys, cols, strict=True)))
+        click.echo(name.ljust(width)
+                   + "".join(f"  {_metric(row.get(k)):>{c}}" for k, c in zip(keys, cols, strict=True)))

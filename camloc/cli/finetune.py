@@ -20,10 +20,13 @@ from .options import (
 @click.command("finetune")
 @model_option
 @checkpoint_option
-@click.option("--metadata", type=click.Path(file_okay=False, exists=True), help="Training split (wsolevaluation layout).")
+@click.option("--metadata", type=click.Path(file_okay=False, exists=True),
+              help="Training split (wsolevaluation layout).")
 @images_option
-@click.option("--image-folder", type=click.Path(file_okay=False, exists=True), help="Or a torchvision ImageFolder (classification only).")
-@click.option("--val-metadata", type=click.Path(file_okay=False, exists=True), help="Validation split with boxes: Top-1 Cls and GT-known Loc each epoch.")
+@click.option("--image-folder", type=click.Path(file_okay=False, exists=True),
+              help="Or a torchvision ImageFolder (classification only).")
+@click.option("--val-metadata", type=click.Path(file_okay=False, exists=True),
+              help="Validation split with boxes: Top-1 Cls and GT-known Loc each epoch.")
 @click.option("--val-images", type=click.Path(file_okay=False, exists=True),
               help="Image root of the validation split [default: its metadata folder].")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
@@ -32,10 +35,12 @@ from .options import (
               help="The new head's pooling: thresholded (TAP, the paper's fix) or global average.")
 @click.option("--theta-tap", type=float, default=0.1, show_default=True,
               help="TAP's threshold: per channel, the mean of the values above theta x its maximum.")
-@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Passes over the training split.")
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Passes over the training split.")
 @click.option("--lr", type=float, default=0.01, show_default=True, help="Learning rate of the new head (SGD).")
 @batch_size_option()
-@click.option("--backbone-lr-scale", type=float, default=0.1, show_default=True, help="0 freezes the backbone (features computed once).")
+@click.option("--backbone-lr-scale", type=float, default=0.1, show_default=True,
+              help="0 freezes the backbone (features computed once).")
 @click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="SGD weight decay.")
 @device_option
 @click.option("--amp", is_flag=True, help="Mixed precision (CUDA).")

@@ -252,9 +252,10 @@ def _find_images(images: tuple[str, ...]) -> Inputs:
 def _localize_all(run: _Run, s: LocalizeSettings, ctx: Context) -> int:
     """Localize this rank's images, each result streamed to the journal and stdout; returns the failures."""
     from ..batch import pipeline
+    from ..batch.formats import Formatter
 
     o = s.output
-    formatter = pipeline.Formatter(o.fmt, image_width=run.width) if ctx.world == 1 else None
+    formatter = Formatter(o.fmt, image_width=run.width) if ctx.world == 1 else None
     opts = pipeline.RunOptions(batch_size=o.batch_size, workers=o.workers, classes=s.boxes.class_index,
                                topk=s.boxes.topk, out=o.out, overlays=o.overlays, save_maps=o.save_maps,
                                skip=run.skip, progress=o.progress,
@@ -292,11 +293,12 @@ def _localize_all(run: _Run, s: LocalizeSettings, ctx: Context) -> int:
 def _finish(run: _Run, s: LocalizeSettings, ctx: Context, failed: int) -> None:
     """Rank 0's merge under torchrun, the csv/coco file and gallery of ``--out``, and the exit code."""
     from ..batch import pipeline
+    from ..batch.formats import Formatter
 
     fmt, out_dir = s.output.fmt, run.out_dir
     total = len(run.inputs)
     if ctx.world > 1:
-        merged = pipeline.Formatter(fmt, image_width=run.width) if ctx.rank == 0 else None
+        merged = Formatter(fmt, image_width=run.width) if ctx.rank == 0 else None
         failed = ctx.finish(failed, out_dir, run.inputs, merged)
         if merged:
             merged.close()
@@ -372,7 +374,8 @@ def _check_options(s: LocalizeSettings, world: int) -> None:
 
 def _write_table_file(out_dir: Path, paths: list[str], fmt: str) -> None:
     """``results.csv`` or ``results.coco.json`` from the journal, in input order, atomically."""
-    from ..batch.pipeline import JOURNAL, in_order, write_records
+    from ..batch.formats import write_records
+    from ..batch.pipeline import JOURNAL, in_order
     from ..utils.atomic import atomic_write_text
 
     buf = io.StringIO()

@@ -12,7 +12,8 @@ from .options import fail_usage, json_option, quiet_option
 
 @click.command("models")
 @click.argument("pattern", default="*")
-@click.option("--check", is_flag=True, help="Build each match (random weights) to tell exact-CAM heads from gradient maps.")
+@click.option("--check", is_flag=True,
+              help="Build each match (random weights) to tell exact-CAM heads from gradient maps.")
 @json_option
 @quiet_option
 def command(pattern: str, check: bool, as_json: bool, quiet: bool) -> None:
@@ -31,7 +32,8 @@ def command(pattern: str, check: bool, as_json: bool, quiet: bool) -> None:
 
     names = list_models(pattern)
     if not names:
-        click.echo(f"camloc: no registered model matches {pattern!r}; try a wider pattern, e.g. '*{pattern}*'", err=True)
+        click.echo(f"camloc: no registered model matches {pattern!r}; try a wider pattern, e.g. '*{pattern}*'",
+                   err=True)
         raise click.exceptions.Exit(1)
     if check and len(names) > 200:
         raise fail_usage(ValueError(f"{len(names)} names match: narrow the pattern to check them"))

@@ -36,14 +36,16 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False)
 model_options = _stack(
     model_option,
     checkpoint_option,
-    click.option("--num-classes", type=int, help="Classes of the checkpoint's classifier, when not the model's default."),
+    click.option("--num-classes", type=int,
+                 help="Classes of the checkpoint's classifier, when not the model's default."),
 )
 device_option = click.option("--device", help="Device for the model, e.g. cuda or cpu [default: cuda if available].")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 workers_option = click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
                               help="Image decoding worker processes (0: decode in the main process).")
-nwc_option = click.option("--nwc/--no-nwc", default=True, show_default=True, help="Negative weight clamping in the map.")
+nwc_option = click.option("--nwc/--no-nwc", default=True, show_default=True,
+                          help="Negative weight clamping in the map.")
 cam_class_option = click.option(
     "--cam-class", type=click.Choice(["gt", "top1"]), default="gt", show_default=True,
     help="Map the ground-truth class, or the top-1 prediction (for labels that are not the model's classes).")
@@ -52,7 +54,8 @@ metadata_option = click.option("--metadata", required=True, type=click.Path(file
 images_option = click.option("--images", type=click.Path(file_okay=False, exists=True),
                              help="Image root [default: the metadata folder].")
 masks_option = click.option("--masks", "masks_root", type=click.Path(file_okay=False, exists=True),
-                            help="Mask root [default: the image root, which is the metadata folder unless --images says otherwise].")
+                            help="Mask root [default: the image root, which is the metadata folder unless --images "
+                                 "says otherwise].")
 METHOD_HELP = ("cam: the paper's class activation map (exact, or the head's gradient map); gradcam, gradcam++, "
                "xgradcam, layercam, scorecam: the baselines as pytorch-grad-cam defines them, on the same feature "
                "layer. NWC applies to cam, gradcam, gradcam++ and xgradcam; PaS to all. scorecam runs the whole "

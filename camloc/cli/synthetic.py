@@ -11,18 +11,33 @@ from .options import fail_usage
 BODY_SIGNAL = 0.5
 
 
-@click.command("synthetic")
+#: The text of ``camloc synthetic --help``. Click takes it as ``help=`` rather than from the docstring: its first line
+#: is longer than a docstring's summary line may be.
+HELP = """\
+Write a synthetic WSOL dataset to OUT: a small part, and with --body-signal the body's texture, tell the classes apart.
+
+Metadata in OUT/metadata/{train,train-fullsup,test} (boxes and masks); evaluate with
+--metadata OUT/metadata/test --images OUT, train with train_metadata=OUT/metadata/train train_images=OUT.
+OUT/synthetic.json records the options and the generator version; --body-signal 0 --cue both writes
+the images of generator version 1.
+"""
+
+
+@click.command("synthetic", help=HELP)
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--classes", type=int, default=4, show_default=True, help="Classes (a part shape and colour each).")
 @click.option("--size", type=int, default=96, show_default=True, help="Image side in pixels.")
 @click.option("--train", type=int, default=400, show_default=True, help="Images in the train split.")
-@click.option("--train-fullsup", type=int, default=100, show_default=True, help="Images in train-fullsup (for thresholds).")
+@click.option("--train-fullsup", type=int, default=100, show_default=True,
+              help="Images in train-fullsup (for thresholds).")
 @click.option("--test", type=int, default=200, show_default=True, help="Images in the test split.")
 @click.option("--part", type=float, default=0.3, show_default=True,
               help="The part's side / the body's shorter axis: smaller is harder for vanilla CAM.")
-@click.option("--distractors", type=int, default=3, show_default=True, help="At most this many textured decoys per image.")
+@click.option("--distractors", type=int, default=3, show_default=True,
+              help="At most this many textured decoys per image.")
 @click.option("--clutter", type=float, default=0.5, show_default=True, help="Background noise strength, 0 to 1.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed writes the same images.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed: the same seed writes the same images.")
 @click.option("--body-signal", type=float, default=BODY_SIGNAL, show_default=True,
               help="Q, 0 to 1: the body wears its class's stripe texture with probability Q (else the texture every "
                    "class shares), and each decoy a random class's texture with probability Q, so the class is the "
@@ -33,13 +48,7 @@ BODY_SIGNAL = 0.5
                    "seed draws the same objects in every mode: to train or test on one cue only.")
 def command(out, classes, size, train, train_fullsup, test, part, distractors, clutter, seed, body_signal,
             cue) -> None:
-    """Write a synthetic WSOL dataset to OUT: a small part, and with --body-signal the body's texture, tell the classes apart.
-
-    Metadata in OUT/metadata/{train,train-fullsup,test} (boxes and masks); evaluate with
-    --metadata OUT/metadata/test --images OUT, train with train_metadata=OUT/metadata/train train_images=OUT.
-    OUT/synthetic.json records the options and the generator version; --body-signal 0 --cue both writes
-    the images of generator version 1.
-    """
+    """Run ``camloc synthetic``: write the synthetic WSOL dataset the options describe to OUT."""
     from ..data.synthetic import SyntheticSpec, write_synthetic
 
     try:

@@ -7,24 +7,28 @@ import click
 from ..utils.errors import CamlocError
 from .options import fail_usage, quiet_option
 
+#: The text of ``camloc train --help``. Click takes it as ``help=`` rather than from the docstring: click's no-rewrap
+#: marker ``\b`` is a backspace character, which a docstring (raw, by the docstring rules) could not hold.
+HELP = """Train a WSOL model: RECIPE is a shipped recipe name or a .toml file; then key=value overrides.
 
-@click.command("train", context_settings={"ignore_unknown_options": True})
+\b
+camloc train vgg16_tap_cub train_metadata=DIR val_metadata=DIR out=runs/vgg16_tap
+camloc train wsol_resnet50_cam train_metadata=DIR amp=bf16 batch_size=32 epochs=10
+torchrun --nproc-per-node 4 -m camloc train wsol_vgg16_cam train_metadata=DIR
+
+Every key is a field of camloc.train.TrainConfig (--show prints them all). A run writes OUT/last.pt
+every epoch (resume=true continues it), OUT/best.pt by the selection rule, OUT/log.csv and plots.
+"""
+
+
+@click.command("train", help=HELP, context_settings={"ignore_unknown_options": True})
 @click.argument("recipe", required=False)
 @click.argument("overrides", nargs=-1)
 @click.option("--list", "list_only", is_flag=True, help="List the recipes that ship with camloc and exit.")
 @click.option("--show", is_flag=True, help="Print the full configuration (every key and value) and exit.")
 @quiet_option
 def command(recipe, overrides, list_only, show, quiet) -> None:
-    """Train a WSOL model: RECIPE is a shipped recipe name or a .toml file; then key=value overrides.
-
-    \b
-    camloc train vgg16_tap_cub train_metadata=DIR val_metadata=DIR out=runs/vgg16_tap
-    camloc train wsol_resnet50_cam train_metadata=DIR amp=bf16 batch_size=32 epochs=10
-    torchrun --nproc-per-node 4 -m camloc train wsol_vgg16_cam train_metadata=DIR
-
-    Every key is a field of camloc.train.TrainConfig (--show prints them all). A run writes OUT/last.pt
-    every epoch (resume=true continues it), OUT/best.pt by the selection rule, OUT/log.csv and plots.
-    """
+    """Run ``camloc train``: train RECIPE with its overrides, or list the recipes or print the configuration."""
     from ..train.config import list_recipes, load_config
 
     if list_only:

@@ -6,6 +6,7 @@
 * :mod:`~camloc.data.metadata`: the wsolevaluation metadata reader (:class:`Sample`);
 * :mod:`~camloc.data.dataset`: :class:`ImageDataset`, the one Dataset every consumer reads through;
 * :mod:`~camloc.data.inputs`: files, folders and ``@lists`` of a batch run;
+* :mod:`~camloc.data.location`: where the real photos live (``CAMLOC_DATA``, :func:`data_root`);
 * :mod:`~camloc.data.synthetic`: the synthetic WSOL benchmark (``camloc synthetic OUT``).
 
 This package imports nothing of camloc's above it (only :mod:`camloc.utils`). Importing it loads
@@ -18,7 +19,9 @@ _NAMES = {
     "Batch": ("dataset", "Batch"), "ImageDataset": ("dataset", "ImageDataset"), "Item": ("dataset", "Item"),
     "Geometry": ("imaging", "Geometry"), "ImageInput": ("imaging", "ImageInput"),
     "Preprocess": ("imaging", "Preprocess"), "load_image": ("imaging", "load_image"),
-    "Inputs": ("inputs", "Inputs"), "expand_inputs": ("inputs", "expand_inputs"), "find_inputs": ("inputs", "find_inputs"),
+    "data_root": ("location", "data_root"),
+    "Inputs": ("inputs", "Inputs"), "expand_inputs": ("inputs", "expand_inputs"),
+    "find_inputs": ("inputs", "find_inputs"),
     "MetadataError": ("metadata", "MetadataError"), "Sample": ("metadata", "Sample"),
     "read_dataset": ("metadata", "read_dataset"),
     "protocol_transform": ("transforms", "protocol_transform"), "rethinking_crop": ("transforms", "rethinking_crop"),

@@ -13,7 +13,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ def max_pixels_limit() -> int:
         raise ImageError(MAX_PIXELS_ENV, f"is {raw!r}; set it to a positive number of pixels, e.g. 300000000")
     return int(raw)
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
 _INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST,
@@ -137,11 +137,11 @@ def load_image(source: ImageInput, *, max_pixels: int | None | str = "env") -> I
 
 
 def encode_image(array: np.ndarray, ending: str, *params: int) -> bytes:
-    """``array`` (uint8, OpenCV's BGR order for colour) encoded by OpenCV as ``ending`` (``.jpg``, ``.png``).
+    r"""``array`` (uint8, OpenCV's BGR order for colour) encoded by OpenCV as ``ending`` (``.jpg``, ``.png``).
 
     Example:
         >>> encode_image(np.zeros((4, 4), np.uint8), ".png")[:4]
-        b'\\x89PNG'
+        b'\x89PNG'
     """
     import cv2
 
@@ -256,8 +256,9 @@ class Geometry:
 
 
     def box_to_input(self, box: Sequence[float]) -> tuple[float, float, float, float]:
-        """Map ``[x0, y0, x1, y1]`` (pixel edges in the original image) onto the network input, clipped to it:
-        the inverse of :meth:`box_to_original` (``u = x sx - left``, ``v = y sy - top``).
+        """Map ``[x0, y0, x1, y1]`` (pixel edges in the original image) onto the network input, clipped to it.
+
+        This is the inverse of :meth:`box_to_original` (``u = x sx - left``, ``v = y sy - top``).
 
         Example:
             >>> Geometry(100, 100, 2.56, 2.56, 16, 16, 224, 224).box_to_input([0, 50, 100, 100])
@@ -346,6 +347,7 @@ class Preprocess:
         return arr.sub_(mean).div_(std)
 
     def __call__(self, img: Image.Image) -> tuple[torch.Tensor, Geometry]:
+        """Resize and crop (:meth:`resize_crop`), then normalize: the network input and its geometry."""
         resized, geom = self.resize_crop(img)
         return self.normalize(resized), geom
 

@@ -58,8 +58,10 @@ def _walk(folder: str, problems: list[tuple[str, str]]) -> list[str]:
 
 
 def find_inputs(items: Iterable[str]) -> Inputs:
-    """Expand a batch run's arguments: files as given, folders walked recursively (image extensions,
-    sorted), ``@list.txt`` read line by line (blank lines and ``#`` comments skipped).
+    """Expand a batch run's arguments into image paths.
+
+    Files are taken as given, folders walked recursively (image extensions, sorted), ``@list.txt``
+    read line by line (blank lines and ``#`` comments skipped).
 
     Raises:
         UsageError: for a ``@list`` file that does not exist or cannot be read (nothing can be run

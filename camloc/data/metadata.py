@@ -121,8 +121,10 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(width, height)`` of an image file from its header, after its EXIF orientation (as camloc's
-    reader, :func:`camloc.data.imaging.load_image`, sees it), without decoding the pixels.
+    """``(width, height)`` of an image file from its header, without decoding the pixels.
+
+    The size is the one after its EXIF orientation, as camloc's reader,
+    :func:`camloc.data.imaging.load_image`, sees it.
 
     Raises:
         ImageError: the file is missing or not an image.
@@ -136,5 +138,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     except FileNotFoundError as exc:
         raise ImageError(path, "no such file; check the image root (--images)") from exc
     except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken data
-        raise ImageError(path, f"cannot read its size ({type(exc).__name__}: {exc}); re-encode or replace the file") from exc
+        raise ImageError(path, f"cannot read its size ({type(exc).__name__}: {exc}); "
+                               "re-encode or replace the file") from exc
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

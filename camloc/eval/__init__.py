@@ -23,7 +23,8 @@ _NAMES = {
     "EvaluationResult": ("evaluation", "EvaluationResult"),
     "calibrate": ("calibration", "calibrate"), "Calibration": ("calibration", "Calibration"),
     "diagnose": ("diagnosis", "diagnose"), "Diagnosis": ("diagnosis", "Diagnosis"),
-    "PROTOCOLS": ("protocols", "PROTOCOLS"), "VARIANTS": ("protocols", "VARIANTS"), "Settings": ("protocols", "Settings"),
+    "PROTOCOLS": ("protocols", "PROTOCOLS"), "VARIANTS": ("protocols", "VARIANTS"),
+    "Settings": ("protocols", "Settings"),
 }
 __getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
 __all__ = sorted(_NAMES)

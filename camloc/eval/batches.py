@@ -1,5 +1,6 @@
-"""A split's images in batches, as ``evaluate``, ``calibrate`` and ``diagnose`` read them, and how an
-image that cannot be scored is listed.
+"""A split's images in batches, as ``evaluate``, ``calibrate`` and ``diagnose`` read them.
+
+Also how an image that cannot be scored is listed.
 
 An image that cannot be read never stops a run: :func:`sample_batches` returns it with its reason,
 :func:`failure` lists it, and :func:`nothing_scored` is the error when no item could be scored.
@@ -41,8 +42,10 @@ class LoadedBatch(NamedTuple):
 
 def sample_batches(samples: Sequence[Sample], images: Path, pre: Preprocess, batch_size: int,
                    device: torch.device, workers: int = 0) -> Iterator[LoadedBatch]:
-    """A :class:`LoadedBatch` per batch of a split, in order: images through camloc's one Dataset,
-    decoded by ``workers`` DataLoader processes (0: in this process), on ``device``.
+    """A :class:`LoadedBatch` per batch of a split, in order.
+
+    The images go through camloc's one Dataset, decoded by ``workers`` DataLoader processes (0: in
+    this process), on ``device``.
 
     An image that cannot be read is returned in ``LoadedBatch.failed`` with its reason, never raised.
     """

@@ -88,8 +88,9 @@ def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool, rethinking: boo
 
 def threshold_levels(u8: np.ndarray, taus: np.ndarray, percentile: float = 100.0, rule: str = "percentile"
                      ) -> np.ndarray:
-    """``t = int(tau * s)`` per tau, with ``s = max(U)`` or (PaS) ``percentile(U)``, computed as
-    :func:`camloc.cam.boxes.standard_values` computes it for a single threshold.
+    """``t = int(tau * s)`` per tau, with ``s = max(U)`` or (PaS) ``percentile(U)``.
+
+    ``s`` is computed as :func:`camloc.cam.boxes.standard_values` computes it for a single threshold.
 
     With an automatic ``rule`` (``otsu``, ``li``, ``triangle``, ``yen``) ``percentile`` is not used:
     every tau gets the rule's threshold of the map (:func:`camloc.cam.boxes.thresholds`), so the
@@ -97,7 +98,8 @@ def threshold_levels(u8: np.ndarray, taus: np.ndarray, percentile: float = 100.0
 
     Example:
         >>> u = np.array([[0, 0, 10, 200, 210, 220]], np.uint8)
-        >>> threshold_levels(u, np.array([0.0, 0.5])).tolist(), threshold_levels(u, np.array([0.0, 0.5]), rule="otsu").tolist()
+        >>> (threshold_levels(u, np.array([0.0, 0.5])).tolist(),
+        ...  threshold_levels(u, np.array([0.0, 0.5]), rule="otsu").tolist())
         ([0, 110], [10, 10])
     """
     if rule != "percentile" or percentile < 100.0:  # torch only here: scoring maps at the max stays torch-free
@@ -139,7 +141,7 @@ def _pool():
 
 
 def all_contour_table(u8: np.ndarray, gt: np.ndarray, deltas, parallel: bool = False, counts: bool = False):
-    """``hits[t, d]``: does any contour box of ``U > t`` reach IoU >= deltas[d] / 100? (t = 0..255)
+    """``hits[t, d]`` (t = 0..255): does any contour box of ``U > t`` reach IoU >= deltas[d] / 100?
 
     Identical to running the reference's ``RETR_TREE`` contour search with all contours at each t.
     Sequentially (one compiled call), the hole sweep stops at the last t that has a hole (holes =
@@ -223,7 +225,8 @@ def largest_contour_table(
         wanted = wanted[~decided]
     groups = np.searchsorted(present, wanted, side="right")  # same group <=> same mask
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if len(wanted) else np.zeros(0, np.int64)
-    for start, stop in zip(starts, np.r_[starts[1:], len(wanted)]):
+    # not strict: with no level wanted, ``starts`` is empty while the stops still hold len(wanted)
+    for start, stop in zip(starts, np.r_[starts[1:], len(wanted)], strict=False):
         (box,) = contour_boxes_at(u8, int(wanted[start]), False, rethinking)
         best = best_iou(int(box[0]), int(box[1]), int(box[2]), int(box[3]), gt)
         hits[wanted[start:stop]] = best >= cut

@@ -1,5 +1,7 @@
-"""The max-tree sweep in compiled code: the box hits of every contour of ``U > t`` at all 256
-thresholds of a uint8 map from one union-find pass, and the Euler numbers that count its holes.
+"""The max-tree sweep in compiled code.
+
+It gives the box hits of every contour of ``U > t`` at all 256 thresholds of a uint8 map from one
+union-find pass, and the Euler numbers that count its holes.
 
 :func:`camloc.eval.boxacc.all_contour_table` is the interface and its module docs the algorithm:
 outer contours are the 8-connected components of ``U > t``, grown from level 255 down; holes the
@@ -14,6 +16,7 @@ try:
     from numba import njit
 except ImportError:  # pragma: no cover - numba is a dependency; keep the module importable
     def njit(*_args, **_kwargs):
+        """Stand-in for numba's ``njit`` decorator: the function stays plain Python."""
         return lambda fn: fn
 
 
@@ -32,8 +35,9 @@ def _find(parent, i):
 
 @njit(cache=True)
 def best_iou(bx0, by0, bx1, by1, gt):
-    """The best inclusive-pixel IoU of the box ``[bx0, by0, bx1, by1]`` with a G x 4 ground truth
-    (as :func:`camloc.eval.boxacc.iou_matrix` computes it; 0 without ground truth).
+    """The best inclusive-pixel IoU of the box ``[bx0, by0, bx1, by1]`` with a G x 4 ground truth.
+
+    It is computed as :func:`camloc.eval.boxacc.iou_matrix` computes it; 0 without ground truth.
     """
     best = 0.0
     for g in range(gt.shape[0]):
@@ -50,8 +54,10 @@ def best_iou(bx0, by0, bx1, by1, gt):
 
 @njit(cache=True)
 def _level_order(u8, w2):
-    """The pixels in level order (a counting sort): ``order[counts[v]:counts[v + 1]]`` are the pixels
-    of level v, as indices into the image padded by one pixel (row length ``w2``), with their x and y.
+    """The pixels in level order (a counting sort), with their x and y.
+
+    ``order[counts[v]:counts[v + 1]]`` are the pixels of level v, as indices into the image padded by
+    one pixel (row length ``w2``).
     """
     height, width = u8.shape
     counts = np.zeros(LEVELS + 1, np.int64)  # counting sort of pixels by level
@@ -76,8 +82,9 @@ def _level_order(u8, w2):
 
 @njit(cache=True, inline="always")
 def _union(parent, size, box, border, counted, live, rp, rq):
-    """Merge the components of roots ``rp`` and ``rq``: the smaller joins the larger, which takes the
-    union of their boxes; the absorbed root leaves ``live``. Returns the surviving root.
+    """Merge the components of roots ``rp`` and ``rq``; returns the surviving root.
+
+    The smaller joins the larger, which takes the union of their boxes; the absorbed root leaves ``live``.
     """
     if size[rp] >= size[rq]:
         a, b = rp, rq
@@ -99,8 +106,9 @@ def _union(parent, size, box, border, counted, live, rp, rq):
 
 @njit(cache=True, inline="always")
 def _add_pixel(p, px, py, edge, offs, parent, size, box, border, counted, stamp, live):
-    """Add pixel ``p`` (at ``px, py``; ``edge``: on the image border) to the union-find: it joins its
-    first added neighbour's component, merging any other neighbour's into it, or founds its own.
+    """Add pixel ``p`` (at ``px, py``; ``edge``: on the image border) to the union-find.
+
+    It joins its first added neighbour's component, merging any other neighbour's into it, or founds its own.
 
     Returns:
         ``(root, changed, n)``: p's root, whether that root's box or border changed (its IoU is then
@@ -149,8 +157,9 @@ def _add_pixel(p, px, py, edge, offs, parent, size, box, border, counted, stamp,
 
 @njit(cache=True, inline="always")
 def _update_live(dirty, n_dirty, parent, box, border, counted, live, gt, cut, holes, width, height):
-    """At the end of a level, recompute the best IoU of each dirty root's contour box once and update
-    ``live[d]``, the number of components whose box reaches ``cut[d]``. An outer contour's box is
+    """At the end of a level, recompute the best IoU of each dirty root's contour box once and update ``live``.
+
+    ``live[d]`` is the number of components whose box reaches ``cut[d]``. An outer contour's box is
     ``[x0, y0, x1 + 1, y1 + 1]`` of its pixels, a hole's ``[x0 - 1, y0 - 1, x1 + 2, y1 + 2]``, both
     clipped at ``W - 1, H - 1``; a hole touching the border is background and reaches nothing.
     """
@@ -276,9 +285,11 @@ def euler_numbers(u8):
 
 @njit(cache=True, nogil=True)
 def all_contour_sweep(u8, gt, cut):
-    """The sequential path in one compiled call: outer sweep, Euler numbers, the hole sweep where it
-    can matter, and the no-contour rows. Returns the hits, the number of components of ``U > t``
-    per t, and the Euler numbers (empty where they were not needed).
+    """The sequential path in one compiled call.
+
+    That is the outer sweep, Euler numbers, the hole sweep where it can matter, and the no-contour
+    rows. Returns the hits, the number of components of ``U > t`` per t, and the Euler numbers
+    (empty where they were not needed).
     """
     hits, components = sweep(u8, gt, cut, False, LEVELS)
     top = u8.max()

@@ -42,6 +42,7 @@ class FixedThreshold:
         self.top1_loc += bool(loc and top1_correct)
 
     def compute(self) -> dict[str, float | None]:
+        """The four accuracies so far in percent (NaN before any image); Cls and Top-1 Loc are None without labels."""
         pct = lambda k: 100.0 * k / self.n if self.n else float("nan")  # noqa: E731
         return {
             "top1_cls": pct(self.top1) if self.with_labels else None,

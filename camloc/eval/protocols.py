@@ -71,7 +71,8 @@ PAPER_VARIANTS = ("cam", "nwc", "pas", "nwc+pas")
 #: Every variant by name: ``(NWC, standard)``, the standard a :func:`camloc.cam.boxes.make_standard` name.
 VARIANTS: dict[str, tuple[bool, str]] = {
     "cam": (False, "max"), "nwc": (True, "max"), "pas": (False, "percentile"), "nwc+pas": (True, "percentile"),
-    **{name: flags for rule in ADAPTIVE_RULES for name, flags in ((rule, (False, rule)), (f"nwc+{rule}", (True, rule)))},
+    **{name: flags for rule in ADAPTIVE_RULES
+       for name, flags in ((rule, (False, rule)), (f"nwc+{rule}", (True, rule)))},
 }
 PROTOCOLS = ("rethinking", "wsolevaluation")
 CAM_CLASSES = ("gt", "top1")
@@ -134,7 +135,8 @@ class Settings:
             raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}")
         unknown = [v for v in self.variants if v not in VARIANTS and v != "calibrated"]
         if unknown or not self.variants:
-            raise UsageError(f"unknown variant {unknown[0] if unknown else '(none)'}: choose from {', '.join(VARIANTS)}")
+            raise UsageError(f"unknown variant {unknown[0] if unknown else '(none)'}: "
+                             f"choose from {', '.join(VARIANTS)}")
         check_cam_class(self.cam_class)
         if not 0 < self.interval < 1:
             raise UsageError("interval must be in (0, 1)")
@@ -155,8 +157,9 @@ class Settings:
         return check_method((self.calibration or {}).get("method") or DEFAULT_METHOD)
 
     def rows(self) -> list[MethodVariant]:
-        """The result's rows: every variant of every method, NWC variants only where NWC applies,
-        then ``calibrated`` (with the calibration's method).
+        """The result's rows: every variant of every method, then ``calibrated``.
+
+        NWC variants come only where NWC applies; ``calibrated`` comes with the calibration's method.
 
         Example:
             >>> [r.name for r in Settings(variants=("cam", "nwc"), methods=("cam", "layercam")).rows()]
@@ -187,7 +190,8 @@ class Settings:
 
         Example:
             >>> Settings().standard("nwc+pas"), Settings().standard("otsu")
-            (ThresholdRule(theta=0.35, percentile=90.0, rule='percentile'), ThresholdRule(theta=None, percentile=None, rule='otsu'))
+            (ThresholdRule(theta=0.35, percentile=90.0, rule='percentile'),
+             ThresholdRule(theta=None, percentile=None, rule='otsu'))
         """
         if variant == "calibrated":
             rule = self.calibration.get("rule") or "percentile"
@@ -200,15 +204,17 @@ class Settings:
         return ThresholdRule(self.theta_max, 100.0) if name == "max" else ThresholdRule.adaptive(name)
 
     def sweep_percentile(self, variant: str) -> float:
-        """The standard the wsolevaluation sweep multiplies tau by: the max (100) or a percentile
-        (100 for an automatic rule, whose threshold :meth:`rule` sets instead).
+        """The standard the wsolevaluation sweep multiplies tau by: the max (100) or a percentile.
+
+        It is 100 for an automatic rule, whose threshold :meth:`rule` sets instead.
         """
         standard = self.standard(variant)
         return 100.0 if standard.rule != "percentile" else float(standard.percentile)
 
     def rule(self, variant: str) -> str:
-        """``percentile`` where the sweep moves the threshold with tau, else the automatic rule's name
-        (its threshold of each map, the same at every tau).
+        """``percentile`` where the sweep moves the threshold with tau, else the automatic rule's name.
+
+        An automatic rule sets its threshold of each map, the same at every tau.
         """
         return self.standard(variant).rule
 
@@ -244,7 +250,8 @@ def gt_boxes(sample: Sample, protocol: str, convention: str = "wsolevaluation") 
     check_box_convention(convention)
     w, h = sample.width, sample.height
     if w is None or h is None:
-        raise UsageError(f"{sample.image_id}: image size unknown (image_sizes.txt is empty); read it from the image first")
+        raise UsageError(f"{sample.image_id}: image size unknown (image_sizes.txt is empty); "
+                         "read it from the image first")
     inset = 1 if convention == "authors-cub" else 0
     out = []
     for x0, y0, x1, y1 in sample.boxes:
@@ -272,7 +279,8 @@ def load_masks(sample: Sample, root: Path) -> tuple[np.ndarray, np.ndarray | Non
             with Image.open(path) as img:
                 arr = np.asarray(img.convert("L"), dtype=np.float32)
         except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken data
-            raise ImageError(path, f"mask cannot be read ({type(exc).__name__}: {exc}); re-encode or replace it") from exc
+            raise ImageError(path, f"mask cannot be read ({type(exc).__name__}: {exc}); "
+                                   "re-encode or replace it") from exc
         return cv2.resize(arr, (SIZE, SIZE), interpolation=cv2.INTER_NEAREST) > 0.5
 
     fg = np.zeros((SIZE, SIZE), bool)

@@ -60,8 +60,10 @@ class EvaluationResult:
     views: dict[str, ImageView] = field(repr=False, default_factory=dict)
 
     def to_dict(self, with_curves: bool = False) -> dict[str, Any]:
-        """A JSON-ready dict: protocol, settings, dataset, ``variants`` (the metrics), failed images,
-        warnings and, with ``with_curves``, the curves.
+        """A JSON-ready dict of the result.
+
+        Its keys: protocol, settings, dataset, ``variants`` (the metrics), failed images, warnings and,
+        with ``with_curves``, the curves.
         """
         d = {"protocol": self.settings.protocol, "settings": asdict(self.settings), "dataset": self.dataset,
              "variants": self.metrics, "failed": list(self.failed), "warnings": list(self.warnings)}

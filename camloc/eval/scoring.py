@@ -50,8 +50,10 @@ class WsolScorer:
     def add(self, scoremap: np.ndarray, sample: Sample, percentile: float = 100.0,
             masks: tuple[np.ndarray, np.ndarray | None] | None = None, rule: str = "percentile"
             ) -> np.ndarray | None:
-        """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)`` (or at
-        an automatic ``rule``'s threshold for every tau: :func:`camloc.eval.boxacc.threshold_levels`).
+        """One image's float score map in [0, 1] (224 x 224), swept at ``tau x percentile(U)``.
+
+        With an automatic ``rule`` it is swept at the rule's threshold for every tau
+        (:func:`camloc.eval.boxacc.threshold_levels`).
 
         Returns:
             The image's hits at IoU 50 for every tau, as its :meth:`operating_point` metric counts
@@ -79,9 +81,11 @@ class WsolScorer:
         return hits
 
     def operating_point(self) -> tuple[str, float] | None:
-        """``(metric, tau)``: the tau of the best box accuracy at IoU 50, MaxBoxAccV2's (all contours)
-        where it is computed at delta 50, else MaxBoxAcc's (largest contour); None without either.
-        An image's box there is what :func:`evaluate`'s per-image records call its box.
+        """``(metric, tau)``: the tau of the best box accuracy at IoU 50, from one of the box metrics.
+
+        That is MaxBoxAccV2's (all contours) where it is computed at delta 50, else MaxBoxAcc's
+        (largest contour); None without either. An image's box there is what :func:`evaluate`'s
+        per-image records call its box.
         """
         if self.v2 is not None and 50 in self.settings.deltas_v2:
             return "maxboxacc_v2", self.v2.compute()["per_delta"][50]["tau"]
@@ -90,8 +94,9 @@ class WsolScorer:
         return None
 
     def add_miss(self, masks: tuple[np.ndarray, np.ndarray | None] | None = None) -> None:
-        """An image that could not be scored: a box miss at every threshold and, given its masks, an
-        all-zero score map for PxAP (its foreground counts, found by nothing).
+        """An image that could not be scored: a box miss at every threshold.
+
+        Given its masks, it also adds an all-zero score map for PxAP (its foreground counts, found by nothing).
         """
         for acc in (self.v1, self.v2):
             if acc is not None:
@@ -100,8 +105,10 @@ class WsolScorer:
             self.pxap.add(np.zeros(masks[0].shape, np.float64), *masks)
 
     def compute(self) -> dict[str, Any]:
-        """The metrics so far: ``maxboxacc`` and its ``maxboxacc_tau``, ``maxboxacc_v2`` and its
-        ``maxboxacc_v2_per_delta``, ``pxap``, each where it is computed.
+        """The metrics so far, each where it is computed.
+
+        They are ``maxboxacc`` and its ``maxboxacc_tau``, ``maxboxacc_v2`` and its
+        ``maxboxacc_v2_per_delta``, ``pxap``.
         """
         out: dict[str, Any] = {}
         if self.v1 is not None:
@@ -159,7 +166,8 @@ def masks_or_none(sample: Sample, root: Path | None) -> tuple[np.ndarray, np.nda
 
 def no_metric(metrics: Sequence[str], boxes: bool, masks: bool) -> str:
     """The error message when none of ``metrics`` applies to a split with (or without) boxes and masks."""
-    has = "boxes and masks" if boxes and masks else "boxes only" if boxes else "masks only" if masks else "no boxes or masks"
+    has = ("boxes and masks" if boxes and masks else "boxes only" if boxes else "masks only" if masks
+           else "no boxes or masks")
     return (f"none of the metrics asked for ({', '.join(metrics)}) applies to this split, which has {has}: "
             "maxboxacc and maxboxacc_v2 need boxes, pxap needs masks (--metrics)")
 

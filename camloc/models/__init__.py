@@ -15,13 +15,10 @@ from .checkpoints import load_checkpoint, read_checkpoint, registered_path
 from .config import ModelConfig, class_names, model_config, preprocess_for
 from .layers import GlobalAvgPool2d, ThresholdedAvgPool2d, make_pool
 from .registry import DEFAULT_MODEL, create_model, list_models, load_model, resolve_name
-from .retrofitting import CAMHeadModel
-
-# retrofit() is not re-exported here: its name would hide the module camloc.models.retrofitting
-# (camloc.retrofit is its public name).
+from .retrofitting import CAMHeadModel, retrofit
 
 __all__ = [
     "CAMHeadModel", "DEFAULT_MODEL", "GlobalAvgPool2d", "ModelConfig", "ThresholdedAvgPool2d", "class_names",
     "create_model", "list_models", "load_checkpoint", "load_model", "make_pool", "model_config", "preprocess_for",
-    "read_checkpoint", "registered_path", "resolve_name",
+    "read_checkpoint", "registered_path", "resolve_name", "retrofit",
 ]

@@ -64,7 +64,8 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             "re-save it with torch.save(model.state_dict(), path)"
         ) from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds on broken files
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}); check the file") from exc
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}); "
+                              "check the file") from exc
 
 
 def _state_dict_of(obj: Any, path: str) -> dict[str, torch.Tensor]:
@@ -74,13 +75,15 @@ def _state_dict_of(obj: Any, path: str) -> dict[str, torch.Tensor]:
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: holds no state dict of tensors; save one with torch.save(model.state_dict(), path)")
+        raise CheckpointError(f"{path}: holds no state dict of tensors; "
+                              "save one with torch.save(model.state_dict(), path)")
     if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel / DDP
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike, name: str = "the model", loaded: Any = None) -> nn.Module:
+def load_checkpoint(model: nn.Module, path: str | os.PathLike, name: str = "the model",
+                    loaded: Any = None) -> nn.Module:
     """Load a state dict into ``model`` after checking that every key and shape fits.
 
     ``loaded`` is the file's content when the caller has read it already.
@@ -99,7 +102,8 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, name: str = "the 
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(target[k].shape)})")
+            parts.append(f"{len(shapes)} shape mismatches "
+                         f"(e.g. {k}: {tuple(state[k].shape)} vs {tuple(target[k].shape)})")
         hint = "pass the --model it was trained with"
         if shapes and not missing and not unexpected and len({state[k].shape[0] for k in shapes}) == 1:
             hint += f", or --num-classes {state[shapes[0]].shape[0]} if only the classifier differs"

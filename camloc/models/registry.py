@@ -58,7 +58,8 @@ def _offline_efficientnet_lite0(pretrained: bool, num_classes: int | None) -> nn
         state = torch.load(path, map_location="cpu", weights_only=True)
         # The package's keys use another naming; order and shapes match timm's state dict exactly.
         target = model.state_dict()
-        if len(state) != len(target) or any(a.shape != b.shape for a, b in zip(state.values(), target.values(), strict=True)):
+        if len(state) != len(target) or any(a.shape != b.shape
+                                            for a, b in zip(state.values(), target.values(), strict=True)):
             raise ModelError(f"the weights in {path} do not match timm's efficientnet_lite0 layout")
         model.load_state_dict(dict(zip(target.keys(), state.values(), strict=True)))
     return model
@@ -86,13 +87,16 @@ def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching an fnmatch pattern: offline models first, then timm, then torchvision."""
     import fnmatch
 
-    names = list(OFFLINE) + registered_names() + list(_timm_names()) + [f"torchvision/{n}" for n in _torchvision_names()]
+    names = (list(OFFLINE) + registered_names() + list(_timm_names())
+             + [f"torchvision/{n}" for n in _torchvision_names()])
     return [n for n in dict.fromkeys(names) if fnmatch.fnmatch(n, pattern)]
 
 
 def resolve_name(name: str) -> tuple[str, str]:
-    """``(source, arch)`` for a model name: ``offline``, ``file`` (a camloc checkpoint's path),
-    ``finetuned`` (registered in ``$CAMLOC_HOME/models``), ``timm`` or ``torchvision``.
+    """``(source, arch)`` for a model name.
+
+    The source is ``offline``, ``file`` (a camloc checkpoint's path), ``finetuned`` (registered in
+    ``$CAMLOC_HOME/models``), ``timm`` or ``torchvision``.
 
     Raises:
         ModelError: for an unknown name, listing the closest registered names.
@@ -193,8 +197,9 @@ def _reachable(host: str, timeout: float = PROBE_TIMEOUT) -> bool:
 
 
 def _cached_weights(source: str, arch: str) -> tuple[str | None, str | None]:
-    """``(file, url)``: a local copy of ``arch``'s pretrained weights where a hub cache holds one, and
-    where they would be downloaded from (None when unknown).
+    """``(file, url)``: a local copy of ``arch``'s pretrained weights and where they would be downloaded from.
+
+    ``file`` is the copy a hub cache holds, if one does; each is None when unknown.
     """
     import torch.hub
 
@@ -298,8 +303,8 @@ def from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, name: str | N
     build = ckpt.get("build") or {"builder": "retrofit"}
     adl = {"adl_drop_rate": build.get("adl_drop_rate", 0.75), "adl_gamma": build.get("adl_gamma", 0.9)}
     if build["builder"] == "wsol":
-        model = build_wsol(cfg.arch, ckpt["num_classes"], cfg.pool, theta, pretrained=False, adl=build.get("adl", False),
-                           adl_positions=build.get("adl_positions") or None, **adl)
+        model = build_wsol(cfg.arch, ckpt["num_classes"], cfg.pool, theta, pretrained=False,
+                           adl=build.get("adl", False), adl_positions=build.get("adl_positions") or None, **adl)
     else:
         base = create_model(cfg.arch, pretrained=False)
         model = retrofit(base, cfg.pool, theta, num_classes=ckpt["num_classes"], class_names=cfg.class_names)

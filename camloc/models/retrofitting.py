@@ -141,8 +141,10 @@ def _as_linear(module: nn.Module) -> nn.Linear:
 
 
 def _mixes_locations(head: Sequence[Record]) -> bool:
-    """Whether a head layer combines locations: a conv with a kernel over a spatial input, or a Linear
-    on a flattened spatial map (its inputs are the C x H x W values of a spatial output before it).
+    """Whether a head layer combines locations.
+
+    That is a conv with a kernel over a spatial input, or a Linear on a flattened spatial map (its
+    inputs are the C x H x W values of a spatial output before it).
     """
     spatial_sizes = set()
     for r in head:
@@ -166,8 +168,9 @@ def _pools_globally(record: Record) -> bool:
 
 
 def _last_unpooled(records: Sequence[Record], pos: int) -> int:
-    """The last spatial output of a leaf layer at or before ``pos`` that is not a pooling: the map
-    before the pools that close the backbone (VGG's pool5).
+    """The last spatial output of a leaf layer at or before ``pos`` that is not a pooling.
+
+    That is the map before the pools that close the backbone (VGG's pool5).
     """
     for i in range(pos, -1, -1):
         r = records[i]
@@ -287,8 +290,9 @@ def _plan_head(model: nn.Module, run: Trace, spec: HeadSpec, k: int) -> _Plan:
 
 
 def _strip_old_head(model: nn.Module, run: Trace, pos: int) -> None:
-    """The old head never runs again: its modules become identities (the feature layer's ancestors
-    and shared modules that also ran before it, such as a reused ReLU, stay).
+    """The old head never runs again: its modules become identities.
+
+    The feature layer's ancestors and shared modules that also ran before it, such as a reused ReLU, stay.
     """
     feature_layer = run.records[pos].name
     ancestors = {feature_layer.rsplit(".", i)[0] for i in range(feature_layer.count(".") + 1)}
@@ -304,4 +308,5 @@ def _forward_features_gives(model: nn.Module, x: torch.Tensor, feats: torch.Tens
         return False
     with torch.no_grad():
         out = forward_features(x)
-    return isinstance(out, torch.Tensor) and out.shape == feats.shape and torch.allclose(out, feats, rtol=1e-5, atol=1e-6)
+    return (isinstance(out, torch.Tensor) and out.shape == feats.shape
+            and torch.allclose(out, feats, rtol=1e-5, atol=1e-6))

@@ -165,8 +165,10 @@ class WSOLBackbone(nn.Sequential):
 
 
 class InceptionBStride1(nn.Module):
-    """Inception-v3's ``Mixed_6a`` (torchvision ``InceptionB``) at stride 1, as wsolevaluation's
-    ``InceptionB(288, kernel_size=3, stride=1, padding=1)`` (clovaai/wsolevaluation ``wsol/inception.py``).
+    """Inception-v3's ``Mixed_6a`` (torchvision ``InceptionB``) at stride 1, as wsolevaluation's.
+
+    wsolevaluation's is ``InceptionB(288, kernel_size=3, stride=1, padding=1)`` (clovaai/wsolevaluation
+    ``wsol/inception.py``).
 
     The two stride-2 3x3 convolutions get stride 1 and padding 1, and the pooling branch, which
     torchvision computes functionally, becomes a max pool 3, stride 1, padding 1. The branches are
@@ -183,6 +185,7 @@ class InceptionBStride1(nn.Module):
             conv.stride, conv.padding = (1, 1), (1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The three branches on ``x``, concatenated along the channels (stride 1: ``x``'s size)."""
         branch3x3 = self.branch3x3(x)
         dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
         pool = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)

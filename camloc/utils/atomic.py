@@ -10,14 +10,15 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 def current_umask() -> int:
-    """The process's umask, read without changing it where the system says it (Linux
-    ``/proc/self/status``); elsewhere set and restored at once.
+    """The process's umask, read without changing it where the system says it.
+
+    That is Linux's ``/proc/self/status``; elsewhere the umask is set and restored at once.
     """
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -64,8 +65,10 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`)."""
     atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, encoded as UTF-8 (:func:`atomic_write`)."""
     atomic_write_bytes(path, text.encode("utf-8"))

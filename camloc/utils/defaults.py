@@ -7,7 +7,9 @@ SIZE = 224
 
 #: The automatic threshold rules (each map's own threshold, as scikit-image's ``threshold_<rule>``).
 ADAPTIVE_RULES: tuple[str, ...] = ("otsu", "li", "triangle", "yen")
-#: The threshold standards by name (:func:`camloc.cam.boxes.make_standard`): PaS, vanilla CAM's max, the automatic rules.
+#: The threshold standards by name (:func:`camloc.cam.boxes.make_standard`): PaS, vanilla CAM's max, the automatic
+#: rules.
 STANDARDS: tuple[str, ...] = ("percentile", "max") + ADAPTIVE_RULES
-#: Pictures ``camloc evaluate --out`` puts in its page by default (the first images of the split; every image is listed).
+#: Pictures ``camloc evaluate --out`` puts in its page by default (the first images of the split; every image is
+#: listed).
 EVALUATION_PICTURES = 100

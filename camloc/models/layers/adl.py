@@ -74,6 +74,7 @@ class ADL(nn.Module):
         self.gamma = float(gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * D`` or ``x * sigmoid(A)`` in training (one draw for the batch, :meth:`draws_drop`); ``x`` in eval."""
         if not self.training:
             return x
         _, drop, importance = attention_maps(x, self.gamma)
@@ -89,4 +90,5 @@ class ADL(nn.Module):
         return bool(u + self.drop_rate >= 1.0)
 
     def extra_repr(self) -> str:
+        """The settings shown in the module's repr."""
         return f"drop_rate={self.drop_rate}, gamma={self.gamma}"

@@ -115,6 +115,7 @@ class HideAndSeek(nn.Module):
         self.drop_rate = float(drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with random patches hidden (set to 0) in training; ``x`` unchanged in eval mode."""
         if not self.training:
             return x
         if x.ndim != 4:
@@ -123,4 +124,5 @@ class HideAndSeek(nn.Module):
         return x * has_mask(b, h, w, self.patch, self.drop_rate, device=x.device).to(x.dtype)
 
     def extra_repr(self) -> str:
+        """The settings shown in the module's repr."""
         return f"patch={self.patch}, drop_rate={self.drop_rate}"

@@ -26,7 +26,7 @@ from camloc.batch.pipeline import write_gallery
 from camloc.cli import main
 from camloc.viz.gallery import PAGE_SIZE, THUMB_SIZE, link, render_page, thumbnail, write_page
 
-from .conftest import EXAMPLES
+from ..conftest import EXAMPLES
 
 QUICK = ("--quiet", "--workers", "0", "--format", "jsonl")
 #: A file name no page should turn into markup: tags, entities, quotes, a script end, URL characters, unicode.
@@ -259,7 +259,7 @@ def test_per_image_records_on_painted_rectangles(tmp_path):
     from camloc.eval.evaluation import evaluate
     from camloc.eval.protocols import Settings, gt_boxes
 
-    from .helpers import Brightness, synthetic_split
+    from ..helpers import Brightness, synthetic_split
 
     meta, images, _ = synthetic_split(tmp_path)
     samples = read_dataset(meta)
@@ -308,7 +308,7 @@ def test_per_image_hits_average_to_the_metrics_on_real_photos(lite0):
     from camloc.eval.evaluation import evaluate
     from camloc.eval.protocols import Settings, gt_boxes
 
-    from .conftest import data_dir
+    from ..conftest import data_dir
 
     root = data_dir("imagenet-val")
     samples = read_dataset(root)[:20]
@@ -334,7 +334,7 @@ def test_per_image_hits_average_to_the_metrics_on_real_photos(lite0):
 def test_an_evaluation_picture_draws_each_rows_box_and_the_dashed_truth():
     import cv2
 
-    from camloc.eval.evaluation import ImageView
+    from camloc.eval.records import ImageView
     from camloc.viz.gallery import TRUTH_COLOUR, evaluation_picture
 
     grey = np.full((224, 224, 3), 128, np.uint8)
@@ -356,7 +356,7 @@ def test_an_evaluation_picture_draws_each_rows_box_and_the_dashed_truth():
 
 
 def test_evaluate_out_writes_a_gallery(tmp_path):
-    from .helpers import synthetic_split
+    from ..helpers import synthetic_split
 
     meta, images, _ = synthetic_split(tmp_path)
     hostile = "<b>x</b> & \"q\" 'a' #1 ?ü.png".replace("/", "")

@@ -16,7 +16,18 @@ from camloc.cam.methods import MethodExtractor
 from camloc.cam.names import METHODS, nwc_applies
 from camloc.utils.errors import ModelError, UsageError
 
-from .helpers import CAT, COFFEE, GapLinear, MLPHead, Tiny, assert_same, hooks_left, prepared, snapshot, synthetic_split
+from ..helpers import (
+    CAT,
+    COFFEE,
+    GapLinear,
+    MLPHead,
+    Tiny,
+    assert_same,
+    hooks_left,
+    prepared,
+    snapshot,
+    synthetic_split,
+)
 
 # Tiny: features = the input (2 channels, 2 x 2), GAP, Linear; class 0 has weights (1, -2), so
 # G_c = W[0, c] / 4 everywhere: G_0 = 0.25, G_1 = -0.5.
@@ -175,7 +186,7 @@ def test_evaluate_scores_every_method_with_the_same_evaluator(tmp_path):
     from camloc.eval.evaluation import evaluate
     from camloc.eval.protocols import Settings
 
-    from .helpers import Brightness
+    from ..helpers import Brightness
 
     meta, images, masks = synthetic_split(tmp_path)
     samples = read_dataset(meta)

@@ -19,7 +19,7 @@ from camloc.data.metadata import read_dataset  # noqa: E402
 from camloc.eval.evaluation import EvaluationResult, evaluate  # noqa: E402
 from camloc.eval.protocols import Settings  # noqa: E402
 from camloc.viz.figures import (  # noqa: E402
-    figures,
+    evaluation_figures,
     maxboxacc_figure,
     pxap_figure,
     rethinking_figure,
@@ -104,7 +104,7 @@ def test_files_are_named_for_what_they_show(tmp_path):
     assert [p.name for p in boxes_only] == ["maxboxacc_v2.png", "maxboxacc.png"]
     assert [p.name for p in save_plots(wsol_result(boxes=False), tmp_path / "m")] == ["pxap.png"]
     assert [p.name for p in save_plots(rethinking_result(), tmp_path / "r")] == ["rethinking.png"]
-    assert sorted(figures(wsol_result())) == ["maxboxacc.png", "maxboxacc_v2.png", "pxap.png"]
+    assert sorted(evaluation_figures(wsol_result())) == ["maxboxacc.png", "maxboxacc_v2.png", "pxap.png"]
 
 
 # -- MaxBoxAcc ----------------------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def test_figures_of_a_real_evaluation(tmp_path, protocol):
         return
     v1 = any(c.get("maxboxacc") for c in result.curves.values())  # V1 curves where the settings ask for them
     assert names == ["maxboxacc_v2.png"] + (["maxboxacc.png"] if v1 else []) + ["pxap.png"]
-    v2 = figures(result)["maxboxacc_v2.png"]
+    v2 = evaluation_figures(result)["maxboxacc_v2.png"]
     lines = drawn_lines(v2.axes[0])
     assert len(lines) == 2 * len(settings.deltas_v2) == len({style(line) for line in lines})
 

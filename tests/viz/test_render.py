@@ -16,7 +16,7 @@ import camloc
 from camloc.api import Localization
 from camloc.viz.render import overlay
 
-from .helpers import PLAIN, Brightness, painted
+from ..helpers import PLAIN, Brightness, painted
 
 GREEN, WHITE, BLACK = (0, 200, 0), (255, 255, 255), (0, 0, 0)
 PHOTO_RGB = (90, 120, 150)

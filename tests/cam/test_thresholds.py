@@ -25,7 +25,7 @@ from camloc.cam.rules import ThresholdRule, contour_boxes, make_standard
 from camloc.utils.defaults import ADAPTIVE_RULES, STANDARDS
 from camloc.utils.errors import UsageError
 
-from .conftest import EXAMPLES
+from ..conftest import EXAMPLES
 
 SKIMAGE = {rule: getattr(filters, f"threshold_{rule}") for rule in ADAPTIVE_RULES}
 

@@ -13,7 +13,7 @@ import numpy as np
 from camloc.batch.distributed import Context
 from camloc.batch.pipeline import JOURNAL, in_order, journals
 
-from .conftest import data_dir
+from ..conftest import data_dir
 
 
 def test_context_from_torchrun_environment(monkeypatch, tmp_path):

@@ -29,8 +29,8 @@ import camloc  # noqa: E402
 from camloc.utils.errors import UsageError  # noqa: E402
 from camloc.viz.render import caption, map_on_photo, overlay, png  # noqa: E402
 
-from .conftest import EXAMPLES  # noqa: E402
-from .test_notebooks import _run_module  # noqa: E402  (run.py's kernel: this interpreter)
+from ..conftest import EXAMPLES  # noqa: E402
+from ..test_notebooks import _run_module  # noqa: E402  (run.py's kernel: this interpreter)
 
 PATHS = [str(EXAMPLES / name) for name in ("cat.jpg", "coffee.jpg", "rocket.jpg")]
 SIZES = [(451, 300), (600, 400), (640, 427)]  # the photos' (width, height)

@@ -19,8 +19,8 @@ from camloc.batch.pipeline import artifact_name, in_order
 from camloc.cli import main
 from camloc.data.inputs import expand_inputs
 
-from .conftest import EXAMPLES
-from .helpers import messy_folder
+from ..conftest import EXAMPLES
+from ..helpers import messy_folder
 
 
 def run(*args):

@@ -1,0 +1,1 @@
+"""Tests of camloc.batch (the layout of tests/ mirrors the package)."""

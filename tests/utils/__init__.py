@@ -1,0 +1,1 @@
+"""Tests of camloc.utils (the layout of tests/ mirrors the package)."""

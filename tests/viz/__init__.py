@@ -1,0 +1,1 @@
+"""Tests of camloc.viz (the layout of tests/ mirrors the package)."""
