@@ -87,9 +87,14 @@ class Localizer:
         score_batch: masked images per forward pass in Score-CAM.
 
     Example:
+        >>> from camloc.api import Localizer
         >>> loc = Localizer("efficientnet_lite0")
-        >>> x, geom, name = loc.prepare("examples/images/cat.jpg")
-        >>> loc.localize_batch(x[None], [geom], [name])[0][0].box
+        >>> x, geom, name = loc.prepare("examples/images/cat.jpg")    # the network input and the original's geometry
+        >>> tuple(x.shape), (geom.width, geom.height)
+        ((3, 224, 224), (451, 300))
+        >>> r = loc.localize_batch(x[None], [geom], [name])[0][0]    # image 0's first (here only) class
+        >>> r.label, [round(v) for v in r.box]                       # the box in the original's pixels
+        ('tabby', [122, 73, 357, 281])
     """
 
     #: The head analyses of every Localizer's extractor (:class:`~camloc.cam.cache.HeadCache`), so
@@ -162,6 +167,7 @@ class Localizer:
         The first call counts the model's classes with one forward pass on a blank input.
 
         Example:
+            >>> from camloc.api import Localizer
             >>> Localizer("efficientnet_lite0").labels()[281]
             'tabby'
         """
@@ -171,6 +177,7 @@ class Localizer:
         """How many classes the model predicts (one forward pass on a blank input, the first time).
 
         Example:
+            >>> from camloc.api import Localizer
             >>> Localizer("efficientnet_lite0").num_classes()
             1000
         """
@@ -190,6 +197,7 @@ class Localizer:
             UsageError: the model has no known labels, a name is unknown, or it names two classes.
 
         Example:
+            >>> from camloc.api import Localizer
             >>> Localizer("efficientnet_lite0").class_indices(["tabby", 285])
             [281, 285]
         """
@@ -241,6 +249,7 @@ def resolve_method(method: str | None, calibration: str | os.PathLike | Any | No
         UsageError: an unknown method (the names listed), or one that contradicts the calibration's.
 
     Example:
+        >>> from camloc.api import resolve_method
         >>> resolve_method(None), resolve_method("gradcam")
         ('cam', 'gradcam')
     """
@@ -257,8 +266,8 @@ def resolve_method(method: str | None, calibration: str | os.PathLike | Any | No
     return calib.method
 
 
-def _settings(method: str | None, calibration: str | os.PathLike | Any | None, standard: ThresholdRule | None, nwc: bool,
-              require_exact: bool) -> tuple[str, ThresholdRule | None, bool]:
+def _settings(method: str | None, calibration: str | os.PathLike | Any | None, standard: ThresholdRule | None,
+              nwc: bool, require_exact: bool) -> tuple[str, ThresholdRule | None, bool]:
     """``(method, standard, nwc)`` as a Localizer uses them: a calibration's replace those given.
 
     Raises:
@@ -367,8 +376,10 @@ def boxes(
         One :class:`Localization` per image, or with ``topk`` / 2-D ``classes`` a list per image.
 
     Example:
+        >>> import camloc
         >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
-        >>> r.label, r.box
+        >>> r.label, [round(v) for v in r.box]
+        ('tabby', [122, 73, 357, 281])
         >>> camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg", method="gradcam++")[0].method
         'gradcam++'
     """
@@ -401,8 +412,12 @@ def cams(
     (default ``cam``; the others' maps are ReLU'd, at feature resolution, not normalised).
 
     Example:
-        >>> maps = camloc.cams("efficientnet_lite0", ["a.jpg", "b.jpg"])   # 2 x 7 x 7
-        >>> grad = camloc.cams("efficientnet_lite0", ["a.jpg", "b.jpg"], method="gradcam")
+        >>> import camloc
+        >>> images = ["examples/images/cat.jpg", "examples/images/coffee.jpg"]
+        >>> camloc.cams("efficientnet_lite0", images).shape
+        torch.Size([2, 7, 7])
+        >>> camloc.cams("efficientnet_lite0", images, method="gradcam").shape
+        torch.Size([2, 7, 7])
     """
     items, cls = _request(images, classes, method)
     loc = Localizer(model, nwc=nwc, resize=resize, preprocess=preprocess, method=method, **kwargs)

@@ -112,8 +112,11 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: int | None) 
     turns them into indices first.
 
     Example:
-        >>> resolve_classes(torch.randn(2, 10), [3, 4], None).tolist()
-        [[3], [4]]
+        >>> import torch
+        >>> from camloc.cam.extractor import resolve_classes
+        >>> logits = torch.tensor([[0.1, 2.0, 0.3], [1.5, 0.2, 0.9]])   # 2 images, 3 classes
+        >>> resolve_classes(logits, [2, 0], None).tolist(), resolve_classes(logits, None, 2).tolist()
+        ([[2], [0]], [[1, 2], [0, 2]])
     """
     batch, num_classes = logits.shape
     if classes is None:
@@ -162,6 +165,7 @@ def first_name(classes: object) -> str | None:
     """The first class name (a string) in a class request, at most two levels deep; None if it has none.
 
     Example:
+        >>> from camloc.cam.extractor import first_name
         >>> first_name([281, "tabby"]), first_name([[1, 2]])
         ('tabby', None)
     """
@@ -179,6 +183,8 @@ def model_dtype(model: nn.Module) -> torch.dtype | None:
     """The floating dtype of a model's first floating parameter (or buffer), None if it has none.
 
     Example:
+        >>> from torch import nn
+        >>> from camloc.cam.extractor import model_dtype
         >>> model_dtype(nn.Linear(2, 2).double())
         torch.float64
     """
@@ -192,6 +198,8 @@ def input_channels(model: nn.Module) -> tuple[str, int] | None:
     """``(name, in_channels)`` of the model's first Conv2d in module order (its stem), None without one.
 
     Example:
+        >>> import timm
+        >>> from camloc.cam.extractor import input_channels
         >>> input_channels(timm.create_model("resnet18"))
         ('conv1', 3)
     """
@@ -213,16 +221,16 @@ class CAMExtractor:
         input_size: ``(h, w)`` the model is meant to run at (its preprocessing's input size); a
             batch smaller than that is not analysed itself, a random batch of this size is.
         cache: where the head analyses are kept, the attribute ``cache``: by default a
-            :class:`~camloc.cam.cache.HeadCache` of the extractor's own, so that they last as long
-            as the extractor; extractors given one cache (or whose ``cache`` is set to it before
-            their first batch) share its analyses, and analyse a model once for all of them. A
-            cache never keeps a model alive.
+            :class:`~camloc.cam.cache.HeadCache` of the extractor's own, so that they last as long as the extractor;
+            extractors given one cache (or whose ``cache`` is set to it before their first batch) share its analyses,
+            and analyse a model once for all of them. A cache never keeps a model alive.
 
     Example:
+        >>> import timm, torch
         >>> extractor = CAMExtractor(timm.create_model("resnet18"))
-        >>> out = extractor(torch.randn(2, 3, 224, 224))
+        >>> out = extractor(torch.randn(1, 3, 224, 224))
         >>> out.maps.shape, out.exact
-        (torch.Size([2, 1, 7, 7]), True)
+        (torch.Size([1, 1, 7, 7]), True)
     """
 
     def __init__(
@@ -327,18 +335,18 @@ class CAMExtractor:
     def channels(self, x: torch.Tensor, classes: ClassSpec = None, topk: int | None = None) -> ChannelOutput:
         """The feature channels a GAP or TAP head pools and each class's weight on them, from one forward pass.
 
-        The class map is ``M_k = sum_c weights[b,k,c] features[b,c]`` (the CAM without NWC); with NWC
-        only the channels of positive weight count. This is what the mechanism statistics of
-        :mod:`camloc.eval.diagnosis` read.
+        The class map is ``M_k = sum_c weights[b,k,c] features[b,c]`` (the CAM without NWC); with NWC only the channels
+        of positive weight count. This is what the mechanism statistics of :mod:`camloc.eval.diagnosis` read.
 
         Raises:
             ModelError: the head is not exact, or pools in a way that gives no single weight per
                 channel (max, avgmax, catavgmax).
 
         Example:
-            >>> out = CAMExtractor(timm.create_model("resnet18")).channels(torch.randn(2, 3, 224, 224), classes=[1, 2])
+            >>> import timm, torch
+            >>> out = CAMExtractor(timm.create_model("resnet18")).channels(torch.randn(1, 3, 224, 224), classes=[281])
             >>> out.features.shape, out.weights.shape
-            (torch.Size([2, 512, 7, 7]), torch.Size([2, 1, 512]))
+            (torch.Size([1, 512, 7, 7]), torch.Size([1, 1, 512]))
         """
         x = _network_input(self.model, x)
         with _channels_explained(self.model, x), eval_mode(self.model):

@@ -57,11 +57,20 @@ scale and aspect ranges, the number of distractors, ``clutter`` (the strength of
 noise), ``body_signal`` and ``cue``.
 
 Example:
-    >>> spec = SyntheticSpec(classes=4, size=96, train=200, train_fullsup=50, test=100, seed=0)
-    >>> write_synthetic("data/synthetic", spec)          # seconds
-    >>> read_dataset("data/synthetic/metadata/test")[0].boxes
+    >>> import tempfile
+    >>> from camloc.data.metadata import read_dataset
+    >>> from camloc.data.synthetic import SyntheticSpec, class_angle, write_synthetic
+    >>> root = tempfile.mkdtemp()
+    >>> spec = SyntheticSpec(classes=4, size=96, train=8, train_fullsup=4, test=4, seed=0)
+    >>> folders = write_synthetic(root, spec)          # a fraction of a second (the default 700 images: seconds)
+    >>> sorted(folders)
+    ['test', 'train', 'train-fullsup']
+    >>> read_dataset(folders["test"])[0].boxes           # the body's box, x1 = x + w
+    ((13.0, 14.0, 69.0, 78.0),)
     >>> half = SyntheticSpec(classes=4, body_signal=0.5)     # about half the bodies wear their class texture
-    >>> write_synthetic("data/synthetic-body", SyntheticSpec(classes=4, body_signal=1.0, cue="body"))
+    >>> body_only = SyntheticSpec(classes=4, body_signal=1.0, cue="body", train=8, train_fullsup=4, test=4)
+    >>> write_synthetic(tempfile.mkdtemp(), body_only)["test"].name
+    'test'
     >>> class_angle(0, 3), class_angle(2, 3)               # the texture of class 0 and 2 of 3
     (90.0, 0.0)
 """
@@ -170,6 +179,7 @@ class SyntheticSpec:
         return self
 
     def count(self, split: str) -> int:
+        """The number of images of ``split`` (``"train"``, ``"train-fullsup"`` or ``"test"``)."""
         return {"train": self.train, "train-fullsup": self.train_fullsup, "test": self.test}[split]
 
 
@@ -290,7 +300,12 @@ def generators(spec: SyntheticSpec, split_index: int, i: int) -> tuple[np.random
     ``cue`` change no other draw.
 
     Example:
+        >>> from camloc.data.synthetic import SyntheticSpec, generators, render
+        >>> spec = SyntheticSpec(classes=3, size=64)
         >>> item = render(spec, 1 % spec.classes, *generators(spec, 0, 1))  # image 1 of train
+        >>> again = render(spec, 1, *generators(spec, 0, 1))              # rebuilt alone: the same pixels
+        >>> item.label, item.image.shape, bool((item.image == again.image).all())
+        (1, (64, 64, 3), True)
     """
     return (np.random.default_rng([spec.seed, split_index, i]),
             np.random.default_rng([spec.seed, split_index, i, 1]))
@@ -440,8 +455,13 @@ def write_synthetic(out: str | Path, spec: SyntheticSpec = SyntheticSpec(),
         UsageError: a knob that cannot work.
 
     Example:
-        >>> write_synthetic("data/body", SyntheticSpec(body_signal=0.5))["test"]
-        PosixPath('data/body/metadata/test')
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = Path(tempfile.mkdtemp())
+        >>> spec = SyntheticSpec(body_signal=0.5, train=8, train_fullsup=4, test=4)
+        >>> write_synthetic(root / "body", spec)["test"].relative_to(root)
+        PosixPath('body/metadata/test')
     """
     spec.check()
     out = Path(out)

@@ -100,6 +100,7 @@ class Calibration:
         """The threshold rule: ``ThresholdRule(theta, percentile)`` or the automatic rule.
 
         Example:
+            >>> from camloc.eval.calibration import Calibration
             >>> Calibration(None, None, True, 61.0, "m", "x", 10, rule="otsu").standard()
             ThresholdRule(theta=None, percentile=None, rule='otsu')
         """
@@ -115,8 +116,9 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Calibration:
-        """Read a file written by :meth:`save` (or the :data:`FILE` in a folder, where ``camloc
-        calibrate --out DIR`` saves it); a clear error names a bad file.
+        """Read a file written by :meth:`save`, or the :data:`FILE` in a folder.
+
+        The folder is where ``camloc calibrate --out DIR`` saves it; a clear error names a bad file.
         """
         if Path(path).is_dir():
             path = Path(path) / FILE
@@ -133,6 +135,7 @@ def check_rules(rules: Sequence[str]) -> tuple[str, ...]:
     """Automatic rules to try, each once, in order; an unknown name is one line naming the choices.
 
     Example:
+        >>> from camloc.eval.calibration import check_rules
         >>> check_rules(["yen", "otsu", "yen"])
         ('yen', 'otsu')
     """
@@ -149,28 +152,33 @@ def calibrate(model: nn.Module, samples: Sequence[Sample], images: str | os.Path
               method: str = DEFAULT_METHOD, rules: Sequence[str] = ()) -> tuple[Calibration, np.ndarray]:
     """Grid-search ``(percentile, theta)`` for the best GT-known Loc on a labelled split.
 
-    ``cam_class="top1"`` maps the predicted class, for splits whose labels are not the model's
-    classes (CUB with an ImageNet model); with ``"gt"``, a Top-1 Cls that says they are not
+    ``cam_class="top1"`` maps the predicted class, for splits whose labels are not the model's classes (CUB with an
+    ImageNet model); with ``"gt"``, a Top-1 Cls that says they are not
     (:func:`camloc.eval.evaluation.label_space_warning`, the rule ``evaluate`` applies) is issued as a
-    :class:`~camloc.eval.evaluation.LabelSpaceWarning` and recorded in the calibration's ``warnings``.
-    An image that cannot be read is a miss at every grid point, listed in ``failed``. ``workers``
-    DataLoader processes decode the images (0: this process). ``method`` picks the maps
-    (:mod:`camloc.cam.methods`); NWC is recorded off for methods it does not apply to. ``rules``
-    (automatic thresholds: ``otsu``, ``li``, ``triangle``, ``yen``) compete with the grid; their
-    GT-known Loc is recorded in ``rule_scores`` and one of them is chosen only where it beats the
-    grid's best.
+    :class:`~camloc.eval.evaluation.LabelSpaceWarning` and recorded in the calibration's ``warnings``. An image that
+    cannot be read is a miss at every grid point, listed in ``failed``. ``workers`` DataLoader processes decode the
+    images (0: this process). ``method`` picks the maps (:mod:`camloc.cam.methods`); NWC is recorded off for methods it
+    does not apply to. ``rules`` (automatic thresholds: ``otsu``, ``li``, ``triangle``, ``yen``) compete with the grid;
+    their GT-known Loc is recorded in ``rule_scores`` and one of them is chosen only where it beats the grid's best.
 
     Returns:
         The best :class:`Calibration` (first best in grid order, then ``rules`` in their order) and
         the P x T accuracy grid (%).
 
     Example:
-        >>> best, grid = calibrate(model, read_dataset("cub/train"), "cub/images", rules=("otsu",))
-        >>> best.describe(), best.gt_known_loc, best.rule_scores
+        >>> import tempfile, torch
+        >>> from camloc.data.metadata import read_dataset
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> from camloc.models.wsol import build_wsol
+        >>> root = tempfile.mkdtemp()                  # a synthetic benchmark whose train-fullsup split has 4 images
+        >>> data = read_dataset(write_synthetic(root, SyntheticSpec(train=1, train_fullsup=4, test=1))["train-fullsup"])
+        >>> _ = torch.manual_seed(0)
+        >>> best, grid = calibrate(build_wsol("smallcnn", num_classes=4), data, root, rules=("otsu",), progress=False)
+        >>> best.describe(), best.gt_known_loc, best.rule_scores, grid.shape      # an untrained model's
+        ('0.58 x p50', 100.0, {'otsu': 100.0}, (8, 95))
 
     Raises:
-        UsageError: no boxes, bad names, labels beyond the model's classes with ``"gt"``, or no
-            image could be read.
+        UsageError: no boxes, bad names, labels beyond the model's classes with ``"gt"``, or no image could be read.
     """
     if not any(s.boxes for s in samples):
         raise UsageError("calibration needs a split with boxes")
@@ -201,8 +209,10 @@ def calibrate(model: nn.Module, samples: Sequence[Sample], images: str | os.Path
 
 @dataclass
 class _GridCounts:
-    """What the search counts over a split: hits at IoU 50 per grid point and per automatic rule,
-    the failed images, and the classification (for the label check).
+    """What the search counts over a split.
+
+    It counts hits at IoU 50 per grid point and per automatic rule, the failed images, and the classification (for
+    the label check).
 
     Attributes:
         hits: P x T images hit at each ``(percentile, theta)``.
@@ -224,8 +234,10 @@ class _GridCounts:
 def _count_hits(counts: _GridCounts, extractor: MethodExtractor, batches: Iterator[LoadedBatch],
                 samples: Sequence[Sample], batch_size: int, thetas: np.ndarray, pcts: list[float],
                 rules: tuple[str, ...], nwc: bool, cam_class: str, box_convention: str, progress: bool) -> None:
-    """Add every batch's maps to ``counts``: one map per image, its box hit at IoU 50 judged at every
-    grid point and every rule (a failed image adds no hit: a miss everywhere).
+    """Add every batch's maps to ``counts``.
+
+    One map per image, its box hit at IoU 50 judged at every grid point and every rule (a failed image adds no hit:
+    a miss everywhere).
     """
     from tqdm import tqdm
 
@@ -245,15 +257,17 @@ def _count_hits(counts: _GridCounts, extractor: MethodExtractor, batches: Iterat
 
 def _add_batch_hits(counts: _GridCounts, u8s: torch.Tensor, samples: Sequence[Sample], thetas: np.ndarray,
                     pcts: list[float], rules: tuple[str, ...], box_convention: str) -> None:
-    """Add one batch's hits: per image, the largest contour's box at ``int(theta x percentile_p(U))``
-    for every grid point, and at each rule's threshold, judged at IoU >= 0.5 (the rethinking protocol's
-    conventions) in one table over the distinct levels.
+    """Add one batch's hits to ``counts``.
+
+    Per image, the largest contour's box at ``int(theta x percentile_p(U))`` for every grid point, and at each rule's
+    threshold, judged at IoU >= 0.5 (the rethinking protocol's conventions) in one table over the distinct levels.
 
     Args:
         counts: the counts to add to.
         u8s: the batch's B x 224 x 224 uint8 maps ``U``.
         samples: the batch's samples.
-        thetas, pcts: the grid.
+        thetas: the grid's thetas.
+        pcts: the grid's percentiles.
         rules: the automatic rules.
         box_convention: where ground-truth boxes end.
     """
@@ -269,8 +283,9 @@ def _add_batch_hits(counts: _GridCounts, u8s: torch.Tensor, samples: Sequence[Sa
 
 def _best_rule(grid: np.ndarray, scores: dict[str, float], thetas: np.ndarray, pcts: list[float]
                ) -> tuple[float | None, float | None, str, float]:
-    """The best threshold rule: the grid's first best ``(percentile, theta)``, unless an automatic
-    rule scores strictly higher (the first such best, in ``rules`` order).
+    """The best threshold rule: the grid's first best ``(percentile, theta)``, unless an automatic rule is better.
+
+    An automatic rule wins where it scores strictly higher (the first such best, in ``rules`` order).
 
     Returns:
         ``(theta, percentile, rule, GT-known Loc %)``; theta and percentile are None for a rule.

@@ -34,8 +34,18 @@ Ground-truth boxes are mapped onto the network input through the preprocessing a
 crop is left out of the IoA and box statistics.
 
 Example:
-    >>> d = diagnose(model, read_dataset("data/synthetic/metadata/test"), "data/synthetic")
-    >>> d.summary["area_weight_rho"], d.summary["ioa_negative"], d.summary["box_gt_area_ratio"]["cam"]
+    >>> import tempfile, torch
+    >>> from camloc.data.metadata import read_dataset
+    >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+    >>> from camloc.eval.diagnosis import diagnose
+    >>> from camloc.models.wsol import build_wsol
+    >>> root = tempfile.mkdtemp()                      # a tiny synthetic benchmark, 4 test images
+    >>> test = write_synthetic(root, SyntheticSpec(classes=2, train=1, train_fullsup=1, test=4))["test"]
+    >>> _ = torch.manual_seed(0)
+    >>> d = diagnose(build_wsol("smallcnn", num_classes=2), read_dataset(test), root, progress=False)  # untrained
+    >>> s = d.summary
+    >>> round(s["area_weight_rho"], 2), round(s["ioa_negative"], 2), round(s["box_gt_area_ratio"]["cam"], 2)
+    (-0.04, 0.98, 1.65)
 """
 
 from __future__ import annotations
@@ -77,10 +87,13 @@ MEAN_KEYS = ("area_weight_rho", "ioa_positive", "ioa_negative", "ioa_positive_by
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation of two vectors: the Pearson correlation of their ranks, ties given
-    their average rank (as ``scipy.stats.spearmanr``); NaN with fewer than 3 values or a constant one.
+    """Spearman's rank correlation of two vectors: the Pearson correlation of their ranks.
+
+    Ties are given their average rank (as ``scipy.stats.spearmanr``); NaN with fewer than 3 values or a constant one.
 
     Example:
+        >>> import numpy as np
+        >>> from camloc.eval.diagnosis import spearman
         >>> spearman(np.array([1.0, 2.0, 3.0, 4.0]), np.array([10.0, 9.0, 2.0, 1.0]))
         -1.0
     """
@@ -114,6 +127,8 @@ def active_area(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     value (all zero after a ReLU), whose area is undefined.
 
     Example:
+        >>> import torch
+        >>> from camloc.eval.diagnosis import active_area
         >>> f = torch.zeros(1, 2, 2, 2); f[0, 0, 0, 0] = 1.0
         >>> active_area(f)
         (tensor([[0.2500, 0.0000]]), tensor([[ True, False]]))
@@ -124,8 +139,9 @@ def active_area(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def truth_region(boxes: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """The union of boxes ``(x0, y0, x1, y1)`` (pixel edges on the network input) as an H x W mask:
-    pixel ``(i, j)`` is inside when its centre ``(j + 0.5, i + 0.5)`` lies in ``[x0, x1) x [y0, y1)``.
+    """The union of boxes ``(x0, y0, x1, y1)`` (pixel edges on the network input) as an H x W mask.
+
+    Pixel ``(i, j)`` is inside when its centre ``(j + 0.5, i + 0.5)`` lies in ``[x0, x1) x [y0, y1)``.
     """
     h, w = size
     ys, xs = torch.arange(h).view(-1, 1) + 0.5, torch.arange(w).view(1, -1) + 0.5
@@ -193,8 +209,9 @@ def batch_statistics(features: torch.Tensor, weights: torch.Tensor, truth: Seque
 
 
 def _box_ratios(masks: torch.Tensor, truth: Sequence[np.ndarray]) -> list[float]:
-    """Per image, its box's area (the largest contour of its mask) over the area of the ground-truth box it
-    overlaps most (NaN without one).
+    """Per image, its box's area over the area of the ground-truth box it overlaps most.
+
+    The box is that of the largest contour of the image's mask; the ratio is NaN without a ground-truth box.
     """
     out = []
     for mask, gt in zip(masks.to("cpu", torch.uint8).numpy(), truth, strict=True):
@@ -266,7 +283,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def diagnose(model: nn.Module, samples: Sequence[Sample], images: str | Path, *, cam_class: str = "gt",
              batch_size: int = 32, workers: int = 0, progress: bool = True, points_images: int = 64) -> Diagnosis:
-    """Measure the paper's mechanism on a labelled split (see the module docs for every statistic).
+    """Measure the paper's mechanism on a labelled split: a :class:`Diagnosis` (see the module docs for each statistic).
 
     Args:
         model: a classifier whose CAM is exact with one weight per channel (a GAP or TAP head:
@@ -280,17 +297,18 @@ def diagnose(model: nn.Module, samples: Sequence[Sample], images: str | Path, *,
         progress: show a progress bar.
         points_images: keep the Fig. 2 points (one per positive-weight channel) of this many images.
 
-    Returns:
-        A :class:`Diagnosis`.
-
     Raises:
-        ModelError: the model's map is not an exact weighted sum of channels (a gradient map, a
-            class-token ViT, a max-pooled head).
+        ModelError: the map is not an exact weighted sum of channels (a gradient map, class-token ViT, max-pooled head).
         UsageError: no sample, no image that could be read, or a label out of the model's range.
 
     Example:
-        >>> d = diagnose(load_model("efficientnet_lite0"), read_dataset("imagenet-val"), "imagenet-val", progress=False)
-        >>> round(d.summary["area_weight_rho"], 2)
+        >>> import tempfile, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()          # 2 test images whose labels are not ImageNet's: map the top-1 class
+        >>> test = camloc.read_dataset(write_synthetic(root, SyntheticSpec(train=1, train_fullsup=1, test=2))["test"])
+        >>> d = diagnose(camloc.load_model("efficientnet_lite0"), test, root, cam_class="top1", progress=False)
+        >>> d.summary["images"], d.summary["feature_layer"], round(d.summary["area_weight_rho"], 2)
+        (2, 'bn2', 0.1)
     """
     check_cam_class(cam_class)
     if not samples:
@@ -327,8 +345,9 @@ def diagnose(model: nn.Module, samples: Sequence[Sample], images: str | Path, *,
 
 def _summary(rows: Sequence[dict[str, Any]], model: nn.Module, cam_class: str, head: HeadSpec, pre: Preprocess
              ) -> dict[str, Any]:
-    """The summary of a diagnosis: :func:`summarize` of its records, with the number of images and the
-    settings (model, class choice, head form and feature layer, preprocessing, thresholds).
+    """The summary of a diagnosis: :func:`summarize` of its records, with the number of images and the settings.
+
+    The settings are the model, class choice, head form and feature layer, preprocessing and thresholds.
     """
     summary = summarize(rows)
     summary.update(images=len(rows), model=model_config(model).name or type(model).__name__, cam_class=cam_class,
@@ -339,9 +358,9 @@ def _summary(rows: Sequence[dict[str, Any]], model: nn.Module, cam_class: str, h
 
 def _keep_points(features: torch.Tensor, weights: torch.Tensor, areas: list[np.ndarray],
                  kept_weights: list[np.ndarray], limit: int) -> None:
-    """Append the Fig. 2 points of the batch's first images, until ``limit`` images have theirs: per
-    image, the active area ``a_c`` and the weight ``w_kc`` of each channel with positive weight that
-    fires on it.
+    """Append the Fig. 2 points of the batch's first images, until ``limit`` images have theirs.
+
+    Per image, the active area ``a_c`` and the weight ``w_kc`` of each channel with positive weight that fires on it.
 
     Args:
         features: the batch's B x C x h x w feature maps.

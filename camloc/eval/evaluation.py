@@ -1,11 +1,25 @@
-"""Evaluation on WSOL datasets under either protocol (:mod:`camloc.eval.protocols`), every variant
-from one forward pass, for one or several methods (:mod:`camloc.cam.methods`).
+"""Evaluation on WSOL datasets under either protocol, every variant from one forward pass.
+
+The protocols are those of :mod:`camloc.eval.protocols`; one or several methods (:mod:`camloc.cam.methods`) are
+scored.
 
 Example:
-    >>> samples = read_dataset("data/cub-test")
-    >>> result = evaluate(model, samples, "data/cub-test", Settings("wsolevaluation"))
-    >>> result.metrics["nwc+pas"]["maxboxacc_v2"]
-    >>> evaluate(model, samples, "data/cub-test", Settings(methods=("cam", "gradcam"))).metrics["gradcam/pas"]
+    >>> import tempfile, torch
+    >>> from camloc.data.metadata import read_dataset
+    >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+    >>> from camloc.eval.evaluation import evaluate
+    >>> from camloc.eval.protocols import Settings
+    >>> from camloc.models.wsol import build_wsol
+    >>> root = tempfile.mkdtemp()                      # a tiny synthetic benchmark, 4 test images
+    >>> folders = write_synthetic(root, SyntheticSpec(classes=2, train=1, train_fullsup=1, test=4))
+    >>> samples = read_dataset(folders["test"])
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_wsol("smallcnn", num_classes=2)   # untrained here: the numbers only show the layout
+    >>> result = evaluate(model, samples, root, Settings("wsolevaluation"), progress=False)
+    >>> sorted(result.metrics), result.metrics["nwc+pas"]["maxboxacc_v2"]
+    (['cam', 'nwc', 'nwc+pas', 'pas'], 75.0)
+    >>> evaluate(model, samples, root, Settings(methods=("cam", "gradcam")), progress=False).metrics["gradcam/pas"]
+    {'top1_cls': 50.0, 'top5_cls': 100.0, 'gt_known_loc': 75.0, 'top1_loc': 25.0}
 """
 
 from __future__ import annotations
@@ -46,8 +60,9 @@ SUSPECT_TOP1 = 10.0
 
 
 class LabelSpaceWarning(UserWarning):
-    """``cam_class="gt"`` maps classes the model hardly ever predicts: the dataset's labels do not look
-    like the model's classes (see :func:`label_space_warning`).
+    """``cam_class="gt"`` maps classes the model hardly ever predicts (see :func:`label_space_warning`).
+
+    The dataset's labels do not look like the model's classes.
     """
 
 
@@ -88,8 +103,9 @@ def warn_label_space(top1_hits: int, n: int, num_classes: int) -> list[str]:
 
 def rethinking_boxes(maps: torch.Tensor, chunk: Sequence[Sample], standard, convention: str = "wsolevaluation"
                      ) -> list[tuple[float, tuple]]:
-    """``(best IoU, box)`` per image of the one box the rethinking protocol draws (the rule of
-    :mod:`camloc.cam.boxes`), the box on the 224 x 224 input.
+    """``(best IoU, box)`` per image of the one box the rethinking protocol draws.
+
+    The box is drawn by the rule of :mod:`camloc.cam.boxes`, on the 224 x 224 input.
     """
     _, fg = foreground(maps, (SIZE, SIZE), standard)
     out = []
@@ -100,8 +116,10 @@ def rethinking_boxes(maps: torch.Tensor, chunk: Sequence[Sample], standard, conv
 
 
 class _EvaluationAccumulator:
-    """The accumulators of one evaluation: fixed thresholds (rethinking) or sweeps (wsolevaluation),
-    classification hits, the failed images and, when asked, the per-image records.
+    """The accumulators of one evaluation.
+
+    They hold fixed thresholds (rethinking) or sweeps (wsolevaluation), classification hits, the failed images
+    and, when asked, the per-image records.
     """
 
     def __init__(self, settings: Settings, samples: Sequence[Sample], masks_root: Path,
@@ -114,7 +132,8 @@ class _EvaluationAccumulator:
         self.known = settings.cam_class == "gt"
         has_boxes, has_masks = any(s.boxes for s in samples), any(s.masks for s in samples)
         if not self.wsol and not has_boxes:
-            raise UsageError("the rethinking protocol needs boxes; this split has masks only: use --protocol wsolevaluation")
+            raise UsageError("the rethinking protocol needs boxes; this split has masks only: "
+                             "use --protocol wsolevaluation")
         self.dataset = {"n": len(samples), "boxes": has_boxes, "masks": has_masks}
         self.rows = settings.rows()
         self.fixed = {r.name: FixedThreshold() for r in self.rows}
@@ -142,8 +161,9 @@ class _EvaluationAccumulator:
 
     def add(self, chunk: Sequence[Sample], labels: torch.Tensor, outs: dict[tuple[str, bool], CAMOutput],
             num_classes: int, x: torch.Tensor | None = None) -> None:
-        """Score one batch: its classification, then every row's boxes (rethinking) or sweeps
-        (wsolevaluation); an image whose mask cannot be read fails here.
+        """Score one batch: its classification, then every row's boxes (rethinking) or sweeps (wsolevaluation).
+
+        An image whose mask cannot be read fails here.
 
         Args:
             chunk: the batch's decoded samples.
@@ -171,8 +191,9 @@ class _EvaluationAccumulator:
             self._add_fixed(chunk, outs, top1_ok, top5_ok, records)
 
     def _load_masks(self, chunk: Sequence[Sample], ok: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None] | None]:
-        """The batch's masks for PxAP (None for an image without); an image whose mask cannot be read
-        is failed and marked in ``ok``.
+        """The batch's masks for PxAP (None for an image without).
+
+        An image whose mask cannot be read is failed and marked in ``ok``.
         """
         masks_of: list = [None] * len(chunk)
         for i, s in enumerate(chunk):
@@ -186,8 +207,9 @@ class _EvaluationAccumulator:
 
     def _add_fixed(self, chunk: Sequence[Sample], outs: dict[tuple[str, bool], CAMOutput], top1_ok: np.ndarray,
                    top5_ok: np.ndarray, records: list[dict | None] | None = None) -> None:
-        """Rethinking: each row's one box per image, at the row's fixed threshold, into its accumulator
-        (and, with records, the row's hit, IoU and box).
+        """Rethinking: each row's one box per image, at the row's fixed threshold, into its accumulator.
+
+        With records, the row's hit, IoU and box go into each image's record too.
         """
         for row in self.rows:
             found = rethinking_boxes(outs[(row.method, row.nwc)].maps[:, 0], chunk, self.settings.standard(row.variant),
@@ -202,8 +224,9 @@ class _EvaluationAccumulator:
 
     def _add_sweeps(self, chunk: Sequence[Sample], outs: dict[tuple[str, bool], CAMOutput], ok: np.ndarray,
                     masks_of: list, records: list[dict | None] | None = None) -> None:
-        """wsolevaluation: each row's min-max normalised map of every scored image into its scorer
-        (and, with records, the image's hit at every tau; with ``save_maps``, the map).
+        """wsolevaluation: each row's min-max normalised map of every scored image into its scorer.
+
+        With records, the image's hit at every tau goes into its record too; with ``save_maps``, the map is saved.
         """
         normalised = {key: minmax(upsample(out.maps[:, 0], (SIZE, SIZE))).cpu().numpy() for key, out in outs.items()}
         for row in self.rows:
@@ -229,8 +252,9 @@ class _EvaluationAccumulator:
         return out
 
     def finish_records(self) -> dict[str, dict[str, Any]]:
-        """Settle the wsolevaluation records at each row's operating point (hits; box and IoU where a
-        view was kept); returns the operating points.
+        """Settle the wsolevaluation records at each row's operating point; returns the operating points.
+
+        Each record gets its hits, and its box and IoU where a view was kept.
         """
         points = self.operating_points()
         if self.wsol and self.per_image is not None:
@@ -245,7 +269,8 @@ class _EvaluationAccumulator:
             if not self.wsol:
                 metrics[r.name] = self.fixed[r.name].compute()
                 continue
-            row = {"top1_cls": float(100.0 * self.cls_hits[0] / n), "top5_cls": float(100.0 * self.cls_hits[1] / n)} if self.known else {}
+            row = ({"top1_cls": float(100.0 * self.cls_hits[0] / n), "top5_cls": float(100.0 * self.cls_hits[1] / n)}
+                   if self.known else {})
             row.update(self.scorers[r.name].compute())
             metrics[r.name] = row
             curves[r.name] = self.scorers[r.name].curves()
@@ -315,8 +340,9 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathL
 
 def _score_batches(run: _EvaluationAccumulator, extractor: MethodExtractor, samples: Sequence[Sample],
                    batches: Iterator[LoadedBatch], progress: bool) -> int | None:
-    """Feed every batch of the split to ``run``: its failed images, then the maps of the rows of the
-    images that decoded (one :meth:`MethodExtractor.maps` call per batch).
+    """Feed every batch of the split to ``run``: its failed images, then the maps of the rows.
+
+    The maps are those of the images that decoded, from one :meth:`MethodExtractor.maps` call per batch.
 
     Args:
         run: the evaluation's accumulators.

@@ -1,5 +1,7 @@
-"""Per-image records of an evaluation: each scored image's prediction and, per row, its hit, IoU and
-box, and the network input and maps kept of the first images for pictures (:class:`ImageView`).
+"""Per-image records of an evaluation, and the network input and maps kept of its first images.
+
+Each scored image's record holds its prediction and, per row, its hit, IoU and box; the network input and maps
+of the first images are kept for pictures (:class:`ImageView`).
 
 Made only when asked (``evaluate(per_image=True)`` or ``views``): a run without them does none of
 this work. See :class:`camloc.eval.evaluation.EvaluationResult` for what a record holds.
@@ -35,9 +37,18 @@ class ImageView:
         truth: the ground-truth boxes on the 224 x 224 input (the protocol's integer rules).
 
     Example:
-        >>> view = result.views["val/img_001.JPEG"]
-        >>> view.rgb().shape, view.u8(("cam", True)).shape
-        ((224, 224, 3), (224, 224))
+        >>> import tempfile, torch
+        >>> from camloc.data.metadata import read_dataset
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> from camloc.eval.evaluation import evaluate
+        >>> from camloc.models.wsol import build_wsol
+        >>> root = tempfile.mkdtemp()
+        >>> samples = read_dataset(write_synthetic(root, SyntheticSpec(train=1, train_fullsup=1, test=2))["test"])
+        >>> _ = torch.manual_seed(0)
+        >>> result = evaluate(build_wsol("smallcnn", num_classes=4), samples, root, views=1, progress=False)
+        >>> view = result.views["images/test/00000.png"]      # the first scored image's
+        >>> view.rgb().shape, view.u8(("cam", True)).shape, view.truth.tolist()
+        ((224, 224, 3), (224, 224), [[18, 21, 168, 192]])
     """
 
     image: bytes
@@ -127,8 +138,9 @@ class PerImageRecords:
         self.views_left -= len(take)
 
     def settle(self, rows: Sequence[MethodVariant], points: dict[str, dict[str, Any]]) -> None:
-        """Settle the wsolevaluation records at each row's operating point: the hit from the bits kept
-        for every tau; the box and IoU where a view was kept (None elsewhere).
+        """Settle the wsolevaluation records at each row's operating point.
+
+        The hit comes from the bits kept for every tau; the box and IoU where a view was kept (None elsewhere).
 
         Args:
             rows: the evaluation's rows.
@@ -152,8 +164,10 @@ class PerImageRecords:
                     entry["iou"], entry["box"] = self._box_at(view, r, tau, points[r.name]["metric"] == "maxboxacc_v2")
 
     def _box_at(self, view: ImageView, row: MethodVariant, tau: float, all_contours: bool) -> tuple[float, list[int]]:
-        """The box a wsolevaluation row's hit at ``tau`` is judged on: of the boxes of ``U > t``
-        (every contour's for MaxBoxAccV2, the largest contour's for MaxBoxAcc), the best by IoU.
+        """The box a wsolevaluation row's hit at ``tau`` is judged on, and its IoU: ``(iou, box)``.
+
+        It is the best by IoU of the boxes of ``U > t`` (every contour's for MaxBoxAccV2, the largest contour's for
+        MaxBoxAcc).
         """
         u8 = view.u8((row.method, row.nwc))
         t = int(threshold_levels(u8, np.asarray([tau]), self.settings.sweep_percentile(row.variant),
