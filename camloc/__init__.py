@@ -53,7 +53,7 @@ _LAZY = {
     "ThresholdedAvgPool2d": ("models.layers.pooling", "ThresholdedAvgPool2d"),
     # evaluation and training (numba, OpenCV, matplotlib)
     "evaluate": ("eval.evaluation", "evaluate"), "score_maps": ("eval.scoring", "score_maps"),
-    "EvaluationResult": ("eval.evaluation", "EvaluationResult"), "Settings": ("eval.protocols", "Settings"),
+    "EvaluationResult": ("eval.result", "EvaluationResult"), "Settings": ("eval.protocols", "Settings"),
     "calibrate": ("eval.calibration", "calibrate"), "Calibration": ("eval.calibration", "Calibration"),
     "diagnose": ("eval.diagnosis", "diagnose"), "Diagnosis": ("eval.diagnosis", "Diagnosis"),
     "finetune": ("train.finetuning", "finetune"), "FinetuneConfig": ("train.finetuning", "FinetuneConfig"),

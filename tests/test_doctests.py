@@ -29,22 +29,7 @@ def _module_names() -> list[str]:
     return names
 
 
-#: Modules whose examples do not run yet (imports missing from the example, outputs not written down).
-#: Each is expected to fail; one that starts passing fails this test until it leaves this set.
-NOT_YET_RUNNABLE = {
-    "camloc.train.config",
-    "camloc.train.finetuning",
-    "camloc.train.loop",
-    "camloc.viz.figures",
-    "camloc.viz.gallery",
-    "camloc.viz.render",
-    "camloc.viz.training",
-}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="examples not runnable yet"))
-    if n in NOT_YET_RUNNABLE else n for n in _module_names()])
+@pytest.mark.parametrize("name", _module_names())
 def test_docstring_examples_run(name, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("CAMLOC_QUIET", "1")

@@ -186,6 +186,26 @@ def test_no_module_is_named_like_a_function_it_holds():
     assert not clash, clash
 
 
+#: The most lines a function, a class and a module may span (a def or class from its signature to its last
+#: line, decorators aside): beyond these a reader can no longer see across a room at once.
+MAX_LINES = {"function": 60, "class": 200, "module": 500}
+
+
+def test_no_room_is_too_big_to_see_across():
+    kinds = {ast.FunctionDef: "function", ast.AsyncFunctionDef: "function", ast.ClassDef: "class"}
+    big = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        where = str(path.relative_to(PACKAGE))
+        if len(text.splitlines()) > MAX_LINES["module"]:
+            big.append(f"{where}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            kind = kinds.get(type(node))
+            if kind and node.end_lineno - node.lineno + 1 > MAX_LINES[kind]:
+                big.append(f"{where}: {kind} {node.name} {node.end_lineno - node.lineno + 1} lines")
+    assert not big, f"split these by meaning (limits {MAX_LINES}): {big}"
+
+
 def test_the_top_level_holds_only_the_entry_points():
     # every other module lives in the package of its job (utils, data, cam, viz, batch, models, eval, train, cli)
     top = sorted(p.name for p in PACKAGE.glob("*.py"))

@@ -20,7 +20,7 @@ from ..utils.lazy import lazy_namespace
 
 _NAMES = {
     "evaluate": ("evaluation", "evaluate"), "score_maps": ("scoring", "score_maps"),
-    "EvaluationResult": ("evaluation", "EvaluationResult"),
+    "EvaluationResult": ("result", "EvaluationResult"),
     "calibrate": ("calibration", "calibrate"), "Calibration": ("calibration", "Calibration"),
     "diagnose": ("diagnosis", "diagnose"), "Diagnosis": ("diagnosis", "Diagnosis"),
     "PROTOCOLS": ("protocols", "PROTOCOLS"), "VARIANTS": ("protocols", "VARIANTS"),

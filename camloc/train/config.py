@@ -8,9 +8,18 @@ wsolevaluation (clovaai/wsolevaluation), ADL's code (junsukchoe/ADL), or ``ours`
 public gives it.
 
 Example:
-    >>> cfg = load_config("vgg16_tap_cub", ["epochs=2", "train_metadata=data/cub-train"])
-    >>> cfg.lr, cfg.pool, cfg.epochs
-    (0.003, 'tap', 2)
+    >>> from camloc.train.config import list_recipes, load_config
+    >>> "vgg16_tap_cub" in list_recipes()
+    True
+    >>> cfg = load_config("vgg16_tap_cub", ["epochs=2"], check=False)   # check=False: no dataset named yet
+    >>> cfg.lr, cfg.pool, cfg.epochs, cfg.milestones
+    (0.003, 'tap', 2, [60, 120, 180])
+    >>> load_config("vgg16_tap_cub", ["epoch=2"])
+    Traceback (most recent call last):
+    camloc.utils.errors.UsageError: command line: unknown key 'epoch'; did you mean epochs?
+    >>> load_config("wsol_resnet50_cam", ["train_metadata=no/such/folder"])
+    Traceback (most recent call last):
+    camloc.utils.errors.UsageError: train_metadata=no/such/folder: no such folder; check the path
 
 Every problem (an unknown key, a wrong type, a missing dataset folder, a method that does not fit)
 is one :class:`~camloc.utils.errors.UsageError` line naming the key and the fix, raised before any work.
@@ -106,9 +115,24 @@ class TrainConfig:
 
     # -- reading and checking ------------------------------------------------------------------
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (not checked: call :meth:`validate` on it).
+
+        Example:
+            >>> from camloc.train.config import TrainConfig
+            >>> TrainConfig().replace(epochs=3, lr=0.1).epochs
+            3
+        """
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name (lists copied), as a run's checkpoint stores it under ``train_config``.
+
+        Example:
+            >>> from camloc.train.config import TrainConfig
+            >>> d = TrainConfig().to_dict()
+            >>> d["arch"], d["eval_variants"], len(d)
+            ('resnet18', ['cam', 'nwc+pas'], 54)
+        """
         return dataclasses.asdict(self)
 
     @property
@@ -277,7 +301,13 @@ def read_recipe(name: str, _seen: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` strings from the command line, checked."""
+    """``key=value`` strings from the command line, checked.
+
+    Example:
+        >>> from camloc.train.config import parse_overrides
+        >>> parse_overrides(["lr=0.01", "milestones=10,20", "pretrained=no", "eval_variants=cam,nwc"])
+        {'lr': 0.01, 'milestones': [10, 20], 'pretrained': False, 'eval_variants': ['cam', 'nwc']}
+    """
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -289,8 +319,24 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 def load_config(recipe: str | None = None, overrides: Sequence[str] = (), check: bool = True,
                 **values: Any) -> TrainConfig:
-    """A :class:`TrainConfig`: the recipe (if any), then ``overrides``, then keyword values; checked
-    (:meth:`TrainConfig.validate`) unless ``check=False`` (to show a recipe without its data).
+    """A :class:`TrainConfig`: the recipe (if any), then ``overrides``, then keyword values.
+
+    The result is checked (:meth:`TrainConfig.validate`) unless ``check=False`` (to show a recipe
+    without its data).
+
+    Example:
+        >>> import tempfile
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> from camloc.train.config import load_config
+        >>> spec = SyntheticSpec(classes=2, size=32, train=4, train_fullsup=2, test=2)
+        >>> meta = write_synthetic(tempfile.mkdtemp(), spec)     # a tiny wsolevaluation layout
+        >>> cfg = load_config("vgg16_tap_cub", [f"train_metadata={meta['train']}"], test_metadata=str(meta["test"]),
+        ...                   epochs=1, batch_size=2)
+        >>> cfg.arch, cfg.selection, cfg.epochs, cfg.batch_size
+        ('vgg16', 'authors', 1, 2)
+        >>> load_config("vgg16_tap_cub", [f"train_metadata={meta['train']}"])   # its selection needs the test split
+        Traceback (most recent call last):
+        camloc.utils.errors.UsageError: selection='authors' keeps the best Top-1 Loc on the test split: ...
     """
     merged = read_recipe(recipe) if recipe else {}
     merged.update(parse_overrides(overrides))

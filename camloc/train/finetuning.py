@@ -18,7 +18,19 @@ registered as ``<arch>_<pool>`` (``vgg16_tap``) in ``$CAMLOC_HOME/models`` (defa
 ``~/.cache/camloc/models``), where ``camloc localize --model vgg16_tap`` finds it.
 
 Example:
-    >>> model = finetune(FinetuneConfig(model="resnet18", metadata="data/cub-train", out="runs/r18", epochs=2))
+    One epoch of the TAP head over four 32 x 32 images, the backbone frozen (``backbone_lr_scale=0``):
+
+    >>> import os, tempfile
+    >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+    >>> from camloc.models.config import model_config
+    >>> from camloc.train.finetuning import FinetuneConfig, finetune
+    >>> root, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> meta = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=4, train_fullsup=1, test=1))
+    >>> cfg = FinetuneConfig(model="efficientnet_lite0", metadata=str(meta["train"]), images=root, out=out, epochs=1,
+    ...                      batch_size=4, backbone_lr_scale=0.0, workers=0, register=False)  # not in $CAMLOC_HOME
+    >>> model = finetune(cfg, progress=False, log=lambda line: None)
+    >>> model_config(model).name, model_config(model).class_names, sorted(os.listdir(out))
+    ('efficientnet_lite0_tap', ('class 0', 'class 1'), ['last.log.csv', 'last.pt'])
 """
 
 from __future__ import annotations
@@ -67,6 +79,15 @@ def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
 
     Raises:
         UsageError: for an ``out`` that names a checkpoint file rather than a folder.
+
+    Example:
+        >>> from camloc.train.finetuning import FinetuneConfig, to_train_config
+        >>> cfg = to_train_config(FinetuneConfig(model="resnet18", out="runs/r18", epochs=20, register=False))
+        >>> cfg.lr_rule, cfg.backbone_lr_scale, cfg.schedule, cfg.milestones, cfg.last_file
+        ('backbone_lr', 0.1, 'multistep', [6, 12, 18], 'runs/r18/last.pt')
+        >>> to_train_config(FinetuneConfig(out="r18.pt"))
+        Traceback (most recent call last):
+        camloc.utils.errors.UsageError: --out r18.pt: give a folder (camloc writes last.pt and its log there), not ...
     """
     if Path(cfg.out).suffix in (".pt", ".pth") or Path(cfg.out).is_file():
         raise UsageError(f"--out {cfg.out}: give a folder (camloc writes last.pt and its log there), not a file name")
@@ -87,8 +108,10 @@ def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
 
 
 def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], None] = print) -> CAMHeadModel:
-    """Fine-tune ``cfg.model`` with a retrofitted ``cfg.pool`` head: :func:`camloc.train.loop.train`
-    with the fine-tune preset (:func:`to_train_config`); returns the trained model.
+    """Fine-tune ``cfg.model`` with a retrofitted ``cfg.pool`` head; returns the trained model.
+
+    This is :func:`camloc.train.loop.train` with the fine-tune preset (:func:`to_train_config`); the module's
+    example runs one.
     """
     if cfg.amp and default_device(cfg.device).type != "cuda":
         log("note: --amp applies on CUDA only; training in float32 on the CPU")
@@ -100,6 +123,11 @@ def lr_steps(epochs: int) -> list[int]:
 
     The authors' 60/120/180 of 200 scaled to the run (30, 60 and 90 %) from 10 epochs on; shorter
     runs drop once, for their last epoch (none below 3 epochs): ours, for brief fine-tunes.
+
+    Example:
+        >>> from camloc.train.finetuning import lr_steps
+        >>> lr_steps(200), lr_steps(5), lr_steps(2)
+        ([60, 120, 180], [4], [])
     """
     if epochs >= 10:
         return sorted({round(epochs * f) for f in (0.3, 0.6, 0.9)})

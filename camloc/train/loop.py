@@ -13,16 +13,23 @@ What a run does, in order (each step a function below):
    scaled, 0 freezes it) or ``pretrained_grad`` (the authors: gradients of pretrained layers x0.1);
 4. per epoch: HaS on the input where asked, AMP (bf16, or fp16 with a grad scaler), gradient
    accumulation, the schedule (:func:`lr_factor`), metrics reduced over ranks;
-5. every ``eval_every`` epochs, camloc's evaluator on the validation (and test) split, the best
-   checkpoint kept by the named selection rule, a resumable ``last.pt`` written atomically (model,
-   optimizer, schedule, scaler, epoch, RNG states), a CSV log (and TensorBoard scalars where the
-   ``tensorboard`` package is installed), and plots at the end.
+5. every ``eval_every`` epochs, camloc's evaluator on the validation (and test) split, the best checkpoint kept by the
+   named selection rule, a resumable ``last.pt`` written atomically (model, optimizer, schedule, scaler, epoch, RNG
+   states), a CSV log (and TensorBoard scalars where the ``tensorboard`` package is installed), and plots at the end.
 
 Checkpoints are self-describing: ``camloc localize --model RUN/best.pt`` and ``camloc.load_model``
 rebuild them with no other argument. Only rank 0 writes.
 
 Example:
-    >>> model = train(load_config("wsol_resnet50_cam", ["train_metadata=data/cub-train", "epochs=1"]))
+    >>> import os, tempfile
+    >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+    >>> from camloc.train import load_config, train     # a recipe instead: load_config("wsol_vgg16_cam", [...])
+    >>> root, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> meta = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=4, train_fullsup=1, test=1))
+    >>> cfg = load_config(arch="smallcnn", pretrained=False, train_metadata=str(meta["train"]), train_images=root,
+    ...                   resize=64, crop=56, batch_size=2, epochs=1, workers=0, device="cpu", out=out, plots=False)
+    >>> type(train(cfg, progress=False, log=lambda line: None)).__name__, sorted(os.listdir(out))   # the model, files
+    ('CAMHeadModel', ['best.pt', 'last.pt', 'log.csv'])
 """
 
 from __future__ import annotations
@@ -72,8 +79,9 @@ def build_model(cfg: TrainConfig, num_classes: int, class_names: list[str] | Non
     if cfg.arch in ARCHITECTURES:
         spec = ARCHITECTURES[cfg.arch]
         positions = list(cfg.adl_positions or spec.adl_positions)
-        model = build_wsol(cfg.arch, num_classes, cfg.pool, cfg.theta_tap, pretrained=cfg.pretrained and not cfg.checkpoint,
-                           adl=cfg.adl, adl_positions=positions if cfg.adl else None, **adl_args)
+        model = build_wsol(cfg.arch, num_classes, cfg.pool, cfg.theta_tap,
+                           pretrained=cfg.pretrained and not cfg.checkpoint, adl=cfg.adl,
+                           adl_positions=positions if cfg.adl else None, **adl_args)
         if cfg.checkpoint:
             load_checkpoint(model, cfg.checkpoint, cfg.arch)
         new_layers = tuple(spec.new_layers)
@@ -127,10 +135,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, new_layers: tuple[str, ..
 def lr_factor(cfg: TrainConfig, epoch: int) -> float:
     """The learning-rate multiplier of an epoch (0-based) by the named schedule, after warm-up.
 
-    ``step``: ``decay ** (e // step_size)``; ``wsol_step``: ``decay ** ((e + 1) // step_size)``
-    (wsolevaluation decays at the end of epoch ``step_size - 1``); ``multistep``: ``decay`` per
-    milestone passed; ``cosine``: ``(1 + cos(pi e / epochs)) / 2``; warm-up (ours): linear
-    ``(e + 1) / (warmup_epochs + 1)`` over the first ``warmup_epochs``.
+    ``step``: ``decay ** (e // step_size)``; ``wsol_step``: ``decay ** ((e + 1) // step_size)`` (wsolevaluation decays
+    at the end of epoch ``step_size - 1``); ``multistep``: ``decay`` per milestone passed; ``cosine``: ``(1 + cos(pi e /
+    epochs)) / 2``; warm-up (ours): linear ``(e + 1) / (warmup_epochs + 1)`` over the first ``warmup_epochs``.
     """
     if cfg.schedule == "step":
         f = cfg.lr_decay ** (epoch // cfg.step_size)
@@ -148,12 +155,12 @@ def lr_factor(cfg: TrainConfig, epoch: int) -> float:
 
 
 # -- evaluation and selection ------------------------------------------------------------------
-def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[list[Sample], str]]) -> dict[str, float]:
-    """``split/protocol/variant/metric`` for each split: rethinking where it has boxes, wsolevaluation
-    (MaxBoxAccV2, PxAP) as well.
+def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[list[Sample], str]]
+                    ) -> dict[str, float]:
+    """``split/protocol/variant/metric`` for each split: rethinking where it has boxes, wsolevaluation always.
 
-    The training split's labels are the model's classes by construction, so a low Top-1 Cls early in
-    training is not the wrong-label-space warning ``evaluate`` gives (it is silenced here).
+    wsolevaluation gives MaxBoxAccV2 and PxAP. The training split's labels are the model's classes by construction, so
+    a low Top-1 Cls early in training is not the wrong-label-space warning ``evaluate`` gives (it is silenced here).
     """
     import warnings
 
@@ -223,7 +230,8 @@ def _resume(cfg: TrainConfig, model, opt, sched, scaler, log) -> tuple[int, list
     path = cfg.last_path
     ckpt = read_checkpoint(path)
     saved = ckpt.get("train_config") or {}
-    same = {k: saved.get(k) for k in ("arch", "pool", "has", "adl")} == {k: getattr(cfg, k) for k in ("arch", "pool", "has", "adl")}
+    same = ({k: saved.get(k) for k in ("arch", "pool", "has", "adl")}
+            == {k: getattr(cfg, k) for k in ("arch", "pool", "has", "adl")})
     if not is_camloc_checkpoint(ckpt) or not same:
         raise CheckpointError(f"{path}: cannot resume: it is not a run of {cfg.arch} with pool={cfg.pool}, "
                               f"has={cfg.has}, adl={cfg.adl}; start a new run in another out folder")

@@ -1,13 +1,20 @@
-"""Pictures of an evaluation: accuracy against threshold, the PxAP precision-recall curve, and the
-rethinking protocol's metrics.
+"""Pictures of an evaluation: accuracy against threshold, the PxAP precision-recall curve, the rethinking metrics.
 
 Each picture is a function returning a :class:`matplotlib.figure.Figure` (:func:`maxboxacc_figure`,
-:func:`pxap_figure`, :func:`rethinking_figure`); :func:`figures` names them by file and
-:func:`save_plots` writes them. Every line has its own (colour, dash) pair and a marker, legends sit
-outside the axes, and bar charts carry their values.
+:func:`pxap_figure`, :func:`rethinking_figure` for the rethinking protocol's metrics); :func:`evaluation_figures`
+names them by file and :func:`save_plots` writes them. Every line has its own (colour, dash) pair and a marker,
+legends sit outside the axes, and bar charts carry their values.
 
 Example:
-    >>> save_plots(result, "plots")   # maxboxacc_v2.png, maxboxacc.png, pxap.png (or rethinking.png)
+    >>> import tempfile, timm, camloc
+    >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+    >>> root = tempfile.mkdtemp()
+    >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+    >>> model, settings = timm.create_model("resnet18", num_classes=2), camloc.Settings("wsolevaluation")
+    >>> result = camloc.evaluate(model, camloc.read_dataset(test), root, settings, progress=False)
+    >>> from camloc.viz.figures import save_plots
+    >>> [p.name for p in save_plots(result, tempfile.mkdtemp())]     # untrained: the pictures, not the numbers
+    ['maxboxacc_v2.png', 'maxboxacc.png', 'pxap.png']
 """
 
 from __future__ import annotations
@@ -62,8 +69,13 @@ def line_style(i: int, j: int = 0, per_i: int = 1) -> dict[str, Any]:
 
 
 def new_figure(width: float, height: float) -> Figure:
-    """A figure outside pyplot's registry (nothing to close), drawable by Agg: writing a picture never
-    switches a notebook's backend nor leaves a figure for Jupyter to show.
+    """A figure outside pyplot's registry (nothing to close), drawable by Agg.
+
+    Writing a picture never switches a notebook's backend nor leaves a figure for Jupyter to show.
+
+    Example:
+        >>> new_figure(6.4, 4.8).get_size_inches().tolist()
+        [6.4, 4.8]
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -103,7 +115,7 @@ def _same_as(curves: dict[str, Any], name: str, key: str | tuple[str, ...]) -> s
             return None
         theirs = flat(other)
         if len(theirs) == len(mine) and all(a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
-                                            for a, b in zip(mine, theirs)):
+                                            for a, b in zip(mine, theirs, strict=True)):
             return other
     return None
 
@@ -111,21 +123,22 @@ def _same_as(curves: dict[str, Any], name: str, key: str | tuple[str, ...]) -> s
 def maxboxacc_figure(result: Any, version: int = 2) -> Figure | None:
     """Box accuracy against the threshold tau, one line per variant (and IoU threshold for V2).
 
-    MaxBoxAccV2 (``version=2``): colour and marker per variant, dash per IoU threshold, each line's
-    maximum in the legend under its variant's MaxBoxAccV2. MaxBoxAcc (``version=1``, IoU 0.5,
-    largest contour): one line per variant with its MaxBoxAcc.
-
-    Args:
-        result: an :class:`~camloc.eval.evaluation.EvaluationResult` of the wsolevaluation protocol.
-        version: 2 for MaxBoxAccV2, 1 for MaxBoxAcc.
-
-    Returns:
-        The figure, or None when the result has no such curves (a split with masks only).
+    ``result`` is an :class:`~camloc.eval.evaluation.EvaluationResult` of the wsolevaluation protocol. MaxBoxAccV2
+    (``version=2``): colour and marker per variant, dash per IoU threshold, each line's maximum in the legend under
+    its variant's MaxBoxAccV2. MaxBoxAcc (``version=1``, IoU 0.5, largest contour): one line per variant with its
+    MaxBoxAcc. Returns the figure, or None when the result has no such curves (a split with masks only).
 
     Example:
-        >>> fig = maxboxacc_figure(result, version=2)
-        >>> len(fig.axes[0].get_lines())   # 4 variants x 3 IoU thresholds
+        >>> import tempfile, timm, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()
+        >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+        >>> model, settings = timm.create_model("resnet18", num_classes=2), camloc.Settings("wsolevaluation")
+        >>> result = camloc.evaluate(model, camloc.read_dataset(test), root, settings, progress=False)
+        >>> len(maxboxacc_figure(result, version=2).axes[0].get_lines())   # 4 variants x 3 IoU thresholds
         12
+        >>> maxboxacc_figure(result, version=1).axes[0].get_legend().get_texts()[0].get_text()
+        'cam: MaxBoxAcc ...'
     """
     from matplotlib.patches import Patch
 
@@ -182,8 +195,15 @@ def pxap_figure(result: Any) -> Figure | None:
         The figure, or None when the result has no precision-recall curves.
 
     Example:
-        >>> pxap_figure(result).axes[0].get_legend().get_texts()[0].get_text()
-        'cam (PxAP 59.1)'
+        >>> import tempfile, timm, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()
+        >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+        >>> model, settings = timm.create_model("resnet18", num_classes=2), camloc.Settings("wsolevaluation")
+        >>> result = camloc.evaluate(model, camloc.read_dataset(test), root, settings, progress=False)
+        >>> [t.get_text() for t in pxap_figure(result).axes[0].get_legend().get_texts()]
+        ['cam (PxAP ...)', 'nwc (PxAP ...)', 'pas (PxAP ..., same curve as cam)',
+         'nwc+pas (PxAP ..., same curve as nwc)']
     """
     drawn = {name: c for name, c in result.curves.items() if "precision" in c}
     if not drawn:
@@ -211,8 +231,9 @@ def pxap_figure(result: Any) -> Figure | None:
 
 
 def rethinking_figure(result: Any) -> Figure:
-    """The rethinking protocol's metrics as grouped bars, one colour and hatch per variant, each value
-    written on its bar (turned upright only where side by side they would touch).
+    """The rethinking protocol's metrics as grouped bars, one colour and hatch per variant.
+
+    Each value is written on its bar (turned upright only where side by side they would touch).
 
     A metric no variant has (Top-1 without labels in the model's classes) is left out and named
     under the chart; one only some variants lack is an empty bar marked ``n/a``.
@@ -221,8 +242,15 @@ def rethinking_figure(result: Any) -> Figure:
         result: an :class:`~camloc.eval.evaluation.EvaluationResult` of the rethinking protocol.
 
     Example:
-        >>> [t.get_text() for t in rethinking_figure(result).axes[0].texts][:2]
-        ['76.5', '80.1']
+        >>> import tempfile, timm, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()
+        >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+        >>> model, settings = timm.create_model("resnet18", num_classes=2), camloc.Settings("rethinking")
+        >>> result = camloc.evaluate(model, camloc.read_dataset(test), root, settings, progress=False)
+        >>> ax = rethinking_figure(result).axes[0]
+        >>> [t.get_text() for t in ax.get_xticklabels()], len(ax.texts)    # 4 variants x 3 metrics, a value each
+        (['Top-1 Cls', 'GT-known Loc', 'Top-1 Loc'], 12)
     """
     variants = list(result.metrics)
     keys = [k for k in RETHINKING_METRICS if any(row.get(k) is not None for row in result.metrics.values())]
@@ -275,6 +303,12 @@ def evaluation_figures(result: Any) -> dict[str, Figure]:
     each when the result has those curves; rethinking: ``rethinking.png`` (bar chart).
 
     Example:
+        >>> import tempfile, timm, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()
+        >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+        >>> model, settings = timm.create_model("resnet18", num_classes=2), camloc.Settings("wsolevaluation")
+        >>> result = camloc.evaluate(model, camloc.read_dataset(test), root, settings, progress=False)
         >>> sorted(evaluation_figures(result))
         ['maxboxacc.png', 'maxboxacc_v2.png', 'pxap.png']
     """
@@ -286,11 +320,19 @@ def evaluation_figures(result: Any) -> dict[str, Figure]:
 
 
 def save_plots(result: Any, folder: str | os.PathLike) -> list[Path]:
-    """Write the PNGs of :func:`figures` for an :class:`~camloc.eval.evaluation.EvaluationResult`; returns their paths.
+    """Write the PNGs of :func:`evaluation_figures` for an :class:`~camloc.eval.evaluation.EvaluationResult`.
+
+    Returns their paths (``folder`` is created).
 
     Example:
-        >>> [p.name for p in save_plots(result, "plots")]
-        ['maxboxacc_v2.png', 'maxboxacc.png', 'pxap.png']
+        >>> import tempfile, timm, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()
+        >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+        >>> model, settings = timm.create_model("resnet18", num_classes=2), camloc.Settings("rethinking")
+        >>> result = camloc.evaluate(model, camloc.read_dataset(test), root, settings, progress=False)
+        >>> [p.name for p in save_plots(result, tempfile.mkdtemp())]
+        ['rethinking.png']
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -305,8 +347,9 @@ def save_threshold_comparison(
     title: str = "",
     xlabels: dict[str, str] | None = None,
 ) -> Path:
-    """Accuracy against threshold for several models side by side: one panel per variant, one line per
-    model (the mean over its runs, a shaded band of one standard deviation where it has several).
+    """Accuracy against threshold for several models side by side: one panel per variant, one line per model.
+
+    Each line is the mean over the model's runs, with a shaded band of one standard deviation where it has several.
 
     Args:
         panels: ``{panel title: {line label: [curve per run]}}``, each curve as long as ``taus``.
@@ -317,7 +360,11 @@ def save_threshold_comparison(
         xlabels: the x axis label per panel (default ``tau``).
 
     Example:
-        >>> save_threshold_comparison({"cam": {"GAP": [acc0, acc1], "TAP": [acc2]}}, taus, "curves.png")
+        >>> import tempfile, numpy as np
+        >>> taus = np.arange(0, 1, 0.01)
+        >>> gap, tap = [1 - taus, 0.9 - taus], [np.sqrt(taus)]    # two runs of one model, one of the other
+        >>> save_threshold_comparison({"cam": {"GAP": gap, "TAP": tap}}, taus, f"{tempfile.mkdtemp()}/curves.png")
+        PosixPath('.../curves.png')
     """
     from ..utils.errors import UsageError
 
@@ -335,8 +382,9 @@ def save_threshold_comparison(
             curves = np.asarray(runs, np.float64).reshape(len(runs), -1)
             mean = curves.mean(0)
             colour = COLOURS[i % len(COLOURS)]
-            ax.plot(taus, mean, color=colour, linestyle=DASHES[(i // 2) % len(DASHES)], marker=MARKERS[i % len(MARKERS)],
-                    markevery=max(1, len(taus) // 8), markersize=5, label=f"{label} (max {mean.max():.1f})")
+            ax.plot(taus, mean, color=colour, linestyle=DASHES[(i // 2) % len(DASHES)],
+                    marker=MARKERS[i % len(MARKERS)], markevery=max(1, len(taus) // 8), markersize=5,
+                    label=f"{label} (max {mean.max():.1f})")
             if len(curves) > 1:
                 std = curves.std(0, ddof=1)
                 ax.fill_between(taus, mean - std, mean + std, color=colour, alpha=0.12, linewidth=0)
@@ -351,11 +399,21 @@ def save_threshold_comparison(
 
 
 def area_weight_figure(diagnosis: Any) -> Figure:
-    """The paper's Fig. 2 from a :class:`~camloc.eval.diagnosis.Diagnosis`: each positive-weight channel of the
-    first images as a point (active area, class weight), with the channels' median weight per area decile.
+    """The paper's Fig. 2 from a :class:`~camloc.eval.diagnosis.Diagnosis`.
+
+    Each positive-weight channel of the first images is a point (active area, class weight), with the channels'
+    median weight per area decile.
 
     Example:
-        >>> area_weight_figure(diagnose(model, samples, root)).savefig("area_weight.png")
+        >>> import tempfile, timm, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()
+        >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+        >>> model = timm.create_model("resnet18", num_classes=2)
+        >>> fig = area_weight_figure(camloc.diagnose(model, camloc.read_dataset(test), root, progress=False))
+        >>> fig.axes[0].get_title()
+        'ResNet: mean rank correlation ... over 2 images'
+        >>> fig.savefig(f"{root}/area_weight.png")
     """
     area, weight = (np.asarray(v, np.float64) for v in diagnosis.points)
     s = diagnosis.summary
@@ -381,8 +439,9 @@ def area_weight_figure(diagnosis: Any) -> Figure:
 
 
 def ioa_figure(diagnosis: Any) -> Figure:
-    """The paper's Fig. 3b from a :class:`~camloc.eval.diagnosis.Diagnosis`: histograms over images of the
-    IoA of the positive-weight map and of the negative-weight map with the ground truth, both readings
+    """The paper's Fig. 3b from a :class:`~camloc.eval.diagnosis.Diagnosis`: histograms over images.
+
+    They show the IoA of the positive-weight map and of the negative-weight map with the ground truth, both readings
     (``|fg & GT| / |GT|`` left, ``|fg & GT| / |fg|`` right), each legend with its mean.
     """
     fig = new_figure(10.0, 4.2)

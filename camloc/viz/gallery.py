@@ -18,10 +18,14 @@ works from ``file://`` and after its folder is moved). The rows are embedded onc
 JSON is escaped so that no file name or label can end the script element.
 
 Example:
-    >>> write_page(Path("out"), [{"image": "a.jpg", "class": 281, "label": "tabby", "score": 0.43,
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from camloc.viz.gallery import write_page
+    >>> out = Path(tempfile.mkdtemp())            # the run's folder; the pictures' paths are relative to it
+    >>> write_page(out, [{"image": "a.jpg", "class": 281, "label": "tabby", "score": 0.43,
     ...            "box": [1, 2, 30, 40], "picture": "overlays/a.jpg.png", "thumb": "thumbs/a.jpg.jpg"}],
-    ...            [{"image": "b.jpg", "reason": "not an image"}], title="camloc localize")
-    PosixPath('out/index.html')
+    ...            [{"image": "b.jpg", "reason": "not an image"}], title="camloc localize").relative_to(out)
+    PosixPath('index.html')
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ ROW_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442",
                "#44AA99", "#999933", "#AA4499")
 #: The ground truth's colour (dashed).
 TRUTH_COLOUR = "#E69F00"
-#: Folder of an evaluation's full pictures in an output folder (JPEG, about 190 KB for 4 panels: the default 100 pictures take about 20 MB).
+#: Folder of an evaluation's full pictures in an output folder (JPEG, about 190 KB for 4 panels: the default 100
+#: pictures take about 20 MB).
 PICTURES = "pictures"
 #: JPEG quality of an evaluation's full pictures.
 PICTURE_QUALITY = 88
@@ -88,9 +93,9 @@ def template(name: str) -> str:
 
 
 def artifact_name(path: str, ending: str = ".png") -> str:
-    """A file name for an image's overlay or map: readable, unique per input path, short enough.
+    r"""A file name for an image's overlay or map: readable, unique per input path, short enough.
 
-    The normalised path with ``%``, ``/``, ``\\``, ``:`` and ``~`` percent-escaped, so different
+    The normalised path with ``%``, ``/``, ``\``, ``:`` and ``~`` percent-escaped, so different
     paths never share a name (``a/b.jpg`` gives ``a%2Fb.jpg.png``, ``a__b.jpg`` gives
     ``a__b.jpg.png``). A name over :data:`NAME_MAX` bytes keeps the end of the path and gets
     ``~`` and 16 hex digits of the full path's SHA-1 instead of its start.
@@ -138,7 +143,10 @@ def thumbnail(bgr: np.ndarray, size: int = THUMB_SIZE) -> bytes:
     """A JPEG of ``bgr`` (H x W x 3 uint8, OpenCV's order), its longest side at most ``size`` pixels.
 
     Example:
-        >>> jpeg = thumbnail(overlay("examples/images/cat.jpg", result))
+        >>> import cv2, numpy as np
+        >>> jpeg = thumbnail(cv2.imread("examples/images/cat.jpg"))     # 451 x 300: 256 x 170
+        >>> cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape
+        (170, 256, 3)
     """
     import cv2
 
@@ -284,12 +292,13 @@ def _dashed_rectangle(img: np.ndarray, p0: tuple[int, int], p1: tuple[int, int],
 
 def evaluation_picture(view, panels: Sequence[tuple[str, str, Sequence[int] | None, tuple[str, bool], bool | None]],
                        header: Sequence[str] = (), scale: int = 2) -> np.ndarray:
-    """An evaluated image as the protocol saw it, a panel per row: its 224 x 224 input ``scale`` times
-    larger with the row's heat map, the ground-truth boxes dashed in orange and the row's box in the
-    row's colour, under a title (the row's colour, name, hit or miss); the ``header`` lines on top.
+    """An evaluated image as the protocol saw it, a panel per row; the ``header`` lines on top.
+
+    Each panel is its 224 x 224 input ``scale`` times larger with the row's heat map, the ground-truth boxes dashed in
+    orange and the row's box in the row's colour, under a title (the row's colour, name, hit or miss).
 
     Args:
-        view: an :class:`camloc.eval.evaluation.ImageView`.
+        view: an :class:`camloc.eval.records.ImageView`.
         panels: ``(title, colour, box on the 224 x 224 input or None, (method, nwc) of its map, hit)`` per row.
         header: lines of text above the panels (the image, its classes, the legend).
         scale: enlargement of the 224 x 224 input.
@@ -298,7 +307,17 @@ def evaluation_picture(view, panels: Sequence[tuple[str, str, Sequence[int] | No
         BGR uint8: the panels in a grid of ``ceil(sqrt(len(panels)))`` columns.
 
     Example:
-        >>> evaluation_picture(view, [("nwc+pas: hit, IoU 0.71", "#0072B2", [10, 20, 200, 180], ("cam", True), True)])
+        >>> import tempfile, timm, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()
+        >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+        >>> model, settings = timm.create_model("resnet18", num_classes=2), camloc.Settings("wsolevaluation")
+        >>> result = camloc.evaluate(model, camloc.read_dataset(test), root, settings, progress=False, views=1)
+        >>> view = result.views["images/test/00000.png"]                # the first image's input and maps
+        >>> panels = [("cam: hit", "#0072B2", [10, 20, 200, 180], ("cam", False), True),
+        ...           ("nwc: miss", "#D55E00", [0, 0, 50, 50], ("cam", True), False)]
+        >>> evaluation_picture(view, panels, ["images/test/00000.png"]).shape   # 2 panels of 448 x 448 side by side
+        (512, 902, 3)
     """
     import cv2
 
@@ -382,9 +401,10 @@ def _metrics_table(result) -> tuple[list[str], list[list[str]]]:
 
 
 def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> Path:
-    """``out/index.html`` for an evaluation: a card per scored image (its picture where
-    ``result.views`` has one, its ground-truth class, prediction and score, and a hit or miss with
-    the IoU per row), the failed images with their reasons, and the metrics.
+    """Write ``out/index.html`` for an evaluation: a card per scored image, the failed ones, the metrics.
+
+    A card has the image's picture where ``result.views`` has one, its ground-truth class, prediction and score, and a
+    hit or miss with the IoU per row; the failed images come with their reasons.
 
     Pictures go to ``out/pictures/`` (a panel per row, see :func:`evaluation_picture`) and
     ``out/thumbs/``, named by :func:`artifact_name` of the image id, each written atomically.
@@ -395,9 +415,14 @@ def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> 
         pictures: how many pictures were asked for (said on the page).
 
     Example:
-        >>> result = evaluate(model, samples, root, Settings("wsolevaluation"), per_image=True, views=500)
-        >>> write_evaluation(Path("out"), result)
-        PosixPath('out/index.html')
+        >>> import tempfile, timm, camloc
+        >>> from camloc.data.synthetic import SyntheticSpec, write_synthetic
+        >>> root = tempfile.mkdtemp()
+        >>> test = write_synthetic(root, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=2))["test"]
+        >>> model, settings = timm.create_model("resnet18", num_classes=2), camloc.Settings("wsolevaluation")
+        >>> result = camloc.evaluate(model, camloc.read_dataset(test), root, settings, progress=False, views=1)
+        >>> write_evaluation(Path(root) / "gallery", result).relative_to(root)   # a picture for the first image only
+        PosixPath('gallery/index.html')
     """
     out = Path(out)
     s = result.settings
@@ -407,7 +432,8 @@ def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> 
 
     items = []
     for rec in result.per_image:
-        item = {"image": rec["image_id"], "class": rec["label"], "label": rec.get("label_name") or f"class {rec['label']}",
+        item = {"image": rec["image_id"], "class": rec["label"],
+                "label": rec.get("label_name") or f"class {rec['label']}",
                 "predicted": (f"{rec['predicted_name']} ({rec['predicted']})" if rec.get("predicted_name") else
                               f"class {rec['predicted']}"), "score": rec["score"],
                 "hits": rec["rows"]}
@@ -439,19 +465,22 @@ def _evaluation_notes(result, drawn: int, asked: int) -> list[str]:
     s = result.settings
     n = len(result.per_image)
     notes = [f"{result.dataset.get('n', n)} images, {len(result.failed)} failed; protocol {s.protocol}, "
-             f"maps of the {'ground-truth' if s.cam_class == 'gt' else 'top-1'} class, box convention {s.box_convention}"
+             f"maps of the {'ground-truth' if s.cam_class == 'gt' else 'top-1'} class, "
+             f"box convention {s.box_convention}"
              + (f", model {result.dataset['model']}" if result.dataset.get("model") else "")]
     if s.protocol == "rethinking":
-        notes.append("a hit is what GT-known Loc counts: the row's one box (its fixed threshold) reaches IoU >= 0.5 with "
-                     "a ground-truth box, on the 224 x 224 center crop of the 256 x 256 resize")
+        notes.append("a hit is what GT-known Loc counts: the row's one box (its fixed threshold) reaches IoU >= 0.5 "
+                     "with a ground-truth box, on the 224 x 224 center crop of the 256 x 256 resize")
     elif result.operating_points:
         points = ", ".join(f"{r} {p['tau']:.3f}" for r, p in result.operating_points.items())
         metric = next(iter(result.operating_points.values()))["metric"]
         how = "any contour's box" if metric == "maxboxacc_v2" else "the largest contour's box"
-        auto = " (an automatic rule's own threshold)" if any(s.rule(r.variant) != "percentile" for r in s.rows()) else ""
-        notes.append(f"a hit is at the row's operating point, the tau of its best {metric} accuracy at IoU 50 over the "
-                     f"split ({points}): {how} of U > tau x the row's standard{auto} reaches IoU >= 0.5; so a row's hits "
-                     "average to that accuracy. The box and IoU shown are the best such box, for the pictured images")
+        auto = (" (an automatic rule's own threshold)" if any(s.rule(r.variant) != "percentile" for r in s.rows())
+                else "")
+        notes.append(f"a hit is at the row's operating point, the tau of its best {metric} accuracy at IoU 50 over "
+                     f"the split ({points}): {how} of U > tau x the row's standard{auto} reaches IoU >= 0.5; so a "
+                     "row's hits average to that accuracy. The box and IoU shown are the best such box, for the "
+                     "pictured images")
     else:
         notes.append("no hit or miss per image: the box metrics were not computed (masks only, or --metrics without "
                      "maxboxacc_v2 at IoU 50 or maxboxacc)")

@@ -10,9 +10,15 @@ Three ways to draw, one placement of the map on the photo (:func:`map_on_photo`)
 * :func:`save_overlay_grid`: the same images under several settings side by side, to a PNG file.
 
 Example:
+    >>> import camloc
+    >>> from camloc.viz.render import overlay
     >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
     >>> fig = camloc.show(r)                              # a matplotlib Figure
+    >>> len(fig.axes), fig.axes[0].get_title()
+    (1, 'cat.jpg')
     >>> bgr = overlay("examples/images/cat.jpg", r)       # H x W x 3 uint8, OpenCV's BGR order
+    >>> bgr.shape, bgr.dtype
+    ((300, 451, 3), dtype('uint8'))
 """
 
 from __future__ import annotations
@@ -62,9 +68,10 @@ def map_on_photo(result: Any, width: int, height: int) -> tuple[np.ndarray, np.n
         the pixels the network input covered (outside it ``heat`` is 0 and means nothing).
 
     Example:
+        >>> import camloc
         >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
         >>> heat, covered = map_on_photo(r, r.width, r.height)
-        >>> heat.shape == (r.height, r.width), covered.all()   # a center crop leaves the edges out
+        >>> heat.shape == (r.height, r.width), bool(covered.all())   # a center crop leaves the edges out
         (True, False)
     """
     import cv2
@@ -83,8 +90,9 @@ def caption(result: Any) -> str:
     """The text written on a result's boxes: label, score and class index.
 
     Example:
-        >>> caption(r)
-        'tabby 0.62 (class 281)'
+        >>> import camloc
+        >>> caption(camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0])
+        'tabby 0.43 (class 281)'
     """
     text = f"{result.label} {result.score:.2f}"
     return text if result.label == f"class {result.class_index}" else f"{text} (class {result.class_index})"
@@ -102,7 +110,10 @@ def overlay(image_path: ImageInput, result: Any, alpha: float = 0.5) -> np.ndarr
         ``H x W x 3`` uint8 in OpenCV's BGR order, ready for ``cv2.imwrite``.
 
     Example:
-        >>> cv2.imwrite("cat_overlay.png", overlay("examples/images/cat.jpg", r))
+        >>> import tempfile, cv2, camloc
+        >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
+        >>> cv2.imwrite(f"{tempfile.mkdtemp()}/cat_overlay.png", overlay("examples/images/cat.jpg", r))
+        True
     """
     import cv2
 
@@ -113,8 +124,10 @@ def overlay(image_path: ImageInput, result: Any, alpha: float = 0.5) -> np.ndarr
     out = np.where(covered[..., None], cv2.addWeighted(photo, 1 - alpha, heat, alpha, 0), photo)
     thick = max(2, round(min(h, w) / 200))
     for box in result.boxes:
-        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (255, 255, 255), thick + 1)
-        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), BOX_GREEN[::-1], thick)
+        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (255, 255, 255),
+                      thick + 1)
+        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), BOX_GREEN[::-1],
+                      thick)
     text = caption(result)
     scale = max(0.5, min(h, w) / 500)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
@@ -166,11 +179,15 @@ def show(results: Any = None, images: Any = None, *, columns: Mapping[str, Seque
         ImageError: a result's file cannot be read.
 
     Example:
+        >>> import tempfile, PIL.Image, camloc
         >>> rs = camloc.boxes("efficientnet_lite0", ["examples/images/cat.jpg", "examples/images/coffee.jpg"])
         >>> fig = camloc.show(rs, ncols=2, title="efficientnet_lite0")
-        >>> fig.savefig("results.png")
+        >>> [ax.get_title() for ax in fig.axes]
+        ['cat.jpg', 'coffee.jpg']
+        >>> fig.savefig(f"{tempfile.mkdtemp()}/results.png")
         >>> pil = PIL.Image.open("examples/images/rocket.jpg")
-        >>> camloc.show(camloc.boxes("efficientnet_lite0", pil)[0], images=pil)   # an in-memory input
+        >>> camloc.show(camloc.boxes("efficientnet_lite0", pil)[0], images=pil).axes[0].get_title()  # in-memory input
+        '<image 0>'
     """
     check_alpha(alpha)
     cells, nrows, ncols = layout(results, images, columns, ncols)
@@ -221,7 +238,10 @@ def png(result: Any, image: Any = None, *, alpha: float = 0.5, width: float = 5.
         dpi: pixels per inch (the PNG is ``width * dpi`` pixels wide).
 
     Example:
-        >>> Path("cat.png").write_bytes(png(r))
+        >>> import io, PIL.Image, camloc
+        >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
+        >>> PIL.Image.open(io.BytesIO(png(r))).size      # 5 inches at 100 dpi, as tall as the photo needs
+        (500, 372)
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -406,9 +426,10 @@ def save_overlay_grid(
     truth: Sequence[Sequence[Sequence[float]]] | None = None,
     title: str = "",
 ) -> Path:
-    """The same images under several models or settings, side by side: one row per image, one column
-    per setting, each cell the :func:`overlay` (heat map, predicted box in green, label and score),
-    with the ground-truth boxes dashed in orange where ``truth`` gives them.
+    """The same images under several models or settings, side by side: one row per image, one column per setting.
+
+    Each cell is the :func:`overlay` (heat map, predicted box in green, label and score), with the ground-truth boxes
+    dashed in orange where ``truth`` gives them.
 
     Args:
         images: image paths (rows).
@@ -418,8 +439,12 @@ def save_overlay_grid(
         title: the figure's title.
 
     Example:
-        >>> cols = {"CAM": camloc.boxes(gap, paths, nwc=False, standard="max"), "TAP + NWC + PaS": camloc.boxes(tap, paths)}
-        >>> save_overlay_grid(paths, cols, "grid.png")
+        >>> import tempfile, camloc
+        >>> paths = ["examples/images/cat.jpg", "examples/images/coffee.jpg"]
+        >>> cols = {"CAM": camloc.boxes("efficientnet_lite0", paths, nwc=False, standard="max"),
+        ...         "NWC + PaS": camloc.boxes("efficientnet_lite0", paths)}   # or two models: GAP and TAP
+        >>> save_overlay_grid(paths, cols, f"{tempfile.mkdtemp()}/grid.png")
+        PosixPath('.../grid.png')
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -9,11 +9,22 @@ from .figures import save_figure as _save
 
 
 def save_training_plots(history: list[dict], folder: Path) -> list[Path]:
-    """``training.png``: loss (left axis) and training Top-1 (right) per epoch; ``localization.png``:
+    """Draw a run's per-epoch ``history`` as PNGs under ``folder``; returns their paths.
+
+    ``training.png``: loss (left axis) and training Top-1 (right) per epoch; ``localization.png``:
     every measured ``split/protocol/variant/metric`` per epoch (when any was measured).
 
     Example:
-        >>> save_training_plots([{"epoch": 1, "loss": 2.3, "train_top1": 10.0}], Path("runs/x"))
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from camloc.viz.training import save_training_plots
+        >>> history = [{"epoch": 1, "loss": 0.69, "train_top1": 50.0, "val/wsolevaluation/cam/maxboxacc_v2": 41.2},
+        ...            {"epoch": 2, "loss": 0.52, "train_top1": 75.0, "val/wsolevaluation/cam/maxboxacc_v2": 48.9}]
+        >>> [p.name for p in save_training_plots(history, Path(tempfile.mkdtemp()))]
+        ['training.png', 'localization.png']
+        >>> no_metrics = [{"epoch": 1, "loss": 0.69, "train_top1": 50.0}]   # no split was evaluated
+        >>> [p.name for p in save_training_plots(no_metrics, Path(tempfile.mkdtemp()))]
+        ['training.png']
     """
     written = []
     epochs = [h["epoch"] for h in history]
