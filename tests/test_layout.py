@@ -187,11 +187,11 @@ def test_no_module_is_named_like_a_function_it_holds():
 
 
 #: The most lines a function, a class and a module may span (a def or class from its signature to its last
-#: line, decorators aside): beyond these a reader can no longer see across a room at once.
+#: line, decorators aside): beyond these a reader can no longer see a piece of code whole.
 MAX_LINES = {"function": 60, "class": 200, "module": 500}
 
 
-def test_no_room_is_too_big_to_see_across():
+def test_no_function_class_or_module_is_too_long():
     kinds = {ast.FunctionDef: "function", ast.AsyncFunctionDef: "function", ast.ClassDef: "class"}
     big = []
     for path in sorted(PACKAGE.rglob("*.py")):
