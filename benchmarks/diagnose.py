@@ -29,7 +29,7 @@ import torch
 
 import camloc
 from camloc.cam.extractor import CAMExtractor
-from camloc.data.location import data_root
+from camloc.data.location import data_root, missing_data
 from camloc.data.metadata import read_dataset
 from camloc.eval.diagnosis import batch_statistics, diagnose, input_boxes
 from camloc.eval.evaluation import sample_batches
@@ -80,14 +80,15 @@ def plain_statistics(features: np.ndarray, weights: np.ndarray, truth: list[np.n
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(data_root(Path(__file__).resolve().parent.parent)),
-                   help="folder holding the split [default: $CAMLOC_DATA, else ../shared/data]")
+    p.add_argument("--data", type=Path, default=data_root(), help="folder holding the split [default: $CAMLOC_DATA]")
     p.add_argument("--split", default="imagenet-val")
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    root = Path(args.data) / args.split
+    if args.data is None:
+        p.exit(2, f"{p.prog}: error: {missing_data('--data')}\n")
+    root = args.data / args.split
     samples = read_dataset(root)[: args.images]
     model = camloc.load_model("efficientnet_lite0")
     pre = camloc.preprocess_for(model)

@@ -27,7 +27,7 @@ import torch
 
 import camloc
 from camloc.cam.boxes import to_uint8, upsample
-from camloc.data.location import data_root
+from camloc.data.location import data_root, missing_data
 from camloc.data.metadata import read_dataset
 from camloc.eval.boxacc import (
     all_contour_table,
@@ -37,8 +37,6 @@ from camloc.eval.boxacc import (
     thresholds_list,
 )
 from camloc.eval.protocols import gt_boxes
-
-HERE = Path(__file__).resolve().parent
 
 
 def clock(fn, repeats: int = 3):
@@ -53,11 +51,15 @@ def clock(fn, repeats: int = 3):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metadata", default=str(data_root(HERE.parent) / "imagenet-val"))
+    data = data_root()
+    parser.add_argument("--metadata", type=Path, default=None if data is None else data / "imagenet-val",
+                        help="the split [default: $CAMLOC_DATA/imagenet-val]")
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--show", type=int, default=8, help="per-image rows to print")
     args = parser.parse_args()
-    root = Path(args.metadata)
+    if args.metadata is None:
+        parser.exit(2, f"{parser.prog}: error: {missing_data('--metadata')}\n")
+    root = args.metadata
     samples = [s for s in read_dataset(root) if s.boxes][: args.images]
     model = camloc.load_model()
     paths = [str(root / s.image_id) for s in samples]

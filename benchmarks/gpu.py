@@ -49,10 +49,10 @@ sys.path.insert(0, str(HERE))  # the sibling benchmarks' plain loops, so each is
 import camloc  # noqa: E402
 from camloc.batch.pipeline import RunOptions, run  # noqa: E402
 from camloc.data.inputs import expand_inputs  # noqa: E402
-from camloc.data.location import data_root  # noqa: E402
+from camloc.data.location import data_root, missing_data  # noqa: E402
 from camloc.utils.device import default_device  # noqa: E402
 
-DATA = data_root(HERE.parent)  # $CAMLOC_DATA, else ../shared/data beside this checkout
+DATA = data_root()  # the folder $CAMLOC_DATA names, or None when it is unset
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -259,6 +259,8 @@ def main() -> None:
     for k, v in sizes.items():
         setattr(args, k, v)
     sections = set(args.sections.split(","))
+    if DATA is None:
+        raise SystemExit(f"camloc: error: {missing_data(None)}")
     if not (DATA / "imagenet-val").is_dir():
         raise SystemExit(f"camloc: error: {DATA}: the real photos are not there; set CAMLOC_DATA to their folder")
     result: dict[str, Any] = {

@@ -31,10 +31,12 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200,2000")
-    parser.add_argument("--folder", default=str(data_root(HERE.parent) / "imagenet-val" / "images"))
+    data = data_root()
+    parser.add_argument("--folder", type=Path, default=None if data is None else data / "imagenet-val" / "images",
+                        help="the photos [default: $CAMLOC_DATA/imagenet-val/images, else the example photos]")
     args = parser.parse_args()
-    folder = Path(args.folder)
-    photos = sorted(str(p) for p in folder.iterdir()) if folder.is_dir() else sorted(
+    folder = args.folder
+    photos = sorted(str(p) for p in folder.iterdir()) if folder is not None and folder.is_dir() else sorted(
         str(p) for p in (HERE.parent / "examples" / "images").glob("*.jpg"))
     peaks = {}
     with tempfile.TemporaryDirectory() as tmp:

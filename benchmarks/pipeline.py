@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 import torch
 
@@ -22,9 +21,7 @@ import camloc
 from camloc.batch.pipeline import RunOptions, run
 from camloc.data.dataset import ImageDataset
 from camloc.data.inputs import expand_inputs
-from camloc.data.location import data_root
-
-HERE = Path(__file__).resolve().parent
+from camloc.data.location import data_root, missing_data
 
 
 def plain_loop(model, paths, pre, batch_size, workers, device, sink) -> None:
@@ -42,12 +39,16 @@ def plain_loop(model, paths, pre, batch_size, workers, device, sink) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", default=str(data_root(HERE.parent) / "imagenet-val" / "images"))
+    data = data_root()
+    parser.add_argument("--folder", default=None if data is None else str(data / "imagenet-val" / "images"),
+                        help="the photos [default: $CAMLOC_DATA/imagenet-val/images]")
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    if args.folder is None:
+        parser.exit(2, f"{parser.prog}: error: {missing_data('--folder')}\n")
     paths = expand_inputs([args.folder])[: args.images]
     model = camloc.load_model().to(args.device)
     loc = camloc.Localizer(model)

@@ -30,15 +30,15 @@ from camloc.models.config import model_config
 from camloc.train.config import TrainConfig
 from camloc.train.loop import build_model, train
 
-HERE = Path(__file__).resolve().parent
-CUB = data_root(HERE.parent) / "cub-train"
+DATA = data_root()
+CUB = None if DATA is None else DATA / "cub-train"
 
 
 def write_split(folder: Path, n: int, classes: int = 4) -> Path:
     """A wsolevaluation split of ``n`` images: real CUB photos where present, else noise."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    if (CUB / "image_ids.txt").is_file():
+    if CUB is not None and (CUB / "image_ids.txt").is_file():
         ids = (CUB / "image_ids.txt").read_text().split()[:n]
         for i, image_id in enumerate(ids):
             target = folder / f"{i}.jpg"
@@ -132,7 +132,7 @@ def layer_costs(base: TrainConfig, positions: list[str], device: torch.device) -
 
 def camloc_rate(cfg: TrainConfig) -> float:
     history = []
-    train(cfg, progress=False, log=lambda m: history.append(json.loads(m)) if m.startswith("{") else None)
+    train(cfg, progress=False, log=lambda m: None, on_epoch=history.append)
     return max(h["images_per_second"] for h in history)
 
 
@@ -173,7 +173,7 @@ def main() -> None:
         for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits every configuration alike
             for name, run in runs.items():
                 rates[name] = max(rates[name], run())
-    print(f"{args.arch}, random init, {args.images} images ({'CUB photos' if CUB.is_dir() else 'noise'}), "
+    print(f"{args.arch}, random init, {args.images} images ({'CUB photos' if CUB is not None and CUB.is_dir() else 'noise'}), "
           f"crop {args.crop}, batch {args.batch_size}, {args.workers} workers, {args.device}, amp {args.amp}"
           f"{', channels_last' if args.channels_last else ''}, torch {torch.__version__}; best epoch of {args.rounds} x {args.repeats}")
     for name, rate in rates.items():

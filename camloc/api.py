@@ -6,8 +6,9 @@ original image's pixels. :func:`boxes` and :func:`cams` are thin conveniences ov
 
 What counts as an image:
 
-* a path, a PIL image or a numpy array: decoded, resized and normalised by the model's own
-  preprocessing; boxes come back in the original pixels;
+* a path, a PIL image or a numpy array: decoded, resized (by default the whole image, squashed to the
+  model's input size) and normalised by the model's own preprocessing; boxes come back in the
+  original pixels;
 * a **uint8** tensor (``C x H x W`` or ``B x C x H x W`` with 1, 3 or 4 channels, as
   ``torchvision.io.read_image`` gives it): pixels 0..255, treated exactly like the same picture as
   a PIL image (resized, ``x / 255`` normalised with the model's mean and std), boxes in its pixels;
@@ -23,7 +24,9 @@ Classes are indices or the model's label names (``"tabby"``, as results' ``label
 Methods (``method=``): ``cam`` (the default, the paper's CAM) or a baseline by pytorch-grad-cam's
 name, ``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``scorecam``, computed on the same
 feature layer (:mod:`camloc.cam.methods`); NWC applies where a method has signed channel weights,
-PaS to every map. Every result records its method.
+PaS to every map. Every result records its method, and the region of the image the model saw
+(``region``, in original pixels, and ``region_mode``: ``"full"`` or ``"crop"``): with the center crop
+the model never sees the image's edges, so no box reaches them.
 """
 
 from __future__ import annotations
@@ -54,11 +57,12 @@ from .cam.methods import MethodExtractor
 from .cam.names import DEFAULT_METHOD, check_method
 from .cam.rules import ThresholdRule, make_standard
 from .cam.stages import BatchMaps, batch_maps, input_boxes
-from .data.imaging import Geometry, ImageInput, Preprocess
+from .data.imaging import REGION_MODES, Geometry, ImageInput, Preprocess
 from .models.config import class_names as _class_names
 from .models.config import preprocess_for
 from .models.labels import Labels, label_indices, model_labels
 from .models.registry import load_model
+from .utils.defaults import REGION
 from .utils.device import device_of
 from .utils.errors import ImageError, UsageError
 
@@ -72,8 +76,8 @@ class Localizer:
         standard: the threshold rule (default PaS: 0.35 x 90th percentile).
         all_regions: report every region's box, not only the largest.
         preprocess: a :class:`Preprocess`; by default the model's own evaluation transform.
-        resize: ``"full"`` to squash the whole image to the input size, ``"crop"`` for resize +
-            center crop; default the model's own.
+        resize: ``"full"`` to squash the whole image to the input size (the default, unless ``preprocess`` is
+            given: :data:`camloc.utils.defaults.REGION`), ``"crop"`` for the model's own resize + center crop.
         device: where a model given by name runs (a module given as such is never moved).
         checkpoint: local weights for a model given by name.
         feature_layer: the feature layer's module name, when automatic discovery should be overridden.
@@ -94,7 +98,9 @@ class Localizer:
         ((3, 224, 224), (451, 300))
         >>> r = loc.localize_batch(x[None], [geom], [name])[0][0]    # image 0's first (here only) class
         >>> r.label, [round(v) for v in r.box]                       # the box in the original's pixels
-        ('tabby', [122, 73, 357, 281])
+        ('Egyptian cat', [81, 68, 411, 300])
+        >>> r.region_mode, [round(v) for v in r.region]              # the part of the photo the model saw
+        ('full', [0, 0, 451, 300])
     """
 
     #: The head analyses of every Localizer's extractor (:class:`~camloc.cam.cache.HeadCache`), so
@@ -123,7 +129,7 @@ class Localizer:
     ) -> None:
         method, standard, nwc = _settings(method, calibration, standard, nwc, require_exact)
         model = _model(model, checkpoint, device)
-        mode = _resize_mode(resize)
+        mode = _resize_mode(resize if resize is not None or preprocess is not None else REGION)
         self.model = model
         self.device = device_of(model)
         self.preprocess = ((preprocess.with_mode(mode) if mode else preprocess) if preprocess
@@ -204,6 +210,22 @@ class Localizer:
         if first_name(classes) is None:
             return classes
         return label_indices(classes, *self._label_list())
+
+    def boxes(self, images: Images, *, classes: ClassSpec = None, topk: int | None = None,
+              batch_size: int = 16) -> list[Localization] | list[list[Localization]]:
+        """Localize each image with this model and these settings: :func:`boxes` without rebuilding them.
+
+        Example:
+            >>> from camloc.api import Localizer
+            >>> loc = Localizer("efficientnet_lite0")
+            >>> [r.label for r in loc.boxes(["examples/images/cat.jpg", "examples/images/coffee.jpg"])]
+            ['Egyptian cat', 'espresso']
+        """
+        items, cls = as_list(images), split_classes(classes, len(as_list(images)))
+        cls, nested = _indexed(self, cls, len(items), topk)
+        results = [per_image for x, geoms, names, rows in self.batches(items, batch_size)
+                   for per_image in self.localize_batch(x, geoms, names, classes_for(cls, rows), topk)]
+        return results if nested else [per_image[0] for per_image in results]
 
     def localize_batch(
         self,
@@ -298,9 +320,10 @@ def _model(model: nn.Module | str, checkpoint: str | None, device: str | torch.d
 
 def _resize_mode(resize: str | None) -> str | None:
     """The :class:`Preprocess` mode for ``resize``: ``"full"`` squashes, ``"crop"`` crops, None keeps the model's."""
-    if resize not in (None, "full", "crop"):
+    modes = {region: mode for mode, region in REGION_MODES.items()}
+    if resize is not None and resize not in modes:
         raise UsageError(f"resize must be 'full' or 'crop', not {resize!r}")
-    return {"full": "resize", "crop": "crop", None: None}[resize]
+    return modes.get(resize)
 
 
 def _single_location(x: torch.Tensor, out: CAMOutput, input_size: tuple[int, int]) -> ImageError:
@@ -362,7 +385,8 @@ def boxes(
         theta: the factor of ``percentile`` and ``max`` (default 0.35 and 0.2).
         percentile: the percentile of PaS.
         all_regions: report every region's box, not only the largest.
-        resize: ``"full"`` (squash to the input size) or ``"crop"`` (resize + center crop).
+        resize: ``"full"`` (squash the whole image to the input size; the default) or ``"crop"`` (the
+            model's own resize + center crop). Each result's ``region`` is the part of the image the model saw.
         preprocess: an explicit :class:`Preprocess`.
         batch_size: images per forward pass.
         calibration: a :class:`camloc.eval.calibration.Calibration` or its JSON file; its theta, percentile
@@ -379,17 +403,14 @@ def boxes(
         >>> import camloc
         >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
         >>> r.label, [round(v) for v in r.box]
-        ('tabby', [122, 73, 357, 281])
+        ('Egyptian cat', [81, 68, 411, 300])
         >>> camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg", method="gradcam++")[0].method
         'gradcam++'
     """
-    items, cls = _request(images, classes, method)
+    items, _ = _request(images, classes, method)  # checked before the model is loaded
     loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
                     resize=resize, preprocess=preprocess, calibration=calibration, method=method, **kwargs)
-    cls, nested = _indexed(loc, cls, len(items), topk)
-    results = [per_image for x, geoms, names, rows in loc.batches(items, batch_size)
-               for per_image in loc.localize_batch(x, geoms, names, classes_for(cls, rows), topk)]
-    return results if nested else [per_image[0] for per_image in results]
+    return loc.boxes(items, classes=classes, topk=topk, batch_size=batch_size)
 
 
 def cams(

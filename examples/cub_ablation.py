@@ -20,7 +20,7 @@ loss comes with its mechanism.
 ``--gpu`` is the run for a machine with a CUDA device: end to end for 30 epochs, seeds 0, 1 and 2,
 mixed precision (``camloc finetune --amp``: fp16 autocast on CUDA), 8 decoding workers, batch 64. ``DATA`` is a folder holding ``cub-train`` and
 ``cub-test`` in wsolevaluation's layout (default: the folder the ``CAMLOC_DATA`` environment variable
-names, else ``../shared/data`` beside the checkout).
+names; without either, the script stops and says so).
 Finished runs are kept under ``--out`` and not redone: rerun to continue.
 """
 
@@ -30,7 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from camloc.data.location import data_root
+from camloc.data.location import data_root, missing_data
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # ablation_report.py beside this script
@@ -46,8 +46,8 @@ METHODS = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(data_root(HERE.parent)),
-                   help="folder with cub-train and cub-test [default: $CAMLOC_DATA, else ../shared/data]")
+    p.add_argument("--data", type=Path, default=data_root(),
+                   help="folder with cub-train and cub-test [default: $CAMLOC_DATA]")
     p.add_argument("--out", help="where the runs and the report go [default: runs/cub-ablation, -gpu, -quick]")
     p.add_argument("--epochs", type=int, default=3, help="end-to-end epochs")
     p.add_argument("--head-epochs", type=int, default=30, help="epochs of the head-only fine-tunes")
@@ -74,7 +74,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from camloc.eval.ablation import Split
 
-    train_dir, test_dir = Path(args.data) / "cub-train", Path(args.data) / "cub-test"
+    if args.data is None:
+        print(f"cub_ablation.py: error: {missing_data()}", file=sys.stderr)
+        return 2
+    train_dir, test_dir = args.data / "cub-train", args.data / "cub-test"
     for d in (train_dir, test_dir):
         if not (d / "image_ids.txt").is_file():
             print(f"{d}: no CUB split there; pass --data DIR holding cub-train and cub-test", file=sys.stderr)

@@ -20,23 +20,24 @@ from pathlib import Path
 
 import torch
 
-from camloc.data.location import data_root
+from camloc.data.location import data_root, missing_data
 from camloc.data.metadata import read_dataset
 from camloc.eval.evaluation import evaluate
 from camloc.eval.protocols import Settings
 from camloc.train.finetuning import FinetuneConfig, finetune
 
-HERE = Path(__file__).resolve().parent
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(data_root(HERE.parent)))
+    parser.add_argument("--data", type=Path, default=data_root(),
+                        help="folder with cub-train and cub-test [default: $CAMLOC_DATA]")
     parser.add_argument("--epochs-frozen", type=int, default=30)
     parser.add_argument("--epochs-tuned", type=int, default=4)
     parser.add_argument("--theta-tap", type=float, default=0.1)
     args = parser.parse_args()
-    train, test = Path(args.data) / "cub-train", Path(args.data) / "cub-test"
+    if args.data is None:
+        parser.exit(2, f"{parser.prog}: error: {missing_data()}\n")
+    train, test = args.data / "cub-train", args.data / "cub-test"
     samples = read_dataset(test)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from camloc.data.location import data_root
+from camloc.data.location import data_root, missing_data
 
 ROOT = Path(__file__).resolve().parent.parent
 #: (split, --cam-class) of each real split scored.
@@ -83,10 +83,12 @@ def table(results: dict[tuple[str, str], dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=data_root(ROOT))
+    parser.add_argument("--data", type=Path, default=data_root(), help="folder of the real splits [default: $CAMLOC_DATA]")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "threshold_rules")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
+    if args.data is None:
+        parser.exit(2, f"{parser.prog}: error: {missing_data()}\n")
     results = run(args.data, args.out, args.batch_size)
     if not results:
         sys.exit(f"no split found under {args.data}: pass --data DIR (wsolevaluation layout)")

@@ -1,4 +1,4 @@
-"""Shared fixtures: the offline pretrained model, the real data beside the project, tiny models."""
+"""Shared fixtures: the offline pretrained model, the real photos in ``$CAMLOC_DATA``, tiny models."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from camloc.data.location import data_root
+from camloc.data.location import DATA_ENV, data_root
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = data_root(ROOT)  # $CAMLOC_DATA, else ../shared/data beside this checkout
+DATA = data_root()  # the folder $CAMLOC_DATA names, or None when it is unset
 EXAMPLES = ROOT / "examples" / "images"
 
 
 def data_dir(name: str) -> Path:
-    """A folder of the real data (DATA), or skip the test when it is absent (a user's fresh clone)."""
+    """A split of the real photos in ``$CAMLOC_DATA``, or skip the test when it is unset or lacks the split."""
+    if DATA is None:
+        pytest.skip(f"real photos: {DATA_ENV} is unset (set it to the folder holding {name}/)")
     path = DATA / name
     if not (path / "image_ids.txt").is_file():
-        pytest.skip(f"real data {path} is not present")
+        pytest.skip(f"real photos: {path} has no image_ids.txt ({DATA_ENV}={DATA})")
     return path
 
 

@@ -84,7 +84,9 @@ def test_tensor_batch_boxes_stay_in_tensor_pixels(lite0):
 
 def test_preprocessed_tensor_gives_the_input_box_of_the_photo(lite0):
     (by_path,) = camloc.boxes(lite0, [CAT])
-    x, geom = camloc.preprocess_for(lite0)(camloc.load_image(CAT))
+    pre = camloc.Localizer(lite0).preprocess  # the default localizer's preprocessing: the whole photo, squashed
+    assert pre.region_mode == by_path.region_mode == "full"
+    x, geom = pre(camloc.load_image(CAT))
     (by_tensor,) = camloc.boxes(lite0, x[None])
     assert by_tensor.class_index == by_path.class_index and torch.allclose(by_tensor.cam, by_path.cam)
     assert by_tensor.box == tuple(float(v) for v in by_path.input_box)
@@ -185,3 +187,32 @@ def test_calibration_replaces_the_standard_and_nwc(tmp_path, lite0):
     assert a.box == b.box == c.box and torch.equal(a.cam, b.cam)
     (default,) = camloc.boxes(lite0, [CAT])
     assert a.box != default.box  # the calibration did change something
+
+
+def test_every_result_says_which_region_the_model_saw(lite0):
+    # efficientnet_lite0's own preprocessing: shorter side to 256 (bicubic), center crop 224 (crop_pct 0.875);
+    # the 451 x 300 cat becomes 384 x 256 (int(256 x 451/300) = 384), cropped at (80, 16): back in its pixels
+    # x 80 x 451/384 = 93.958 to 304 x 451/384 = 357.042, y 16 x 300/256 = 18.75 to 240 x 300/256 = 281.25
+    (crop,) = camloc.boxes(lite0, [CAT], resize="crop")
+    assert crop.region_mode == "crop"
+    assert crop.region == pytest.approx((80 * 451 / 384, 18.75, 304 * 451 / 384, 281.25), abs=1e-6)
+    assert crop.region[0] <= crop.box[0] < crop.box[2] <= crop.region[2]  # a box lies in what the model saw
+    assert crop.region[1] <= crop.box[1] < crop.box[3] <= crop.region[3]
+    d = crop.to_dict()
+    assert d["region"] == [93.96, 18.75, 357.04, 281.25] and d["region_mode"] == "crop"
+    assert json.loads(json.dumps(d)) == d
+    (full,) = camloc.boxes(lite0, [CAT], resize="full")
+    assert (full.region, full.region_mode) == ((0.0, 0.0, 451.0, 300.0), "full")
+    (default,) = camloc.boxes(lite0, [CAT])  # the default region is the whole image
+    assert (default.region, default.region_mode, default.box) == (full.region, "full", full.box)
+    assert default.box != crop.box
+    assert full.to_dict()["region"] == [0.0, 0.0, 451.0, 300.0]
+    loc = camloc.Localizer(lite0, resize="full")
+    x, geom, name = loc.prepare(COFFEE)
+    (r,), = loc.localize_batch(x[None], [geom], [name])
+    assert (r.region, r.region_mode) == ((0.0, 0.0, 600.0, 400.0), "full")
+    # network input given as a float tensor is seen whole, in its own pixels
+    (t,) = camloc.boxes(lite0, torch.randn(1, 3, 160, 192))
+    assert (t.region, t.region_mode) == ((0.0, 0.0, 192.0, 160.0), "full")
+    with pytest.raises(UsageError, match="resize must be 'full' or 'crop', not 'squash'"):
+        camloc.boxes(lite0, [CAT], resize="squash")

@@ -70,6 +70,10 @@ def test_notebook_finds_the_photos_from_any_folder_and_reads_the_quick_switch(na
     assert 'os.environ.get("CAMLOC_NOTEBOOK_QUICK") == "1"' in code
     assert 'Path(camloc.__file__)' in code and '"examples" / "images"' in code
     assert "/work/" not in code, "no path of this machine"
+    text = "\n".join(_source(c) for c in _read(name)["cells"])
+    assert "../" not in text, "no folder outside the repository: real photos come from $CAMLOC_DATA"
+    if "imagenet-val" in code:  # a notebook that reads real photos finds them by the one rule
+        assert "data_root()" in code
 
 
 def test_training_notebook_has_its_duration_in_a_parameter_cell_at_the_top():

@@ -1,15 +1,22 @@
 """How ``camloc localize`` writes its records: an aligned table, JSON lines, CSV rows or COCO results.
 
 A record is one image's result (or error) as a dict, the same for every format; :class:`Formatter`
-streams records in one format, :func:`write_records` writes a finished run's records at once.
+streams records in one format, :func:`write_records` writes a finished run's records at once. Every
+format says which region of the image the model saw (``region``, ``[x0, y0, x1, y1]`` in original
+pixels, and ``region_mode``, ``full`` or ``crop``): JSON lines as those keys, CSV as the columns
+``region_mode`` and ``region_x0`` .. ``region_y1``, COCO as ``region_bbox`` (``[x, y, w, h]``) and
+``region_mode`` in each detection, the table as its ``seen`` column under a line naming the region.
 
 Example:
     >>> import io
     >>> out = io.StringIO()
-    >>> write_records([{"image": "cat.jpg", "class": 281, "label": "tabby", "score": 0.5,
-    ...                 "box": [1, 2, 30, 40], "boxes": [[1, 2, 30, 40]], "width": 64, "height": 48}], "csv", out)
+    >>> write_records([{"image": "cat.jpg", "class": 281, "label": "tabby", "score": 0.5, "box": [1, 2, 30, 40],
+    ...                 "boxes": [[1, 2, 30, 40]], "width": 64, "height": 48, "region": [4, 0, 60, 48],
+    ...                 "region_mode": "crop"}], "csv", out)
     >>> out.getvalue().splitlines()[0].split(",")[:4]
     ['image', 'class', 'label', 'score']
+    >>> out.getvalue().splitlines()[1].split(",")[10:15]     # the region the model saw: mode, x0, y0, x1, y1
+    ['crop', '4', '0', '60', '48']
 """
 
 from __future__ import annotations
@@ -22,12 +29,16 @@ from typing import TextIO
 
 from ..utils.errors import UsageError
 
-CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "exact", "method", "nwc",
-              "standard", "model", "error"]
+#: Where the region the model saw goes in a CSV row.
+REGION_FIELDS = ["region_x0", "region_y0", "region_x1", "region_y1"]
+CSV_FIELDS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "region_mode",
+              *REGION_FIELDS, "exact", "method", "nwc", "standard", "model", "error"]
 
 
 #: Widths of the terminal table's columns after the image path (class, label, score, box).
 _LABEL_WIDTH = 22
+#: Width of the table's ``seen`` column (the region the model saw, in whole pixels).
+_SEEN_WIDTH = 24
 
 
 def _fit(text: str, width: int, keep_end: bool = False) -> str:
@@ -46,30 +57,44 @@ def format_row(d: dict, image_width: int = 0) -> str:
     box = "[" + ", ".join(f"{v:7.1f}" for v in d["box"]) + "]"
     method = d.get("method", "cam")
     kind = method if method != "cam" else "exact" if d["exact"] else "gradient"
-    return f"{image}  {d['class']:>5}  {label}  {d['score']:5.3f}  {box}  {kind}"
+    return f"{image}  {d['class']:>5}  {label}  {d['score']:5.3f}  {box}  {_seen(d):<{_SEEN_WIDTH}}  {kind}"
+
+
+def _seen(d: dict) -> str:
+    """The table's ``seen`` cell: ``whole image``, or the crop's ``[x0, y0, x1, y1]`` in whole pixels."""
+    if "region" not in d:
+        return "?"
+    if d.get("region_mode") == "full":
+        return "whole image"
+    return "[" + ", ".join(f"{v:4.0f}" for v in d["region"]) + "]"
 
 
 def table_header(image_width: int = 0) -> str:
     """The table's header line, aligned with :func:`format_row`."""
     box = "box [x0, y0, x1, y1]"
-    return f"{_fit('image', max(image_width, 5))}  {'class':>5}  {_fit('label', _LABEL_WIDTH)}  score  {box:<38}  map"
+    return (f"{_fit('image', max(image_width, 5))}  {'class':>5}  {_fit('label', _LABEL_WIDTH)}  score  {box:<36}  "
+            f"{'seen':<{_SEEN_WIDTH}}  map")
 
 
 class Formatter:
     """Streams records as a table, JSON lines, CSV rows or one COCO detection-results array.
 
-    CSV rows give the main box as x0..y1 and keep errors; the COCO array has ``image_id`` = path, ``category_id`` =
-    class index, ``bbox`` = ``[x, y, w, h]``, ``score`` (one detection per box, error entries left out).
-    ``image_width``: the table's image column (the longest path, within limits), so that its columns line up although
-    rows stream out one by one.
+    CSV rows give the main box as x0..y1 and the region the model saw as region_x0..region_y1, and keep errors; the
+    COCO array has ``image_id`` = path, ``category_id`` = class index, ``bbox`` = ``[x, y, w, h]``, ``score``,
+    ``region_bbox`` (the region seen, ``[x, y, w, h]``) and ``region_mode`` (one detection per box, error entries
+    left out). ``image_width``: the table's image column (the longest path, within limits), so that its columns line
+    up although rows stream out one by one. ``seen``: what the model saw of each image, in words
+    (:func:`camloc.data.imaging.region_text`), the table's first line (``model saw: ...``).
     """
 
-    def __init__(self, fmt: str, stream: TextIO | None = None, image_width: int = 0) -> None:
+    def __init__(self, fmt: str, stream: TextIO | None = None, image_width: int = 0, seen: str | None = None) -> None:
         if fmt not in ("table", "jsonl", "csv", "coco"):
             raise UsageError(f"unknown format {fmt!r}")
         self.fmt, self.stream, self.first = fmt, stream or sys.stdout, True
         self.image_width = image_width
         if fmt == "table":
+            if seen:
+                self.stream.write(f"model saw: {seen}; seen: that region of each image, in its pixels\n")
             self.stream.write(table_header(image_width) + "\n")
         elif fmt == "csv":
             self.csv = csv.DictWriter(self.stream, CSV_FIELDS, extrasaction="ignore")
@@ -87,11 +112,14 @@ class Formatter:
             row = dict(d)
             if "box" in d:
                 row.update(zip(("x0", "y0", "x1", "y1"), d["box"], strict=True))
+            if "region" in d:
+                row.update(zip(REGION_FIELDS, d["region"], strict=True))
             self.csv.writerow(row)
         elif "error" not in d:
+            seen = {"region_bbox": _xywh(d["region"]), "region_mode": d.get("region_mode")} if "region" in d else {}
             for b in d["boxes"]:
-                det = {"image_id": d["image"], "category_id": d["class"],
-                       "bbox": [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)], "score": d["score"]}
+                det = {"image_id": d["image"], "category_id": d["class"], "bbox": _xywh(b), "score": d["score"],
+                       **seen}
                 self.stream.write(("" if self.first else ",\n") + json.dumps(det))
                 self.first = False
         self.stream.flush()
@@ -103,9 +131,14 @@ class Formatter:
             self.stream.flush()
 
 
-def write_records(records: Iterable[dict], fmt: str, fh: TextIO) -> None:
-    """All records in one format."""
-    out = Formatter(fmt, fh)
+def _xywh(box: list[float]) -> list[float]:
+    """``[x0, y0, x1, y1]`` as COCO's ``[x, y, w, h]`` (sizes rounded to 0.01 px)."""
+    return [box[0], box[1], round(box[2] - box[0], 2), round(box[3] - box[1], 2)]
+
+
+def write_records(records: Iterable[dict], fmt: str, fh: TextIO, seen: str | None = None) -> None:
+    """All records in one format (``seen``: see :class:`Formatter`)."""
+    out = Formatter(fmt, fh, seen=seen)
     for d in records:
         out(d)
     out.close()

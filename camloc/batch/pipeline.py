@@ -7,15 +7,20 @@
   (contours, boxes, writing), so on a GPU the CPU work hides behind the model.
 * Results stream out as they finish: JSON lines (stdout, or ``DIR/results.jsonl``), flushed per
   line, so a killed run loses nothing finished. CSV and COCO are written from the journal at the
-  end. With ``out``, overlays (heat map, boxes, label) and optionally raw maps are written per
-  image, atomically, under names unique per input path (:func:`artifact_name`), each overlay with a
-  small JPEG thumbnail under ``DIR/thumbs/``; a write that fails for one image is that image's error
-  row. At the end of a run :func:`write_gallery` writes ``DIR/index.html`` from the final journal
-  (:mod:`camloc.viz.gallery`), so resumed and merged runs get the whole page.
-* An output folder is checked before any work (:func:`prepare_output`): it must be writable, and
-  ``DIR/run.json`` records the model and settings. A folder that already holds results is refused
-  unless ``resume``; a resumed run must use the same model and settings. Resuming drops error rows
-  and a torn last line (those images are redone) and keeps one row per image and class.
+  end. With ``out``, overlays (heat map, the region the model saw, boxes, label) and optionally raw
+  maps are written per image, atomically, named after the image: its path relative to the input
+  folder it was found in, or its file name (``photos/cats/a.jpg`` under ``photos/`` gives
+  ``DIR/overlays/cats/a.png``, ``DIR/thumbs/cats/a.jpg``, ``DIR/maps/cats/a.npy``); two images of
+  one name get ``~2``, ``~3`` in input order, and names already in the folder's journal stay
+  their images' (:mod:`camloc.viz.filenames`). A write that fails for one image is that image's
+  error row. At the end of a run :func:`write_gallery` writes ``DIR/index.html`` from the final
+  journal (:mod:`camloc.viz.gallery`), so resumed and merged runs get the whole page.
+* An output folder is checked before any work (:func:`check_output` before the model is loaded,
+  :func:`prepare_output` after): it must be writable, and ``DIR/run.json`` records the model and
+  settings, and the preprocessing (which region of each image the model sees). A folder that
+  already holds results is refused unless ``resume``; a resumed run must use the same model and
+  settings (and preprocessing, where the folder recorded it). Resuming drops error rows and a torn last line
+  (those images are redone) and keeps one row per image and class.
 * Under ``torchrun`` each rank takes every WORLD_SIZE-th image, writes its own journal, and rank 0
   merges the journals in input order.
 """
@@ -38,14 +43,20 @@ import numpy as np
 import torch
 
 from ..data.dataset import Batch, ImageDataset
+from ..data.imaging import region_text
 from ..utils.atomic import atomic_write_bytes, atomic_write_text
 from ..utils.errors import CamlocError, UsageError
-from ..viz.gallery import THUMBS, artifact_name, thumbnail, write_page
+from ..viz.filenames import artifact_stems
+from ..viz.gallery import THUMBS, thumbnail, write_page
 from ..viz.render import overlay
 
 JOURNAL = "results.jsonl"
 #: The model and settings of the results in an output folder.
 MANIFEST = "run.json"
+#: Each per-image artifact: its key in a result's row, its folder in the output folder, its ending.
+ARTIFACTS = (("overlay", "overlays", ".png"), ("thumb", THUMBS, ".jpg"), ("map", "maps", ".npy"))
+
+
 @dataclass
 class RunOptions:
     """How :func:`run` works through its images.
@@ -59,6 +70,8 @@ class RunOptions:
         report_errors: print each failed image on stderr (off when the table on the terminal shows it).
         model: the model's name, recorded in every row.
         progress: a progress bar on stderr.
+        folders: the input folders the paths were found in; an image's files under ``out`` are named
+            by its path relative to its folder, else by its file name (:mod:`camloc.viz.filenames`).
     """
 
     batch_size: int = 32
@@ -72,6 +85,7 @@ class RunOptions:
     report_errors: bool = True
     model: str | None = None
     progress: bool = True
+    folders: tuple[str, ...] = ()
 
 
 def journals(out: Path) -> list[Path]:
@@ -82,6 +96,24 @@ def journals(out: Path) -> list[Path]:
 def done_images(out: Path) -> set[str]:
     """Images that already have a result (not an error) in an output folder's journals."""
     return {d["image"] for j in journals(out) if j.is_file() for d in read_journal(j) if "error" not in d}
+
+
+def recorded_stems(out: Path, topk: int | None = None) -> dict[str, str]:
+    """``{image: stem}``: the names the rows in an output folder's journals gave their images' files.
+
+    A resumed run keeps them (:func:`camloc.viz.filenames.artifact_stems`' ``taken``), so it never
+    writes another image's files over a finished one's. ``topk``: the run's (its names end in ``.classN``).
+    """
+    stems = {}
+    for j in journals(out):
+        for d in read_journal(j) if j.is_file() else ():
+            suffix = f".class{d.get('class')}" if topk else ""
+            for key, folder, ending in ARTIFACTS:
+                value = d.get(key) if isinstance(d, dict) else None
+                if isinstance(value, str) and value.startswith(folder + "/") and value.endswith(suffix + ending):
+                    stems[d["image"]] = value[len(folder) + 1:len(value) - len(suffix + ending)]
+                    break
+    return stems
 
 
 def file_digest(path: str | None) -> str | None:
@@ -102,10 +134,13 @@ def file_digest(path: str | None) -> str | None:
 _NOT_COMPARED = ("camloc", "checkpoint", "calibration")
 #: What a manifest written before an entry existed meant by its absence (runs before methods: ``cam``).
 _ABSENT_MEANT = {"method": "cam"}
+#: Entries compared only where the old manifest records them (older manifests did not: nothing to compare).
+_COMPARED_WHERE_RECORDED = ("preprocess",)
 
 
 def _differences(old: dict, new: dict) -> list[str]:
-    keys = [k for k in dict.fromkeys([*old, *new]) if k not in _NOT_COMPARED]
+    keys = [k for k in dict.fromkeys([*old, *new]) if k not in _NOT_COMPARED
+            and (k in old or k not in _COMPARED_WHERE_RECORDED)]
     then = {k: old.get(k, _ABSENT_MEANT.get(k)) for k in keys}
     now = {k: new.get(k, _ABSENT_MEANT.get(k)) for k in keys}
     return [f"{k}: {then[k]!r} then, {now[k]!r} now" for k in keys if then[k] != now[k]]
@@ -149,6 +184,21 @@ def compact_journal(path: Path) -> None:
         atomic_write_text(path, "".join(line + "\n" for line in kept.values()))
 
 
+def check_output(out: Path, resume: bool, journal: Path) -> None:
+    """The first checks of :func:`prepare_output`, which need no manifest: run before the model is loaded.
+
+    The folder must be creatable and writable, and without ``resume`` hold no results yet.
+
+    Raises:
+        UsageError: naming the folder, what is wrong and the way out.
+    """
+    _writable(out)
+    mine = [j for j in dict.fromkeys([out / JOURNAL, journal]) if j.is_file() and j.stat().st_size]
+    if not resume and mine:
+        raise UsageError(f"--out {out} already holds results ({mine[0].name}): add --resume to continue that run, "
+                         "or choose another folder")
+
+
 def prepare_output(out: Path, manifest: dict, resume: bool, journal: Path, rank: int = 0) -> frozenset:
     """Check an output folder before any work, record the run in it, and say which images are done.
 
@@ -164,17 +214,13 @@ def prepare_output(out: Path, manifest: dict, resume: bool, journal: Path, rank:
     Raises:
         UsageError: naming the folder, what is wrong and the way out.
     """
-    _writable(out)
-    mine = [j for j in dict.fromkeys([out / JOURNAL, journal]) if j.is_file() and j.stat().st_size]
+    check_output(out, resume, journal)
     old = None
     if (out / MANIFEST).is_file():
         try:
             old = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
-    if not resume and mine:
-        raise UsageError(f"--out {out} already holds results ({mine[0].name}): add --resume to continue that run, "
-                         "or choose another folder")
     if resume and isinstance(old, dict) and _differences(old, manifest):
         raise UsageError(f"--out {out} holds results of another model or settings ("
                          f"{'; '.join(_differences(old, manifest))}): resume with those, or choose another folder")
@@ -200,10 +246,10 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     from tqdm import tqdm
 
     out = Path(opts.out) if opts.out else None
+    stems = (artifact_stems(paths, opts.folders, recorded_stems(out, opts.topk))
+             if out is not None and (opts.overlays or opts.save_maps) else {})
     indices = [i for i in range(rank, len(paths), world) if paths[i] not in opts.skip]
-    data = ImageDataset([paths[i] for i in indices], localizer.preprocess, errors="return")
-    loader = torch.utils.data.DataLoader(data, batch_size=opts.batch_size, num_workers=opts.workers,
-                                         collate_fn=ImageDataset.collate, persistent_workers=False)
+    loader = _loader([paths[i] for i in indices], localizer.preprocess, opts)
     bar = tqdm(total=len(indices), disable=not opts.progress or len(indices) <= 8, unit="img", file=sys.stderr,
                desc="localize" if world == 1 else f"localize (rank {rank})")
     failures = results = 0
@@ -230,7 +276,7 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
                 for r in next(done):
                     rows.append(_tagged(r.to_dict(), opts.model))
                     if out is not None:
-                        rows[-1].update(_write_artifacts(out, path, r, opts))
+                        rows[-1].update(_write_artifacts(out, path, stems.get(path), r, opts))
             except OSError as exc:  # this image's files could not be written: its error row, the run goes on
                 fail(path, f"cannot write its output in {out} ({exc.strerror or exc}); free some space or check "
                            "the folder's permissions, then rerun with --resume")
@@ -252,13 +298,22 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     return results, failures
 
 
+def _loader(paths: list[str], preprocess, opts: RunOptions) -> torch.utils.data.DataLoader:
+    """The images decoded and preprocessed in ``opts.workers`` processes, ``opts.batch_size`` at a time."""
+    data = ImageDataset(paths, preprocess, errors="return")
+    return torch.utils.data.DataLoader(data, batch_size=opts.batch_size, num_workers=opts.workers,
+                                       collate_fn=ImageDataset.collate, persistent_workers=False)
+
+
 def _tagged(d: dict, model: str | None) -> dict:
     """A row with the model that made it (when known)."""
     return {**d, "model": model} if model else d
 
 
-def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> dict[str, str]:
+def _write_artifacts(out: Path, path: str, stem: str | None, result, opts: RunOptions) -> dict[str, str]:
     """Write an image's overlay (and its thumbnail) and map; returns their paths relative to ``out`` for its row.
+
+    Each is named ``FOLDER/STEM[.classN]ENDING`` (:data:`ARTIFACTS`; ``.classN`` with ``topk``).
 
     Raises:
         OSError: when a file cannot be written (the caller makes it the image's error row).
@@ -266,19 +321,19 @@ def _write_artifacts(out: Path, path: str, result, opts: RunOptions) -> dict[str
     import cv2
 
     suffix = f".class{result.class_index}" if opts.topk else ""
+    names = {key: f"{folder}/{stem}{suffix}{ending}" for key, folder, ending in ARTIFACTS}
     written = {}
     if opts.overlays:
         picture = overlay(path, result)
         ok, png = cv2.imencode(".png", picture)
         if ok:
-            written["overlay"] = f"overlays/{artifact_name(path, suffix + '.png')}"
+            written["overlay"], written["thumb"] = names["overlay"], names["thumb"]
             atomic_write_bytes(out / written["overlay"], png.tobytes())
-            written["thumb"] = f"{THUMBS}/{artifact_name(path, suffix + '.jpg')}"
             atomic_write_bytes(out / written["thumb"], thumbnail(picture))
     if opts.save_maps:
         buf = io.BytesIO()
         np.save(buf, result.cam.numpy())
-        written["map"] = f"maps/{artifact_name(path, suffix + '.npy')}"
+        written["map"] = names["map"]
         atomic_write_bytes(out / written["map"], buf.getvalue())
     return written
 
@@ -376,8 +431,8 @@ def write_gallery(out: Path, paths: list[str]) -> Path:
             errors.append({"image": d["image"], "reason": d["error"]})
         else:
             items.append({"image": d["image"], "class": d.get("class"), "label": d.get("label"),
-                          "score": d.get("score"), "box": d.get("box"), "picture": d.get("overlay"),
-                          "thumb": d.get("thumb")})
+                          "score": d.get("score"), "box": d.get("box"), "region": d.get("region"),
+                          "region_mode": d.get("region_mode"), "picture": d.get("overlay"), "thumb": d.get("thumb")})
     return write_page(out, items, errors, title=f"camloc localize: {out.resolve().name}", notes=_run_notes(out, items),
                       no_picture="no picture (written with --no-overlays)")
 
@@ -398,11 +453,16 @@ def _run_notes(out: Path, items: list[dict]) -> list[str]:
                f"NWC {'on' if run.get('nwc') else 'off'}, {standard}")
         notes.append(f"model {model}, method {run.get('method') or 'cam'}, {how}; localizing {which}"
                      + ("; every region's box" if run.get("all_regions") else ""))
+        pre = run.get("preprocess")
+        if isinstance(pre, dict) and {"mode", "input_size", "resize_size"} <= set(pre):
+            notes.append(f"the model saw {region_text(pre['mode'], pre['input_size'], pre['resize_size'])} "
+                         "(each card's region, in original pixels)")
     if items and not any(d.get("picture") for d in items):
         notes.append("no pictures: the run was made with --no-overlays")
     elif items:
-        notes.append("pictures: the heat map over the photo, the box in green with the label and score; "
-                     "click a thumbnail for the full overlay; boxes are [x0, y0, x1, y1] in original pixels")
+        notes.append("pictures: the heat map over the region of the photo the model saw (framed in magenta dashes; "
+                     "outside it, what a center crop leaves out, is dimmed), the box in green with the label and "
+                     "score; click a thumbnail for the full overlay; boxes are [x0, y0, x1, y1] in original pixels")
     return notes
 
 

@@ -53,6 +53,9 @@ class Localization:
         nwc: whether negative weights were clamped (False where NWC does not apply to the method).
         standard: the threshold rule that drew the box (:attr:`camloc.cam.boxes.ThresholdRule.label`:
             ``0.35 x p90``, ``0.2 x max``, ``otsu`` ...).
+
+    :attr:`region` and :attr:`region_mode` say which part of the image the model saw (from ``geometry``):
+    a box can only lie inside that region.
     """
 
     image: str
@@ -71,8 +74,33 @@ class Localization:
     nwc: bool = True
     standard: str = "0.35 x p90"
 
+    @property
+    def region(self) -> BoxF:
+        """The region of the original image the model saw, ``(x0, y0, x1, y1)`` in original pixels.
+
+        The whole image with ``resize="full"`` (and for network input given as a float tensor), the
+        center-crop window with ``resize="crop"``: :meth:`camloc.data.imaging.Geometry.region`.
+
+        Example:
+            >>> import camloc
+            >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]   # 451 x 300, the default
+            >>> r.region_mode, [round(v, 2) for v in r.region]
+            ('full', [0.0, 0.0, 451.0, 300.0])
+            >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg", resize="crop")[0]   # crop_pct 0.875
+            >>> r.region_mode, [round(v, 2) for v in r.region]
+            ('crop', [93.96, 18.75, 357.04, 281.25])
+        """
+        if self.geometry is None:
+            return (0.0, 0.0, float(self.width), float(self.height))
+        return self.geometry.region()
+
+    @property
+    def region_mode(self) -> str:
+        """``"full"`` when the model saw the whole image, ``"crop"`` when it saw the center crop :attr:`region`."""
+        return self.geometry.mode if self.geometry is not None else "full"
+
     def to_dict(self, with_map: bool = False) -> dict[str, Any]:
-        """A JSON-ready dict; boxes rounded to 0.01 px."""
+        """A JSON-ready dict; boxes and the region seen rounded to 0.01 px."""
         d: dict[str, Any] = {
             "image": self.image,
             "class": self.class_index,
@@ -86,6 +114,8 @@ class Localization:
             "standard": self.standard,
             "width": self.width,
             "height": self.height,
+            "region": [round(v, 2) for v in self.region],
+            "region_mode": self.region_mode,
         }
         if with_map:
             d["cam"] = self.cam.tolist()

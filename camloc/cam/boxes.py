@@ -1,4 +1,4 @@
-"""From class activation maps to boxes, exactly as the authors' code does (PROTOCOLS.md section 1).
+"""From class activation maps to boxes, exactly as the authors' code does (docs/protocols.md, "The box rule").
 
 1. bicubic upsample of the raw map to the network input size (``align_corners=False``, the same
    kernel as OpenCV's ``INTER_CUBIC``);

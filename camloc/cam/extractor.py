@@ -308,7 +308,7 @@ class CAMExtractor:
             x: the network input.
             classes: which classes to map (see :func:`resolve_classes`); default top-1.
             topk: map the top-k predictions instead.
-            nwc: negative weight clamping in the map (PROTOCOLS.md section 1).
+            nwc: negative weight clamping in the map (docs/protocols.md, "NWC").
             require_exact: raise :class:`ModelError` instead of returning gradient maps.
         """
         return self.variants(x, classes, topk, (nwc,), require_exact)[nwc]

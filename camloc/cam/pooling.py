@@ -7,7 +7,7 @@
 ``max``         ``max_hw F``
 ``avgmax``      ``(mean_hw F + max_hw F) / 2`` (timm ``avgmax``)
 ``catavgmax``   ``[mean_hw F ; max_hw F]`` (timm ``catavgmax``)
-``tap``         thresholded average pooling (PROTOCOLS.md section 1), per sample and channel:
+``tap``         thresholded average pooling (docs/protocols.md, "TAP"), per sample and channel:
                 ``thr = theta max_hw F``, ``kept = F > thr`` (strict),
                 ``p = sum(kept F) / max(count(kept), 1)``; ``theta = 0`` is *not* GAP (it
                 averages the strictly positive pixels only)

@@ -1,4 +1,4 @@
-"""The threshold rule and the contour rule of the box pipeline, without torch (PROTOCOLS.md section 1).
+"""The threshold rule and the contour rule of the box pipeline, without torch (docs/protocols.md, "The box rule").
 
 :class:`ThresholdRule` says how the localization threshold ``t`` of ``U > t`` is chosen for a
 min-max scaled uint8 map ``U``: ``t = int(theta * percentile_i(U))`` (the percentile rule; ``i = 100``

@@ -29,6 +29,7 @@ from .options import (
     metadata_option,
     method_option,
     model_options,
+    needs_out,
     quiet_option,
     workers_option,
 )
@@ -113,7 +114,7 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
     from ..eval.protocols import Settings
 
     if (save_maps or plots) and not out:
-        raise fail_usage(ValueError("--save-maps and --plots need --out DIR"))
+        raise fail_usage(ValueError(needs_out(save_maps=save_maps, plots=plots)))
     try:
         names = tuple(v.strip() for v in variants.split(",") if v.strip())
         if "all" in names:
@@ -135,7 +136,12 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
                               workers=workers, per_image=bool(out), views=gallery_images if out else 0)
     except CamlocError as exc:
         raise fail_usage(exc) from None
-    result.dataset.update(metadata=str(metadata), model=model_name)
+    from ..models.config import model_config
+
+    # the model evaluated: a checkpoint's own architecture, not the --model default it was not given
+    result.dataset.update(metadata=str(metadata), model=model_config(model).name or model_name)
+    if checkpoint:
+        result.dataset["checkpoint"] = str(checkpoint)
     if out:
         save_result(result, Path(out), plots, gallery_images)
     report(result, as_json)
@@ -209,6 +215,14 @@ def _metric(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _input_text(pre: dict) -> str:
+    """``; input 224x224 (whole image)`` for a result's recorded preprocessing ('' where none was recorded)."""
+    if not pre:
+        return ""
+    h, w = pre["input_size"]
+    return f"; input {h}x{w} ({'whole image' if pre.get('region_mode') == 'full' else 'center crop'})"
+
+
 def print_table(result: EvaluationResult) -> None:
     """An evaluation result as a readable table: settings first, then a row per variant."""
     rows = result.metrics
@@ -218,7 +232,7 @@ def print_table(result: EvaluationResult) -> None:
     source = (f"score maps {result.dataset['scoremaps']}" if "scoremaps" in result.dataset
               else f"CAM class: {s.cam_class}")
     click.echo(f"protocol {s.protocol}; {result.dataset['n']} images, {len(result.failed)} failed; {source}; "
-               f"box convention {s.box_convention}"
+               f"box convention {s.box_convention}" + _input_text(result.preprocess)
                + (f"; methods {', '.join(s.methods)}" if tuple(s.methods) != ("cam",) else "")
                + (f"; thresholds: theta {s.theta_max} x max, PaS {s.theta_pas} x p{s.percentile:g}"
                   if s.protocol == "rethinking" else f"; tau interval {s.interval}"))

@@ -15,6 +15,7 @@ from .options import (
     quiet_option,
     workers_option,
 )
+from .train import JSON_HELP, epoch_printer
 
 
 @click.command("finetune")
@@ -47,10 +48,11 @@ from .options import (
 @workers_option
 @click.option("--resume", is_flag=True, help="Continue from --out if it exists.")
 @click.option("--no-register", is_flag=True, help="Do not register the result as <arch>_<pool>.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @quiet_option
 def command(model_name, checkpoint, metadata, images, image_folder, val_metadata, val_images, out, pool, theta_tap,
             epochs, lr, batch_size, backbone_lr_scale, weight_decay, device, amp, workers, resume, no_register,
-            quiet) -> None:
+            as_json, quiet) -> None:
     """Retrofit a CAM-compatible TAP (or GAP) head onto MODEL and fine-tune it briefly."""
     from ..train.finetuning import FinetuneConfig, finetune
 
@@ -60,6 +62,6 @@ def command(model_name, checkpoint, metadata, images, image_folder, val_metadata
                          backbone_lr_scale=backbone_lr_scale, weight_decay=weight_decay, device=device, amp=amp,
                          resume=resume, workers=workers, register=not no_register)
     try:
-        finetune(cfg, progress=not quiet, log=lambda m: click.echo(m, err=True))
+        finetune(cfg, progress=not quiet, log=lambda m: click.echo(m, err=True), on_epoch=epoch_printer(as_json))
     except (CamlocError, ValueError) as exc:
         raise fail_usage(exc) from None

@@ -20,6 +20,7 @@ from .options import (
     method_option,
     model_given,
     model_options,
+    needs_out,
     nwc_option,
     quiet_option,
     workers_option,
@@ -47,7 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover
 @click.option("--percentile", type=float, default=90.0, show_default=True, help="Percentile for PaS (percentile only).")
 @click.option("--all-regions", is_flag=True, help="Report every region's box, not only the largest.")
 @click.option("--resize", type=click.Choice(["full", "crop"]),
-              help="Squash the whole image to the input size, or resize + center crop [default: the model's own].")
+              help="Squash the whole image to the input size (the default), or the model's own resize + center crop "
+                   "(never sees the image's border).")
 @batch_size_option()
 @workers_option
 @device_option
@@ -113,7 +115,7 @@ class BoxSettings:
         theta: ``--theta``, its factor (None: the rule's default).
         percentile: ``--percentile`` of PaS.
         all_regions: ``--all-regions``, every region's box, not only the largest.
-        resize: ``--resize`` (``full`` or ``crop``; None: the model's own).
+        resize: ``--resize`` (``full`` or ``crop``; None: :data:`camloc.utils.defaults.REGION`).
         calibration: ``--calibration``, a calibrate ``--out`` folder or its calibration.json.
     """
 
@@ -211,15 +213,18 @@ def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
         standard = make_standard(b.standard, b.theta, b.percentile)
         method = resolve_method(m.method, calibration)
         found = _find_images(s.images)
-        skip = frozenset()
-        if out_dir:
-            manifest = _manifest(m.name if (model_given() or not m.checkpoint) else None, m.checkpoint, m.num_classes,
-                                 m.nwc, standard, b.all_regions, b.resize, calibration, b.class_index, b.topk, method)
-            skip = pipeline.prepare_output(out_dir, manifest, s.output.resume, journal, ctx.rank)
+        if out_dir:  # a folder that cannot take the results is one line before the model is loaded
+            pipeline.check_output(out_dir, s.output.resume, journal)
         device = ctx.setup(m.device)
         model = load_model_for(m.name, m.checkpoint, m.num_classes, device)
         loc = Localizer(model, nwc=m.nwc, standard=standard, all_regions=b.all_regions, resize=b.resize,
                         calibration=calibration, method=method)
+        skip = frozenset()
+        if out_dir:  # the manifest records the preprocessing (the region seen), so it follows the model's loading
+            manifest = _manifest(m.name if (model_given() or not m.checkpoint) else None, m.checkpoint, m.num_classes,
+                                 m.nwc, standard, b.all_regions, loc.preprocess.region_mode, calibration, b.class_index,
+                                 b.topk, method, loc.preprocess.to_dict())
+            skip = pipeline.prepare_output(out_dir, manifest, s.output.resume, journal, ctx.rank)
         writer = pipeline.JournalWriter(journal)
     except (CamlocError, ValueError) as exc:
         raise fail_usage(exc) from None
@@ -255,11 +260,12 @@ def _localize_all(run: _Run, s: LocalizeSettings, ctx: Context) -> int:
     from ..batch.formats import Formatter
 
     o = s.output
-    formatter = Formatter(o.fmt, image_width=run.width) if ctx.world == 1 else None
+    formatter = Formatter(o.fmt, image_width=run.width, seen=_seen(run)) if ctx.world == 1 else None
     opts = pipeline.RunOptions(batch_size=o.batch_size, workers=o.workers, classes=s.boxes.class_index,
                                topk=s.boxes.topk, out=o.out, overlays=o.overlays, save_maps=o.save_maps,
                                skip=run.skip, progress=o.progress,
-                               report_errors=not (o.fmt == "table" and _stdout_is_terminal()), model=run.model_name)
+                               report_errors=not (o.fmt == "table" and _stdout_is_terminal()), model=run.model_name,
+                               folders=tuple(a for a in s.images if not a.startswith("@") and Path(a).is_dir()))
 
     def emit(d: dict) -> None:
         run.writer(d)
@@ -298,7 +304,7 @@ def _finish(run: _Run, s: LocalizeSettings, ctx: Context, failed: int) -> None:
     fmt, out_dir = s.output.fmt, run.out_dir
     total = len(run.inputs)
     if ctx.world > 1:
-        merged = Formatter(fmt, image_width=run.width) if ctx.rank == 0 else None
+        merged = Formatter(fmt, image_width=run.width, seen=_seen(run)) if ctx.rank == 0 else None
         failed = ctx.finish(failed, out_dir, run.inputs, merged)
         if merged:
             merged.close()
@@ -325,6 +331,14 @@ def _stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
+def _seen(run: _Run) -> str:
+    """What the model sees of each image, in words (the table's first line)."""
+    from ..data.imaging import region_text
+
+    pre = run.localizer.preprocess
+    return region_text(pre.mode, pre.input_size, pre.resize_size)
+
+
 def _close_quietly(writer) -> None:
     try:
         writer.close()
@@ -333,8 +347,12 @@ def _close_quietly(writer) -> None:
 
 
 def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize, calibration, class_index,
-              topk, method="cam") -> dict:
-    """What made the results in an --out folder: compared when a run is resumed there."""
+              topk, method="cam", preprocess=None) -> dict:
+    """What made the results in an --out folder: compared when a run is resumed there.
+
+    ``preprocess``: the preprocessing as :meth:`camloc.data.imaging.Preprocess.to_dict` gives it (which
+    region of each image the model saw).
+    """
     from dataclasses import asdict, is_dataclass
     from importlib.metadata import version
 
@@ -355,6 +373,7 @@ def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize
         "class": class_index,
         "topk": topk,
         "method": method,
+        "preprocess": preprocess,
     }
 
 
@@ -364,7 +383,7 @@ def _check_options(s: LocalizeSettings, world: int) -> None:
                                                  s.output.resume, s.output.out)
     problems = [
         (class_index is not None and topk is not None, "give --class or --topk, not both"),
-        ((save_maps or resume) and not out, "--save-maps and --resume need --out DIR"),
+        (not out and (save_maps or resume), needs_out(save_maps=save_maps, resume=resume)),
         (world > 1 and not out, "under torchrun give --out DIR: each rank writes its shard there"),
     ]
     for bad, message in problems:

@@ -32,8 +32,7 @@ def command(pattern: str, check: bool, as_json: bool, quiet: bool) -> None:
 
     names = list_models(pattern)
     if not names:
-        click.echo(f"camloc: no registered model matches {pattern!r}; try a wider pattern, e.g. '*{pattern}*'",
-                   err=True)
+        click.echo(f"camloc: no registered model matches {pattern!r}; {suggestion(pattern, list_models())}", err=True)
         raise click.exceptions.Exit(1)
     if check and len(names) > 200:
         raise fail_usage(ValueError(f"{len(names)} names match: narrow the pattern to check them"))
@@ -56,6 +55,36 @@ def command(pattern: str, check: bool, as_json: bool, quiet: bool) -> None:
     summary = ", ".join(f"{counts[k]} {k}" for k in ("offline", "local", "download") if counts[k])
     hint = "" if check else "; --check tells exact maps from gradient maps (builds each model)"
     click.echo(f"{len(rows)} {'model' if len(rows) == 1 else 'models'} match {pattern!r}: {summary}{hint}", err=True)
+
+
+def wider_pattern(pattern: str) -> str | None:
+    """The pattern with one star at each end, or None when it already has them (nothing wider to try).
+
+    Example:
+        >>> wider_pattern("smallcnn*"), wider_pattern("lite"), wider_pattern("res*net"), wider_pattern("*lite*")
+        ('*smallcnn*', '*lite*', '*res*net*', None)
+    """
+    core = pattern.strip("*")
+    wider = f"*{core}*" if core else "*"
+    return None if wider == pattern else wider
+
+
+def suggestion(pattern: str, names: list[str]) -> str:
+    """What to try after ``pattern`` matched nothing: a wider pattern, else the closest of ``names``.
+
+    Example:
+        >>> suggestion("smallcnn*", ["resnet18"])
+        "try a wider pattern, e.g. '*smallcnn*'"
+        >>> suggestion("*resnet_18*", ["resnet18", "resnet50", "vgg16"])
+        'closest: resnet18, resnet50; camloc models lists every name'
+    """
+    import difflib
+
+    wider = wider_pattern(pattern)
+    if wider is not None:
+        return f"try a wider pattern, e.g. {wider!r}"
+    close = difflib.get_close_matches(pattern.strip("*"), names, n=3, cutoff=0.6)
+    return (f"closest: {', '.join(close)}; " if close else "") + "camloc models lists every name"
 
 
 def cam_kind(name: str) -> str:

@@ -19,6 +19,21 @@ def fail_usage(exc: Exception) -> click.exceptions.Exit:
     return click.exceptions.Exit(2)
 
 
+def needs_out(**given: bool) -> str | None:
+    """The complaint about options given without ``--out``, naming only those given; None when none was.
+
+    Example:
+        >>> needs_out(save_maps=False, resume=True)
+        '--resume needs --out DIR'
+        >>> needs_out(save_maps=True, plots=True)
+        '--save-maps and --plots need --out DIR'
+    """
+    named = [f"--{name.replace('_', '-')}" for name, on in given.items() if on]
+    if not named:
+        return None
+    return f"{' and '.join(named)} {'needs' if len(named) == 1 else 'need'} --out DIR"
+
+
 def _stack(*decorators: Callable) -> Callable:
     def apply(f: Callable) -> Callable:
         for d in reversed(decorators):

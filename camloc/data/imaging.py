@@ -221,11 +221,17 @@ def _array_to_image(arr: np.ndarray, max_pixels: int | None) -> Image.Image:
     return _to_rgb(img, name)
 
 
+#: The region each :class:`Preprocess` mode shows the network: ``"full"`` (the whole image) or ``"crop"``.
+REGION_MODES = {"resize": "full", "crop": "crop"}
+
+
 @dataclass(frozen=True)
 class Geometry:
     """Where the network input came from in the original image.
 
     A point ``(u, v)`` of the network input is the original point ``((u + left) / sx, (v + top) / sy)``.
+    ``mode`` says which part of the image that input shows: ``"full"`` (all of it, resized) or
+    ``"crop"`` (a center crop of the resized image); :meth:`region` is that part in original pixels.
     """
 
     width: int
@@ -236,6 +242,7 @@ class Geometry:
     top: int
     input_width: int
     input_height: int
+    mode: str = "full"
 
     @classmethod
     def identity(cls, width: int, height: int) -> Geometry:
@@ -254,6 +261,22 @@ class Geometry:
         fy = lambda v: min(max((v + self.top) / self.sy, 0.0), float(self.height))  # noqa: E731
         return (fx(x0), fy(y0), fx(x1), fy(y1))
 
+    def region(self) -> tuple[float, float, float, float]:
+        """The region of the original image the network saw, ``[x0, y0, x1, y1]`` in original pixels.
+
+        The whole network input mapped back by :meth:`box_to_original`: the whole image in ``"full"``
+        mode, the center-crop window in ``"crop"`` mode (a 227 x 227 image resized to 256 x 256 and
+        cropped to 224 x 224 shows the model 16 .. 240 of 256, i.e. 14.1875 .. 212.8125 of 227).
+        Rounded to a millionth of a pixel, so that float noise leaves the whole image whole.
+
+        Example:
+            >>> Preprocess((224, 224), "crop", 256).geometry(227, 227).region()
+            (14.1875, 14.1875, 212.8125, 212.8125)
+            >>> Preprocess((224, 224), "resize", None).geometry(400, 300).region()
+            (0.0, 0.0, 400.0, 300.0)
+        """
+        x0, y0, x1, y1 = self.box_to_original((0, 0, self.input_width, self.input_height))
+        return (round(x0, 6), round(y0, 6), round(x1, 6), round(y1, 6))
 
     def box_to_input(self, box: Sequence[float]) -> tuple[float, float, float, float]:
         """Map ``[x0, y0, x1, y1]`` (pixel edges in the original image) onto the network input, clipped to it.
@@ -275,6 +298,26 @@ def _shorter_side_size(w: int, h: int, short: int) -> tuple[int, int]:
     if w <= h:
         return short, int(short * h / w)
     return int(short * w / h), short
+
+
+def region_text(mode: str, input_size: Sequence[int], resize_size: int | Sequence[int] | None) -> str:
+    """What a :class:`Preprocess` of this ``mode``, ``input_size`` and ``resize_size`` shows the model, in words.
+
+    Example:
+        >>> region_text("crop", (224, 224), 256)
+        'center crop 224x224 of the image resized to 256 px on its shorter side (crop_pct 0.875)'
+        >>> region_text("resize", (224, 224), None)
+        'the whole image, resized to 224x224'
+    """
+    ih, iw = input_size
+    if REGION_MODES[mode] == "full":
+        return f"the whole image, resized to {iw}x{ih}"
+    if resize_size is None or isinstance(resize_size, int):
+        short = min(ih, iw) if resize_size is None else resize_size
+        return (f"center crop {iw}x{ih} of the image resized to {short} px on its shorter side "
+                f"(crop_pct {min(ih, iw) / short:.3g})")
+    rh, rw = resize_size
+    return f"center crop {iw}x{ih} of the image resized to {rw}x{rh}"
 
 
 @dataclass(frozen=True)
@@ -309,6 +352,11 @@ class Preprocess:
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}")
 
+    @property
+    def region_mode(self) -> str:
+        """Which region of each image the network sees: ``"full"`` (mode ``"resize"``) or ``"crop"``."""
+        return REGION_MODES[self.mode]
+
     def with_mode(self, mode: str) -> Preprocess:
         """The same normalisation with another geometry mode (``"resize"`` or ``"crop"``)."""
         return Preprocess(self.input_size, mode, self.resize_size, self.mean, self.std, self.interpolation)
@@ -327,7 +375,7 @@ class Preprocess:
         # torchvision's center_crop offsets
         left = int(round((rw - iw) / 2.0)) if self.mode == "crop" else 0
         top = int(round((rh - ih) / 2.0)) if self.mode == "crop" else 0
-        return Geometry(width, height, rw / width, rh / height, left, top, iw, ih)
+        return Geometry(width, height, rw / width, rh / height, left, top, iw, ih, self.region_mode)
 
     def resize_crop(self, img: Image.Image) -> tuple[Image.Image, Geometry]:
         """Apply the geometric part only; returns the network-size RGB image and its geometry."""

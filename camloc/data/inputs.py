@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..utils.errors import UsageError
+from .metadata import text_lines
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -65,7 +66,7 @@ def find_inputs(items: Iterable[str]) -> Inputs:
 
     Raises:
         UsageError: for a ``@list`` file that does not exist or cannot be read (nothing can be run
-            from it).
+            from it), or one with a line that is not UTF-8 text (naming the line).
     """
     paths: list[str] = []
     problems: list[tuple[str, str]] = []
@@ -74,11 +75,7 @@ def find_inputs(items: Iterable[str]) -> Inputs:
             listing = Path(item[1:])
             if not listing.is_file():
                 raise UsageError(f"{listing}: no such list file (an @ argument names a text file of image paths)")
-            try:
-                with open(listing, encoding="utf-8") as fh:
-                    listed = [line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")]
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"{listing}: cannot read this list file ({exc}); give a UTF-8 text file") from exc
+            listed = [line for _, line in text_lines(listing, UsageError) if not line.startswith("#")]
             if not listed:
                 problems.append((item, "this list file names no images"))
             paths.extend(listed)

@@ -1,19 +1,52 @@
-"""Datasets in the wsolevaluation metadata layout (PROTOCOLS.md section 4).
+r"""Datasets in the wsolevaluation metadata layout (docs/protocols.md, "Metadata files").
 
-A metadata folder holds comma-separated text files, one record per line, image paths relative to
-the image root: ``image_ids.txt``, ``class_labels.txt``, ``image_sizes.txt`` and
-``localization.txt`` (boxes ``id,x0,y0,x1,y1``, several lines per image allowed). Files may lack a
-final newline. Every malformed line is reported with its file and line number.
+A metadata folder holds comma-separated UTF-8 text files, one record per line, image paths relative
+to the image root: ``image_ids.txt`` (``IMAGE_ID``), ``class_labels.txt`` (``IMAGE_ID,CLASS``),
+``image_sizes.txt`` (``IMAGE_ID,WIDTH,HEIGHT``) and ``localization.txt`` (boxes
+``IMAGE_ID,X0,Y0,X1,Y1`` or masks ``IMAGE_ID,MASK,IGNORE``, several lines per image allowed), and
+optionally ``mask_localization.txt`` (more masks).
 
-``image_sizes.txt`` may be empty, as wsolevaluation's OpenImages metadata ships it: a sample's size
-is then ``None`` (unknown) until its image is read (:func:`image_size`), as the reference evaluator
-reads every image and mask at its own size. A file that lists some images but not all is refused.
+Tolerated, and read as if absent: blank lines, spaces and tabs around a line or a field, Windows line
+ends, a UTF-8 byte-order mark, a missing final newline, lines of the other files for images that
+``image_ids.txt`` does not list (so a subset of a split is its ``image_ids.txt`` cut down).
+Everything else that is off is refused with one line naming the file, the line and what that line
+should hold (:class:`MetadataError`): bytes that are not UTF-8, control characters, a wrong number of
+fields, a label that is not a whole number 0 or more, a size that is not a whole number 1 or more, a
+box coordinate that is not a finite number, an inverted box or one outside its image, an image listed
+twice or given two labels or sizes, an image without a label, and sizes, boxes or masks given for
+some images of ``image_ids.txt`` but not all (each is for every image, or for none).
+
+``image_sizes.txt`` may be empty or absent, as wsolevaluation's OpenImages metadata ships it: a sample's
+size is then ``None`` (unknown) until its image is read (:func:`image_size`), as the reference evaluator
+reads every image and mask at its own size. A file that lists some images but not all is refused. An
+absent ``localization.txt`` is a split without boxes or masks (a training split, as OpenImages' train).
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from camloc.data.metadata import MetadataError, read_dataset
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = (root / "image_ids.txt").write_text("a.png\n\n")          # a blank line is fine
+    >>> _ = (root / "class_labels.txt").write_text("a.png, 3\r\n")     # so are spaces and CRLF
+    >>> _ = (root / "image_sizes.txt").write_text("a.png,100,80")
+    >>> _ = (root / "localization.txt").write_text("a.png,10,5,60,40\n")
+    >>> read_dataset(root)[0].boxes
+    ((10.0, 5.0, 60.0, 40.0),)
+    >>> _ = (root / "class_labels.txt").write_text("a.png,-1\n")
+    >>> try:
+    ...     read_dataset(root)
+    ... except MetadataError as exc:
+    ...     print(*str(exc).replace(str(root), "META").split("; "), sep="\n")
+    META/class_labels.txt:1: the class -1 is negative
+    write each line as IMAGE_ID,CLASS (CLASS: the class index, 0 or more)
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,23 +74,240 @@ class Sample:
     ignore: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+#: The files of a metadata folder that must be there.
+REQUIRED = ("image_ids.txt", "class_labels.txt")
+#: Files a split may lack: read as empty (no sizes: each image's own; no boxes or masks: a training split).
+OPTIONAL = ("image_sizes.txt", "localization.txt", "mask_localization.txt")
+#: The largest whole number a label or a size may be (what an int64 tensor holds).
+LARGEST = 2**63 - 1
+_WHITESPACE = " \t\r\f\v"
+#: What a line meant to be comma-separated may be separated by instead, and its name in a message.
+_SEPARATORS = (("\t", "tabs"), (";", "semicolons"), ("|", "bars"), (" ", "spaces"))
+#: Control characters (C0 but the tab, DEL, C1), which no line of a text file holds.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+def _shown(text: str, quoted: bool = True) -> str:
+    """A field as a message shows it: quoted (with escapes), at most 30 characters of it."""
+    short = text if len(text) <= 30 else text[:27] + "..."
+    return repr(short) if quoted else short
+
+
+@dataclass(frozen=True)
+class _Form:
+    """What a line of one kind holds: its fields' names and, in words, what they must be."""
+
+    fields: tuple[str, ...]
+    rule: str
+
+    def expected(self) -> str:
+        """``IMAGE_ID,CLASS (CLASS: ...)``: the line as it should be written."""
+        return f"{','.join(self.fields)} ({self.rule})"
+
+
+IDS = _Form(("IMAGE_ID",), "one image path relative to the image root per line, no comma in it")
+LABEL = _Form(("IMAGE_ID", "CLASS"), "CLASS: the class index, 0 or more")
+SIZE = _Form(("IMAGE_ID", "WIDTH", "HEIGHT"), "the image's width and height in whole pixels, 1 or more")
+BOX = _Form(("IMAGE_ID", "X0", "Y0", "X1", "Y1"),
+            "the box's corners in pixels, X0 <= X1 and Y0 <= Y1, inside the image")
+MASK = _Form(("IMAGE_ID", "MASK", "IGNORE"), "mask image paths relative to the mask root, IGNORE possibly empty")
+
+
+def text_lines(path: str | os.PathLike, error: Callable[[str], Exception] = MetadataError
+               ) -> list[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file's non-blank lines, stripped of surrounding whitespace.
+
+    A byte-order mark, Windows line ends and a missing final newline are fine.
+
+    Raises:
+        MetadataError: (or what ``error`` makes of the message) for a file that is missing or cannot
+            be read, a line that is not UTF-8 text, or a line with a control character, naming the line.
+    """
+    path = Path(path)
     if not path.is_file():
-        raise MetadataError(f"{path}: missing metadata file")
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            line = line.strip()
-            if line:
-                yield number, [part.strip() for part in line.split(",")]
-
-
-def _ints(path: Path, number: int, parts: list[str], count: int, kind=int) -> list:
-    if len(parts) != count:
-        raise MetadataError(f"{path}:{number}: expected {count} comma-separated fields, got {len(parts)}")
+        raise error(f"{path}: {'is a folder, not a file' if path.is_dir() else 'no such file'}; check the path")
     try:
-        return [parts[0]] + [kind(p) for p in parts[1:]]
-    except ValueError as exc:
-        raise MetadataError(f"{path}:{number}: {exc}") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from exc
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    lines = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8").strip(_WHITESPACE)
+        except UnicodeDecodeError as exc:
+            raise error(f"{path}:{number}: byte 0x{raw[exc.start]:02x} (column {exc.start + 1}) is not UTF-8 "
+                        "text; save the file as UTF-8") from None
+        bad = _CONTROL.search(line)
+        if bad:
+            raise error(f"{path}:{number}: control character U+{ord(bad.group()):04X} (column {bad.start() + 1}); "
+                        "remove it: the file must be plain text, one record per line")
+        if line:
+            lines.append((number, line))
+    return lines
+
+
+class _File:
+    """One metadata file being read: every message names it and the line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if path.name in OPTIONAL and not path.exists():
+            self.lines: list[tuple[int, str]] = []
+            return
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "is missing"
+            raise MetadataError(f"{path}: {what}; a metadata folder holds {' and '.join(REQUIRED)} (and may hold "
+                                f"{', '.join(OPTIONAL)})")
+        self.lines = text_lines(path)
+
+    def fail(self, number: int, problem: str, *forms: _Form) -> MetadataError:
+        """The error for line ``number``: its problem, and what the line should hold."""
+        hint = " or ".join(f.expected() for f in forms)
+        return MetadataError(f"{self.path}:{number}: {problem}" + (f"; write each line as {hint}" if hint else ""))
+
+    def fields(self, number: int, line: str, *forms: _Form) -> list[str]:
+        """The comma-separated fields of a line, as many as one of ``forms`` has, the image id not empty."""
+        parts = [p.strip(_WHITESPACE) for p in line.split(",")]
+        counts = [len(f.fields) for f in forms]
+        if len(parts) not in counts:
+            if counts == [1]:
+                problem = f"expected one field, got {len(parts)} comma-separated fields"
+            else:
+                problem = f"expected {' or '.join(str(c) for c in counts)} comma-separated fields, got {len(parts)}"
+            separator = next((name for sep, name in _SEPARATORS if sep in line), None)
+            if len(parts) < min(counts) and separator:
+                problem += f" (the fields seem separated by {separator}: separate them by commas)"
+            raise self.fail(number, problem, *forms)
+        if not parts[0]:
+            raise self.fail(number, "the image id (the first field) is empty", *forms)
+        return parts
+
+    def whole(self, number: int, text: str, what: str, lowest: int, form: _Form) -> int:
+        """``text`` as a whole number from ``lowest`` to :data:`LARGEST`."""
+        if not text:
+            raise self.fail(number, f"the {what} is empty", form)
+        if not _WHOLE.fullmatch(text):
+            kind = "not a whole number" if _NUMBER.fullmatch(text) else "not a number"
+            raise self.fail(number, f"the {what} {_shown(text)} is {kind}", form)
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        value = int(digits) if len(digits) <= len(str(LARGEST)) else LARGEST + 1  # int() refuses 4,300 digits
+        value = -value if text.startswith("-") else value
+        if value < lowest:
+            raise self.fail(number, f"the {what} {_shown(text, False)} is negative" if value < 0 else
+                            f"the {what} is {value}", form)
+        if value > LARGEST:
+            raise self.fail(number, f"the {what} {_shown(text, False)} is too large (at most {LARGEST})", form)
+        return value
+
+    def number(self, number: int, text: str, what: str, form: _Form) -> float:
+        """``text`` as a finite number."""
+        if not text:
+            raise self.fail(number, f"{what} is empty", form)
+        if _NOT_FINITE.fullmatch(text):
+            raise self.fail(number, f"{what} {_shown(text)} is not a finite number", form)
+        if not _NUMBER.fullmatch(text):
+            raise self.fail(number, f"{what} {_shown(text)} is not a number", form)
+        value = float(text)
+        if not math.isfinite(value):
+            raise self.fail(number, f"{what} {_shown(text)} is too large to be a pixel position", form)
+        return value
+
+    def one_per_image(self, form: _Form, read: Callable[[int, list[str]], object]) -> dict[str, tuple[int, object]]:
+        """``{image id: (line number, read(number, fields))}``, refusing a second line for an image."""
+        out: dict[str, tuple[int, object]] = {}
+        for number, line in self.lines:
+            parts = self.fields(number, line, form)
+            if parts[0] in out:
+                raise self.fail(number, f"a second line for {parts[0]} (the first is line {out[parts[0]][0]}); give "
+                                "each image one line")
+            out[parts[0]] = (number, read(number, parts))
+        return out
+
+
+def _ids(root: Path) -> dict[str, int]:
+    """``{image id: line number}`` of ``image_ids.txt``, in order."""
+    ids_file = _File(root / "image_ids.txt")
+    ids: dict[str, int] = {}
+    for number, line in ids_file.lines:
+        (image_id,) = ids_file.fields(number, line, IDS)
+        if image_id in ids:
+            raise ids_file.fail(number, f"image {image_id} is listed again (first on line {ids[image_id]}); list "
+                                "each image once")
+        ids[image_id] = number
+    if not ids:
+        raise MetadataError(f"{ids_file.path}: lists no image (the file is empty); put one image id per line, "
+                            "a path relative to the image root")
+    return ids
+
+
+def _sizes(root: Path) -> dict[str, tuple[int, tuple[int, int]]]:
+    """``{image id: (line number, (width, height))}`` of ``image_sizes.txt``."""
+    sizes = _File(root / "image_sizes.txt")
+    return sizes.one_per_image(SIZE, lambda n, p: (sizes.whole(n, p[1], "width", 1, SIZE),
+                                                   sizes.whole(n, p[2], "height", 1, SIZE)))
+
+
+class _Localization:
+    """Boxes and masks per image, from ``localization.txt`` and ``mask_localization.txt``."""
+
+    def __init__(self, sizes: dict[str, tuple[int, tuple[int, int]]], check_boxes: bool) -> None:
+        self.sizes, self.check_boxes = sizes, check_boxes
+        self.boxes: dict[str, list] = {}
+        self.masks: dict[str, list] = {}
+        self.ignores: dict[str, list] = {}
+        self.where = {"box": None, "mask": None}  # the file each kind came from first
+
+    def read(self, loc: _File) -> None:
+        """Every line of one file: a box (five fields) or a mask (three)."""
+        for number, line in loc.lines:
+            parts = loc.fields(number, line, BOX, MASK)
+            if len(parts) == 3:
+                self._mask(loc, number, parts)
+            else:
+                self.boxes.setdefault(parts[0], []).append(self._box(loc, number, parts))
+                self.where["box"] = self.where["box"] or loc.path
+
+    def _mask(self, loc: _File, number: int, parts: list[str]) -> None:
+        image_id, mask, ignore = parts
+        if not mask:
+            raise loc.fail(number, "the mask path (the second field) is empty", MASK)
+        if _NUMBER.fullmatch(mask):
+            raise loc.fail(number, f"the mask path {_shown(mask)} is a number: a box line cut short?", BOX, MASK)
+        self.masks.setdefault(image_id, []).append(mask)
+        if ignore:
+            self.ignores.setdefault(image_id, []).append(ignore)
+        self.where["mask"] = self.where["mask"] or loc.path
+
+    def _box(self, loc: _File, number: int, parts: list[str]) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = (loc.number(number, text, name, BOX) for text, name in zip(parts[1:], BOX.fields[1:],
+                                                                                     strict=True))
+        shown = f"({x0:g}, {y0:g}, {x1:g}, {y1:g})"
+        for low, high, a, b in ((x0, x1, "X0", "X1"), (y0, y1, "Y0", "Y1")):
+            if high < low:
+                raise loc.fail(number, f"box {shown} is inverted: {b} {high:g} < {a} {low:g}", BOX)
+        if min(x0, y0) < 0:
+            raise loc.fail(number, f"box {shown} lies outside its image (a coordinate is negative)", BOX)
+        if self.check_boxes and parts[0] in self.sizes:
+            size_line, (w, h) = self.sizes[parts[0]]
+            if x1 > w or y1 > h:
+                raise loc.fail(number, f"box {shown} lies outside its {w}x{h} image (image_sizes.txt line "
+                               f"{size_line}); fix the box or the image's size")
+        return x0, y0, x1, y1
+
+    def check(self, ids: dict[str, int]) -> None:
+        """Refuse boxes (or masks) for some images and not all: every image has one, or none has."""
+        for kind, found, form in (("box", self.boxes, BOX), ("mask", self.masks, MASK)):
+            missing = [(i, n) for i, n in ids.items() if i not in found]
+            if found and missing:
+                (image_id, number), having = missing[0], len(ids) - len(missing)
+                others = (f"{having} of the {len(ids)} images have one" if having else
+                          f"its {kind} lines are all for images that image_ids.txt does not list")
+                raise MetadataError(f"{self.where[kind]}: no {kind} for {image_id} (image_ids.txt line {number}), "
+                                    f"though {others}; add a line {image_id},{','.join(form.fields[1:])}")
 
 
 def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[Sample]:
@@ -65,58 +315,51 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[
 
     ``localization.txt`` holds boxes (``id,x0,y0,x1,y1``) or masks (``id,mask.png,ignore.png``,
     the ignore path possibly empty); a separate ``mask_localization.txt`` adds masks to a box split.
-    Several lines per image give several boxes or mask instances.
+    Several lines per image give several boxes or mask instances. What is tolerated and what is
+    refused: see the module docstring.
 
-    An empty ``image_sizes.txt`` (wsolevaluation's OpenImages metadata) leaves every size ``None``:
-    evaluation then takes each image's own size.
+    An empty or absent ``image_sizes.txt`` (wsolevaluation's OpenImages metadata) leaves every size ``None``:
+    evaluation then takes each image's own size; an absent ``localization.txt`` gives no boxes or masks.
+
+    Args:
+        metadata: the metadata folder.
+        check_boxes: refuse a box that reaches beyond its image's size (from ``image_sizes.txt``).
 
     Raises:
-        MetadataError: naming the file and line of a malformed record, an id without a label, an
-            ``image_sizes.txt`` that lists some images but not all, or a box outside its image.
+        MetadataError: one line naming the file and line of a malformed record and what it should
+            hold; or an empty ``image_ids.txt``, an image listed twice, an image without a label, an
+            ``image_sizes.txt`` that lists some images but not all, or images without boxes (or
+            masks) in a split where others have them.
     """
     root = Path(metadata)
-    ids = [parts[0] for _, parts in _lines(root / "image_ids.txt")]
-    labels = {}
-    for number, parts in _lines(root / "class_labels.txt"):
-        image_id, label = _ints(root / "class_labels.txt", number, parts, 2)
-        labels[image_id] = label
-    sizes = {}
-    for number, parts in _lines(root / "image_sizes.txt"):
-        image_id, w, h = _ints(root / "image_sizes.txt", number, parts, 3)
-        sizes[image_id] = (w, h)
-    boxes: dict[str, list] = {}
-    masks: dict[str, list] = {}
-    ignores: dict[str, list] = {}
-    for name in ("localization.txt", "mask_localization.txt"):
-        loc = root / name
-        if name == "mask_localization.txt" and not loc.is_file():
-            continue
-        for number, parts in _lines(loc):
-            if len(parts) == 3:
-                masks.setdefault(parts[0], []).append(parts[1])
-                if parts[2]:
-                    ignores.setdefault(parts[0], []).append(parts[2])
-                continue
-            image_id, x0, y0, x1, y1 = _ints(loc, number, parts, 5, float)
-            if check_boxes and image_id in sizes:
-                w, h = sizes[image_id]
-                if not (0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h):
-                    raise MetadataError(f"{loc}:{number}: box {x0, y0, x1, y1} lies outside its {w}x{h} image")
-            boxes.setdefault(image_id, []).append((x0, y0, x1, y1))
+    if not root.is_dir():
+        raise MetadataError(f"{root}: no such metadata folder; give the folder that holds {' and '.join(REQUIRED)}")
+    ids = _ids(root)
+    labels_file = _File(root / "class_labels.txt")
+    labels = labels_file.one_per_image(LABEL, lambda n, p: labels_file.whole(n, p[1], "class", 0, LABEL))
+    sizes = _sizes(root)
+    found = _Localization(sizes, check_boxes)
+    found.read(_File(root / "localization.txt"))
+    found.read(_File(root / "mask_localization.txt"))
+    for image_id, number in ids.items():
+        if image_id not in labels:
+            raise MetadataError(f"{labels_file.path}: no label for {image_id} (image_ids.txt line {number}); add a "
+                                f"line {image_id},CLASS")
     if sizes:
-        missing = [image_id for image_id in ids if image_id not in sizes]
+        missing = [(image_id, number) for image_id, number in ids.items() if image_id not in sizes]
         if missing:
             raise MetadataError(
                 f"{root / 'image_sizes.txt'}: sizes for {len(ids) - len(missing)} of {len(ids)} images (none for "
-                f"{missing[0]}): give every image its size, or leave it empty to take sizes from the images"
+                f"{missing[0][0]}, image_ids.txt line {missing[0][1]}): give every image its size, or leave it "
+                "empty to take sizes from the images"
             )
+    found.check(ids)
     samples = []
     for image_id in ids:
-        if image_id not in labels:
-            raise MetadataError(f"{root / 'class_labels.txt'}: no line for image {image_id}")
-        w, h = sizes.get(image_id, (None, None))
-        samples.append(Sample(image_id, labels[image_id], w, h, tuple(boxes.get(image_id, ())),
-                              tuple(masks.get(image_id, ())), tuple(dict.fromkeys(ignores.get(image_id, ())))))
+        w, h = sizes[image_id][1] if image_id in sizes else (None, None)
+        samples.append(Sample(image_id, labels[image_id][1], w, h, tuple(found.boxes.get(image_id, ())),
+                              tuple(found.masks.get(image_id, ())),
+                              tuple(dict.fromkeys(found.ignores.get(image_id, ())))))
     return samples
 
 

@@ -44,7 +44,7 @@ presence change (a body with its class texture at ``Q`` keeps it at any larger `
 version 1, byte for byte; only ``synthetic.json`` gained keys (``generator``, ``body_signal``,
 ``cue``).
 
-Layout (wsolevaluation's, PROTOCOLS.md section 4): ``OUT/metadata/{train,train-fullsup,test}/`` with
+Layout (wsolevaluation's, docs/protocols.md, "Metadata files"): ``OUT/metadata/{train,train-fullsup,test}/`` with
 ``image_ids.txt``, ``class_labels.txt``, ``image_sizes.txt``, ``localization.txt`` (the body's box,
 ``x1 = x + w`` as wsolevaluation stores it) and ``mask_localization.txt`` (its mask); images under
 ``OUT/images/<split>/`` and masks under ``OUT/masks/<split>/``, paths relative to ``OUT`` (so

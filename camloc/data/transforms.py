@@ -1,4 +1,4 @@
-"""The transforms the protocols and the training recipes prescribe (PROTOCOLS.md sections 2, 3 and 5).
+"""The transforms the protocols and the recipes prescribe (docs/protocols.md: both protocols, "Training settings").
 
 Each is written here once; evaluation, calibration and training take them from here.
 

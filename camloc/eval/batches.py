@@ -20,7 +20,8 @@ from ..data.dataset import ImageDataset
 from ..data.imaging import Preprocess
 from ..data.metadata import Sample
 from ..data.transforms import protocol_transform
-from ..models.config import preprocess_for
+from ..models.config import at_train_size, model_config, preprocess_for
+from ..utils.defaults import SIZE
 
 
 class LoadedBatch(NamedTuple):
@@ -68,10 +69,34 @@ def sample_batches(samples: Sequence[Sample], images: Path, pre: Preprocess, bat
         yield LoadedBatch(good, x, batch.labels, failed)
 
 
-#END
-
 
 def protocol_preprocess(protocol: str, model: nn.Module) -> Preprocess:
-    """The test transform of a protocol, with the model's own mean and std."""
+    """The test transform of a protocol, with the model's own mean and std, at the size camloc trained it at."""
     own = preprocess_for(model)
-    return protocol_transform(protocol, own.mean, own.std)
+    return at_train_size(protocol_transform(protocol, own.mean, own.std), model)
+
+
+def input_size_note(protocol: str, model: nn.Module, pre: Preprocess) -> str | None:
+    """What to say when a protocol shows ``model`` its images at another size than the model's own.
+
+    A model camloc trained is evaluated at the size it was trained at (:func:`protocol_preprocess`), which
+    is said too, so that a number made at 64 px is never read as one made at 224.
+
+    Example:
+        >>> import timm
+        >>> from camloc.eval.batches import input_size_note, protocol_preprocess
+        >>> lite1 = timm.create_model("efficientnet_lite1")     # its own input: 240 x 240
+        >>> print(input_size_note("rethinking", lite1, protocol_preprocess("rethinking", lite1)))
+        the model's own input is 240x240, the rethinking protocol's 224x224: these numbers are at 224x224
+    """
+    (h, w), (oh, ow) = pre.input_size, preprocess_for(model).input_size
+    trained = model_config(model).train_size
+    if trained is not None:  # the protocol's transform already follows it: say so where it is not 224
+        if (h, w) == (SIZE, SIZE):
+            return None
+        return (f"the model was trained at {trained[1]}x{trained[1]} (resize {trained[0]}): the {protocol} "
+                f"protocol's transform is taken at that size, {h}x{w}, not at {SIZE}x{SIZE}")
+    if (h, w) != (oh, ow):
+        return f"the model's own input is {oh}x{ow}, the {protocol} protocol's {h}x{w}: these numbers are at {h}x{w}"
+    return None
+

@@ -1,6 +1,6 @@
 """Box hits at every threshold of a uint8 score map, in one pass (the MaxBoxAcc core).
 
-The wsolevaluation protocol (PROTOCOLS.md section 3) thresholds ``U = uint8(255 * map)`` at
+The wsolevaluation protocol (docs/protocols.md, "The wsolevaluation protocol") thresholds ``U = uint8(255 * map)`` at
 ``t = int(tau * max(U))`` for 1,000 values of tau, runs OpenCV's contour search (``RETR_TREE``) on
 each ``U > t``, and asks whether some box of some contour reaches IoU >= delta with some
 ground-truth box. Done straightforwardly (:func:`reference_hits`) that is 1,000 contour searches
@@ -67,7 +67,7 @@ def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool, rethinking: boo
 
     wsolevaluation (default): per contour ``(x, y, min(x+w, W-1), min(y+h, H-1))``, no contour gives
     ``[0, 0, 0, 0]``. ``rethinking=True``: ``(x, y, x+w, y+h)`` unclipped, no contour gives the whole
-    image ``[0, 0, W, H]`` (PROTOCOLS.md section 1).
+    image ``[0, 0, W, H]`` (docs/protocols.md, "The box rule").
     """
     if rethinking:
         if all_contours:

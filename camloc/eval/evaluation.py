@@ -45,7 +45,7 @@ from ..utils.atomic import atomic_write
 from ..utils.defaults import SIZE
 from ..utils.device import device_of
 from ..utils.errors import ImageError, UsageError
-from .batches import LoadedBatch, protocol_preprocess, sample_batches
+from .batches import LoadedBatch, input_size_note, protocol_preprocess, sample_batches
 from .boxacc import iou_matrix
 from .metrics import FixedThreshold
 from .protocols import Settings, gt_boxes, load_masks
@@ -132,8 +132,9 @@ class _EvaluationAccumulator:
         self.known = settings.cam_class == "gt"
         has_boxes, has_masks = any(s.boxes for s in samples), any(s.masks for s in samples)
         if not self.wsol and not has_boxes:
-            raise UsageError("the rethinking protocol needs boxes; this split has masks only: "
-                             "use --protocol wsolevaluation")
+            raise UsageError("the rethinking protocol needs boxes; this split has "
+                             + ("masks only: use --protocol wsolevaluation" if has_masks else
+                                "no box or mask (an empty localization.txt): give each image its boxes"))
         self.dataset = {"n": len(samples), "boxes": has_boxes, "masks": has_masks}
         self.rows = settings.rows()
         self.fixed = {r.name: FixedThreshold() for r in self.rows}
@@ -294,9 +295,8 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathL
     adds nothing). No map is saved for it. Where the metadata gives no image size (an empty
     ``image_sizes.txt``) each image's own size is used.
 
-    With ``cam_class="gt"``, a Top-1 Cls that says the labels are not the model's classes
-    (:func:`label_space_warning`) is issued as a :class:`LabelSpaceWarning` and recorded in
-    ``result.warnings``.
+    With ``cam_class="gt"``, a Top-1 Cls that says the labels are not the model's classes is issued as a
+    :class:`LabelSpaceWarning`; it and :func:`~camloc.eval.batches.input_size_note` go in ``result.warnings``.
 
     Args:
         model: any classifier camloc's extractor supports (its device is used as it is).
@@ -335,7 +335,9 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathL
     points = run.finish_records() if run.per_image is not None else {}
     dataset = {"images": str(images), **run.dataset, "failed": len(run.failed)}
     records, views_kept = (run.per_image.records, run.per_image.views) if run.per_image is not None else ([], {})
-    return EvaluationResult(settings, dataset, metrics, curves, run.failed, found, records, points, views_kept)
+    found += [n for n in (input_size_note(settings.protocol, model, pre),) if n]
+    return EvaluationResult(settings, dataset, metrics, curves, run.failed, found, records, points, views_kept,
+                            {**pre.to_dict(), "region_mode": pre.region_mode})
 
 
 def _score_batches(run: _EvaluationAccumulator, extractor: MethodExtractor, samples: Sequence[Sample],

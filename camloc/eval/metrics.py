@@ -1,4 +1,4 @@
-"""Accumulators for the field's WSOL metrics (PROTOCOLS.md sections 2 and 3).
+"""Accumulators for the WSOL metrics (docs/protocols.md, "The rethinking protocol", "The wsolevaluation protocol").
 
 * :class:`FixedThreshold`: Top-1 / Top-5 Cls, GT-known Loc and Top-1 Loc at one threshold
   (the rethinking protocol);

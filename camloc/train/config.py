@@ -103,6 +103,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str | None = None
+    threads: int | None = None
     # evaluation, selection, output
     eval_every: int = 1
     eval_variants: list = field(default_factory=lambda: ["cam", "nwc+pas"])
@@ -131,7 +132,7 @@ class TrainConfig:
             >>> from camloc.train.config import TrainConfig
             >>> d = TrainConfig().to_dict()
             >>> d["arch"], d["eval_variants"], len(d)
-            ('resnet18', ['cam', 'nwc+pas'], 54)
+            ('resnet18', ['cam', 'nwc+pas'], 55)
         """
         return dataclasses.asdict(self)
 
@@ -160,6 +161,8 @@ class TrainConfig:
             raise UsageError(f"lr={self.lr} must be positive")
         if self.workers < 0 or self.warmup_epochs < 0:
             raise UsageError("workers and warmup_epochs must not be negative")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"threads={self.threads} must be at least 1 (or none: PyTorch's default)")
         if self.has and self.has_patch > self.crop:
             raise UsageError(f"has_patch={self.has_patch} is larger than the {self.crop} px crop: HaS would hide all "
                              "or nothing; use a smaller has_patch")
@@ -210,7 +213,7 @@ def _kind(key: str) -> type:
 
 def _unknown(key: str, where: str) -> UsageError:
     close = difflib.get_close_matches(key, list(_FIELDS), n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; camloc train --list-keys lists them"
+    hint = f"; did you mean {', '.join(close)}?" if close else "; camloc train --show prints every key"
     return UsageError(f"{where}: unknown key {key!r}{hint}")
 
 

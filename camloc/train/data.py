@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data.dataset import ImageDataset
 from ..data.metadata import Sample, read_dataset
-from ..data.transforms import rethinking_crop, train_transform
+from ..data.transforms import train_transform
 from ..models.config import model_config
 from ..models.retrofitting import CAMHeadModel
 from .config import TrainConfig
@@ -109,15 +109,18 @@ def collate_cached(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[
 @torch.no_grad()
 def cache_features(model: CAMHeadModel, paths: list[str], labels: list[int], device: torch.device,
                    batch_size: int, progress: bool) -> torch.utils.data.TensorDataset:
-    """Backbone feature maps of the rethinking center crop and its mirror image, for every image."""
+    """Backbone feature maps of the model's evaluation crop and its mirror image, for every image.
+
+    The crop is the model's recorded preprocessing: for a run, the center crop of its resize (the rethinking
+    protocol's at the run's size, :func:`camloc.models.config.trained_preprocess`).
+    """
     from tqdm import tqdm
 
-    pre = model_config(model).preprocess
-    data = ImageDataset(paths, rethinking_crop(pre.mean, pre.std), labels)
+    data = ImageDataset(paths, model_config(model).preprocess, labels)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=ImageDataset.collate)
     feats, targets = [], []
     model.eval()
-    for batch in tqdm(loader, disable=not progress, desc="features", unit="batch"):
+    for batch in tqdm(loader, disable=not progress, desc="features", unit="batch", leave=False):
         x = batch.images.to(device)
         for view in (x, x.flip(3)):
             feats.append(model.backbone_features(view).cpu())

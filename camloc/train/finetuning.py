@@ -1,6 +1,6 @@
 """Brief fine-tuning of a retrofitted TAP (or GAP) head: a preset of ``camloc train``, the authors' recipe as defaults.
 
-Recipe (PROTOCOLS.md section 5, the authors' VGG16-TAP on CUB): SGD, momentum 0.9, Nesterov,
+Recipe (docs/protocols.md, "The authors' VGG16-TAP on CUB"): SGD, momentum 0.9, Nesterov,
 weight decay 5e-4; train transform resize 256 x 256, random crop 224, horizontal flip; pretrained
 layers at a reduced rate. camloc scales the *learning rate* of the pretrained backbone by
 ``backbone_lr_scale`` (the authors scale its gradients by 0.1, which is the same step for SGD apart
@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..models.retrofitting import CAMHeadModel
 from ..utils.device import default_device
@@ -107,15 +108,16 @@ def to_train_config(cfg: FinetuneConfig) -> TrainConfig:
     )
 
 
-def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], None] = print) -> CAMHeadModel:
+def finetune(cfg: FinetuneConfig, progress: bool = True, log: Callable[[str], None] = print,
+             on_epoch: Callable[[dict[str, Any]], None] | None = None) -> CAMHeadModel:
     """Fine-tune ``cfg.model`` with a retrofitted ``cfg.pool`` head; returns the trained model.
 
-    This is :func:`camloc.train.loop.train` with the fine-tune preset (:func:`to_train_config`); the module's
-    example runs one.
+    This is :func:`camloc.train.loop.train` with the fine-tune preset (:func:`to_train_config`), and its ``log``
+    lines (one per epoch) and ``on_epoch`` records; the module's example runs one.
     """
     if cfg.amp and default_device(cfg.device).type != "cuda":
         log("note: --amp applies on CUDA only; training in float32 on the CPU")
-    return train(to_train_config(cfg), progress=progress, log=log)
+    return train(to_train_config(cfg), progress=progress, log=log, on_epoch=on_epoch)
 
 
 def lr_steps(epochs: int) -> list[int]:

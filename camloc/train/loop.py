@@ -15,10 +15,13 @@ What a run does, in order (each step a function below):
    accumulation, the schedule (:func:`lr_factor`), metrics reduced over ranks;
 5. every ``eval_every`` epochs, camloc's evaluator on the validation (and test) split, the best checkpoint kept by the
    named selection rule, a resumable ``last.pt`` written atomically (model, optimizer, schedule, scaler, epoch, RNG
-   states), a CSV log (and TensorBoard scalars where the ``tensorboard`` package is installed), and plots at the end.
+   states), a CSV log (and TensorBoard scalars where the ``tensorboard`` package is installed), and plots at the end;
+   one short line per epoch to ``log`` and the full record to ``on_epoch`` (:mod:`camloc.train.logs`).
 
 Checkpoints are self-describing: ``camloc localize --model RUN/best.pt`` and ``camloc.load_model``
-rebuild them with no other argument. Only rank 0 writes.
+rebuild them with no other argument. They record the run's resize and crop (``preprocess``, ``train_size``), so the
+model is evaluated, during the run and after it, and localizes at that size
+(:func:`camloc.models.config.at_train_size`). Only rank 0 writes.
 
 Example:
     >>> import os, tempfile
@@ -35,9 +38,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
 import json
 import math
 import shutil
@@ -52,23 +53,18 @@ from torch import nn
 from ..batch.torchrun import join_process_group, torchrun_env
 from ..data.metadata import Sample, read_dataset
 from ..models.checkpoints import describe, is_camloc_checkpoint, load_checkpoint, read_checkpoint, registered_path
-from ..models.config import attach, model_config
+from ..models.config import attach, model_config, trained_preprocess
 from ..models.layers.adl import ADL
 from ..models.layers.has import HideAndSeek
 from ..models.registry import load_model
 from ..models.retrofitting import CAMHeadModel, retrofit
 from ..models.wsol import ARCHITECTURES, build_wsol, insert_after
-from ..utils.atomic import atomic_write, atomic_write_text
+from ..utils.atomic import atomic_write
 from ..utils.device import default_device
 from ..utils.errors import CheckpointError, UsageError
 from .config import TrainConfig
 from .data import EpochSampler, train_items, training_data, training_loader
-
-#: The metric each selection rule maximises: (split, protocol, variant, metric).
-SELECTION_METRICS = {
-    "wsolevaluation": ("val", "wsolevaluation", "cam", "maxboxacc_v2"),
-    "authors": ("test", "rethinking", "cam", "top1_loc"),
-}
+from .logs import SELECTION_METRICS, epoch_line, legend, tensorboard, write_log
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -98,9 +94,11 @@ def build_model(cfg: TrainConfig, num_classes: int, class_names: list[str] | Non
             insert_after(model, positions, lambda: ADL(cfg.adl_drop_rate, cfg.adl_gamma))
         new_layers = ("per_location", "fc")
         builder = "retrofit"
-    cfg_model = model_config(model).replace(
+    own = model_config(model)
+    cfg_model = own.replace(
         name=cfg.register or f"{cfg.arch}_{cfg.pool}", arch=cfg.arch, pool=cfg.pool, theta_tap=cfg.theta_tap,
-        class_names=tuple(class_names) if class_names else None)
+        class_names=tuple(class_names) if class_names else None,
+        preprocess=trained_preprocess(own.preprocess, cfg.resize, cfg.crop), train_size=(cfg.resize, cfg.crop))
     attach(model, cfg_model)
     build = {"builder": builder, "adl": cfg.adl, "adl_positions": positions if cfg.adl else [], **adl_args}
     return model, new_layers, build
@@ -246,37 +244,41 @@ def _resume(cfg: TrainConfig, model, opt, sched, scaler, log) -> tuple[int, list
     return ckpt["epoch"], list(ckpt["history"]), dict(ckpt.get("best") or {})
 
 
-def write_log(path: Path, history: list[dict]) -> None:
-    """The per-epoch history as CSV (one column per key ever seen), atomically."""
-    keys = list(dict.fromkeys(k for h in history for k in h))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, keys)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buf.getvalue())
+def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = print,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> CAMHeadModel:
+    """Run a training recipe (see the module docs); returns the trained model in eval mode.
 
-
-def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> CAMHeadModel:
-    """Run a training recipe (see the module docs); returns the trained model in eval mode."""
+    Args:
+        cfg: the run's configuration.
+        progress: a progress bar over each epoch's batches (it goes away when the epoch ends).
+        log: takes the run's lines: a legend, then one short line per epoch (:func:`camloc.train.logs.epoch_line`),
+            then what was kept.
+        on_epoch: takes each epoch's full record (every metric, as the CSV log has it) on rank 0.
+    """
     from tqdm import tqdm
 
     cfg.validate()
     proc = _Process(cfg)
-    modes = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    modes = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark, torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, proc, progress, log, tqdm)
+        return _train(cfg, proc, progress, log, tqdm, on_epoch)
     finally:  # the process-wide switches a run sets are the caller's again afterwards
         torch.use_deterministic_algorithms(modes[0])
         torch.backends.cudnn.benchmark = modes[1]
+        torch.set_num_threads(modes[2])
         proc.close()
 
 
-def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm) -> CAMHeadModel:
+def _train(cfg: TrainConfig, proc: _Process, progress: bool, log, tqdm, on_epoch) -> CAMHeadModel:
     """The run itself: its setup, then each epoch and its end, then the last word (rank 0)."""
     run = _setup(cfg, proc, progress, log)
+    if proc.main and run.start < cfg.epochs:
+        log(legend(cfg, run.log_path))
     for epoch in range(run.start, cfg.epochs):
         record = _train_epoch(run, cfg, proc, epoch, progress, tqdm)
-        _end_epoch(run, cfg, proc, epoch, record, log)
+        _end_epoch(run, cfg, proc, epoch, record, log, on_epoch)
     if run.board is not None:
         run.board.close()
     if run.skipped and proc.main:
@@ -346,7 +348,7 @@ def _setup(cfg: TrainConfig, proc: _Process, progress: bool, log: Callable[[str]
     out = Path(cfg.out)
     best_path = None if cfg.last_file else out / "best.pt"
     log_path = cfg.last_path.with_suffix(".log.csv") if cfg.last_file else out / "log.csv"
-    board = _tensorboard(log_path.parent / "tensorboard") if proc.main and cfg.plots else None
+    board = tensorboard(log_path.parent / "tensorboard") if proc.main and cfg.plots else None
     return _Run(model, train_module, len(names), build, splits, opt, sched, scaler, amp_dtype, sampler, loader,
                 hide_and_seek, pretrained, loss_fn, start, history, best, best_path, log_path, board)
 
@@ -369,7 +371,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, proc: _Process, epoch: int, progre
         run.model.backbone.eval()
     t0, sums = time.perf_counter(), [0.0, 0.0, 0.0]  # loss x n, correct, n
     bar = tqdm(total=len(run.loader), disable=not (progress and proc.main), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-               unit="batch")
+               unit="batch", leave=False)
     for step, batch in enumerate(run.loader):
         inputs = _batch_inputs(run, cfg, proc, batch)
         if inputs is None:
@@ -430,14 +432,18 @@ def _step(run: _Run, cfg: TrainConfig, proc: _Process, step: int, x: torch.Tenso
 
 
 def _end_epoch(run: _Run, cfg: TrainConfig, proc: _Process, epoch: int, record: dict[str, Any],
-               log: Callable[[str], None]) -> None:
-    """Rank 0: the evaluation when due, the log line, the selection, ``last.pt`` (``best.pt``), the CSV log."""
+               log: Callable[[str], None], on_epoch: Callable[[dict[str, Any]], None] | None) -> None:
+    """Rank 0: the evaluation when due, the epoch's line and record, the selection, the checkpoints, the log."""
     evaluate_now = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
     if proc.main:
         if evaluate_now and run.splits:
+            t0 = time.perf_counter()
             record.update(evaluate_splits(run.model, cfg, run.splits))
+            record["eval_seconds"] = round(time.perf_counter() - t0, 2)
         run.history.append(record)
-        log(json.dumps(record))
+        log(epoch_line(record, cfg))
+        if on_epoch is not None:
+            on_epoch(record)
         improved = _select(cfg, record, run.best, epoch + 1)
         state = _state(run.model, cfg, run.num_classes, run.build, epoch + 1, run.history, run.best, run.opt,
                        run.sched, run.scaler)
@@ -453,15 +459,6 @@ def _end_epoch(run: _Run, cfg: TrainConfig, proc: _Process, epoch: int, record: 
     else:
         run.history.append(record)
     proc.barrier()
-
-
-def _tensorboard(folder: Path):
-    """A TensorBoard writer where the ``tensorboard`` package is installed, else None (the CSV log remains)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(folder))
 
 
 def _select(cfg: TrainConfig, record: dict[str, Any], best: dict[str, Any], epoch: int) -> bool:

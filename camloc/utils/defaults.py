@@ -2,6 +2,10 @@
 
 #: The model used when none is named: timm's efficientnet_lite0 with offline ImageNet weights.
 DEFAULT_MODEL = "efficientnet_lite0"
+#: The region of an image a localizer shows its model unless told: ``"full"``, the whole image squashed to the
+#: input size (``"crop"``: the model's own resize and center crop, which never sees the image's border). Chosen
+#: by measurement on real photos: docs/defaults.md.
+REGION = "full"
 #: The network input side of both evaluation protocols (and of the score maps wsolevaluation saves).
 SIZE = 224
 

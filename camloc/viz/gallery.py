@@ -8,7 +8,8 @@ their own section with their reasons.
 
 Pictures: ``localize`` links each overlay and its thumbnail (``DIR/thumbs/``, :func:`thumbnail`);
 ``evaluate`` draws the first images as the protocol saw them, a panel per row
-(:func:`evaluation_picture`, ``DIR/pictures/``). Per-image files are named by :func:`artifact_name`.
+(:func:`evaluation_picture`, ``DIR/pictures/``). Per-image files are named after their images
+(:mod:`camloc.viz.filenames`). Each ``localize`` card says which region of the image the model saw.
 
 The page needs no server and no network: its style and script are inline, a Content-Security-Policy
 forbids fetching anything but pictures from its own folder, and every link is relative (the page
@@ -23,14 +24,13 @@ Example:
     >>> from camloc.viz.gallery import write_page
     >>> out = Path(tempfile.mkdtemp())            # the run's folder; the pictures' paths are relative to it
     >>> write_page(out, [{"image": "a.jpg", "class": 281, "label": "tabby", "score": 0.43,
-    ...            "box": [1, 2, 30, 40], "picture": "overlays/a.jpg.png", "thumb": "thumbs/a.jpg.jpg"}],
+    ...            "box": [1, 2, 30, 40], "picture": "overlays/a.png", "thumb": "thumbs/a.jpg"}],
     ...            [{"image": "b.jpg", "reason": "not an image"}], title="camloc localize").relative_to(out)
     PosixPath('index.html')
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import importlib.resources
 import json
@@ -43,9 +43,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from ..data.imaging import encode_image
+from ..data.imaging import encode_image, region_text
 from ..utils.atomic import atomic_write_bytes, atomic_write_text
 from ..utils.defaults import EVALUATION_PICTURES
+from .drawing import dashed_frame
+from .filenames import artifact_stems
 
 #: The page's file name in an output folder.
 PAGE = "index.html"
@@ -70,12 +72,6 @@ PICTURES = "pictures"
 PICTURE_QUALITY = 88
 
 
-#: Longest file name, in bytes, that common file systems take (ext4, APFS, NTFS in UTF-16 units).
-NAME_MAX = 255
-#: Characters escaped in artifact names (``%`` first, so the escaping stays reversible).
-_ESCAPES = {"%": "%25", "/": "%2F", "\\": "%5C", ":": "%3A", "~": "%7E"}
-
-
 @cache
 def template(name: str) -> str:
     """A file of the page (``gallery.html``, ``gallery.css``, ``gallery.js``), read from the package data.
@@ -92,43 +88,15 @@ def template(name: str) -> str:
     return importlib.resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def artifact_name(path: str, ending: str = ".png") -> str:
-    r"""A file name for an image's overlay or map: readable, unique per input path, short enough.
-
-    The normalised path with ``%``, ``/``, ``\``, ``:`` and ``~`` percent-escaped, so different
-    paths never share a name (``a/b.jpg`` gives ``a%2Fb.jpg.png``, ``a__b.jpg`` gives
-    ``a__b.jpg.png``). A name over :data:`NAME_MAX` bytes keeps the end of the path and gets
-    ``~`` and 16 hex digits of the full path's SHA-1 instead of its start.
-
-    Example:
-        >>> artifact_name("photos/cat.jpg", ".class281.png")
-        'photos%2Fcat.jpg.class281.png'
-    """
-    clean = os.path.normpath(path)
-    name = "".join(_ESCAPES.get(c, c) for c in clean)
-    if name.startswith("."):
-        name = "%2E" + name[1:]  # never a hidden file, never "." or ".."
-    budget = NAME_MAX - len(ending.encode("utf-8"))
-    if len(name.encode("utf-8")) <= budget:
-        return name + ending
-    mark = "~" + hashlib.sha1(clean.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    tail, room = "", budget - len(mark)
-    for c in reversed(name):
-        if len((c + tail).encode("utf-8")) > room:
-            break
-        tail = c + tail
-    return tail + mark + ending
-
-
 def link(relative: str) -> str:
     """A relative path (``/``-separated, inside the output folder) as a URL the page can use.
 
-    Every character a URL gives a meaning to is percent-encoded (``%`` of the escaped artifact names
-    included, ``#``, ``?``, spaces, non-ASCII), so the browser opens exactly that file.
+    Every character a URL gives a meaning to is percent-encoded (``%``, ``#``, ``?``, spaces,
+    non-ASCII), so the browser opens exactly that file.
 
     Example:
-        >>> link("overlays/photos%2Fcat #1.jpg.png")
-        'overlays/photos%252Fcat%20%231.jpg.png'
+        >>> link("overlays/photos/cat #1 100%.png")
+        'overlays/photos/cat%20%231%20100%25.png'
     """
     return quote(os.fsencode(relative), safe="/")
 
@@ -181,6 +149,9 @@ def _item(d: dict, rows: Sequence[str]) -> dict:
         out["s"] = _number(d["score"])
     if d.get("box") is not None:
         out["b"] = [_number(v, 1) for v in d["box"]]
+    if d.get("region") is not None:
+        out["r"] = [_number(v, 1) for v in d["region"]]
+        out["m"] = str(d.get("region_mode", "crop"))
     if d.get("picture"):
         out["o"] = link(d["picture"])
     if d.get("thumb") or d.get("picture"):
@@ -214,7 +185,8 @@ def render_page(
 
     Args:
         items: one dict per card: ``image`` (its name), ``class`` (index) and ``label`` (the class the
-            filter groups by), ``score``, ``box`` ([x0, y0, x1, y1]), ``picture`` (the full picture)
+            filter groups by), ``score``, ``box`` ([x0, y0, x1, y1]), ``region`` and ``region_mode``
+            (the part of the image the model saw, ``full`` or ``crop``), ``picture`` (the full picture)
             and ``thumb`` (its thumbnail; the picture itself where absent), ``predicted`` (the
             predicted label, where ``label`` is the ground truth) and ``hits`` (``{row: {"hit":
             bool, "iou": float}}`` for each of ``rows``). Only ``image`` is required; paths are
@@ -274,20 +246,6 @@ def write_page(out: Path, items: Sequence[dict], errors: Sequence[dict] = (), **
 
 def _bgr(colour: str) -> tuple[int, int, int]:
     return int(colour[5:7], 16), int(colour[3:5], 16), int(colour[1:3], 16)
-
-
-def _dashed_rectangle(img: np.ndarray, p0: tuple[int, int], p1: tuple[int, int], colour, thick: int,
-                      dash: int = 10) -> None:
-    import cv2
-
-    (x0, y0), (x1, y1) = p0, p1
-    for a, b in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
-        length = max(abs(b[0] - a[0]), abs(b[1] - a[1]))
-        for start in range(0, length + 1, 2 * dash):
-            end = min(start + dash, length)
-            f0, f1 = start / max(length, 1), end / max(length, 1)
-            cv2.line(img, (round(a[0] + (b[0] - a[0]) * f0), round(a[1] + (b[1] - a[1]) * f0)),
-                     (round(a[0] + (b[0] - a[0]) * f1), round(a[1] + (b[1] - a[1]) * f1)), colour, thick)
 
 
 def evaluation_picture(view, panels: Sequence[tuple[str, str, Sequence[int] | None, tuple[str, bool], bool | None]],
@@ -352,9 +310,8 @@ def _evaluation_tile(view: Any, photo: np.ndarray,
                              cv2.COLORMAP_JET)
     tile = cv2.addWeighted(photo, 0.5, heat, 0.5, 0)
     for gt in view.truth:
-        p0, p1 = _corners(gt, scale, size)
-        _dashed_rectangle(tile, p0, p1, black, 4)
-        _dashed_rectangle(tile, p0, p1, _bgr(TRUTH_COLOUR), 2)
+        (x0, y0), (x1, y1) = _corners(gt, scale, size)
+        dashed_frame(tile, (x0, y0, x1 + 1, y1 + 1), 2, _bgr(TRUTH_COLOUR), dash=10)
     if box is not None:
         p0, p1 = _corners(box, scale, size)
         cv2.rectangle(tile, p0, p1, (255, 255, 255), 5)  # a white rim: the line stays visible on any heat
@@ -406,8 +363,10 @@ def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> 
     A card has the image's picture where ``result.views`` has one, its ground-truth class, prediction and score, and a
     hit or miss with the IoU per row; the failed images come with their reasons.
 
-    Pictures go to ``out/pictures/`` (a panel per row, see :func:`evaluation_picture`) and
-    ``out/thumbs/``, named by :func:`artifact_name` of the image id, each written atomically.
+    Pictures go to ``out/pictures/`` (a panel per row, see :func:`evaluation_picture`, its header
+    saying which region of the image the model saw) and ``out/thumbs/``, each written atomically and
+    named after its image id (``images/0001.png`` gives ``pictures/images/0001.jpg``; see
+    :mod:`camloc.viz.filenames`).
 
     Args:
         out: the output folder.
@@ -429,7 +388,12 @@ def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> 
     rows = [r.name for r in s.rows()]
     colours = row_colours(rows)
     truth_named = s.cam_class == "gt"
-
+    pre = result.preprocess
+    seen = ([f"each panel is what the model saw: {region_text(pre['mode'], pre['input_size'], pre['resize_size'])}"]
+            if {"mode", "input_size", "resize_size"} <= set(pre) else [])
+    # image ids are paths relative to the image root: the pictures' folders mirror them
+    stems = artifact_stems([rec["image_id"] for rec in result.per_image if rec["image_id"] in result.views],
+                           folders=[os.curdir])
     items = []
     for rec in result.per_image:
         item = {"image": rec["image_id"], "class": rec["label"],
@@ -439,19 +403,13 @@ def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> 
                 "hits": rec["rows"]}
         view = result.views.get(rec["image_id"])
         if view is not None:
-            panels = []
-            for r in s.rows():
-                e = rec["rows"].get(r.name, {})
-                verdict = "hit" if e.get("hit") else "miss" if e.get("hit") is False else "no verdict"
-                title = f"{r.name}: {verdict}" + (f", IoU {e['iou']:.3f}" if e.get("iou") is not None else "")
-                panels.append((title, colours[r.name], e.get("box"), (r.method, r.nwc), e.get("hit")))
+            panels = _panels(rec, s.rows(), colours)
             header = [rec["image_id"][-70:], f"truth: {item['label']}; predicted: {item['predicted']}, "
                                              f"{rec['score']:.3f}",
-                      "dashed orange: ground truth; each panel: that row's map and box"]
-            picture = evaluation_picture(view, panels, header)
-            item["picture"] = f"{PICTURES}/{artifact_name(rec['image_id'], '.jpg')}"
-            item["thumb"] = f"{THUMBS}/{artifact_name(rec['image_id'], '.jpg')}"
-            atomic_write_bytes(out / item["picture"], _jpeg(picture, PICTURE_QUALITY))
+                      "dashed orange: ground truth; each panel: that row's map and box", *seen]
+            item["picture"] = f"{PICTURES}/{stems[rec['image_id']]}.jpg"
+            item["thumb"] = f"{THUMBS}/{stems[rec['image_id']]}.jpg"
+            atomic_write_bytes(out / item["picture"], _jpeg(evaluation_picture(view, panels, header), PICTURE_QUALITY))
             atomic_write_bytes(out / item["thumb"], thumbnail(evaluation_picture(view, panels, scale=1)))
         items.append(item)
     errors = [{"image": f["image_id"], "reason": f["reason"]} for f in result.failed]
@@ -459,6 +417,17 @@ def write_evaluation(out: Path, result, pictures: int = EVALUATION_PICTURES) -> 
                       notes=_evaluation_notes(result, len(result.views), pictures), rows=rows,
                       table=_metrics_table(result), class_name="ground-truth class" if truth_named else "label",
                       no_picture=f"no picture (pictures for the first {len(result.views)} images only)")
+
+
+def _panels(rec: dict, rows: Sequence, colours: dict[str, str]) -> list[tuple]:
+    """An evaluated image's panels (:func:`evaluation_picture`), one per row, titled with its hit or miss and IoU."""
+    panels = []
+    for r in rows:
+        e = rec["rows"].get(r.name, {})
+        verdict = "hit" if e.get("hit") else "miss" if e.get("hit") is False else "no verdict"
+        title = f"{r.name}: {verdict}" + (f", IoU {e['iou']:.3f}" if e.get("iou") is not None else "")
+        panels.append((title, colours[r.name], e.get("box"), (r.method, r.nwc), e.get("hit")))
+    return panels
 
 
 def _evaluation_notes(result, drawn: int, asked: int) -> list[str]:

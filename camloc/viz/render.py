@@ -23,10 +23,8 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import io
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +34,8 @@ import numpy as np
 from ..cam.boxes import minmax
 from ..data.imaging import Geometry, ImageInput, load_image
 from ..utils.errors import UsageError
+from .drawing import OUTSIDE_DIM, REGION_COLOUR, Style, dashed_frame, frame, label
+from .jupyter import shown_figure_class
 from .panels import Panel, check_alpha, layout, read_photos
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,8 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
 BOX_GREEN = (0, 200, 0)
 #: The longest side, in pixels, of a photo as :func:`show` draws it (larger photos are reduced).
 DRAWN_SIDE = 2048
-#: matplotlib backends that never show a figure by themselves.
-_NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+#: Inches under each panel of :func:`show` for the legend of the region the model saw.
+_LEGEND_ROOM = 0.25
 
 
 def map_on_photo(result: Any, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,16 +71,21 @@ def map_on_photo(result: Any, width: int, height: int) -> tuple[np.ndarray, np.n
         >>> import camloc
         >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
         >>> heat, covered = map_on_photo(r, r.width, r.height)
-        >>> heat.shape == (r.height, r.width), bool(covered.all())   # a center crop leaves the edges out
-        (True, False)
+        >>> heat.shape == (r.height, r.width), bool(covered.all())   # the whole image, seen by default
+        (True, True)
+        >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg", resize="crop")[0]
+        >>> bool(map_on_photo(r, r.width, r.height)[1].all())          # a center crop leaves the edges out
+        False
     """
     import cv2
 
     cam = minmax(result.cam[None].float())[0].numpy().astype(np.float32)
     g = result.geometry or Geometry.identity(width, height)
     cam = cv2.resize(cam, (g.input_width, g.input_height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    # the map covers the network input only: place it where that input came from in the photo
-    to_photo = np.float32([[1 / g.sx, 0, g.left / g.sx], [0, 1 / g.sy, g.top / g.sy]])
+    # the map covers the network input only: place it where that input came from in the photo, pixel centre
+    # to pixel centre (input pixel u spans u .. u + 1, photo pixel x spans x .. x + 1): a photo pixel is
+    # covered when its centre lies in the region seen, so a squashed image is covered edge to edge
+    to_photo = np.float32([[1 / g.sx, 0, (g.left + 0.5) / g.sx - 0.5], [0, 1 / g.sy, (g.top + 0.5) / g.sy - 0.5]])
     heat = cv2.warpAffine(cam, to_photo, (width, height), flags=cv2.INTER_LINEAR)
     covered = cv2.warpAffine(np.ones_like(cam), to_photo, (width, height), flags=cv2.INTER_NEAREST) > 0
     return heat, covered
@@ -92,14 +97,33 @@ def caption(result: Any) -> str:
     Example:
         >>> import camloc
         >>> caption(camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0])
-        'tabby 0.43 (class 281)'
+        'Egyptian cat 0.54 (class 285)'
     """
     text = f"{result.label} {result.score:.2f}"
     return text if result.label == f"class {result.class_index}" else f"{text} (class {result.class_index})"
 
 
+def region_legend(mode: str) -> tuple[str, ...]:
+    """What the dashed frame of the region seen is called on a picture, longest first (the first that fits is used).
+
+    Example:
+        >>> region_legend("crop")[0]
+        'dashed: what the model saw (center crop)'
+    """
+    where = "center crop" if mode == "crop" else "the whole image"
+    return (f"dashed: what the model saw ({where})", "dashed: what the model saw", "model saw", "seen")
+
+
 def overlay(image_path: ImageInput, result: Any, alpha: float = 0.5) -> np.ndarray:
-    """The photo with the heat map blended over it, every box drawn and the caption written (BGR).
+    """The photo with the heat map blended over it, the region seen, every box drawn and the caption written (BGR).
+
+    The heat map covers the region of the photo the model saw (:attr:`camloc.Localization.region`);
+    that region is framed in magenta dashes edged in black, and outside it (the part a center crop
+    leaves out) the photo is darkened to :data:`~camloc.viz.drawing.OUTSIDE_DIM`. Each box is a green
+    line with a white rim. In the top-left corner, on a black patch, the caption (label, score and
+    class) and under it the frame's legend. Lines, rims and letters scale with the photo's shorter
+    side (:class:`~camloc.viz.drawing.Style`), and a text too long for the photo is shortened to fit
+    it.
 
     Args:
         image_path: the photo the result was computed from (a path, PIL image or array).
@@ -121,18 +145,17 @@ def overlay(image_path: ImageInput, result: Any, alpha: float = 0.5) -> np.ndarr
     h, w = photo.shape[:2]
     values, covered = map_on_photo(result, w, h)
     heat = cv2.applyColorMap(np.uint8(255 * values), cv2.COLORMAP_JET)
-    out = np.where(covered[..., None], cv2.addWeighted(photo, 1 - alpha, heat, alpha, 0), photo)
-    thick = max(2, round(min(h, w) / 200))
+    outside = (photo * OUTSIDE_DIM + 0.5).astype(np.uint8)
+    out = np.where(covered[..., None], cv2.addWeighted(photo, 1 - alpha, heat, alpha, 0), outside)
+    style = Style.for_image(w, h)
+    region, mode = seen_region(result)
+    dashed_frame(out, region, style.line, REGION_COLOUR, dash=max(6, 4 * style.line), edge=style.rim, inside=True)
     for box in result.boxes:
-        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), (255, 255, 255),
-                      thick + 1)
-        cv2.rectangle(out, (round(box[0]), round(box[1])), (round(box[2]) - 1, round(box[3]) - 1), BOX_GREEN[::-1],
-                      thick)
+        frame(out, box, style.line + 2 * style.rim, (255, 255, 255))
+        frame(out, box, style.line, BOX_GREEN[::-1])
     text = caption(result)
-    scale = max(0.5, min(h, w) / 500)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
-    cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    label(out, [((text, f"{result.label} {result.score:.2f}", result.label), (255, 255, 255)),
+                (region_legend(mode), REGION_COLOUR)], style, scales=(1.0, 0.8), width=round(0.6 * w))
     return out
 
 
@@ -214,7 +237,7 @@ def _pyplot_figure(cells: list[Panel], photos: list[np.ndarray], nrows: int, nco
     """:func:`show`'s own pyplot figure of the grid; closed again when a picture cannot be drawn."""
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(FigureClass=_shown_figure_class(), figsize=figsize or _figsize(photos, nrows, ncols, title),
+    fig = plt.figure(FigureClass=shown_figure_class(), figsize=figsize or _figsize(photos, nrows, ncols, title),
                      layout="constrained")
     try:
         _draw(fig, cells, photos, nrows, ncols, alpha, title)
@@ -241,7 +264,7 @@ def png(result: Any, image: Any = None, *, alpha: float = 0.5, width: float = 5.
         >>> import io, PIL.Image, camloc
         >>> r = camloc.boxes("efficientnet_lite0", "examples/images/cat.jpg")[0]
         >>> PIL.Image.open(io.BytesIO(png(r))).size      # 5 inches at 100 dpi, as tall as the photo needs
-        (500, 372)
+        (500, 397)
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -262,7 +285,7 @@ def _figsize(photos: Sequence[np.ndarray], nrows: int, ncols: int, title: str | 
     """About ``panel`` inches a panel (4 in a grid, 5 alone), as tall as the tallest photo needs."""
     panel = panel or (5.0 if nrows * ncols == 1 else 4.0)
     aspect = min(max(max(p.shape[0] / p.shape[1] for p in photos), 0.3), 3.0)
-    return panel * ncols, nrows * (panel * aspect + 0.4) + (0.4 if title else 0.0)
+    return panel * ncols, nrows * (panel * aspect + 0.4 + _LEGEND_ROOM) + (0.4 if title else 0.0)
 
 
 def _root_figure(ax: Axes) -> Figure:
@@ -281,7 +304,7 @@ def _draw(fig: Figure, cells: list, photos: list[np.ndarray], nrows: int, ncols:
 
 
 def _draw_panel(ax: Axes, result: Any, photo: np.ndarray, alpha: float, header: str | None = None) -> None:
-    """One result in ``ax``: photo, heat map, every box with its caption, the file name as title.
+    """One result in ``ax``: photo, heat map, the region seen, every box with its caption, the file name as title.
 
     Axes coordinates are the photo's pixel edges (``extent``), so a box is drawn at exactly its
     ``(x0, y0, x1, y1)``. A photo over :data:`DRAWN_SIDE` pixels a side is drawn reduced (with its
@@ -305,8 +328,10 @@ def _draw_panel(ax: Axes, result: Any, photo: np.ndarray, alpha: float, header: 
     extent = (0, w, h, 0)
     ax.imshow(photo, extent=extent)
     heat = colormaps["jet"](values, bytes=True)
-    heat[..., 3] = np.uint8(round(255 * alpha)) * covered
+    heat[~covered] = 0  # outside the region seen: black, darkening the photo to OUTSIDE_DIM
+    heat[..., 3] = np.where(covered, round(255 * alpha), round(255 * (1 - OUTSIDE_DIM)))
     ax.imshow(heat, extent=extent)
+    _draw_region(ax, result, w, h, font)
     text = caption(result)
     green = tuple(c / 255 for c in BOX_GREEN)
     taken: list[tuple[float, float, float, float]] = []
@@ -321,6 +346,34 @@ def _draw_panel(ax: Axes, result: Any, photo: np.ndarray, alpha: float, header: 
     ax.set_axis_off()
     name = os.path.basename(os.fspath(result.image)) or str(result.image)
     ax.set_title(f"{header}\n{name}" if header else name, fontsize=font + 1)
+
+
+def _draw_region(ax: Axes, result: Any, width: int, height: int, font: float) -> None:
+    """The region the model saw as a dashed magenta rectangle (``gid="region"``) and its legend under the photo."""
+    from matplotlib import patheffects
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    x0, y0, x1, y1 = seen_region(result)[0]
+    colour, dashes = tuple(c / 255 for c in REGION_COLOUR), (0, (4.0, 3.0))
+    edge = [patheffects.withStroke(linewidth=3.5, foreground="black")]
+    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1.5, linestyle=dashes,
+                           clip_on=False, gid="region", path_effects=edge))
+    sample = Line2D([], [], color=colour, linewidth=1.5, linestyle=dashes, path_effects=edge)
+    words = region_legend(seen_region(result)[1])[0].split(": ", 1)[1]
+    ax.legend([sample], [words + ("; outside it dimmed" if seen_region(result)[1] == "crop" else "")],
+              loc="upper left", bbox_to_anchor=(0.0, 0.0), frameon=False, fontsize=font - 1, borderaxespad=0.2,
+              handlelength=2.4)
+
+
+def seen_region(result: Any) -> tuple[tuple[float, float, float, float], str]:
+    """``(region, mode)``: the part of the photo the model saw (:attr:`camloc.Localization.region`) and how.
+
+    A result without them (one built by hand) counts as seen whole.
+    """
+    if hasattr(result, "region"):
+        return tuple(result.region), result.region_mode
+    return (0.0, 0.0, float(result.width), float(result.height)), "full"
 
 
 #: points between a box's line and its caption's text
@@ -360,63 +413,6 @@ def _caption(ax: Axes, text: str, box: Sequence[float], font: float, per_px: flo
 
 def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-_SHOWN: type | None = None
-
-
-def _shown_figure_class() -> type:
-    """:class:`ShownFigure`, made on first use (so importing this module does not import matplotlib)."""
-    global _SHOWN
-    if _SHOWN is None:
-        from matplotlib.figure import Figure
-
-        class ShownFigure(Figure):
-            """A pyplot figure from :func:`show` that Jupyter shows once.
-
-            Jupyter's inline backend shows every pyplot figure made in a cell when the cell ends; a
-            figure that is also the cell's value would show a second time. This one leaves pyplot
-            once it has been shown (:func:`_display_once`).
-            """
-
-            def _ipython_display_(self) -> None:
-                _display_once(self)
-
-        ShownFigure.__module__, ShownFigure.__qualname__ = __name__, "ShownFigure"
-        _SHOWN = ShownFigure
-    return _SHOWN
-
-
-def _display_once(fig: Figure) -> None:
-    """IPython's display of a :func:`show` figure: its PNG, once.
-
-    The inline backend shows every pyplot figure still open when a cell ends, through this same
-    display; so a figure shown here (as the cell's value, or by ``display``) is closed in pyplot
-    afterwards, and the end of the cell does not show it again. Where pyplot shows figures itself
-    (a window or a widget, interactive), nothing is added.
-    """
-    import matplotlib
-
-    plt = sys.modules.get("matplotlib.pyplot")
-    manager = fig.canvas.manager
-    in_pyplot = plt is not None and manager is not None and plt.fignum_exists(manager.num)
-    backend = matplotlib.get_backend().lower() if in_pyplot else ""
-    inline = "inline" in backend
-    if in_pyplot and not inline and backend not in _NON_INTERACTIVE and matplotlib.is_interactive():
-        return  # a window or a widget shows it
-    from IPython.display import display
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    display({"image/png": base64.b64encode(buf.getvalue()).decode("ascii"), "text/plain": repr(fig)}, raw=True)
-    if inline:
-        plt.close(fig)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ShownFigure":  # made on first use; pickle finds it here
-        return _shown_figure_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def save_overlay_grid(
@@ -475,5 +471,6 @@ def save_overlay_grid(
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(name, fontsize=9)
-    fig.suptitle((title + "\n" if title else "") + "green: predicted box; dashed orange: ground truth", fontsize=9)
+    fig.suptitle((title + "\n" if title else "") + "green: predicted box; dashed orange: ground truth; "
+                 "dashed magenta: what the model saw", fontsize=9)
     return save_figure(fig, Path(path))

@@ -48,10 +48,9 @@ def save_training_plots(history: list[dict], folder: Path) -> list[Path]:
         metrics = list(dict.fromkeys(k.split("/", 2)[2].replace("/", " ") for k in keys))
         for key in keys:
             split, protocol, variant, metric = key.split("/")
-            colour = COLOURS[metrics.index(f"{variant} {metric}") % len(COLOURS)]
             points = [(h["epoch"], h[key]) for h in history if key in h]
-            ax.plot([p[0] for p in points], [p[1] for p in points], color=colour,
-                    marker=MARKERS[metrics.index(f"{variant} {metric}") % len(MARKERS)],
+            style = _series_style(metrics.index(f"{variant} {metric}"))
+            ax.plot([p[0] for p in points], [p[1] for p in points], **style,
                     linestyle="-" if split == "val" else "--", label=f"{split}: {variant} {metric}")
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -61,6 +60,16 @@ def save_training_plots(history: list[dict], folder: Path) -> list[Path]:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         written.append(_save(fig, folder / "localization.png"))
     return written
+
+
+def _series_style(i: int) -> dict[str, str]:
+    """Colour and marker of metric ``i``: past the 8 colours the marker shifts, so no two metrics share both.
+
+    Example:
+        >>> _series_style(0) == _series_style(8)
+        False
+    """
+    return {"color": COLOURS[i % len(COLOURS)], "marker": MARKERS[(i + i // len(COLOURS)) % len(MARKERS)]}
 
 
 def _plotted(key: str) -> bool:

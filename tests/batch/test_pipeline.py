@@ -1,7 +1,9 @@
-"""`camloc localize` over folders (camloc.batch.pipeline): bad files, output formats, artifacts, resume, interrupts."""
+"""`camloc localize` over folders (camloc.batch.pipeline): bad files, output formats, artifacts and their names,
+the region seen in every format, resume, interrupts."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -15,9 +17,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from camloc.batch.pipeline import artifact_name, in_order
+from camloc.batch.formats import REGION_FIELDS
+from camloc.batch.pipeline import in_order, recorded_stems
 from camloc.cli import main
 from camloc.data.inputs import expand_inputs
+from camloc.viz.filenames import NAME_MAX
 
 from ..conftest import EXAMPLES
 from ..helpers import messy_folder
@@ -51,28 +55,39 @@ def test_bad_files_are_reported_and_the_run_goes_on(messy, tmp_path):
 def test_out_dir_formats_and_artifacts(messy, tmp_path):
     out = tmp_path / "out"
     res = run("localize", messy / "a_cat.jpg", messy / "sub", "--out", out, "--format", "coco", "--save-maps",
-              "--quiet", "--workers", "0")
+              "--resize", "crop", "--quiet", "--workers", "0")
     assert res.exit_code == 0, res.output
     coco = json.loads(res.stdout)
-    assert len(coco) == 4 and {"image_id", "category_id", "bbox", "score"} == set(coco[0])
+    assert len(coco) == 4 and {"image_id", "category_id", "bbox", "score", "region_bbox", "region_mode"} == set(coco[0])
     journal = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
-    b = journal[0]["box"]
+    b, seen = journal[0]["box"], journal[0]["region"]
     assert coco[0]["bbox"] == [b[0], b[1], round(b[2] - b[0], 2), round(b[3] - b[1], 2)]
+    # the region the model saw, as COCO gives boxes: the cat's 451 x 300 resized to 384 x 256 (bicubic, crop_pct
+    # 0.875), cropped at (80, 16): x 80 x 451/384 = 93.96 to 304 x 451/384 = 357.04, y 18.75 to 281.25
+    assert seen == [93.96, 18.75, 357.04, 281.25] and journal[0]["region_mode"] == "crop"
+    assert coco[0]["region_bbox"] == [93.96, 18.75, 263.08, 262.5] and coco[0]["region_mode"] == "crop"
     assert json.loads((out / "results.coco.json").read_text()) == coco
-    overlays = sorted(p.name for p in (out / "overlays").iterdir())
-    assert len(overlays) == 4 and all(n.endswith(".png") for n in overlays)
+    overlays = sorted(p.relative_to(out / "overlays").as_posix() for p in (out / "overlays").rglob("*.png"))
+    assert overlays == ["a_cat.png", "b_coffee.png", "deeper/c_rocket_cmyk.png", "i_palette.png"]  # sub/ mirrored
     (cat_overlay,) = [n for n in overlays if "a_cat" in n]
     drawn = np.asarray(Image.open(out / "overlays" / cat_overlay).convert("RGB"))
     assert drawn.shape == (300, 451, 3)
     x0, y0, x1, y1 = (round(v) for v in b)
     assert tuple(drawn[(y0 + y1) // 2, x0]) == (0, 200, 0) and tuple(drawn[y0, (x0 + x1) // 2]) == (0, 200, 0)
     assert tuple(drawn[(y0 + y1) // 2, x1 - 1]) == (0, 200, 0) and tuple(drawn[y1 - 1, (x0 + x1) // 2]) == (0, 200, 0)
-    maps = list((out / "maps").iterdir())
+    maps = list((out / "maps").rglob("*.npy"))
     assert len(maps) == 4 and np.load(maps[0]).shape == (7, 7)
     assert not [p for p in out.rglob(".tmp-*")]  # atomic writes leave no temporaries
     res = run("localize", messy / "a_cat.jpg", "--out", tmp_path / "csv", "--format", "csv", "--quiet", "--workers", "0")
     rows = (tmp_path / "csv" / "results.csv").read_text().splitlines()
     assert rows[0].startswith("image,class,label,score,x0,y0,x1,y1") and len(rows) == 2 and res.stdout.splitlines() == rows
+    (row,) = csv.DictReader(rows)  # by default the model sees the whole image
+    assert [row[k] for k in ("region_mode", "region_x0", "region_y0", "region_x1", "region_y1")] == \
+        ["full", "0.0", "0.0", "451.0", "300.0"]
+    res = run("localize", messy / "a_cat.jpg", "--format", "csv", "--resize", "crop", "--quiet", "--workers", "0")
+    (row,) = csv.DictReader(res.stdout.splitlines())
+    assert [row[k] for k in ("region_mode", "region_x0", "region_y0", "region_x1", "region_y1")] == \
+        ["crop", "93.96", "18.75", "357.04", "281.25"]
 
 
 def test_resume_skips_finished_images(messy, tmp_path):
@@ -120,31 +135,95 @@ def rows_of(journal: Path) -> list[dict]:
     return [json.loads(line) for line in journal.read_text().splitlines()]
 
 
-def test_artifact_names_are_unique_and_fit_the_file_system():
-    assert artifact_name("a/b.jpg") != artifact_name("a__b.jpg") != artifact_name("a%2Fb.jpg")
-    assert artifact_name("../a.jpg") != artifact_name("a.jpg") != artifact_name("./.a.jpg")
-    assert artifact_name("a/./b.jpg") == artifact_name("a/b.jpg")  # the same file, the same name
-    deep = "/".join(["ü" * 60] * 8) + "/photo.jpg"
-    other = "/".join(["ü" * 60] * 7 + ["v" * 60]) + "/photo.jpg"
-    for ending in (".png", ".class281.npy"):
-        a, b = artifact_name(deep, ending), artifact_name(other, ending)
-        assert a != b and a.endswith(ending) and "photo.jpg~" in a and len(a.encode()) <= 255 and "/" not in a
+def test_files_are_named_by_the_path_under_the_input_folder(messy, tmp_path):
+    out = tmp_path / "out"
+    res = run("localize", messy, EXAMPLES / "coffee.jpg", "--out", out, "--save-maps", *QUICK)
+    assert res.exit_code == 1, res.output  # the bad files fail, the rest is named
+    rows = {Path(r["image"]).relative_to(messy).as_posix() if "examples" not in r["image"] else "coffee": r
+            for r in rows_of(out / "results.jsonl") if "error" not in r}
+    assert {k: (r["overlay"], r["thumb"], r["map"]) for k, r in rows.items()} == {
+        "a_cat.jpg": ("overlays/a_cat.png", "thumbs/a_cat.jpg", "maps/a_cat.npy"),
+        "d_gray.png": ("overlays/d_gray.png", "thumbs/d_gray.jpg", "maps/d_gray.npy"),
+        "sub/b_coffee.jpg": ("overlays/sub/b_coffee.png", "thumbs/sub/b_coffee.jpg", "maps/sub/b_coffee.npy"),
+        "sub/i_palette.png": ("overlays/sub/i_palette.png", "thumbs/sub/i_palette.jpg", "maps/sub/i_palette.npy"),
+        "sub/deeper/c_rocket_cmyk.jpg": ("overlays/sub/deeper/c_rocket_cmyk.png", "thumbs/sub/deeper/c_rocket_cmyk.jpg",
+                                         "maps/sub/deeper/c_rocket_cmyk.npy"),
+        "coffee": ("overlays/coffee.png", "thumbs/coffee.jpg", "maps/coffee.npy"),  # a file given: its name
+    }
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert [w for w in written if w.startswith("overlays/")] == sorted(r["overlay"] for r in rows.values())
+    assert not [p for p in out.rglob(".tmp-*")]
 
 
-def test_overlay_names_do_not_collide_and_long_paths_are_written(tmp_path):
-    (tmp_path / "a").mkdir()
-    Image.open(EXAMPLES / "cat.jpg").save(tmp_path / "a" / "b.jpg")
-    Image.open(EXAMPLES / "coffee.jpg").save(tmp_path / "a__b.jpg")
-    deep = tmp_path.joinpath(*["d" * 200] * 3)
+def test_name_collisions_get_a_number_in_input_order(tmp_path):
+    for folder, photo in (("x", "cat.jpg"), ("y", "coffee.jpg"), ("z", "rocket.jpg")):
+        (tmp_path / folder).mkdir()
+        Image.open(EXAMPLES / photo).save(tmp_path / folder / "a.jpg")
+    Image.open(EXAMPLES / "rocket.jpg").save(tmp_path / "x" / "A.png")  # a.jpg's stem, in another case
+    inputs = [tmp_path / "x" / "a.jpg", tmp_path / "y" / "a.jpg", tmp_path / "x" / "A.png"]
+
+    def overlays(out, *args):
+        res = run("localize", *args, "--out", out, *QUICK)
+        assert res.exit_code == 0, res.output
+        return {Path(r["image"]).relative_to(tmp_path).as_posix(): r["overlay"] for r in rows_of(out / "results.jsonl")}
+
+    expected = {"x/a.jpg": "overlays/a.png", "y/a.jpg": "overlays/a~2.png", "x/A.png": "overlays/A~3.png"}
+    assert overlays(tmp_path / "one", *inputs) == expected
+    assert overlays(tmp_path / "two", *inputs) == expected  # deterministic: the same inputs, the same names
+    assert overlays(tmp_path / "three", *inputs[::-1]) == {"x/A.png": "overlays/A.png", "y/a.jpg": "overlays/a~2.png",
+                                                           "x/a.jpg": "overlays/a~3.png"}
+    # each file is its own image's overlay: the cat's is the cat's, not the coffee's drawn over it
+    one = tmp_path / "one"
+    cat = np.asarray(Image.open(one / "overlays" / "a.png").convert("L"), float)
+    coffee = np.asarray(Image.open(one / "overlays" / "a~2.png").convert("L"), float)
+    assert cat.shape == (300, 451) and coffee.shape == (400, 600)
+    # two folders given, one relative name in both: told apart the same way
+    assert overlays(tmp_path / "four", tmp_path / "x", tmp_path / "y") == {
+        "x/A.png": "overlays/A.png", "x/a.jpg": "overlays/a~2.png", "y/a.jpg": "overlays/a~3.png"}
+
+
+def test_a_resumed_run_never_writes_over_a_finished_images_files(tmp_path):
+    for folder, photo in (("x", "cat.jpg"), ("y", "coffee.jpg")):
+        (tmp_path / folder).mkdir()
+        Image.open(EXAMPLES / photo).save(tmp_path / folder / "a.jpg")
+    out = tmp_path / "out"
+    assert run("localize", tmp_path / "y" / "a.jpg", "--out", out, *QUICK).exit_code == 0
+    coffee = (out / "overlays" / "a.png").read_bytes()
+    # resumed with another a.jpg in front of it: the finished coffee keeps its name and its file, the cat
+    # (first in input order now) takes the next free name
+    res = run("localize", tmp_path / "x" / "a.jpg", tmp_path / "y" / "a.jpg", "--out", out, "--resume", *QUICK)
+    assert res.exit_code == 0, res.output
+    rows = rows_of(out / "results.jsonl")
+    assert [(Path(r["image"]).parent.name, r["overlay"]) for r in rows] == [("y", "overlays/a.png"),
+                                                                            ("x", "overlays/a~2.png")]
+    assert (out / "overlays" / "a.png").read_bytes() == coffee and (out / "overlays" / "a~2.png").is_file()
+    assert recorded_stems(out) == {str(tmp_path / "y" / "a.jpg"): "a", str(tmp_path / "x" / "a.jpg"): "a~2"}
+    # with --topk each class's files end in .classN, and a resumed run reads those names back
+    top = tmp_path / "top"
+    assert run("localize", tmp_path / "x" / "a.jpg", "--out", top, "--topk", "2", *QUICK).exit_code == 0
+    names = [r["overlay"] for r in rows_of(top / "results.jsonl")]
+    assert len(names) == 2 and all(n.startswith("overlays/a.class") and n.endswith(".png") for n in names)
+    assert recorded_stems(top, topk=2) == {str(tmp_path / "x" / "a.jpg"): "a"}
+
+
+def test_the_same_file_gets_one_name_and_long_names_are_shortened(tmp_path):
+    photos = tmp_path / "in"
+    (photos / "a").mkdir(parents=True)
+    Image.open(EXAMPLES / "cat.jpg").save(photos / "a" / "b.jpg")
+    Image.open(EXAMPLES / "coffee.jpg").save(photos / "a__b.jpg")
+    deep = photos.joinpath(*["d" * 200] * 3)
     deep.mkdir(parents=True)
     Image.open(EXAMPLES / "rocket.jpg").save(deep / ("r" * 240 + ".jpg"))
     out = tmp_path / "out"
-    res = run("localize", tmp_path / "a" / "b.jpg", tmp_path / "a__b.jpg", deep, "--out", out, *QUICK)
+    res = run("localize", photos / "a" / "b.jpg", photos / "a__b.jpg", deep, photos / "a" / "." / "b.jpg", "--out",
+              out, *QUICK)
     assert res.exit_code == 0, res.output
-    rows = rows_of(out / "results.jsonl")
-    overlays = [r["overlay"] for r in rows]
-    assert len(set(overlays)) == 3 and all((out / o).is_file() for o in overlays)
-    assert sorted(p.name for p in (out / "overlays").iterdir()) == sorted(Path(o).name for o in overlays)
+    overlays = [r["overlay"] for r in rows_of(out / "results.jsonl")]
+    assert overlays[:2] == ["overlays/b.png", "overlays/a__b.png"] and overlays[3] == overlays[0]  # a/./b.jpg: b.jpg
+    long = overlays[2]  # 240 r's: too long with an ending, so its start and a digest of the whole
+    name = Path(long).name
+    assert name.startswith("r" * 100) and name.endswith(".png") and len(name.encode()) <= NAME_MAX and "~" in name
+    assert all((out / o).is_file() for o in overlays) and len(list((out / "overlays").iterdir())) == 3
 
 
 def test_a_failed_write_is_that_images_error_row(tmp_path, monkeypatch):
@@ -298,3 +377,39 @@ def test_errors_are_shown_once_when_the_table_is_on_the_terminal(messy, monkeypa
     assert res.exit_code == 1
     assert "ERROR" in res.stdout and "e_corrupt" in res.stdout  # in the table ...
     assert "e_corrupt" not in res.stderr and "1 of 2 images failed" in res.stderr  # ... and not again below it
+
+
+def test_real_photos_boxes_lie_in_the_region_seen_and_files_mirror_the_folders(tmp_path):
+    """ImageNet photos stored at 227 x 227: efficientnet_lite0 (shorter side to 256, center crop 224) sees
+    16 .. 240 of 256, i.e. 16 x 227/256 = 14.1875 to 240 x 227/256 = 212.8125 of each side; CUB photos
+    keep their folders (one per species) under --out."""
+    from ..conftest import data_dir
+
+    imagenet, cub = data_dir("imagenet-val"), data_dir("cub-test")
+    photos = [imagenet / i for i in (imagenet / "image_ids.txt").read_text().split()[:4]]
+    species = sorted((cub / "images").iterdir())[:2]
+    birds = tmp_path / "birds"
+    for folder in species:  # two photos of each of two species, in their species' folders
+        (birds / folder.name).mkdir(parents=True)
+        for photo in sorted(folder.iterdir())[:2]:
+            os.symlink(photo, birds / folder.name / photo.name)
+    out = tmp_path / "out"
+    res = run("localize", *photos, birds, "--out", out, "--format", "csv", "--resize", "crop", "--quiet",
+              "--workers", "0")
+    assert res.exit_code == 0, res.output
+    rows = rows_of(out / "results.jsonl")
+    assert len(rows) == 8
+    for row in rows[:4]:
+        assert (row["width"], row["height"]) == (227, 227) and row["region_mode"] == "crop"
+        assert row["region"] == [14.19, 14.19, 212.81, 212.81]
+    for row in rows:
+        x0, y0, x1, y1 = row["region"]
+        assert x0 <= row["box"][0] < row["box"][2] <= x1 and y0 <= row["box"][1] < row["box"][3] <= y1
+        assert 0 < x0 and x1 < row["width"] and 0 < y0 and y1 < row["height"]  # the crop leaves every edge out
+    assert [r["overlay"] for r in rows[:4]] == [f"overlays/{p.stem}.png" for p in photos]
+    assert [r["overlay"] for r in rows[4:]] == [f"overlays/{folder.name}/{photo.stem}.png" for folder in species
+                                                for photo in sorted(folder.iterdir())[:2]]
+    table = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
+    assert [float(table[0][k]) for k in REGION_FIELDS] == [14.19, 14.19, 212.81, 212.81]
+    full = run("localize", photos[0], "--resize", "full", "--format", "jsonl", "--quiet", "--workers", "0")
+    assert json.loads(full.stdout)["region"] == [0.0, 0.0, 227.0, 227.0]

@@ -17,7 +17,7 @@ from ..conftest import EXAMPLES
 
 
 def reference_box(cam: np.ndarray, theta: float, pct: float, size=(224, 224)):
-    """PROTOCOLS.md section 1, written the plain way: cv2 resize, numpy percentile, OpenCV contours."""
+    """docs/protocols.md ("The box rule"), written the plain way: cv2 resize, numpy percentile, OpenCV contours."""
     up = cv2.resize(cam.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_CUBIC).astype(np.float64)
     span = up.max() - up.min()
     u8 = np.uint8(255 * ((up - up.min()) / span if span > 0 else np.zeros_like(up)))

@@ -28,7 +28,7 @@ def test_cli_evaluate_json_and_plots(tmp_path):
     assert saved["variants"] == out["variants"] and set(saved["curves"]) == set(out["variants"])
     assert len(list((tmp_path / "maps" / "cam").rglob("*.npy"))) == 24  # ... and the maps camloc score reads
     res = CliRunner().invoke(main, ["evaluate", "--metadata", str(root), "--limit", "2", "--plots"])
-    assert res.exit_code == 2 and "need --out DIR" in res.stderr
+    assert res.exit_code == 2 and res.stderr == "camloc: error: --plots needs --out DIR\n"
 
 
 def test_cli_evaluate_rethinking_on_real_data():
@@ -62,3 +62,38 @@ def test_cli_calibrate_then_evaluate_reports_both_splits(tmp_path):
                    for k in header.split()[1:])
     res = CliRunner().invoke(main, ["localize", str(images / "0.png"), "--calibration", str(out), "--json"])
     assert res.exit_code == 0, res.output  # localize takes the folder as well as the file
+
+
+def test_a_checkpoint_is_recorded_as_its_own_architecture(tmp_path):
+    """``--checkpoint`` without ``--model``: result.json names the checkpoint's model, not the --model default."""
+    import dataclasses
+
+    import torch
+
+    from camloc.models.checkpoints import describe
+    from camloc.models.config import model_config
+    from camloc.models.wsol import build_wsol
+
+    from ..helpers import two_class_split
+
+    two_class_split(tmp_path)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_wsol("smallcnn", 2, "gap", 0.0, pretrained=False)
+    cfg = dataclasses.replace(model_config(model), train_size=(72, 64))
+    ckpt = tmp_path / "last.pt"
+    torch.save({**describe(cfg, 2), "build": {"builder": "wsol"}, "state_dict": model.state_dict()}, ckpt)
+    res = CliRunner().invoke(main, ["evaluate", "--metadata", str(tmp_path / "meta"), "--images",
+                                    str(tmp_path / "images"), "--checkpoint", str(ckpt), "--quiet", "--json",
+                                    "--out", str(tmp_path / "eval")])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "eval" / "result.json").read_text())
+    assert saved["dataset"]["model"] == "smallcnn_gap" and saved["dataset"]["checkpoint"] == str(ckpt)
+    # trained at 64 px, evaluated at 64 px, and said so (not a silent 224)
+    assert saved["preprocess"]["input_size"] == [64, 64] and saved["preprocess"]["resize_size"] == [72, 72]
+    assert saved["warnings"] == ["the model was trained at 64x64 (resize 72): the rethinking protocol's transform "
+                                 "is taken at that size, 64x64, not at 224x224"]
+    res = CliRunner().invoke(main, ["evaluate", "--metadata", str(tmp_path / "meta"), "--images",
+                                    str(tmp_path / "images"), "--model", "efficientnet_lite1", "--quiet", "--limit", "2"])
+    assert "camloc: warning: the model's own input is 240x240, the rethinking protocol's 224x224" in res.stderr
+    assert "; input 224x224 (center crop);" in res.stdout

@@ -42,3 +42,25 @@ def test_out_is_a_folder_as_everywhere_else(split):
     res = CliRunner().invoke(main, ["finetune", "--model", "resnet18", "--checkpoint", str(ckpt), "--metadata",
                                     str(tmp_path / "meta"), "--out", str(tmp_path / "tuned.pth"), "--quiet"])
     assert res.exit_code == 2 and "give a folder" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_each_epoch_is_one_line_as_in_camloc_train_and_json_goes_to_stdout(split):
+    import json
+    import re
+
+    tmp_path, ckpt = split
+    res = CliRunner().invoke(main, [
+        "finetune", "--model", "resnet18", "--checkpoint", str(ckpt), "--metadata", str(tmp_path / "meta"), "--images",
+        str(tmp_path / "images"), "--val-metadata", str(tmp_path / "meta"), "--val-images", str(tmp_path / "images"),
+        "--out", str(tmp_path / "f"), "--epochs", "1", "--batch-size", "4", "--backbone-lr-scale", "0", "--workers",
+        "0", "--no-register", "--json"])
+    assert res.exit_code == 0, res.output
+    lines = [line.split("\r")[-1] for line in res.stderr.split("\n") if line]  # a progress bar's last state
+    (epoch,) = [line for line in lines if line.startswith("epoch ")]
+    # the same form as camloc train's, with GT-known Loc on the val split (selection 'last')
+    assert re.fullmatch(r"epoch 1/1  loss \d+\.\d{3}  acc \d+\.\d%  loc \d+\.\d%  \d+\.\d s", epoch), epoch
+    assert "acc: training Top-1; loc: val/rethinking/cam/gt_known_loc; every metric in" in res.stderr
+    records = [json.loads(line) for line in res.stdout.splitlines()]  # stdout holds the records only
+    assert [r["epoch"] for r in records] == [1]
+    assert {"loss", "train_top1", "val/rethinking/cam/gt_known_loc", "val/wsolevaluation/nwc+pas/maxboxacc_v2"} <= \
+        set(records[-1])

@@ -69,6 +69,7 @@ def visible_cards(browser) -> list[dict]:
             label: c.querySelector('.label').firstChild.textContent,
             cls: c.dataset.cls,
             nums: (c.querySelector('.nums') || {}).textContent,
+            seen: (c.querySelector('.seen') || {}).textContent,
             name: c.querySelector('.name').title}));""")
 
 
@@ -90,7 +91,7 @@ def test_localize_gallery_in_a_browser(browser, tmp_path):
     assert res.exit_code == 1, res.output  # broken.jpg fails, the rest is done
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     good = [r for r in rows if "error" not in r]
-    assert len(good) == 4 and {r["label"] for r in good} == {"tabby", "espresso", "missile"}
+    assert len(good) == 4 and {r["label"] for r in good} == {"Egyptian cat", "espresso", "missile"}
 
     open_page(browser, out / "index.html")
     from selenium.webdriver.support.ui import WebDriverWait
@@ -103,12 +104,14 @@ def test_localize_gallery_in_a_browser(browser, tmp_path):
     hrefs = browser.execute_script("return [...document.querySelectorAll('#grid a')].map(a => a.href)")
     assert len(hrefs) == 4 and all(h.startswith((out.resolve().as_uri() + "/overlays/")) for h in hrefs)
 
-    # the class filter: each class with its count; tabby (281) shows the two cats only
+    # every card says the model saw the whole image (the default region)
+    assert [c["seen"] for c in visible_cards(browser)] == ["model saw the whole image"] * 4
+    # the class filter: each class with its count; Egyptian cat (285) shows the two cats only
     options = browser.execute_script("return [...document.getElementById('class').options].map(o => [o.value, o.text])")
-    assert options[0] == ["", "all (4)"] and ["281", "tabby (281) · 2"] in options and len(options) == 4
-    choose(browser, "class", "281")
+    assert options[0] == ["", "all (4)"] and ["285", "Egyptian cat (285) · 2"] in options and len(options) == 4
+    choose(browser, "class", "285")
     cards = visible_cards(browser)
-    assert [c["label"] for c in cards] == ["tabby", "tabby"] and {c["cls"] for c in cards} == {"281"}
+    assert [c["label"] for c in cards] == ["Egyptian cat", "Egyptian cat"] and {c["cls"] for c in cards} == {"285"}
     assert {c["name"] for c in cards} == {str(EXAMPLES / "cat.jpg"), str(photos / HOSTILE)}  # shown as itself
     assert browser.execute_script("return document.querySelectorAll('b').length") == 0
     choose(browser, "class", "")
@@ -143,6 +146,28 @@ def test_localize_gallery_in_a_browser(browser, tmp_path):
     assert browser.save_screenshot(str(shot))
     with Image.open(shot) as img:
         assert img.size[0] >= 1000 and len(np.unique(np.asarray(img.convert("L")))) > 50  # a page, not a blank
+
+
+def test_cards_say_what_the_model_saw_and_same_named_images_open_their_own_pictures(browser, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for folder, photo in (("x", "cat.jpg"), ("y", "coffee.jpg")):
+        (tmp_path / folder).mkdir()
+        shutil.copy(EXAMPLES / photo, tmp_path / folder / "a.jpg")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["localize", str(tmp_path / "x" / "a.jpg"), str(tmp_path / "y" / "a.jpg"), "--out",
+                                    str(out), "--quiet", "--workers", "0", "--json", "--resize", "crop"])
+    assert res.exit_code == 0, res.output
+    open_page(browser, out / "index.html")
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return [...document.images].every(i => i.complete)"))
+    widths = browser.execute_script("return [...document.images].map(i => i.naturalWidth)")
+    assert widths == [256, 256]  # both thumbnails load: the cat's 451 x 300 and the coffee's 600 x 400, 256 wide
+    choose(browser, "sort", "name-asc")  # x/a.jpg, then y/a.jpg
+    hrefs = browser.execute_script("return [...document.querySelectorAll('#grid a')].map(a => a.href)")
+    assert hrefs == [(out / "overlays" / "a.png").resolve().as_uri(), (out / "overlays" / "a~2.png").resolve().as_uri()]
+    # the cat 451 x 300 resized to 384 x 256 and cropped at (80, 16); the coffee 600 x 400 to 384 x 256, likewise
+    assert [c["seen"] for c in visible_cards(browser)] == ["model saw center crop [94.0, 18.8, 357.0, 281.2]",
+                                                           "model saw center crop [125.0, 25.0, 475.0, 375.0]"]
 
 
 def test_ten_thousand_rows_open_a_page_at_a_time(browser, tmp_path):

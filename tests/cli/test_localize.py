@@ -26,16 +26,26 @@ def test_localize_json_lines(lite0):
     lines = [json.loads(l) for l in res.stdout.splitlines()]
     assert [l["image"] for l in lines] == [CAT, COFFEE]
     for l, r in zip(lines, camloc.boxes(lite0, [CAT, COFFEE]), strict=True):  # the notebook API's answer
-        assert {"image", "class", "label", "score", "box", "exact"} <= set(l)
+        assert {"image", "class", "label", "score", "box", "exact", "region", "region_mode"} <= set(l)
         assert l == {**r.to_dict(), "model": "efficientnet_lite0"} and l["exact"] is True  # rows name their model
     assert lines[1]["label"] == "espresso"
+    # the region seen by default: the whole 600 x 400 coffee
+    assert lines[1]["region"] == [0.0, 0.0, 600.0, 400.0] and lines[1]["region_mode"] == "full"
+    # with --resize crop: the coffee resized to 384 x 256, cropped at (80, 16): x 80 x 600/384 = 125 to
+    # 304 x 600/384 = 475, y 16 x 400/256 = 25 to 375
+    res = run("localize", COFFEE, "--json", "--resize", "crop")
+    assert res.exit_code == 0, res.output
+    (crop,) = [json.loads(l) for l in res.stdout.splitlines()]
+    assert crop["region"] == [125.0, 25.0, 475.0, 375.0] and crop["region_mode"] == "crop"
 
 
 def test_localize_table_and_options():
     res = run("localize", CAT, COFFEE, "--class", "285", "--no-nwc", "--standard", "max", "--theta", "0.3",
-              "--format", "table")
+              "--format", "table", "--resize", "crop")
     assert res.exit_code == 0, res.output
-    header, *rows = res.stdout.splitlines()
+    seen, header, *rows = res.stdout.splitlines()
+    assert seen == ("model saw: center crop 224x224 of the image resized to 256 px on its shorter side "
+                    "(crop_pct 0.875); seen: that region of each image, in its pixels")
     assert header.startswith("image ") and len(rows) == 2 and len(CAT) != len(COFFEE)
     # the columns line up: every value ends where its header ends (numbers) or starts where it starts (text)
     for row in rows:
@@ -43,6 +53,16 @@ def test_localize_table_and_options():
         assert row[header.index("label"):].startswith("Egyptian cat ")
         assert row[header.index("score") - 2:header.index("score")] == "  " and row[header.index("score") + 1] == "."
         assert row.index("[") == header.index("box") and row.endswith("exact")
+        assert row.index("exact") == header.index("map")
+    # the region seen, in whole pixels: the cat's crop 93.96 .. 357.04 x 18.75 .. 281.25, the coffee's
+    # 125 .. 475 x 25 .. 375
+    assert rows[0][header.index("seen"):].startswith("[  94,   19,  357,  281]  ")
+    assert rows[1][header.index("seen"):].startswith("[ 125,   25,  475,  375]  ")
+    res = run("localize", CAT, "--resize", "full", "--format", "table")
+    seen, header, row = res.stdout.splitlines()
+    assert seen.startswith("model saw: the whole image, resized to 224x224; ")
+    assert row[header.index("seen"):].startswith("whole image ") and row.endswith("exact")
+    assert run("localize", CAT, "--format", "table").stdout == res.stdout  # the whole image is the default
 
 
 def test_bad_file_is_reported_and_run_goes_on(tmp_path):

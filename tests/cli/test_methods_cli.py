@@ -37,8 +37,8 @@ def test_localize_with_a_method_records_it(tmp_path):
     res = run("localize", CAT, COFFEE, "--method", "layercam", "--out", tmp_path / "out", "--resume", "--quiet")
     assert res.exit_code == 2 and "method: 'gradcam++' then, 'layercam' now" in res.stderr
     res = run("localize", CAT, "--format", "csv")
-    assert res.exit_code == 0 and res.stdout.splitlines()[0].split(",")[10:12] == ["exact", "method"]
-    assert res.stdout.splitlines()[1].split(",")[10:12] == ["True", "cam"]
+    assert res.exit_code == 0 and res.stdout.splitlines()[0].split(",")[15:17] == ["exact", "method"]
+    assert res.stdout.splitlines()[1].split(",")[15:17] == ["True", "cam"]
 
 
 def test_unknown_method_is_refused_with_the_names():

@@ -23,14 +23,28 @@ def test_models_command_has_a_header_aligned_columns_and_a_summary():
     res = run("models", "efficientnet_lite*")
     assert res.exit_code == 0
     header, *rows = res.stdout.splitlines()
-    assert header.split() == ["name", "weights", "cam"] and ["efficientnet_lite0", "offline", "exact"] in table(res)
+    assert header.split() == ["name", "weights", "cam"]
+    assert table(res)[1:4] == [[f"efficientnet_lite{i}", "offline", "exact"] for i in range(3)]
     assert all(r.index(r.split()[1]) == header.index("weights") for r in rows)  # columns line up
-    assert f"{len(rows)} models match 'efficientnet_lite*': 1 offline, {len(rows) - 1} download" in res.stderr
+    assert f"{len(rows)} models match 'efficientnet_lite*': 3 offline, {len(rows) - 3} download" in res.stderr
     assert "--check" in res.stderr
     as_json = json.loads(run("models", "efficientnet_lite0", "--json").stdout)
     assert as_json == [{"name": "efficientnet_lite0", "weights": "offline", "cam": "exact"}]
     res = run("models", "no_such_thing")
     assert res.exit_code == 1 and "no registered model matches 'no_such_thing'" in res.stderr
+
+
+def test_no_match_suggests_a_wider_pattern_with_single_stars():
+    for pattern in ("smallcnn*", "*smallcnn", "smallcnn", "**smallcnn**"):
+        res = run("models", pattern)
+        assert res.exit_code == 1 and res.stdout == ""
+        assert res.stderr == (f"camloc: no registered model matches {pattern!r}; "
+                              "try a wider pattern, e.g. '*smallcnn*'\n"), res.stderr
+    res = run("models", "*resnet_18*")  # already as wide as a pattern gets: the closest names instead
+    (line,) = res.stderr.splitlines()
+    assert res.exit_code == 1 and "'*resnet_18**'" not in line and "wider pattern" not in line
+    assert line.startswith("camloc: no registered model matches '*resnet_18*'; closest: resnet18")
+    assert line.endswith("camloc models lists every name")
 
 
 def test_models_check_reports_cam_kind():

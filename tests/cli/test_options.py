@@ -31,3 +31,16 @@ def test_every_option_has_help_and_shared_names_mean_one_thing(name):
         assert isinstance(opts["--batch-size"].type, click.IntRange) and opts["--batch-size"].type.min == 1
     if name in DECODING:
         assert "--workers" in opts and opts["--workers"].type.min == 0
+
+
+@pytest.mark.parametrize(("given", "line"), [
+    (["--resume"], "--resume needs --out DIR"),
+    (["--save-maps"], "--save-maps needs --out DIR"),
+    (["--resume", "--save-maps"], "--save-maps and --resume need --out DIR"),
+])
+def test_options_that_need_out_are_named_when_out_is_missing(given, line):
+    """The complaint names the options the user gave, not every option that needs --out."""
+    from click.testing import CliRunner
+
+    res = CliRunner().invoke(main, ["localize", "examples/images/cat.jpg", *given])
+    assert res.exit_code == 2 and res.stderr == f"camloc: error: {line}\n"

@@ -1,4 +1,4 @@
-"""Real photos with real boxes (../shared/data; skipped where absent)."""
+"""Real photos with real boxes (the folder $CAMLOC_DATA names; skipped where it is unset)."""
 
 from __future__ import annotations
 

@@ -79,3 +79,67 @@ def test_a_camloc_checkpoint_names_its_model_and_a_contradicting_name_is_refused
     assert res.exit_code == 0, res.output
     res = run(main, ["localize", CAT, "--checkpoint", str(path), "--model", "efficientnet_lite0", "--json"])
     assert res.exit_code == 2 and "does not match" in res.stderr and res.stderr.count("\n") == 1
+
+
+def broken_checkpoints(folder) -> dict[str, tuple]:
+    """Files given as --checkpoint that hold no loadable checkpoint: ``{name: (path, words of the message)}``."""
+    import os
+    import pickle
+    import zipfile
+
+    state = {"weight": torch.arange(4096.0)}
+    torch.save(state, folder / "good.pt")
+    torch.save(state, folder / "legacy.pt", _use_new_zipfile_serialization=False)
+    whole, legacy = (folder / "good.pt").read_bytes(), (folder / "legacy.pt").read_bytes()
+    with zipfile.ZipFile(folder / "other.zip", "w") as archive:
+        archive.writestr("notes.txt", "not a checkpoint")
+    files = {
+        "random.pt": (os.urandom(4096), ("is not a camloc/PyTorch checkpoint", "torch.save")),
+        "empty.pt": (b"", ("is empty (0 bytes)", "not a camloc/PyTorch checkpoint")),
+        "half.pt": (whole[: len(whole) // 2], ("truncated or corrupt PyTorch checkpoint", "copy it again in full")),
+        "short.pt": (whole[:-7], ("truncated or corrupt PyTorch checkpoint",)),
+        "legacy_half.pt": (legacy[: len(legacy) // 2], ("truncated PyTorch checkpoint", "copy it again in full")),
+        "legacy_head.pt": (legacy[:5], ("truncated PyTorch checkpoint",)),
+        "plain.pkl": (pickle.dumps({"weight": [1.0, 2.0]}), ("is not a camloc/PyTorch checkpoint",)),
+        "notes.txt": (b"weights: 1 2 3\n", ("is not a camloc/PyTorch checkpoint",)),
+        "other.zip": ((folder / "other.zip").read_bytes(), ("zip archive but not a camloc/PyTorch checkpoint",)),
+    }
+    out = {}
+    for name, (data, words) in files.items():
+        (folder / name).write_bytes(data)
+        out[name] = (folder / name, words)
+    return out
+
+
+def test_random_truncated_and_empty_files_are_told_apart(tmp_path):
+    """Not "pickles code" for random bytes: what the file is, in words, and what to do; one line each."""
+    from camloc.models.checkpoints import read_checkpoint
+
+    for name, (path, words) in broken_checkpoints(tmp_path).items():
+        with pytest.raises(CheckpointError) as err:
+            read_checkpoint(path)
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
+        assert all(w in msg for w in words), (name, msg)
+        assert "pickles code" not in msg and "Error" not in msg, (name, msg)  # no Python type names
+    assert torch.equal(read_checkpoint(tmp_path / "good.pt")["weight"], torch.arange(4096.0))
+    assert torch.equal(read_checkpoint(tmp_path / "legacy.pt")["weight"], torch.arange(4096.0))
+
+
+def test_broken_checkpoints_on_the_command_line_are_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from camloc.cli import main
+
+    from ..helpers import CAT, synthetic_split
+
+    (tmp_path / "split").mkdir()
+    meta, images, _ = synthetic_split(tmp_path / "split")
+    broken = broken_checkpoints(tmp_path)
+    for name in ("random.pt", "empty.pt", "half.pt", "legacy_half.pt"):
+        path, words = broken[name]
+        for args in (["localize", CAT], ["evaluate", "--metadata", str(meta), "--images", str(images), "--quiet"]):
+            res = CliRunner().invoke(main, [*args, "--checkpoint", str(path), "--model", "resnet18"])
+            lines = res.stderr.strip().splitlines()
+            assert res.exit_code == 2 and len(lines) == 1, (name, args[0], res.stderr, res.exception)
+            assert lines[0].startswith(f"camloc: error: {path}: ") and all(w in lines[0] for w in words), lines[0]

@@ -10,7 +10,7 @@ from camloc.models.layers.pooling import GlobalAvgPool2d, ThresholdedAvgPool2d, 
 
 
 def tap_direct(x: torch.Tensor, theta: float) -> torch.Tensor:
-    """PROTOCOLS.md section 1 written out with loops."""
+    """TAP as docs/protocols.md ("TAP") states it, written out with loops."""
     b, c = x.shape[:2]
     out = torch.zeros(b, c)
     for i in range(b):

@@ -23,7 +23,9 @@ from ..helpers import CAT
 
 
 def test_names_resolve():
-    assert resolve_name("efficientnet_lite0") == ("offline", "efficientnet_lite0")
+    for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+        assert resolve_name(name) == ("offline", name)
+    assert resolve_name("efficientnet_lite3") == ("timm", "efficientnet_lite3")  # no offline weights for it
     assert resolve_name("resnet50") == ("timm", "resnet50")
     assert resolve_name("convnext_tiny.fb_in1k") == ("timm", "convnext_tiny.fb_in1k")
     assert resolve_name("tv/resnet50") == ("torchvision", "resnet50")
@@ -158,5 +160,8 @@ def test_cached_hub_weights_load_without_the_network(tmp_path):
 
 def test_list_models():
     names = camloc.list_models("resnet5*")
-    assert "resnet50" in names and "efficientnet_lite0" in camloc.list_models("efficientnet_lite*")
+    assert "resnet50" in names
+    lites = camloc.list_models("efficientnet_lite*")
+    assert lites[:3] == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]  # the offline ones first
+    assert len(lites) == len(set(lites)) and "efficientnet_lite3" in lites
     assert "torchvision/resnet50" in camloc.list_models("torchvision/*")

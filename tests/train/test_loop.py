@@ -209,7 +209,8 @@ def test_a_method_that_does_not_fit_the_architecture(tmp_path):
         load_config(None, [f"train_metadata={tmp_path / 'meta'}", "has=true", "has_patch=300"])
     with pytest.raises(UsageError, match="arch=smallcnn has no ImageNet weights.*pretrained=false"):
         load_config(None, [f"train_metadata={tmp_path / 'meta'}", "arch=smallcnn"])
-    assert load_config(None, [f"train_metadata={tmp_path / 'meta'}", "arch=smallcnn", "pretrained=false"]).arch == "smallcnn"
+    cfg = load_config(None, [f"train_metadata={tmp_path / 'meta'}", "arch=smallcnn", "pretrained=false"])
+    assert cfg.arch == "smallcnn"
 
 
 @pytest.mark.slow

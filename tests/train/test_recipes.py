@@ -30,7 +30,8 @@ def meta(tmp_path):
 
 
 def load(name, meta, *extra):
-    return load_config(name, [f"train_metadata={meta}", f"val_metadata={meta}", f"test_metadata={meta}", *extra])
+    splits = [f"{split}_{kind}={meta}" for split in ("train", "val", "test") for kind in ("metadata", "images")]
+    return load_config(name, [*splits, *extra])
 
 
 def comment_of(rest: str) -> str | None:
@@ -82,8 +83,9 @@ def test_recipe_says_where_each_value_comes_from(name):
     assert text.lstrip().startswith("description"), "the file starts with its description"
     for key in table:
         assert key in FIELDS | {"base", "description"}, f"{name}: unknown key {key}"
-    assert "train_metadata" not in table and "val_metadata" not in table and "test_metadata" not in table, \
-        "data paths are given on the command line, not in recipes"
+    if "synthetic" not in name:  # the synthetic benchmark's recipes name where `camloc synthetic` writes it
+        assert "train_metadata" not in table and "val_metadata" not in table and "test_metadata" not in table, \
+            "data paths are given on the command line, not in recipes"
     for number, line in enumerate(text.splitlines(), 1):
         m = KEY_LINE.match(line)
         if not m or m.group(1) == "description":
@@ -203,19 +205,52 @@ def test_every_recipe_builds_and_takes_a_step(name, tiny_split, tmp_path):
     (no download), one epoch of two steps of four 64 px crops, no evaluation split (so selection is set to
     'last': the authors' rule needs a test split). The optimizer stepped every trainable parameter, and
     the loss is finite."""
-    import json
-
     from camloc.models.checkpoints import read_checkpoint
     from camloc.train.loop import train
 
     cfg = load_config(name, [f"train_metadata={tiny_split / 'meta'}", f"train_images={tiny_split / 'images'}",
-                             "pretrained=false", "epochs=1", "batch_size=4", "accumulate=1", "resize=72", "crop=64",
-                             "has_patch=16", "workers=0", "selection=last", "plots=false", f"out={tmp_path / 'run'}"])
-    history = []
-    model = train(cfg, progress=False, log=lambda m: history.append(m))
+                             "val_metadata=", "val_images=", "pretrained=false", "epochs=1", "batch_size=4",
+                             "accumulate=1", "resize=72", "crop=64", "has_patch=16", "workers=0", "selection=last",
+                             "plots=false", f"out={tmp_path / 'run'}"])
+    records = []
+    model = train(cfg, progress=False, log=lambda m: None, on_epoch=records.append)
     state = read_checkpoint(cfg.last_path)
     assert state["epoch"] == 1 and state["arch"] == cfg.arch
     stepped = state["optimizer"]["state"]  # momentum / Adam moments exist only for stepped parameters
     assert len(stepped) == sum(p.requires_grad for p in model.parameters()), "not every parameter was stepped"
-    record = json.loads([m for m in history if m.startswith("{")][-1])
-    assert record["epoch"] == 1 and math.isfinite(record["loss"])
+    (record,) = records
+    assert record["epoch"] == 1 and math.isfinite(record["loss"]) and record == state["history"][-1]
+
+
+def test_the_synthetic_recipe_trains_where_camloc_synthetic_writes(tmp_path, monkeypatch):
+    """``camloc synthetic synthetic`` then ``camloc train smallcnn_synthetic`` in one folder, a smaller benchmark and
+    run the only change: the recipe's paths are where the benchmark is written, and the run records its geometry."""
+    from click.testing import CliRunner
+
+    from camloc.cli import main
+    from camloc.models.checkpoints import read_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    made = runner.invoke(main, ["synthetic", "synthetic", "--size", "48", "--train", "8", "--train-fullsup", "4",
+                                "--test", "4"])
+    assert made.exit_code == 0, made.output
+    assert "smallcnn_synthetic" in runner.invoke(main, ["train", "--list"]).stdout.split()
+    res = runner.invoke(main, ["train", "smallcnn_synthetic", "epochs=2", "resize=40", "crop=32", "batch_size=4",
+                               "--quiet"])
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "runs" / "smallcnn_synthetic"
+    state = read_checkpoint(run / "last.pt")
+    assert state["train_size"] == [40, 32] and state["preprocess"]["input_size"] == [32, 32]
+    assert state["num_classes"] == 4 and state["epoch"] == 2
+    assert {"val/rethinking/cam/gt_known_loc", "val/wsolevaluation/nwc+pas/pxap"} <= set(state["history"][-1])
+    assert (run / "log.csv").is_file() and (run / "training.png").is_file()
+
+
+def test_the_synthetic_recipe_names_the_benchmark_layout():
+    cfg = load_config("smallcnn_synthetic", check=False)
+    assert (cfg.train_metadata, cfg.train_images) == ("synthetic/metadata/train", "synthetic")
+    assert (cfg.val_metadata, cfg.val_images) == ("synthetic/metadata/train-fullsup", "synthetic")
+    assert (cfg.arch, cfg.pretrained, cfg.selection, cfg.threads) == ("smallcnn", False, "last", 1)
+    with pytest.raises(UsageError, match="train_metadata=synthetic/metadata/train: no such folder"):
+        load_config("smallcnn_synthetic")  # run from a folder without the benchmark: one line naming the key

@@ -24,7 +24,7 @@ from PIL import Image
 
 from camloc.batch.pipeline import write_gallery
 from camloc.cli import main
-from camloc.viz.gallery import PAGE_SIZE, THUMB_SIZE, link, render_page, thumbnail, write_page
+from camloc.viz.gallery import PAGE_SIZE, THUMB_SIZE, link, render_page, template, thumbnail, write_page
 
 from ..conftest import EXAMPLES
 
@@ -113,7 +113,7 @@ def test_localize_out_writes_a_gallery_of_every_row(photos, tmp_path):
         assert (item["c"], item["l"], item["s"], item["b"]) == (row["class"], row["label"], round(row["score"], 4),
                                                                 [round(v, 1) for v in row["box"]])
         assert unquote(item["o"]) == row["overlay"] and unquote(item["t"]) == row["thumb"]
-    assert data["items"][0]["l"] == data["items"][3]["l"] == "tabby" and data["items"][1]["l"] == "espresso"
+    assert data["items"][0]["l"] == data["items"][3]["l"] == "Egyptian cat" and data["items"][1]["l"] == "espresso"
     assert data["errors"] == [{"n": photos[4], "r": rows[4]["error"]}]
     assert data["errors"][0]["r"].startswith("cannot be opened")
     assert check_links(out, data) == 8
@@ -144,6 +144,45 @@ def test_thumbnails_are_small_copies_of_the_overlays(tmp_path):
     assert np.abs(thumb - other.astype(float)).mean() > 30.0
     small = np.zeros((40, 60, 3), np.uint8)
     assert cv2.imdecode(np.frombuffer(thumbnail(small), np.uint8), cv2.IMREAD_COLOR).shape == (40, 60, 3)  # never enlarged
+
+
+def test_every_card_says_which_region_the_model_saw(tmp_path):
+    for folder, resize in (("crop", "crop"), ("full", "full")):
+        assert run("localize", EXAMPLES / "cat.jpg", "--out", tmp_path / folder, "--resize", resize,
+                   *QUICK).exit_code == 0
+    (row,) = journal(tmp_path / "crop")
+    text = (tmp_path / "crop" / "index.html").read_text(encoding="utf-8")
+    (item,) = Page(text).data()["items"]
+    assert row["region"] == [93.96, 18.75, 357.04, 281.25] and row["region_mode"] == "crop"
+    assert item["r"] == [round(v, 1) for v in row["region"]] and item["m"] == "crop"
+    assert ("the model saw center crop 224x224 of the image resized to 256 px on its shorter side (crop_pct 0.875)"
+            in text) and "framed in magenta dashes" in text
+    manifest = json.loads((tmp_path / "crop" / "run.json").read_text())
+    assert manifest["preprocess"]["mode"] == "crop" and manifest["preprocess"]["resize_size"] == 256
+    text = (tmp_path / "full" / "index.html").read_text(encoding="utf-8")
+    (item,) = Page(text).data()["items"]
+    assert item["r"] == [0.0, 0.0, 451.0, 300.0] and item["m"] == "full"
+    assert "the model saw the whole image, resized to 224x224" in text
+    assert "model saw " in template("gallery.js") and "center crop [" in template("gallery.js")  # what a card says
+
+
+def test_a_resumed_run_must_see_the_same_region(tmp_path):
+    out = tmp_path / "out"
+    assert run("localize", EXAMPLES / "cat.jpg", "--out", out, "--no-overlays", *QUICK).exit_code == 0
+    res = run("localize", EXAMPLES / "coffee.jpg", "--out", out, "--no-overlays", "--resume", "--resize", "crop",
+              *QUICK)
+    assert res.exit_code == 2 and "resize: 'full' then, 'crop' now" in res.stderr
+    assert "'mode': 'resize'" in res.stderr and "'mode': 'crop'" in res.stderr
+    # the default region is the whole image: naming it changes nothing
+    res = run("localize", EXAMPLES / "coffee.jpg", "--out", out, "--no-overlays", "--resume", "--resize", "full",
+              *QUICK)
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "run.json").read_text())
+    del manifest["preprocess"]  # a folder written before the manifest recorded the preprocessing
+    (out / "run.json").write_text(json.dumps(manifest))
+    res = run("localize", EXAMPLES / "rocket.jpg", "--out", out, "--no-overlays", "--resume", *QUICK)
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "run.json").read_text())["preprocess"]["mode"] == "resize"  # recorded from now on
 
 
 def test_without_overlays_the_page_lists_the_rows(tmp_path):
@@ -199,6 +238,7 @@ def test_the_writer_escapes_every_text_and_encodes_every_link(tmp_path):
     assert data["errors"] == [{"n": "x</script>.jpg", "r": "<i>broken</i>"}]
     assert unquote(data["items"][0]["t"]) == f"thumbs/{HOSTILE}.jpg"
     assert link("overlays/a%2Fb #1?.jpg.png") == "overlays/a%252Fb%20%231%3F.jpg.png"
+    assert link("overlays/cats/a~2.png") == "overlays/cats/a~2.png"  # folders and collision numbers as they are
     assert link("thumbs/ü.jpg") == "thumbs/%C3%BC.jpg"
     assert write_page(tmp_path, items, title="t") == tmp_path / "index.html" and not list(tmp_path.glob(".tmp-*"))
 
@@ -234,8 +274,9 @@ def test_ten_thousand_rows_stay_a_few_megabytes(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "t.jpg")
     items = [{"image": f"photos/folder{i % 97}/image_{i:05d}.jpg", "class": i % 50, "label": f"class number {i % 50}",
               "score": (i * 7919 % 10000) / 10000, "box": [10.25, 20.5, 300.75, 200.0],
-              "picture": f"overlays/photos%2Ffolder{i % 97}%2Fimage_{i:05d}.jpg.png",
-              "thumb": f"thumbs/photos%2Ffolder{i % 97}%2Fimage_{i:05d}.jpg.jpg"} for i in range(10_000)]
+              "region": [12.5, 0.0, 412.5, 300.0], "region_mode": "crop",
+              "picture": f"overlays/folder{i % 97}/image_{i:05d}.png",
+              "thumb": f"thumbs/folder{i % 97}/image_{i:05d}.jpg"} for i in range(10_000)]
     size = len(render_page(items, title="10k").encode("utf-8"))
     assert size < 4_000_000, size  # about 300 bytes a row
 
@@ -353,6 +394,44 @@ def test_an_evaluation_picture_draws_each_rows_box_and_the_dashed_truth():
     assert tuple(pic[y0 + 200, 200 + 3]) == orange and tuple(pic[y0 + 200, 200 + 13]) != orange  # a dash, a gap
     assert tuple(pic[top + 15, 15]) == blue and tuple(pic[top + 15, 448 + 6 + 15]) == (0, 94, 213)  # title swatches
     assert tuple(pic[y0 + 2 * 60, 448 + 6 + 2 * 20]) != blue  # the second row draws no box (none found)
+
+
+def test_evaluation_pictures_are_named_by_image_id_and_say_what_the_model_saw(tmp_path):
+    import timm
+
+    import camloc
+    from camloc.data.synthetic import SyntheticSpec, write_synthetic
+    from camloc.viz.gallery import write_evaluation
+
+    test = write_synthetic(tmp_path, SyntheticSpec(classes=2, size=32, train=1, train_fullsup=1, test=3))["test"]
+    model = timm.create_model("resnet18", num_classes=2)
+    for protocol, mode, words in (("rethinking", "crop", "center crop 224x224 of the image resized to 256x256"),
+                                  ("wsolevaluation", "full", "the whole image, resized to 224x224")):
+        result = camloc.evaluate(model, camloc.read_dataset(test), tmp_path, camloc.Settings(protocol),
+                                 progress=False, views=2)
+        assert result.preprocess["region_mode"] == mode and result.to_dict()["preprocess"]["region_mode"] == mode
+        out = tmp_path / protocol
+        data = Page(write_evaluation(out, result).read_text(encoding="utf-8")).data()
+        ids = [rec["image_id"] for rec in result.per_image]
+        assert ids[0] == "images/test/00000.png"
+        assert [unquote(i.get("o", "")) for i in data["items"]] == [
+            "pictures/images/test/00000.jpg", "pictures/images/test/00001.jpg", ""]
+        assert (out / "thumbs" / "images" / "test" / "00001.jpg").is_file()
+        from camloc.data.imaging import region_text
+        pre = result.preprocess
+        assert region_text(pre["mode"], pre["input_size"], pre["resize_size"]) == words
+        pic = cv2.imread(str(out / "pictures" / "images" / "test" / "00000.jpg"))
+        no_line = evaluation_picture_height(result, ids[0], lines=3)
+        assert pic.shape[0] == no_line + 24  # the header's fourth line: what the model saw
+
+
+def evaluation_picture_height(result, image_id: str, lines: int) -> int:
+    from camloc.viz.gallery import evaluation_picture, row_colours
+
+    rows = result.settings.rows()
+    colours = row_colours([r.name for r in rows])
+    panels = [(r.name, colours[r.name], None, (r.method, r.nwc), None) for r in rows]
+    return evaluation_picture(result.views[image_id], panels, ["x"] * lines).shape[0]
 
 
 def test_evaluate_out_writes_a_gallery(tmp_path):

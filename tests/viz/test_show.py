@@ -3,8 +3,8 @@
 The default efficientnet_lite0 (ImageNet weights) localizes the three example photos once per module;
 every test then checks what was drawn against those results: one panel per result, each box a
 Rectangle at exactly the result's coordinates (the axes are in the photo's pixel edges), its caption
-written, the heat map over exactly the pixels the center crop came from, and pyplot left as it was
-where it must be. The last test runs a real Jupyter kernel and counts the pictures each cell shows.
+written, the heat map over the whole photo (the default region) or, with ``resize="crop"``, over
+exactly the pixels the center crop came from, and pyplot left as it was where it must be. The last test runs a real Jupyter kernel and counts the pictures each cell shows.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ SIZES = [(451, 300), (600, 400), (640, 427)]  # the photos' (width, height)
 @pytest.fixture(scope="module")
 def results(lite0):
     rs = camloc.boxes(lite0, PATHS)
-    assert [(r.class_index, r.label) for r in rs] == [(281, "tabby"), (967, "espresso"), (657, "missile")]
+    assert [(r.class_index, r.label) for r in rs] == [(285, "Egyptian cat"), (967, "espresso"), (657, "missile")]
+    assert [r.region_mode for r in rs] == ["full"] * 3  # the default: the whole photo, squashed
     return rs
 
 
@@ -52,8 +53,8 @@ def two_cats():
 
 @pytest.fixture(scope="module")
 def regions(lite0, two_cats):
-    """The tabby in the two-cat picture with every region: the crop sees both cats, two boxes."""
-    (r,) = camloc.boxes(lite0, two_cats, classes="tabby", all_regions=True)
+    """The tabby in the two-cat picture with every region: the center crop sees both cats, two boxes."""
+    (r,) = camloc.boxes(lite0, two_cats, classes="tabby", all_regions=True, resize="crop")
     assert r.image == "<image 0>" and (r.width, r.height) == (902, 300) and len(r.boxes) == 2
     return r
 
@@ -66,9 +67,10 @@ def _close_figures():
         plt.close(num)
 
 
-def drawn_boxes(ax) -> list[tuple[float, float, float, float]]:
+def drawn_boxes(ax, gid=None) -> list[tuple[float, float, float, float]]:
+    """The Rectangles drawn: the boxes (``gid`` None) or the region the model saw (``gid="region"``)."""
     return [(p.get_x(), p.get_y(), p.get_x() + p.get_width(), p.get_y() + p.get_height())
-            for p in ax.patches if isinstance(p, Rectangle)]
+            for p in ax.patches if isinstance(p, Rectangle) and p.get_gid() == gid]
 
 
 def assert_boxes(ax, boxes) -> None:
@@ -81,8 +83,8 @@ def assert_boxes(ax, boxes) -> None:
 
 def test_caption_is_label_score_and_class(results):
     r = results[0]
-    assert caption(r) == f"tabby {r.score:.2f} (class 281)"
-    assert caption(dataclasses.replace(r, label="class 281")) == f"class 281 {r.score:.2f}"  # no repeat
+    assert caption(r) == f"Egyptian cat {r.score:.2f} (class 285)"
+    assert caption(dataclasses.replace(r, label="class 285")) == f"class 285 {r.score:.2f}"  # no repeat
 
 
 def test_grid_draws_every_result_box_caption_and_title(results):
@@ -102,8 +104,8 @@ def test_grid_draws_every_result_box_caption_and_title(results):
     assert [t.get_text() for t in fig.axes[1].texts] == [f"espresso {results[1].score:.2f} (class 967)"]
 
 
-def test_photo_and_heat_map_have_the_photos_size_and_the_map_covers_the_crop(results):
-    r = results[0]  # cat.jpg, 451 x 300: resized to 384 x 256, center crop 224 at (80, 16)
+def test_photo_and_heat_map_have_the_photos_size_and_the_map_covers_the_crop(lite0):
+    (r,) = camloc.boxes(lite0, PATHS[:1], resize="crop")  # cat.jpg, 451 x 300: resized to 384 x 256, crop 224 at (80, 16)
     fig = camloc.show(r)
     photo, heat = (im.get_array() for im in fig.axes[0].images)
     assert photo.shape == (300, 451, 3) and heat.shape == (300, 451, 4)
@@ -112,24 +114,50 @@ def test_photo_and_heat_map_have_the_photos_size_and_the_map_covers_the_crop(res
     # the map lies where the crop came from: photo pixel x is input pixel x * sx - 80 (sx = 384/451),
     # covered where that rounds into 0..223, so columns 94..356; rows y * 256/300 - 16: 19..280
     alpha = np.asarray(heat)[..., 3]
-    cols, rows = np.nonzero(alpha.any(0))[0], np.nonzero(alpha.any(1))[0]
+    inside = alpha == 128  # alpha=0.5 (RGBA bytes) over the crop
+    cols, rows = np.nonzero(inside.any(0))[0], np.nonzero(inside.any(1))[0]
     assert (cols[0], cols[-1], len(cols)) == (94, 356, 263) and (rows[0], rows[-1], len(rows)) == (19, 280, 262)
-    assert set(np.unique(alpha)) == {0, 128}  # alpha=0.5 inside (RGBA bytes), nothing outside
-    # the same placement as the BGR overlay's: it changes exactly the covered pixels' rows and columns
+    assert inside.sum() == 263 * 262 and set(np.unique(alpha)) == {128, 140}  # outside: black at 0.55, so 45 % left
+    assert (np.asarray(heat)[~inside][:, :3] == 0).all()
+    # the same placement as the BGR overlay's: the map over exactly the covered pixels, the photo dimmed elsewhere
     bgr = overlay(PATHS[0], r)
     plain = np.asarray(Image.open(PATHS[0]).convert("RGB"))[:, :, ::-1]
-    assert (bgr[50, :94] == plain[50, :94]).all() and (bgr[50, 357:] == plain[50, 357:]).all()
-    assert (bgr[:19, 420] == plain[:19, 420]).all() and (bgr[281:, 420] == plain[281:, 420]).all()
-    assert (bgr[40:60, 94] != plain[40:60, 94]).any() and (bgr[19, 300:350] != plain[19, 300:350]).any()
+    dimmed = np.floor(plain * 0.45 + 0.5).astype(np.uint8)
+    assert (bgr[60, :94] == dimmed[60, :94]).all() and (bgr[60, 357:] == dimmed[60, 357:]).all()
+    assert (bgr[:19, 420] == dimmed[:19, 420]).all() and (bgr[281:, 420] == dimmed[281:, 420]).all()
+    assert (bgr[60:80, 94] != dimmed[60:80, 94]).all() and (bgr[19, 300:350] != dimmed[19, 300:350]).all()
     values, covered = map_on_photo(r, 451, 300)
-    assert (covered == (alpha > 0)).all() and values.min() == 0.0 and values.max() == 1.0
-    assert (np.asarray(heat)[..., :3] == matplotlib.colormaps["jet"](values, bytes=True)[..., :3]).all()
+    assert (covered == inside).all() and values.min() == 0.0 and values.max() == 1.0
+    assert (np.asarray(heat)[inside][:, :3] == matplotlib.colormaps["jet"](values, bytes=True)[inside][:, :3]).all()
+    # the region seen: a dashed magenta rectangle at exactly r.region, named in the legend under the photo
+    (ax,) = fig.axes
+    assert drawn_boxes(ax, "region") == [r.region] and r.region == pytest.approx((93.958333, 18.75, 357.041667, 281.25))
+    (region,) = [p for p in ax.patches if p.get_gid() == "region"]
+    assert region.get_edgecolor()[:3] == (1.0, 0.0, 1.0) and region.get_linestyle() != "solid"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["what the model saw (center crop); outside it dimmed"]
+
+
+def test_by_default_the_map_covers_the_whole_photo(results):
+    r = results[0]  # cat.jpg, 451 x 300, squashed to 224 x 224: every pixel seen, none dimmed
+    (ax,) = camloc.show(r).axes
+    photo, heat = (np.asarray(im.get_array()) for im in ax.images)
+    assert photo.shape == (300, 451, 3) and heat.shape == (300, 451, 4)
+    assert (heat[..., 3] == 128).all()  # alpha=0.5 over every pixel
+    values, covered = map_on_photo(r, 451, 300)
+    assert covered.all() and values.min() == 0.0 and values.max() == 1.0
+    assert (heat[..., :3] == matplotlib.colormaps["jet"](values, bytes=True)[..., :3]).all()
+    bgr = overlay(PATHS[0], r)  # the BGR overlay: the map blended over every pixel, nothing dimmed
+    plain = np.asarray(Image.open(PATHS[0]).convert("RGB"))[:, :, ::-1]
+    assert (bgr[150, 5:15] != plain[150, 5:15]).any() and (bgr[150, 440:446] != plain[150, 440:446]).any()
+    assert drawn_boxes(ax, "region") == [r.region] == [(0.0, 0.0, 451.0, 300.0)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["what the model saw (the whole image)"]
 
 
 def test_alpha_and_ncols_shape_the_grid(results):
     fig = camloc.show(results, ncols=2, alpha=0.3, title="efficientnet_lite0")
     assert [ax.get_subplotspec().get_geometry() for ax in fig.axes] == [(2, 2, 0, 0), (2, 2, 1, 1), (2, 2, 2, 2)]
-    assert set(np.unique(np.asarray(fig.axes[0].images[1].get_array())[..., 3])) == {0, 76}  # 0.3 x 255
+    assert set(np.unique(np.asarray(fig.axes[0].images[1].get_array())[..., 3])) == {76}  # 0.3 x 255, nothing dimmed
     assert fig.get_suptitle() == "efficientnet_lite0"
     for bad in (0, -1, 2.5, True):
         with pytest.raises(UsageError, match="ncols is the number of panels per row"):
@@ -223,16 +251,16 @@ def test_repr_png_is_the_picture_and_leaves_pyplot_alone(results, regions, two_c
     assert plt.get_fignums() == figures  # no pyplot figure made, none left open
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(io.BytesIO(data)) as im:
-        # 5 inches at 100 dpi; 5 x 300/451 inches of photo + 0.4 for the title = 372.6 px tall
-        assert im.size == (500, 372)
+        # 5 inches at 100 dpi; 5 x 300/451 inches of photo + 0.4 for the title + 0.25 for the legend = 397.6 px tall
+        assert im.size == (500, 397)
         pixels = np.asarray(im.convert("RGB"))
     with Image.open(io.BytesIO(results[0]._repr_png_())) as again:
-        assert again.size == (500, 372) and (np.asarray(again.convert("RGB")) == pixels).all()
+        assert again.size == (500, 397) and (np.asarray(again.convert("RGB")) == pixels).all()
     assert (pixels == (0, 200, 0)).all(-1).sum() > 500  # the green box is in it
     with Image.open(io.BytesIO(results[2]._repr_png_())) as im:
-        assert im.size == (500, int((5 * 427 / 640 + 0.4) * 100))  # 373.6
+        assert im.size == (500, int((5 * 427 / 640 + 0.65) * 100))  # 398.6
     assert regions._repr_png_() is None  # in-memory: no photo, so Jupyter prints the text instead
-    assert Image.open(io.BytesIO(png(regions, two_cats))).size == (500, int((5 * 300 / 902 + 0.4) * 100))
+    assert Image.open(io.BytesIO(png(regions, two_cats))).size == (500, int((5 * 300 / 902 + 0.65) * 100))
     assert plt.get_fignums() == figures
 
 
@@ -290,3 +318,6 @@ def test_a_large_photo_is_drawn_reduced_in_its_own_pixel_coordinates():
     assert (heat[..., 3] == 128).all()
     assert heat[0, 0, 2] > 100 > 50 > heat[0, 0, 0] and heat[-1, -1, 0] > 100 > 50 > heat[-1, -1, 2]
     assert [t.get_text() for t in ax.texts] == ["white shark 0.50 (class 3)"]
+    # no geometry: the model saw the whole photo, and the panel says so
+    assert drawn_boxes(ax, "region") == [(0.0, 0.0, 3000.0, 2000.0)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["what the model saw (the whole image)"]

@@ -21,7 +21,7 @@ from ...cam.pooling import TAP, pooled, tap
 
 
 class ThresholdedAvgPool2d(nn.Module):
-    """TAP: average over the pixels above ``theta x`` the channel's maximum (PROTOCOLS.md section 1).
+    """TAP: average over the pixels above ``theta x`` the channel's maximum (docs/protocols.md, "TAP").
 
     ``thr = theta max_hw F``, ``kept = F > thr`` (strict), ``p_c = sum(kept F) / max(count(kept), 1)``,
     so an all-zero channel pools to 0 and ``theta = 0`` averages the strictly positive pixels (not GAP).

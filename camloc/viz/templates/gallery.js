@@ -54,6 +54,10 @@
     if (it.s !== undefined) nums.push("score " + it.s.toFixed(3));
     if (it.b) nums.push("box [" + it.b.map(function (v) { return v.toFixed(1); }).join(", ") + "]");
     if (nums.length) info.appendChild(el("div", "nums", nums.join(" \u00b7 ")));
+    if (it.r) {
+      var where = it.m === "full" ? "the whole image" : "center crop [" + it.r.map(function (v) { return v.toFixed(1); }).join(", ") + "]";
+      info.appendChild(el("div", "seen", "model saw " + where));
+    }
     if (it.h) {
       var tags = el("div", "tags");
       it.h.forEach(function (h, r) {
