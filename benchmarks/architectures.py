@@ -233,7 +233,7 @@ def parse(text: str) -> list[tuple[str, ...]]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with docs/architectures.md, write nothing")
     parser.add_argument("--out", type=Path, default=DOC, help="where to write the table (default docs/architectures.md)")
     args = parser.parse_args(argv)

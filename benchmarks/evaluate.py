@@ -50,7 +50,7 @@ def clock(fn, repeats: int = 3):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     data = data_root()
     parser.add_argument("--metadata", type=Path, default=None if data is None else data / "imagenet-val",
                         help="the split [default: $CAMLOC_DATA/imagenet-val]")

@@ -242,7 +242,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default=None, help="cuda (default where present) or cpu.")
     parser.add_argument("--quick", action="store_true", help="Small sizes: a few minutes on a CPU.")
     parser.add_argument("--out", default="benchmarks/results", help="Folder for gpu.json and gpu.md.")

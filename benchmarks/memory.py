@@ -29,7 +29,7 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="200,2000")
     data = data_root()
     parser.add_argument("--folder", type=Path, default=None if data is None else data / "imagenet-val" / "images",

@@ -38,7 +38,7 @@ def plain_loop(model, paths, pre, batch_size, workers, device, sink) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     data = data_root()
     parser.add_argument("--folder", default=None if data is None else str(data / "imagenet-val" / "images"),
                         help="the photos [default: $CAMLOC_DATA/imagenet-val/images]")

@@ -70,7 +70,7 @@ def measure(cfg, classes: int, device: torch.device, batch: int, steps: int, amp
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=2)

@@ -47,7 +47,7 @@ def timed(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--maps", type=int, default=1000, help="maps in the batch")
     parser.add_argument("--size", type=int, default=224, help="side of each map in pixels")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -137,7 +137,7 @@ def camloc_rate(cfg: TrainConfig) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--images", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=16)

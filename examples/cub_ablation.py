@@ -45,7 +45,7 @@ METHODS = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=data_root(),
                    help="folder with cub-train and cub-test [default: $CAMLOC_DATA]")
     p.add_argument("--out", help="where the runs and the report go [default: runs/cub-ablation, -gpu, -quick]")

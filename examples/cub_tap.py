@@ -28,7 +28,7 @@ from camloc.train.finetuning import FinetuneConfig, finetune
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=data_root(),
                         help="folder with cub-train and cub-test [default: $CAMLOC_DATA]")
     parser.add_argument("--epochs-frozen", type=int, default=30)

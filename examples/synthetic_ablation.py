@@ -54,7 +54,7 @@ ARCHS = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="where the data, runs and report go (default runs/synthetic-ablation, "
                                   "runs/synthetic-ablation-quick with --quick)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")

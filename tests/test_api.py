@@ -216,3 +216,15 @@ def test_every_result_says_which_region_the_model_saw(lite0):
     assert (t.region, t.region_mode) == ((0.0, 0.0, 192.0, 160.0), "full")
     with pytest.raises(UsageError, match="resize must be 'full' or 'crop', not 'squash'"):
         camloc.boxes(lite0, [CAT], resize="squash")
+
+
+def test_a_localizer_gives_what_boxes_gives_without_rebuilding(lite0):
+    """``Localizer.boxes`` equals ``camloc.boxes`` with the same settings: results, top-k lists and class names."""
+    loc = camloc.Localizer(lite0, standard=camloc.make_standard("max"), nwc=False)
+    once = loc.boxes([CAT, COFFEE])
+    assert once == camloc.boxes(lite0, [CAT, COFFEE], standard="max", nwc=False)
+    assert loc.boxes([CAT, COFFEE], classes="tabby") == camloc.boxes(lite0, [CAT, COFFEE], classes="tabby",
+                                                                     standard="max", nwc=False)
+    top = loc.boxes([CAT], topk=2)
+    assert len(top) == 1 and [r.class_index for r in top[0]] == [once[0].class_index, top[0][1].class_index]
+    assert loc.boxes(CAT) == camloc.boxes(lite0, CAT, standard="max", nwc=False)  # one path is one image

@@ -50,3 +50,20 @@ def test_cub_ablation_quick_trains_measures_and_diagnoses(tmp_path):
     assert result["name"] == "cam-tap-s0" and result["config"]["epochs"] == 1
     assert result["diagnose"]["images"] == 8 and "ioa_negative" in result["diagnose"]
     assert "Mechanism" in (tmp_path / "table.md").read_text()
+
+
+def test_every_script_describes_itself_in_whole_sentences():
+    """``--help`` opens with each script's first paragraph, never a sentence cut at its first line break."""
+    import ast
+
+    scripts = sorted([*(ROOT / "examples").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")])
+    for path in scripts:
+        source = path.read_text()
+        if "argparse.ArgumentParser(" not in source:
+            continue
+        first = (ast.get_docstring(ast.parse(source), clean=False) or "").split("\n\n")[0].rstrip()
+        assert first.endswith((".", ")", "`")), f"{path.name}: its first paragraph ends mid-sentence"
+        assert 'description=__doc__.split("\\n\\n")[0]' in source, f"{path.name}: --help takes another description"
+    help_text = subprocess.run([sys.executable, str(ROOT / "examples" / "synthetic_ablation.py"), "--help"],
+                               capture_output=True, text=True, timeout=120).stdout
+    assert "over several seeds." in " ".join(help_text.split())
