@@ -221,8 +221,8 @@ class Localizer:
             >>> [r.label for r in loc.boxes(["examples/images/cat.jpg", "examples/images/coffee.jpg"])]
             ['Egyptian cat', 'espresso']
         """
-        items, cls = as_list(images), split_classes(classes, len(as_list(images)))
-        cls, nested = _indexed(self, cls, len(items), topk)
+        items = as_list(images)
+        cls, nested = _indexed(self, split_classes(classes, len(items)), len(items), topk)
         results = [per_image for x, geoms, names, rows in self.batches(items, batch_size)
                    for per_image in self.localize_batch(x, geoms, names, classes_for(cls, rows), topk)]
         return results if nested else [per_image[0] for per_image in results]

@@ -354,14 +354,14 @@ def _draw_region(ax: Axes, result: Any, width: int, height: int, font: float) ->
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    x0, y0, x1, y1 = seen_region(result)[0]
+    (x0, y0, x1, y1), mode = seen_region(result)
     colour, dashes = tuple(c / 255 for c in REGION_COLOUR), (0, (4.0, 3.0))
     edge = [patheffects.withStroke(linewidth=3.5, foreground="black")]
     ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1.5, linestyle=dashes,
                            clip_on=False, gid="region", path_effects=edge))
     sample = Line2D([], [], color=colour, linewidth=1.5, linestyle=dashes, path_effects=edge)
-    words = region_legend(seen_region(result)[1])[0].split(": ", 1)[1]
-    ax.legend([sample], [words + ("; outside it dimmed" if seen_region(result)[1] == "crop" else "")],
+    words = region_legend(mode)[0].split(": ", 1)[1]
+    ax.legend([sample], [words + ("; outside it dimmed" if mode == "crop" else "")],
               loc="upper left", bbox_to_anchor=(0.0, 0.0), frameon=False, fontsize=font - 1, borderaxespad=0.2,
               handlelength=2.4)
 
