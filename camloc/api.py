@@ -57,7 +57,7 @@ from .cam.methods import MethodExtractor
 from .cam.names import DEFAULT_METHOD, check_method
 from .cam.rules import ThresholdRule, make_standard
 from .cam.stages import BatchMaps, batch_maps, input_boxes
-from .data.imaging import REGION_MODES, Geometry, ImageInput, Preprocess
+from .data.imaging import Geometry, ImageInput, Preprocess, mode_for_region
 from .models.config import class_names as _class_names
 from .models.config import preprocess_for
 from .models.labels import Labels, label_indices, model_labels
@@ -129,7 +129,7 @@ class Localizer:
     ) -> None:
         method, standard, nwc = _settings(method, calibration, standard, nwc, require_exact)
         model = _model(model, checkpoint, device)
-        mode = _resize_mode(resize if resize is not None or preprocess is not None else REGION)
+        mode = mode_for_region(resize if resize is not None or preprocess is not None else REGION)
         self.model = model
         self.device = device_of(model)
         self.preprocess = ((preprocess.with_mode(mode) if mode else preprocess) if preprocess
@@ -316,14 +316,6 @@ def _model(model: nn.Module | str, checkpoint: str | None, device: str | torch.d
     elif checkpoint is not None:
         raise UsageError("checkpoint applies to models given by name; load weights into your module yourself")
     return model
-
-
-def _resize_mode(resize: str | None) -> str | None:
-    """The :class:`Preprocess` mode for ``resize``: ``"full"`` squashes, ``"crop"`` crops, None keeps the model's."""
-    modes = {region: mode for mode, region in REGION_MODES.items()}
-    if resize is not None and resize not in modes:
-        raise UsageError(f"resize must be 'full' or 'crop', not {resize!r}")
-    return modes.get(resize)
 
 
 def _single_location(x: torch.Tensor, out: CAMOutput, input_size: tuple[int, int]) -> ImageError:

@@ -10,15 +10,15 @@ against the number of images before any work, and sliced with them batch by batc
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..cam.extractor import ClassSpec, first_name
-from ..data.imaging import Geometry, ImageInput, Preprocess, load_image
+from ..data.imaging import Geometry, ImageInput, Preprocess, image_list, load_image
+from ..data.imaging import source_name as source_name
 from ..utils.errors import ImageError, UsageError
 
 #: What the notebook API takes as images: one image (a tensor may hold a batch) or a sequence of them.
@@ -31,18 +31,6 @@ PreparedImage = tuple[torch.Tensor, Geometry, str]
 Preparer = Callable[[Any, str], PreparedImage]
 #: One prepared batch: ``(x, geometries, names, index slice)``.
 PreparedBatch = tuple[torch.Tensor, list[Geometry], list[str], slice]
-
-
-def source_name(image: Any, index: int) -> str:
-    """How results name an input: its path, else ``<image N>`` / ``<tensor N>`` by position.
-
-    Example:
-        >>> source_name("examples/images/cat.jpg", 0), source_name(np.zeros((2, 2, 3)), 1)
-        ('examples/images/cat.jpg', '<image 1>')
-    """
-    if isinstance(image, (str, os.PathLike)):
-        return os.fspath(image)
-    return f"<tensor {index}>" if isinstance(image, torch.Tensor) else f"<image {index}>"
 
 
 def check_tensor_dtype(image: torch.Tensor) -> None:
@@ -72,9 +60,7 @@ def as_list(images: Images) -> list | torch.Tensor:
             raise UsageError(f"an image tensor must be C x H x W or B x C x H x W, got shape {tuple(images.shape)}")
         batch = images if images.ndim == 4 else images.unsqueeze(0)
         return list(batch) if images.dtype == torch.uint8 else batch
-    if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Iterable):
-        return [images]
-    return list(images)
+    return image_list(images)
 
 
 def split_classes(classes: ClassSpec, n: int) -> Classes:

@@ -332,7 +332,7 @@ def _write_artifacts(out: Path, path: str, stem: str | None, result, opts: RunOp
             atomic_write_bytes(out / written["thumb"], thumbnail(picture))
     if opts.save_maps:
         buf = io.BytesIO()
-        np.save(buf, result.cam.numpy())
+        np.save(buf, np.asarray(result.cam))
         written["map"] = names["map"]
         atomic_write_bytes(out / written["map"], buf.getvalue())
     return written

@@ -15,18 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from ..cam.names import DEFAULT_METHOD, effective_nwc
 from ..cam.rules import Box
-from ..cam.stages import BatchMaps
 from ..data.imaging import Geometry
 from ..utils.atomic import atomic_write_text
 from ..utils.errors import CamlocError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from ..cam.stages import BatchMaps
 
 #: A box in original pixels, ``(x0, y0, x1, y1)``.
 BoxF = tuple[float, float, float, float]
@@ -44,7 +46,8 @@ class Localization:
         score: the softmax probability of that class.
         box: ``(x0, y0, x1, y1)`` in original pixels (edges, so ``x1 - x0`` is the width).
         boxes: every region's box with ``all_regions``, else ``(box,)``.
-        cam: the raw map at feature resolution (CPU float32), NWC applied if it was on.
+        cam: the raw map at feature resolution (a CPU float32 tensor; a NumPy array from
+            :mod:`camloc.runtime`), NWC applied if it was on.
         exact: whether ``cam`` is an exact CAM (False: a gradient map of a non-affine head, or
             another method's map).
         input_box: the box on the network input, before mapping back.
@@ -66,7 +69,7 @@ class Localization:
     score: float
     box: BoxF
     boxes: tuple[BoxF, ...]
-    cam: torch.Tensor = field(repr=False, compare=False)
+    cam: torch.Tensor | np.ndarray = field(repr=False, compare=False)
     exact: bool = True
     input_box: tuple[int, int, int, int] = (0, 0, 0, 0)
     geometry: Geometry | None = field(default=None, repr=False, compare=False)
@@ -118,7 +121,7 @@ class Localization:
             "region_mode": self.region_mode,
         }
         if with_map:
-            d["cam"] = self.cam.tolist()
+            d["cam"] = np.asarray(self.cam).tolist()
         return d
 
     def save(self, path: str | os.PathLike) -> None:

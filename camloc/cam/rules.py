@@ -160,6 +160,21 @@ def make_standard(standard: str = "percentile", theta: float | None = None, perc
     raise UsageError(f"standard must be one of {quoted_names(STANDARDS)}, not {standard!r}")
 
 
+def unit_range(maps: np.ndarray) -> np.ndarray:
+    """Min-max scale each map of ``... x H x W`` to [0, 1] in float64, as step 2 does; a constant map becomes zeros.
+
+    The NumPy form of :func:`camloc.cam.boxes.minmax`, for maps outside torch (a tensor is read as an array).
+
+    Example:
+        >>> unit_range(np.array([[2.0, 4.0], [6.0, 10.0]])).tolist(), unit_range(np.ones((2, 2))).tolist()
+        ([[0.0, 0.25], [0.5, 1.0]], [[0.0, 0.0], [0.0, 0.0]])
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    lo = maps.min(axis=(-2, -1), keepdims=True)
+    span = maps.max(axis=(-2, -1), keepdims=True) - lo
+    return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
 def contour_boxes(mask: np.ndarray, all_regions: bool = False) -> tuple[Box, list[Box]]:
     """Boxes of a binary H x W mask: the largest contour's, and (optionally) every region's.
 

@@ -5,23 +5,31 @@ of the box rule (:func:`camloc.cam.boxes.foreground`: upsample, min-max, thresho
 the maps are, then everything moves to the CPU. The CPU stage (:func:`input_boxes`) finds the
 contours (step 5), one mask at a time. Split this way, a folder run finds the boxes of one batch in
 a thread while the next batch goes through the model.
+
+Importing this module loads no torch (the device stage imports it when it runs): the runtime of an
+exported model (:mod:`camloc.runtime`) fills a :class:`BatchMaps` with NumPy arrays from its graph and
+finds the boxes with the same :func:`input_boxes`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
-from .boxes import foreground
-from .extractor import CAMOutput
 from .names import DEFAULT_METHOD
 from .rules import Box, ThresholdRule, contour_boxes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .extractor import CAMOutput
 
 
 @dataclass(frozen=True)
 class BatchMaps:
     """A batch's maps with their classes, scores and foreground masks, on the CPU: all that boxes need.
+
+    The fields are CPU tensors from :func:`batch_maps`, NumPy arrays from an exported model's runtime.
 
     Attributes:
         classes: B x k class indices.
@@ -34,10 +42,10 @@ class BatchMaps:
         method: the maps' method (:mod:`camloc.cam.methods`).
     """
 
-    classes: torch.Tensor
-    probs: torch.Tensor
-    maps: torch.Tensor
-    masks: torch.Tensor
+    classes: Any
+    probs: Any
+    maps: Any
+    masks: Any
     exact: bool
     num_classes: int
     method: str = DEFAULT_METHOD
@@ -52,6 +60,8 @@ def batch_maps(out: CAMOutput, size: tuple[int, int], standard: ThresholdRule, m
         standard: the threshold rule.
         method: the method the maps were made by.
     """
+    from .boxes import foreground
+
     _, masks = foreground(out.maps.flatten(0, 1), size, standard)
     probs = out.logits.softmax(dim=1).gather(1, out.classes)
     return BatchMaps(out.classes.cpu(), probs.cpu(), out.maps.detach().cpu(), masks.cpu(), out.exact,
@@ -64,4 +74,4 @@ def input_boxes(maps: BatchMaps, all_regions: bool = False) -> list[tuple[Box, l
     One ``(box, regions)`` per mask (:func:`~camloc.cam.boxes.contour_boxes`), in the order of
     :attr:`BatchMaps.masks`.
     """
-    return [contour_boxes(mask, all_regions) for mask in maps.masks.to(torch.uint8).numpy()]
+    return [contour_boxes(np.asarray(mask, dtype=np.uint8), all_regions) for mask in maps.masks]

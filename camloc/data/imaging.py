@@ -3,6 +3,10 @@
 Every image becomes 8-bit RGB whatever its mode (grayscale, RGBA, palette, CMYK, 16-bit), with its
 EXIF orientation applied. :class:`Preprocess` resizes (and optionally center-crops) it and remembers
 the :class:`Geometry` of that step, so boxes found on the network input map back to original pixels.
+
+The module needs Pillow and NumPy only: torch is imported by :meth:`Preprocess.normalize` alone, so
+the runtime that localizes with an exported model (:mod:`camloc.runtime`) reads images through the
+same code without torch.
 """
 
 from __future__ import annotations
@@ -10,16 +14,19 @@ from __future__ import annotations
 import errno
 import io
 import os
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..utils.errors import ImageError
+from ..utils.errors import ImageError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 #: Smallest side, in pixels, that camloc accepts: a CAM of a smaller picture says nothing useful.
 MIN_SIDE = 32
@@ -45,6 +52,33 @@ def max_pixels_limit() -> int:
     return int(raw)
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
+
+
+def source_name(image: Any, index: int) -> str:
+    """How results name an input: its path, else ``<image N>`` / ``<tensor N>`` by position.
+
+    A torch tensor is recognised without importing torch (only a program that has torch loaded can hold one).
+
+    Example:
+        >>> source_name("examples/images/cat.jpg", 0), source_name(np.zeros((2, 2, 3)), 1)
+        ('examples/images/cat.jpg', '<image 1>')
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    torch = sys.modules.get("torch")
+    return f"<tensor {index}>" if torch is not None and isinstance(image, torch.Tensor) else f"<image {index}>"
+
+
+def image_list(images: Any) -> list:
+    """One image (a path, a PIL image, a numpy array) as a list of one; a sequence of images as a list.
+
+    Example:
+        >>> image_list("examples/images/cat.jpg"), len(image_list(["a.jpg", "b.jpg"]))
+        (['examples/images/cat.jpg'], 2)
+    """
+    if isinstance(images, (str, os.PathLike, np.ndarray, Image.Image)) or not isinstance(images, Iterable):
+        return [images]
+    return list(images)
 
 _INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST,
@@ -225,6 +259,22 @@ def _array_to_image(arr: np.ndarray, max_pixels: int | None) -> Image.Image:
 REGION_MODES = {"resize": "full", "crop": "crop"}
 
 
+def mode_for_region(resize: str | None) -> str | None:
+    """The :class:`Preprocess` mode for ``resize``: ``"full"`` squashes, ``"crop"`` crops, None keeps the model's.
+
+    Raises:
+        UsageError: ``resize`` is neither.
+
+    Example:
+        >>> mode_for_region("full"), mode_for_region("crop"), mode_for_region(None)
+        ('resize', 'crop', None)
+    """
+    modes = {region: mode for mode, region in REGION_MODES.items()}
+    if resize is not None and resize not in modes:
+        raise UsageError(f"resize must be 'full' or 'crop', not {resize!r}")
+    return modes.get(resize)
+
+
 @dataclass(frozen=True)
 class Geometry:
     """Where the network input came from in the original image.
@@ -387,17 +437,42 @@ class Preprocess:
             out = out.crop((geom.left, geom.top, geom.left + geom.input_width, geom.top + geom.input_height))
         return out, geom
 
+    def array(self, img: Image.Image) -> np.ndarray:
+        """RGB PIL image -> float32 array 3 x H x W, ``(x / 255 - mean) / std`` in float32 (NumPy only).
+
+        Example:
+            >>> pre = Preprocess((2, 2), "resize", None)
+            >>> pre.array(Image.new("RGB", (2, 2), (255, 0, 0)))[:, 0, 0].round(4).tolist()
+            [2.2489, -2.0357, -1.8044]
+        """
+        arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(3, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(3, 1, 1)
+        return np.ascontiguousarray((arr - mean) / std)
+
     def normalize(self, img: Image.Image) -> torch.Tensor:
-        """RGB PIL image -> float tensor 3 x H x W, ``(x / 255 - mean) / std``."""
-        arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
-        return arr.sub_(mean).div_(std)
+        """RGB PIL image -> float tensor 3 x H x W: :meth:`array` as a tensor."""
+        import torch
+
+        return torch.from_numpy(self.array(img))
 
     def __call__(self, img: Image.Image) -> tuple[torch.Tensor, Geometry]:
         """Resize and crop (:meth:`resize_crop`), then normalize: the network input and its geometry."""
         resized, geom = self.resize_crop(img)
         return self.normalize(resized), geom
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
+        """The preprocessing :meth:`to_dict` recorded.
+
+        Example:
+            >>> pre = Preprocess((224, 224), "crop", (256, 256))
+            >>> Preprocess.from_dict(pre.to_dict()) == pre
+            True
+        """
+        resize = d["resize_size"]
+        return cls(tuple(d["input_size"]), d["mode"], tuple(resize) if isinstance(resize, list) else resize,
+                   tuple(d["mean"]), tuple(d["std"]), d["interpolation"])
 
     def to_dict(self) -> dict[str, Any]:
         """The preprocessing as JSON-ready values (recorded beside results)."""

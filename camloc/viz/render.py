@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..cam.boxes import minmax
+from ..cam.rules import unit_range
 from ..data.imaging import Geometry, ImageInput, load_image
 from ..utils.errors import UsageError
 from .drawing import OUTSIDE_DIM, REGION_COLOUR, Style, dashed_frame, frame, label
@@ -79,7 +79,7 @@ def map_on_photo(result: Any, width: int, height: int) -> tuple[np.ndarray, np.n
     """
     import cv2
 
-    cam = minmax(result.cam[None].float())[0].numpy().astype(np.float32)
+    cam = unit_range(result.cam).astype(np.float32)
     g = result.geometry or Geometry.identity(width, height)
     cam = cv2.resize(cam, (g.input_width, g.input_height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
     # the map covers the network input only: place it where that input came from in the photo, pixel centre
