@@ -57,6 +57,9 @@ _LAZY = {
     "calibrate": ("eval.calibration", "calibrate"), "Calibration": ("eval.calibration", "Calibration"),
     "diagnose": ("eval.diagnosis", "diagnose"), "Diagnosis": ("eval.diagnosis", "Diagnosis"),
     "finetune": ("train.finetuning", "finetune"), "FinetuneConfig": ("train.finetuning", "FinetuneConfig"),
+    # deployment: an ONNX file that localizes without torch, and its runtime (onnxruntime, Pillow, NumPy, OpenCV)
+    "export": ("deploy.exporter", "export"), "ExportReport": ("deploy.exporter", "ExportReport"),
+    "OnnxLocalizer": ("runtime.localizer", "OnnxLocalizer"), "ExportInfo": ("runtime.metadata", "ExportInfo"),
     # the former names of evaluate, calibrate and finetune, kept importable
     "evaluate_split": ("eval.evaluation", "evaluate"), "calibrate_split": ("eval.calibration", "calibrate"),
     "finetune_model": ("train.finetuning", "finetune"),

@@ -50,13 +50,13 @@ from .batch.images import (
     split_classes,
 )
 from .batch.results import BoxF as BoxF
-from .batch.results import Localization, localizations
+from .batch.results import Localization, batch_results
 from .cam.cache import HeadCache
 from .cam.extractor import CAMOutput, ClassSpec, first_name
 from .cam.methods import MethodExtractor
 from .cam.names import DEFAULT_METHOD, check_method
 from .cam.rules import ThresholdRule, make_standard
-from .cam.stages import BatchMaps, batch_maps, input_boxes
+from .cam.stages import BatchMaps, batch_maps
 from .data.imaging import Geometry, ImageInput, Preprocess, mode_for_region
 from .models.config import class_names as _class_names
 from .models.config import preprocess_for
@@ -248,12 +248,8 @@ class Localizer:
 
     def finish(self, dev: BatchMaps, geometries: Sequence[Geometry], names: Sequence[str]) -> list[list[Localization]]:
         """Contours, boxes in original pixels and result objects (CPU)."""
-        batch, k = dev.classes.shape
-        if not (batch == len(geometries) == len(names)):
-            raise UsageError(f"batch of {batch} images with {len(geometries)} geometries and {len(names)} names")
-        found = input_boxes(dev, self.all_regions)
         labels = _class_names(self.model, dev.num_classes)
-        return localizations(dev, found, geometries, names, labels, self.nwc, self.standard.label)
+        return batch_results(dev, geometries, names, labels, self.all_regions, self.nwc, self.standard.label)
 
     def batches(self, images: Sequence | torch.Tensor, batch_size: int) -> Iterator[PreparedBatch]:
         """Prepare images in batches: ``(x, geometries, names, index slice)``.

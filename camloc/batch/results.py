@@ -19,9 +19,10 @@ import numpy as np
 
 from ..cam.names import DEFAULT_METHOD, effective_nwc
 from ..cam.rules import Box
+from ..cam.stages import input_boxes
 from ..data.imaging import Geometry
 from ..utils.atomic import atomic_write_text
-from ..utils.errors import CamlocError
+from ..utils.errors import CamlocError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -177,6 +178,21 @@ class Localization:
             return png(self)
         except CamlocError:
             return None
+
+
+def batch_results(dev: BatchMaps, geometries: Sequence[Geometry], names: Sequence[str], labels: tuple[str, ...] | None,
+                  all_regions: bool, nwc: bool, standard: str) -> list[list[Localization]]:
+    """The CPU stage of a batch: each mask's contours (:func:`~camloc.cam.stages.input_boxes`), then its results.
+
+    The arguments are those of :func:`localizations`, with ``all_regions`` for the contours.
+
+    Raises:
+        UsageError: the batch does not have one geometry and one name per image.
+    """
+    batch = len(dev.classes)
+    if not (batch == len(geometries) == len(names)):
+        raise UsageError(f"batch of {batch} images with {len(geometries)} geometries and {len(names)} names")
+    return localizations(dev, input_boxes(dev, all_regions), geometries, names, labels, nwc, standard)
 
 
 def localizations(dev: BatchMaps, found: Sequence[tuple[Box, list[Box]]], geometries: Sequence[Geometry],

@@ -267,11 +267,25 @@ def adaptive_thresholds(u8: torch.Tensor, rule: str) -> torch.Tensor:
     n_maps = u8.shape[0]
     if n_maps == 0:
         return torch.empty(0, dtype=torch.float64, device=u8.device)
-    hist = histograms_u8(u8)
+    return histogram_thresholds(histograms_u8(u8), rule, u8[0].numel())
+
+
+def histogram_thresholds(hist: torch.Tensor, rule: str, n: int) -> torch.Tensor:
+    """:func:`adaptive_thresholds` from the maps' N x 256 int64 histograms of ``n`` pixels each.
+
+    Tensor operations only, without data-dependent Python branches for ``otsu``, ``triangle`` and
+    ``yen``, so an exported graph (:mod:`camloc.deploy`) computes them with this same code.
+
+    Example:
+        >>> hist = torch.zeros(1, 256, dtype=torch.long)
+        >>> hist[0, [0, 10, 200, 210, 220]] = torch.tensor([2, 1, 1, 1, 1])
+        >>> histogram_thresholds(hist, "otsu", 6).tolist()
+        [10.0]
+    """
     present = hist > 0
     lo = present.int().argmax(1)
     hi = 255 - present.flip(1).int().argmax(1)
-    t = _RULES[rule](hist, lo, hi, u8[0].numel())
+    t = _RULES[rule](hist, lo, hi, n)
     return torch.where(lo == hi, lo.double(), t)
 
 
