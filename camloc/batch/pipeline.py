@@ -131,7 +131,7 @@ def file_digest(path: str | None) -> str | None:
 
 
 #: Manifest entries that describe where a file was, not what it holds (their digests are compared).
-_NOT_COMPARED = ("camloc", "checkpoint", "calibration")
+_NOT_COMPARED = ("camloc", "checkpoint", "calibration", "onnx")
 #: What a manifest written before an entry existed meant by its absence (runs before methods: ``cam``).
 _ABSENT_MEANT = {"method": "cam"}
 #: Entries compared only where the old manifest records them (older manifests did not: nothing to compare).

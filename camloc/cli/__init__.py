@@ -20,6 +20,7 @@ import click
 #: subcommand -> module in this package that defines a click command of the same name.
 COMMANDS = {
     "localize": "localize",
+    "export": "export",
     "models": "models",
     "evaluate": "evaluate",
     "score": "score",

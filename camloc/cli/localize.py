@@ -23,6 +23,7 @@ from .options import (
     needs_out,
     nwc_option,
     quiet_option,
+    typed,
     workers_option,
 )
 
@@ -31,11 +32,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..batch.distributed import Context
     from ..batch.pipeline import JournalWriter
     from ..data.inputs import Inputs
+    from ..runtime import OnnxLocalizer
 
 
 @click.command("localize")
 @click.argument("images", nargs=-1, required=True)
 @model_options
+@click.option("--onnx", type=click.Path(dir_okay=False),
+              help="Localize with this file from camloc export, run by onnxruntime instead of a torch model: the file "
+                   "carries the model, preprocessing and threshold settings.")
 @click.option("--class", "class_index", type=int, help="Localize this class instead of the top-1 prediction.")
 @click.option("--topk", type=int, help="Localize each image's top-k predicted classes.")
 @method_option(default=None)
@@ -94,6 +99,7 @@ class ModelSettings:
         method: ``--method``; None: cam, or the calibration's method.
         nwc: ``--nwc/--no-nwc``, negative weight clamping in the map.
         device: ``--device``; None: cuda if available.
+        onnx: ``--onnx``, a file of camloc export that replaces the model and its settings.
     """
 
     name: str
@@ -102,6 +108,7 @@ class ModelSettings:
     method: str | None
     nwc: bool
     device: str | None
+    onnx: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,7 @@ class LocalizeSettings:
         return cls(
             images=o["images"],
             model=ModelSettings(name=o["model_name"], checkpoint=o["checkpoint"], num_classes=o["num_classes"],
-                                method=o["method"], nwc=o["nwc"], device=o["device"]),
+                                method=o["method"], nwc=o["nwc"], device=o["device"], onnx=o["onnx"]),
             boxes=BoxSettings(class_index=o["class_index"], topk=o["topk"], standard=o["standard"], theta=o["theta"],
                               percentile=o["percentile"], all_regions=o["all_regions"], resize=o["resize"],
                               calibration=o["calibration"]),
@@ -190,7 +197,7 @@ class _Run:
     width: int
     out_dir: Path | None
     journal: Path | None
-    localizer: Localizer
+    localizer: Localizer | OnnxLocalizer
     writer: JournalWriter
     skip: frozenset
     model_name: str
@@ -216,21 +223,40 @@ def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
         if out_dir:  # a folder that cannot take the results is one line before the model is loaded
             pipeline.check_output(out_dir, s.output.resume, journal)
         device = ctx.setup(m.device)
-        model = load_model_for(m.name, m.checkpoint, m.num_classes, device)
-        loc = Localizer(model, nwc=m.nwc, standard=standard, all_regions=b.all_regions, resize=b.resize,
-                        calibration=calibration, method=method)
-        skip = frozenset()
-        if out_dir:  # the manifest records the preprocessing (the region seen), so it follows the model's loading
+        if m.onnx:
+            loc, name, manifest = _onnx_localizer(s, device)
+        else:
+            model = load_model_for(m.name, m.checkpoint, m.num_classes, device)
+            loc = Localizer(model, nwc=m.nwc, standard=standard, all_regions=b.all_regions, resize=b.resize,
+                            calibration=calibration, method=method)
+            name = model_config(model).name or m.name
+            # the manifest records the preprocessing (the region seen), so it follows the model's loading
             manifest = _manifest(m.name if (model_given() or not m.checkpoint) else None, m.checkpoint, m.num_classes,
                                  m.nwc, standard, b.all_regions, loc.preprocess.region_mode, calibration, b.class_index,
                                  b.topk, method, loc.preprocess.to_dict())
-            skip = pipeline.prepare_output(out_dir, manifest, s.output.resume, journal, ctx.rank)
+        skip = (pipeline.prepare_output(out_dir, manifest, s.output.resume, journal, ctx.rank) if out_dir
+                else frozenset())
         writer = pipeline.JournalWriter(journal)
     except (CamlocError, ValueError) as exc:
         raise fail_usage(exc) from None
     inputs = [w for w, _ in found.problems] + found.paths  # the rows' order: problem inputs are reported first
     width = min(max((len(p) for p in inputs), default=5), 48)
-    return _Run(found, inputs, width, out_dir, journal, loc, writer, skip, model_config(model).name or m.name)
+    return _Run(found, inputs, width, out_dir, journal, loc, writer, skip, name)
+
+
+def _onnx_localizer(s: LocalizeSettings, device: Any) -> tuple[OnnxLocalizer, str, dict]:
+    """``--onnx``: the runtime's localizer, the model's name its file records, and the run's manifest."""
+    from ..batch.pipeline import file_digest
+    from ..runtime import OnnxLocalizer
+
+    where = "cuda" if str(device or "cpu").startswith("cuda") else "cpu"
+    loc = OnnxLocalizer(s.model.onnx, all_regions=s.boxes.all_regions, device=where)
+    info = loc.info
+    loc.check_topk(s.boxes.topk)  # more than the file holds: one line before any image
+    manifest = _manifest(info.model, None, info.num_classes, info.nwc, info.standard, s.boxes.all_regions,
+                         info.preprocess.region_mode, None, None, s.boxes.topk, "cam", info.preprocess.to_dict())
+    manifest.update(onnx=s.model.onnx, onnx_sha256=file_digest(s.model.onnx))
+    return loc, info.model, manifest
 
 
 def _calibration_file(calibration: str | None) -> str | None:
@@ -386,6 +412,11 @@ def _check_options(s: LocalizeSettings, world: int) -> None:
         (not out and (save_maps or resume), needs_out(save_maps=save_maps, resume=resume)),
         (world > 1 and not out, "under torchrun give --out DIR: each rank writes its shard there"),
     ]
+    if s.model.onnx:
+        fixed = typed("model_name", "checkpoint", "num_classes", "method", "nwc", "standard", "theta", "percentile",
+                      "resize", "calibration", "class_index")
+        problems.append((bool(fixed), f"--onnx FILE carries its model and settings: leave out {', '.join(fixed)} "
+                                      "(export again with camloc export to change them)"))
     for bad, message in problems:
         if bad:
             raise fail_usage(ValueError(message))

@@ -108,6 +108,19 @@ def model_given() -> bool:
     return ctx is None or ctx.get_parameter_source("model_name") not in (click.core.ParameterSource.DEFAULT, None)
 
 
+def typed(*names: str) -> list[str]:
+    """The options among the parameters ``names`` that were typed (or set in the environment), as their flags.
+
+    Outside a click command (no context), none.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return []
+    params = {p.name: p for p in ctx.command.params}
+    return [params[n].opts[0] for n in names if n in params
+            and ctx.get_parameter_source(n) not in (click.core.ParameterSource.DEFAULT, None)]
+
+
 def load_model_for(model_name: str, checkpoint: str | None, num_classes: int | None, device: str | None):
     """The model the model options name, on the device asked for (default: cuda if available).
 

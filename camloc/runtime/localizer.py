@@ -118,7 +118,8 @@ class OnnxLocalizer:
                              f"not {tuple(x.shape)}; give images, which it preprocesses")
         return dict(zip(OUTPUTS, self.session.run(list(OUTPUTS), {INPUT: x}), strict=True))
 
-    def _k(self, topk: int | None) -> int:
+    def check_topk(self, topk: int | None) -> int:
+        """How many classes ``topk`` asks for (None: 1), refused in one line when the file holds fewer."""
         k = 1 if topk is None else int(topk)
         if not 1 <= k <= self.info.topk:
             raise UsageError(f"topk must be between 1 and {self.info.topk}, the top-k this file was exported with, "
@@ -134,7 +135,7 @@ class OnnxLocalizer:
         if classes is not None:
             raise UsageError("an exported localizer maps its top-k predicted classes only, not given classes; "
                              "use camloc.boxes on the model for those")
-        k = self._k(topk)
+        k = self.check_topk(topk)
         out = self.run(x)
         masks = out["masks"][:, :k]
         return BatchMaps(out["classes"][:, :k], out["scores"][:, :k], out["cams"][:, :k],
@@ -154,7 +155,7 @@ class OnnxLocalizer:
             batch_size: images per run of the graph.
         """
         items = image_list(images)
-        self._k(topk)  # checked before any image is read
+        self.check_topk(topk)  # checked before any image is read
         results: list[list[Localization]] = []
         for start in range(0, len(items), max(1, int(batch_size))):
             prepared = [self.prepare(image, source_name(image, start + i))
