@@ -32,6 +32,25 @@ def lite0():
     return camloc.load_model("efficientnet_lite0")
 
 
+@pytest.fixture(scope="session")
+def lite0_onnx(tmp_path_factory) -> Path:
+    """efficientnet_lite0 with its ImageNet weights exported by ``camloc.export`` (top-3, PaS, NWC): one file for all."""
+    import camloc
+
+    path = tmp_path_factory.mktemp("export") / "lite0.onnx"
+    camloc.export("efficientnet_lite0", path, topk=3)
+    return path
+
+
+def real_photos(count: int = 8) -> list[str]:
+    """The example photos, and the first ``count`` ImageNet validation photos of ``$CAMLOC_DATA`` where it is set."""
+    photos = sorted(str(p) for p in EXAMPLES.glob("*.jpg"))
+    if DATA is not None and (DATA / "imagenet-val" / "image_ids.txt").is_file():
+        ids = (DATA / "imagenet-val" / "image_ids.txt").read_text().split()[:count]
+        photos += [str(DATA / "imagenet-val" / i) for i in ids]
+    return photos
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -5,7 +5,9 @@ Test modules import from here (``from ..helpers import ...``), never from each o
 * models: :class:`Tiny` (identity features, a chosen pooling, a Linear), :class:`Brightness` (the map
   is the picture itself), :class:`GapLinear` (a small exact CNN), :class:`MLPHead` (a non-affine head);
 * model state: :func:`snapshot` / :func:`assert_same`, :func:`hooks_left`, :func:`prepared`;
-* references: :func:`gradient_reference` (plain autograd maps);
+* references: :func:`gradient_reference` (plain autograd maps); :func:`assert_same_localizations`,
+  :func:`pixel_tolerance`
+  (an exported localizer's results against ``camloc.boxes``'s);
 * images: :func:`painted`, :func:`noise_photo`, :func:`save_image`, :func:`png_declaring`,
   :func:`messy_folder`;
 * splits (wsolevaluation metadata): :func:`write_split`, :func:`synthetic_split`, :func:`two_class_split`.
@@ -328,3 +330,32 @@ def two_class_split(tmp_path: Path, n: int = 8) -> Path:
         torch.manual_seed(0)
         torch.save(timm.create_model("resnet18").state_dict(), ckpt)
     return ckpt
+
+
+def pixel_tolerance(result, px: float = 1.0) -> float:
+    """``px`` pixels of the network input in the original's pixels (at least ``px``): one input pixel is 1.01
+    original pixels of a 227-px photo squashed to 224, and a box edge moved by one input pixel moves by that."""
+    g = result.geometry
+    return px * max(1.0, 1.0 / g.sx, 1.0 / g.sy) if g is not None else px
+
+
+def assert_same_localizations(got, want, box_px: float = 1.0, map_tol: float = 1e-4) -> None:
+    """Two runs' results agree: per image and class, the same class, box within ``box_px`` pixels (of the network
+    input, :func:`pixel_tolerance`), the same region seen, score within 1e-4 and the raw maps within ``map_tol``
+    after min-max scaling."""
+    from camloc.cam.rules import unit_range
+
+    assert len(got) == len(want)
+    for per_got, per_want in zip(got, want, strict=True):
+        per_got = per_got if isinstance(per_got, list) else [per_got]
+        per_want = per_want if isinstance(per_want, list) else [per_want]
+        assert len(per_got) == len(per_want)
+        for a, b in zip(per_got, per_want, strict=True):
+            where = f"{b.image} class {b.class_index}"
+            assert (a.image, a.class_index, a.label) == (b.image, b.class_index, b.label), where
+            assert np.abs(np.subtract(a.input_box, b.input_box)).max() <= box_px, (where, a.input_box, b.input_box)
+            assert np.abs(np.subtract(a.box, b.box)).max() <= pixel_tolerance(b, box_px) + 1e-9, (where, a.box, b.box)
+            assert a.region == b.region and a.region_mode == b.region_mode, where
+            assert abs(a.score - b.score) <= 1e-4, where
+            assert np.abs(unit_range(a.cam) - unit_range(b.cam)).max() <= map_tol, where
+            assert (a.method, a.nwc, a.standard, a.exact) == (b.method, b.nwc, b.standard, b.exact), where

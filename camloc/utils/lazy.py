@@ -21,6 +21,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+#: Packages whose absence means camloc is installed only in part (the camloc-runtime wheel, without torch).
+PARTIAL = ("camloc", "torch", "torchvision", "timm")
+
 
 def lazy_namespace(
     package: str, names: dict[str, tuple[str, str]]
@@ -40,7 +43,15 @@ def lazy_namespace(
         if name not in names:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module, attribute = names[name]
-        value = getattr(importlib.import_module(f".{module}", package), attribute)
+        try:
+            loaded = importlib.import_module(f".{module}", package)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in PARTIAL:
+                raise
+            raise ModuleNotFoundError(
+                f"{package}.{name} needs the whole camloc package (pip install camloc), which this environment lacks "
+                f"({exc.name} is not installed); camloc.runtime works without it", name=exc.name) from exc
+        value = getattr(loaded, attribute)
         setattr(sys.modules[package], name, value)
         return value
 
@@ -48,3 +59,4 @@ def lazy_namespace(
         return sorted(names)
 
     return __getattr__, __dir__
+
