@@ -111,13 +111,15 @@ def model_given() -> bool:
 def typed(*names: str) -> list[str]:
     """The options among the parameters ``names`` that were typed (or set in the environment), as their flags.
 
+    A flag with an opposite names both: ``--nwc/--no-nwc``.
+
     Outside a click command (no context), none.
     """
     ctx = click.get_current_context(silent=True)
     if ctx is None:
         return []
     params = {p.name: p for p in ctx.command.params}
-    return [params[n].opts[0] for n in names if n in params
+    return ["/".join(params[n].opts[:1] + params[n].secondary_opts[:1]) for n in names if n in params
             and ctx.get_parameter_source(n) not in (click.core.ParameterSource.DEFAULT, None)]
 
 

@@ -159,8 +159,8 @@ def _exact_head(module: nn.Module, x: torch.Tensor, source: str) -> tuple[Any, i
     if not spec.exact:
         why = ("it reads its class token, so its map is the gradient of the logit, not an exact CAM; a ViT whose "
                "head averages the patch tokens (global_pool='avg') exports" if spec.reason == "class token" else
-               f"its head is not affine after pooling ({spec.reason or 'gradient map'}), so its map needs the "
-               "head's gradient; retrofit a GAP or TAP head (camloc.retrofit) to export it")
+               f"its map is the gradient of its head ({spec.reason or 'not affine after pooling'}), which a graph "
+               "of the forward pass does not compute; retrofit a GAP or TAP head (camloc.retrofit) to export it")
         raise ModelError(f"{source} cannot be exported: {why}")
     out = extractor(x, require_exact=True)
     return out.head, out.logits.shape[1]
