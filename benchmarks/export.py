@@ -5,7 +5,8 @@ For each model (``--models``), in one process, on the same photos and the same t
 * ``images/s``: ``OnnxLocalizer(path, threads=N).boxes(photos)`` against ``camloc.Localizer(model).boxes(photos)``
   under ``torch.set_num_threads(N)``, end to end (paths in: decoding, preprocessing, the network, maps, thresholds
   and boxes), the median of ``--repeats`` interleaved runs, and their ratio; a sanity line counts the results
-  where both give the same class and a box within 1 px;
+  where both give the same class and a box within one pixel of the network input (on the original, one input
+  pixel is 1.01 px of a 227-px photo squashed to 224: a map level that flips at the threshold moves an edge by it);
 * ``export``: what ``camloc.export`` took (tracing, writing, its onnxruntime self-check) and the file's size;
 * the same images/s comparison on the GPU (``device="cuda"`` for both) where torch sees one and onnxruntime offers
   ``CUDAExecutionProvider``; otherwise one line says why it was skipped.
@@ -105,8 +106,9 @@ def flat(results: list) -> list:
 
 
 def agreeing(a: list, b: list) -> int:
-    """How many results name the same class with every box edge within 1 px."""
-    return sum(x.class_index == y.class_index and max(abs(u - v) for u, v in zip(x.box, y.box, strict=True)) <= 1
+    """How many results name the same class with every box edge within one pixel of the network input."""
+    return sum(x.class_index == y.class_index
+               and max(abs(u - v) for u, v in zip(x.input_box, y.input_box, strict=True)) <= 1
                for x, y in zip(flat(a), flat(b), strict=True))
 
 
@@ -266,7 +268,7 @@ def sizes() -> dict:
 
 def print_speed(results: dict[str, dict | str]) -> None:
     print(f"\n{'model':22s} {'device':6s} {'runtime img/s':>13s} {'torch img/s':>11s} {'runtime/torch':>13s}  "
-          "agree (class, box within 1 px)")
+          "agree (class, box within 1 input px)")
     for name, res in results.items():
         if isinstance(res, str):
             print(f"{name:22s} not exported: {res}")
