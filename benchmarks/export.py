@@ -19,6 +19,11 @@ followed). Runtime: numpy, pillow, onnxruntime, opencv-python-headless and the c
 and pyproject.toml's where that is newer) and the whole camloc package. Distributions required but not
 installed count 0 and are named.
 
+``--architectures`` instead exports every model of the architecture matrix (benchmarks/architectures.py,
+docs/architectures.md: random weights, a 1000-class head) and prints, for each, whether it exported or why
+it was refused, the self-check's map difference and how many of its top-2 results on the photos agree
+with ``camloc.boxes`` (same class, box within one input pixel, map within 1e-4 after min-max scaling).
+
 Photos: the first ``--images`` of ``$CAMLOC_DATA/imagenet-val`` when ``CAMLOC_DATA`` is set, else the three
 photos of examples/images, repeated to ``--images``. Models other than efficientnet_lite0/1/2 (the ones with
 offline weights) get random weights: they time the same. Usage::
@@ -282,6 +287,36 @@ def print_speed(results: dict[str, dict | str]) -> None:
                       f"{row['agree']} of {row['of']}")
 
 
+def matrix(paths: list[str], folder: Path) -> None:
+    """``--architectures``: every model of the architecture matrix exported, or refused, and compared."""
+    import architectures  # benchmarks/architectures.py, beside this script
+
+    from camloc.cam.rules import unit_range
+
+    print(f"\n{'model':54s} {'export':9s} {'self-check':>10s}  agree (top-2: class, box 1 input px, map 1e-4)")
+    counts = {"exported": 0, "refused": 0, "agree": 0}
+    for entry in architectures.MATRIX:
+        model = architectures.build(entry)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                report = camloc.export(model, folder / "m.onnx", topk=2)
+        except camloc.CamlocError as exc:
+            counts["refused"] += 1
+            print(f"{entry.label:54s} refused   {str(exc).split(': ', 1)[-1][:90]}")
+            continue
+        got = flat(OnnxLocalizer(report.path).boxes(paths, topk=2))
+        want = flat(camloc.Localizer(model).boxes(paths, topk=2))
+        same = sum(a.class_index == b.class_index
+                   and max(abs(u - v) for u, v in zip(a.input_box, b.input_box, strict=True)) <= 1
+                   and float(abs(unit_range(a.cam) - unit_range(b.cam)).max()) <= 1e-4
+                   for a, b in zip(got, want, strict=True))
+        counts["exported"] += 1
+        counts["agree"] += same == len(want)
+        print(f"{entry.label:54s} exported  {report.map_difference:10.1e}  {same} of {len(want)}")
+    print(f"{counts['exported']} exported ({counts['agree']} of them agreeing on every result), "
+          f"{counts['refused']} refused")
+
+
 def print_export(results: dict[str, dict | str]) -> None:
     print(f"\n{'model':22s} {'export s':>8s} {'file MB':>8s}  self-check: largest map difference")
     for name, res in results.items():
@@ -314,6 +349,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each path (the median counts)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--topk", type=int, default=1, help="classes localized per image")
+    parser.add_argument("--architectures", action="store_true",
+                        help="export every model of the architecture matrix instead; compare each with camloc.boxes")
     args = parser.parse_args()
     if min(args.images, args.threads, args.repeats, args.batch_size, args.topk) < 1:
         parser.error("--images, --threads, --repeats, --batch-size and --topk must be at least 1")
@@ -325,6 +362,10 @@ def main() -> None:
           f"{args.threads} thread{'s' if args.threads > 1 else ''} for both")
     print(f"{len(paths)} photos from {source} (paths in: decoded on every run), batch {args.batch_size}, "
           f"top-{args.topk}, median of {args.repeats} interleaved runs")
+    if args.architectures:
+        with tempfile.TemporaryDirectory() as folder:
+            matrix(paths, Path(folder))
+        return
     with tempfile.TemporaryDirectory() as folder:
         results = {name: bench_model(name, paths, Path(folder), args) for name in args.models.split(",") if name}
     print_speed(results)

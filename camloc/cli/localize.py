@@ -249,7 +249,7 @@ def _onnx_localizer(s: LocalizeSettings, device: Any) -> tuple[OnnxLocalizer, st
     from ..batch.pipeline import file_digest
     from ..runtime import OnnxLocalizer
 
-    where = "cuda" if str(device or "cpu").startswith("cuda") else "cpu"
+    where = "cuda" if s.model.device and str(device).startswith("cuda") else "cpu"  # the GPU when asked for
     loc = OnnxLocalizer(s.model.onnx, all_regions=s.boxes.all_regions, device=where)
     info = loc.info
     loc.check_topk(s.boxes.topk)  # more than the file holds: one line before any image

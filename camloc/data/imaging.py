@@ -442,8 +442,9 @@ class Preprocess:
 
         Example:
             >>> pre = Preprocess((2, 2), "resize", None)
-            >>> pre.array(Image.new("RGB", (2, 2), (255, 0, 0)))[:, 0, 0].round(4).tolist()
-            [2.2489, -2.0357, -1.8044]
+            >>> x = pre.array(Image.new("RGB", (2, 2), (255, 0, 0)))     # (1 - 0.485) / 0.229, (0 - 0.456) / 0.224, ...
+            >>> x.shape, x.dtype, [round(float(v), 4) for v in x[:, 0, 0]]
+            ((3, 2, 2), dtype('float32'), [2.2489, -2.0357, -1.8044])
         """
         arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
         mean = np.asarray(self.mean, dtype=np.float32).reshape(3, 1, 1)

@@ -2,20 +2,23 @@
 
 The file holds :class:`~camloc.deploy.graph.LocalizerGraph` (network, maps, thresholds, masks) with a
 dynamic batch size and the metadata of :class:`~camloc.runtime.metadata.ExportInfo`; the runtime
-(:class:`camloc.runtime.OnnxLocalizer`) needs nothing else. Only exact heads export (docs/protocols.md,
-"CAM"): a head whose map is the gradient of a forward pass (a class-token ViT, MobileNetV3's conv head,
-VGG's MLP) has no map an ONNX graph of that pass can compute, and is refused before any tracing.
+(:class:`camloc.runtime.OnnxLocalizer`) needs nothing else. Only exact heads export (docs/how-it-works.md,
+the table of heads): a head whose map is the gradient of its logit (a class-token ViT, MobileNetV3's conv
+head, VGG's MLP) has no map an ONNX graph of the forward pass can compute, and is refused before any tracing.
 
 The export checks itself: before the file takes its name, onnxruntime runs it on a batch of three
-random images and its classes, maps and masks are compared with the same graph run by torch.
+random images, and its classes and maps are compared with the same graph run by torch.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +36,13 @@ from ..runtime.metadata import INPUT, OUTPUTS, ExportInfo
 from ..utils.atomic import atomic_write_bytes
 from ..utils.defaults import REGION
 from ..utils.device import device_of
-from ..utils.errors import CamlocError, ModelError, UsageError
+from ..utils.errors import ModelError, UsageError
 from .graph import LocalizerGraph, check_rule
 
 #: The largest difference of the min-max scaled maps that the self-check accepts between onnxruntime and torch.
 MAP_TOLERANCE = 1e-4
+#: The ONNX opset of the TorchScript exporter, where it stands in for the ``torch.export``-based one.
+TORCHSCRIPT_OPSET = 18
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class ExportReport:
         size: the file's size in bytes.
         map_difference: the largest difference of the min-max scaled maps between onnxruntime and torch
             in the self-check (None when it was skipped).
+        exporter: which of torch's ONNX exporters made the graph: ``"dynamo"`` (``torch.export``) or
+            ``"torchscript"``, taken where the first cannot convert an operation.
     """
 
     path: Path
@@ -58,6 +65,7 @@ class ExportReport:
     seconds: float
     size: int
     map_difference: float | None
+    exporter: str = "dynamo"
 
 
 def export(model: nn.Module | str, path: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
@@ -97,7 +105,7 @@ def export(model: nn.Module | str, path: str | os.PathLike, *, checkpoint: str |
     start = time.perf_counter()
     rule = make_standard(standard, theta, percentile)
     check_rule(rule)
-    onnx = _onnx()
+    _check_exporter()
     module, source = _source(model, checkpoint, name)
     pre = preprocess.with_mode(mode_for_region(resize)) if preprocess and resize else preprocess
     pre = pre or preprocess_for(module, mode_for_region(resize or REGION))
@@ -106,30 +114,28 @@ def export(model: nn.Module | str, path: str | os.PathLike, *, checkpoint: str |
         spec, num_classes = _exact_head(module, x, source)
         if not 1 <= topk <= num_classes:
             raise UsageError(f"topk must be between 1 and {num_classes} (the model's classes), not {topk}")
-        from .. import __version__
-
-        info = ExportInfo(source, __version__, pre, class_names(module, num_classes), rule, nwc, int(topk),
+        info = ExportInfo(source, version("camloc"), pre, class_names(module, num_classes), rule, nwc, int(topk),
                           num_classes, spec.form)
         graph = LocalizerGraph(module, spec, topk, nwc, rule)
-        proto = _trace(graph, x, source)
+        proto, exporter = _trace(graph, x, source)
         for key, value in info.to_metadata().items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         data = proto.SerializeToString()
         difference = _self_check(graph, data, _sample(module, pre, 3, seed=1), source) if check else None
-    target = Path(path)
-    _write(target, data)
-    del onnx
-    return ExportReport(target, info, time.perf_counter() - start, len(data), difference)
+    _write(Path(path), data)
+    return ExportReport(Path(path), info, time.perf_counter() - start, len(data), difference, exporter)
 
 
-def _onnx() -> Any:
+def _check_exporter() -> None:
+    """Refuse in one line, before any work, where torch's ONNX exporter lacks its packages."""
     try:
-        import onnx
-        import onnxscript  # noqa: F401 - torch's ONNX exporter needs it
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401 - the self-check
+        import onnxscript  # noqa: F401
     except ImportError as exc:
-        raise UsageError("camloc export needs the onnx and onnxscript packages: pip install 'camloc[onnx]'") from exc
-    return onnx
+        raise UsageError(f"camloc export needs the onnx, onnxscript and onnxruntime packages ({exc.name} is "
+                         "missing): pip install 'camloc[onnx]'") from exc
 
 
 def _source(model: nn.Module | str, checkpoint: str | os.PathLike | None, name: str | None) -> tuple[nn.Module, str]:
@@ -166,21 +172,50 @@ def _exact_head(module: nn.Module, x: torch.Tensor, source: str) -> tuple[Any, i
     return out.head, out.logits.shape[1]
 
 
-def _trace(graph: LocalizerGraph, x: torch.Tensor, source: str) -> Any:
-    """The ONNX model proto of ``graph``, batch size dynamic; one line when the exporter fails."""
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
+def _trace(graph: LocalizerGraph, x: torch.Tensor, source: str) -> tuple[Any, str]:
+    """The ONNX model proto of ``graph`` with a free batch size, and which of torch's exporters made it.
+
+    torch's ``torch.export``-based exporter first; where it cannot convert an operation (Hiera's
+    5-D attention, say), its TorchScript exporter. The self-check judges either's graph. One line,
+    with the first exporter's reason, when neither can.
+    """
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
             program = torch.onnx.export(
                 graph, (x,), dynamo=True, input_names=[INPUT], output_names=list(OUTPUTS),
                 dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}, external_data=False, verbose=False,
             )
-    except CamlocError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{source}: torch's ONNX exporter could not trace it ({first})") from exc
-    return program.model_proto
+            return program.model_proto, "dynamo"
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
+            first = exc
+        try:
+            import onnx
+
+            buffer = io.BytesIO()
+            torch.onnx.export(graph, (x,), buffer, dynamo=False, opset_version=TORCHSCRIPT_OPSET,
+                              input_names=[INPUT], output_names=list(OUTPUTS), dynamic_axes={INPUT: {0: "batch"}})
+            return onnx.load_from_string(buffer.getvalue()), "torchscript"
+        except Exception:  # noqa: BLE001
+            pass
+    raise ModelError(f"{source}: torch's ONNX exporters could not convert it ({exporter_reason(first)})") from first
+
+
+def exporter_reason(exc: BaseException) -> str:
+    r"""The gist of an exporter's error, on one line: the failing operation and the first exception of its summary.
+
+    Example:
+        >>> exporter_reason(RuntimeError("Failed.\n## Exception summary\n\n<class 'AssertionError'>: only 4D "
+        ...                              "supported\n%sdpa = call_function[target=torch.ops.aten.sdpa.default]"))
+        'aten.sdpa: only 4D supported'
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    summary = text.split("## Exception summary", 1)[-1].strip().splitlines() if "## Exception summary" in text else []
+    reason = next((line for line in summary if line.strip()), "") or next(
+        (line for line in text.splitlines() if line.strip()), type(exc).__name__)
+    reason = re.sub(r"^<class '[^']+'>: ", "", reason.strip())
+    op = re.search(r"target=torch\.ops\.(aten\.\w+)", text)
+    return f"{op.group(1)}: {reason}" if op else reason
 
 
 def _self_check(graph: LocalizerGraph, data: bytes, x: torch.Tensor, source: str) -> float:

@@ -1,6 +1,6 @@
 """The device stage of ``camloc.boxes`` as one module that traces to ONNX: images in; maps, thresholds, masks out.
 
-:class:`LocalizerGraph` wraps a classifier whose head is exact (docs/protocols.md, "CAM"): one hook
+:class:`LocalizerGraph` wraps a classifier whose head is exact (docs/how-it-works.md, the table of heads): one hook
 on the feature layer, removed when the pass ends, gives the feature map ``F``; the classifier's
 weights give each top-k class's map ``M_k = sum_c w[k, c] F_c`` (NWC: ``max(w, 0)``), with the same
 :func:`camloc.cam.heads.exact_maps` that :class:`~camloc.cam.extractor.CAMExtractor` uses. Then the box

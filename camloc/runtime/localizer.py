@@ -24,7 +24,8 @@ from ..data.imaging import Geometry, ImageInput, image_list, load_image, source_
 from ..utils.errors import ModelError, UsageError
 from .metadata import INPUT, OUTPUTS, ExportInfo
 
-#: ``device=`` names and the onnxruntime execution providers they ask for, best first (the CPU is always last).
+#: ``device=`` names and the onnxruntime execution providers they ask for, best first (the CPU always last: the
+#: operations a provider lacks run there).
 PROVIDERS = {"cpu": ("CPUExecutionProvider",), "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider")}
 
 
@@ -48,7 +49,10 @@ def _session(path: str, device: str, threads: int | None) -> Any:
     if threads:
         options.intra_op_num_threads = int(threads)
     available = set(ort.get_available_providers())
-    providers = [p for p in PROVIDERS[device] if p in available]
+    if PROVIDERS[device][0] not in available:
+        raise UsageError(f"device {device!r} needs onnxruntime's {PROVIDERS[device][0]}, which this onnxruntime lacks "
+                         f"(it has {', '.join(sorted(available))}); install onnxruntime-gpu, or use device 'cpu'")
+    providers = list(PROVIDERS[device])
     try:
         return ort.InferenceSession(path, options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for unreadable files
@@ -62,7 +66,8 @@ class OnnxLocalizer:
     Args:
         path: the ``.onnx`` file.
         all_regions: report every region's box, not only the largest.
-        device: ``"cpu"`` (the default) or ``"cuda"`` (onnxruntime's CUDA provider where installed, else the CPU).
+        device: ``"cpu"`` (the default) or ``"cuda"`` (onnxruntime's CUDA provider, from the ``onnxruntime-gpu``
+            package; refused in one line where it is missing).
         threads: onnxruntime's intra-op threads (None: its default, every core).
 
     Raises:

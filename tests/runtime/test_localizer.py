@@ -143,6 +143,11 @@ def test_bad_files_are_one_line_naming_them(tmp_path, lite0_onnx):
         OnnxLocalizer(tmp_path / "plain.onnx")
     with pytest.raises(UsageError, match="device must be one of cpu, cuda"):
         OnnxLocalizer(lite0_onnx, device="tpu")
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(UsageError, match="needs onnxruntime's CUDAExecutionProvider.*install onnxruntime-gpu"):
+            OnnxLocalizer(lite0_onnx, device="cuda")
 
 
 def test_bad_requests_are_refused_before_work(lite0_onnx, tmp_path):
