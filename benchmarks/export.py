@@ -287,18 +287,33 @@ def print_speed(results: dict[str, dict | str]) -> None:
                       f"{row['agree']} of {row['of']}")
 
 
-def matrix(paths: list[str], folder: Path) -> None:
-    """``--architectures``: every model of the architecture matrix exported, or refused, and compared."""
-    import architectures  # benchmarks/architectures.py, beside this script
-
+def difference(a, b) -> str | None:
+    """How result ``a`` differs from ``b`` (class, box by more than one input pixel, map by more than 1e-4), or None."""
     from camloc.cam.rules import unit_range
+
+    if a.class_index != b.class_index:
+        return f"class {a.class_index} for {b.class_index} (scores {a.score:.6f} and {b.score:.6f})"
+    edge = max(abs(u - v) for u, v in zip(a.input_box, b.input_box, strict=True))
+    if edge > 1:
+        return f"box edge {edge} input px off"
+    gap = float(abs(unit_range(a.cam) - unit_range(b.cam)).max())
+    return f"map {gap:.1e} off" if gap > 1e-4 else None
+
+
+def matrix(paths: list[str], folder: Path) -> None:
+    """``--architectures``: every model of the architecture matrix exported, or refused, and compared.
+
+    Each model's random weights are drawn from seed 0, so a run can be repeated model by model.
+    """
+    import architectures  # benchmarks/architectures.py, beside this script
 
     print(f"\n{'model':54s} {'export':9s} {'self-check':>10s}  agree (top-2: class, box 1 input px, map 1e-4)")
     counts = {"exported": 0, "refused": 0, "agree": 0}
     for entry in architectures.MATRIX:
+        torch.manual_seed(0)
         model = architectures.build(entry)
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 report = camloc.export(model, folder / "m.onnx", topk=2)
         except camloc.CamlocError as exc:
             counts["refused"] += 1
@@ -306,13 +321,12 @@ def matrix(paths: list[str], folder: Path) -> None:
             continue
         got = flat(OnnxLocalizer(report.path).boxes(paths, topk=2))
         want = flat(camloc.Localizer(model).boxes(paths, topk=2))
-        same = sum(a.class_index == b.class_index
-                   and max(abs(u - v) for u, v in zip(a.input_box, b.input_box, strict=True)) <= 1
-                   and float(abs(unit_range(a.cam) - unit_range(b.cam)).max()) <= 1e-4
-                   for a, b in zip(got, want, strict=True))
+        found = [d for d in (difference(a, b) for a, b in zip(got, want, strict=True)) if d]
         counts["exported"] += 1
-        counts["agree"] += same == len(want)
-        print(f"{entry.label:54s} exported  {report.map_difference:10.1e}  {same} of {len(want)}")
+        counts["agree"] += not found
+        first = f"; first: {found[0]}" if found else ""
+        print(f"{entry.label:54s} exported  {report.map_difference:10.1e}  {len(want) - len(found)} of {len(want)}"
+              f"{' (' + report.exporter + ')' if report.exporter != 'dynamo' else ''}{first}")
     print(f"{counts['exported']} exported ({counts['agree']} of them agreeing on every result), "
           f"{counts['refused']} refused")
 

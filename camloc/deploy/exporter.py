@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cam.extractor import CAMExtractor
+from ..cam.extractor import CAMExtractor, model_dtype
 from ..cam.hooks import eval_mode
 from ..cam.rules import make_standard
 from ..data.imaging import Preprocess, mode_for_region
@@ -106,6 +106,7 @@ def export(model: nn.Module | str, path: str | os.PathLike, *, checkpoint: str |
     rule = make_standard(standard, theta, percentile)
     check_rule(rule)
     _check_exporter()
+    target = _target(path)
     module, source = _source(model, checkpoint, name)
     pre = preprocess.with_mode(mode_for_region(resize)) if preprocess and resize else preprocess
     pre = pre or preprocess_for(module, mode_for_region(resize or REGION))
@@ -123,8 +124,8 @@ def export(model: nn.Module | str, path: str | os.PathLike, *, checkpoint: str |
             entry.key, entry.value = key, value
         data = proto.SerializeToString()
         difference = _self_check(graph, data, _sample(module, pre, 3, seed=1), source) if check else None
-    _write(Path(path), data)
-    return ExportReport(Path(path), info, time.perf_counter() - start, len(data), difference, exporter)
+    _write(target, data)
+    return ExportReport(target, info, time.perf_counter() - start, len(data), difference, exporter)
 
 
 def _check_exporter() -> None:
@@ -151,16 +152,21 @@ def _source(model: nn.Module | str, checkpoint: str | os.PathLike | None, name: 
 
 
 def _sample(module: nn.Module, pre: Preprocess, batch: int, seed: int = 0) -> torch.Tensor:
-    """A seeded random batch at the preprocessing's input size, on the model's device (the global seed untouched)."""
+    """A seeded float32 batch at the preprocessing's input size, on the model's device (the global seed untouched).
+
+    The graph's input is float32 whatever the model's dtype (:class:`~camloc.deploy.graph.LocalizerGraph` casts it).
+    """
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch, 3, *pre.input_size), generator=generator)
-    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
-    return x.to(device=device_of(module), dtype=dtype)
+    return torch.randn((batch, 3, *pre.input_size), generator=generator).to(device_of(module))
 
 
 def _exact_head(module: nn.Module, x: torch.Tensor, source: str) -> tuple[Any, int]:
     """The head analysis and class count; one line saying why when the map is not an exact CAM."""
     extractor = CAMExtractor(module, input_size=tuple(x.shape[-2:]))
+    dtype = model_dtype(module) or torch.float32
+    if dtype != torch.float32:
+        raise UsageError(f"{source} has {str(dtype).replace('torch.', '')} parameters; onnxruntime's kernels run "
+                         "float32 models: export a float32 copy (copy.deepcopy(model).float())")
     spec = extractor.analyze(x)
     if not spec.exact:
         why = ("it reads its class token, so its map is the gradient of the logit, not an exact CAM; a ViT whose "
@@ -222,8 +228,12 @@ def _self_check(graph: LocalizerGraph, data: bytes, x: torch.Tensor, source: str
     """Run the serialised graph with onnxruntime on ``x`` against torch: the largest map difference."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    got = dict(zip(OUTPUTS, session.run(list(OUTPUTS), {INPUT: x.float().cpu().numpy()}), strict=True))
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        got = dict(zip(OUTPUTS, session.run(list(OUTPUTS), {INPUT: x.cpu().numpy()}), strict=True))
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{source}: onnxruntime cannot run the exported graph ({first}); nothing was written") from exc
     with torch.no_grad():
         want = dict(zip(OUTPUTS, (t.cpu().numpy() for t in graph(x)), strict=True))
     difference = float(np.abs(got["maps"] - want["maps"]).max())
@@ -235,9 +245,18 @@ def _self_check(graph: LocalizerGraph, data: bytes, x: torch.Tensor, source: str
 
 
 def _write(target: Path, data: bytes) -> None:
-    if not target.parent.is_dir():
-        raise UsageError(f"{target}: its folder {target.parent} does not exist; create it or write elsewhere")
+    """The file written whole (a temporary file, then a rename), or one line saying why it cannot be."""
     try:
         atomic_write_bytes(target, data)
     except OSError as exc:
         raise UsageError(f"{target}: cannot be written ({exc.strerror or exc}); free space or write elsewhere") from exc
+
+
+def _target(path: str | os.PathLike) -> Path:
+    """The file to write, its folder checked before any work."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{target}: is a folder; give the .onnx file to write, e.g. {target / 'model.onnx'}")
+    if not target.parent.is_dir():
+        raise UsageError(f"{target}: its folder {target.parent} does not exist; create it or write elsewhere")
+    return target

@@ -161,8 +161,10 @@ class OnnxLocalizer:
         """
         items = image_list(images)
         self.check_topk(topk)  # checked before any image is read
+        if int(batch_size) < 1:
+            raise UsageError(f"batch_size must be at least 1, not {batch_size}")
         results: list[list[Localization]] = []
-        for start in range(0, len(items), max(1, int(batch_size))):
+        for start in range(0, len(items), batch_size):
             prepared = [self.prepare(image, source_name(image, start + i))
                         for i, image in enumerate(items[start:start + batch_size])]
             x = np.stack([p[0] for p in prepared])

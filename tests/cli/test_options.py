@@ -10,6 +10,8 @@ from camloc.cli.options import BATCH_SIZE
 
 #: Subcommands that decode images, so take --workers.
 DECODING = ("localize", "evaluate", "calibrate", "finetune")
+#: Subcommands whose one output is a single file, which --out names (everywhere else --out is a folder of results).
+FILE_OUT = ("export",)
 
 
 def options(name: str) -> dict[str, click.Option]:
@@ -22,7 +24,9 @@ def test_every_option_has_help_and_shared_names_mean_one_thing(name):
     opts = options(name)
     missing = sorted({o for o, p in opts.items() if not (p.help or "").strip()})
     assert not missing, f"camloc {name}: options without help: {missing}"
-    if "--out" in opts:
+    if "--out" in opts and name in FILE_OUT:
+        assert isinstance(opts["--out"].type, click.Path) and not opts["--out"].type.dir_okay, "--out is the file"
+    elif "--out" in opts:
         assert isinstance(opts["--out"].type, click.Path) and not opts["--out"].type.file_okay, "--out is a folder"
     if "--save-maps" in opts:
         assert opts["--save-maps"].is_flag, "--save-maps is a flag (the maps go under --out)"

@@ -104,3 +104,21 @@ def test_a_failed_export_leaves_the_old_file(tmp_path):
     assert target.read_bytes() == b"old"
     with pytest.raises(UsageError, match="does not exist"):
         camloc.export(random_model("resnet18", num_classes=3), tmp_path / "no" / "m.onnx", check=False)
+    with pytest.raises(UsageError, match="is a folder"):
+        camloc.export(random_model("resnet18", num_classes=3), tmp_path, check=False)
+
+
+def test_a_double_model_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(UsageError, match=r"has float64 parameters; .* export a float32 copy"):
+        camloc.export(random_model("resnet18", num_classes=5).double(), tmp_path / "m.onnx")
+
+
+def test_exporter_failures_name_the_operation(tmp_path, monkeypatch):
+    def fails(*args, **kwargs):
+        raise RuntimeError("Failed.\n## Exception summary\n\n<class 'AssertionError'>: \x1b[96monly 4D\x1b[0m\n"
+                           "%x = call_function[target=torch.ops.aten.scaled_dot_product_attention.default]")
+
+    monkeypatch.setattr(torch.onnx, "export", fails)
+    with pytest.raises(ModelError, match=r"could not convert it \(aten\.scaled_dot_product_attention: only 4D\)$"):
+        camloc.export(random_model("resnet18", num_classes=3), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -154,6 +154,8 @@ def test_bad_requests_are_refused_before_work(lite0_onnx, tmp_path):
     loc = OnnxLocalizer(lite0_onnx)
     with pytest.raises(UsageError, match="topk must be between 1 and 3, the top-k this file was exported with"):
         loc.boxes(CAT, topk=4)
+    with pytest.raises(UsageError, match="batch_size must be at least 1"):
+        loc.boxes(CAT, batch_size=0)
     with pytest.raises(UsageError, match="top-k predicted classes only"):
         loc.device_stage(np.zeros((1, 3, 224, 224), np.float32), classes=[3])
     with pytest.raises(UsageError, match=r"takes B x 3 x 224 x 224 batches .* not \(1, 3, 100, 100\)"):
