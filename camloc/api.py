@@ -268,11 +268,11 @@ def resolve_method(method: str | None, calibration: str | os.PathLike | Any | No
 
     Example:
         >>> from camloc.api import resolve_method
-        >>> resolve_method(None), resolve_method("gradcam")
-        ('cam', 'gradcam')
+        >>> resolve_method(None), resolve_method("gradcam"), resolve_method("eigencam")
+        ('cam', 'gradcam', 'pc1')
     """
     if method is not None:
-        check_method(method)
+        method = check_method(method)  # an alias becomes its method: eigencam is pc1
     if calibration is None:
         return method or DEFAULT_METHOD
     from .eval.calibration import Calibration

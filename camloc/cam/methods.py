@@ -15,6 +15,9 @@ method        map ``M_k`` of class ``k`` (``A`` = feature map, ``G = d logit_k /
 ``scorecam``  ``ReLU(sum_c w_c A_c)``, ``w = softmax_c(logit_k(x * m_c))`` with ``m_c`` the   1 + (live channels /
               channel upsampled to the input (bilinear, corners aligned) and min-max          ``score_batch``)
               normalised, ``(U - min) / (max - min + 1e-8)``                                  forwards per image
+``pc1``       ``ReLU(+-P)``, ``P`` the locations' coordinate on the first principal           1 forward (+ 1 head
+              component of the centred feature map (EigenCAM; alias ``eigencam``), signed     backward if not
+              to correlate positively with the class's CAM (:mod:`camloc.cam.pc1`)            exact)
 ============  ===========================================================================  =====================
 
 These follow pytorch-grad-cam's definitions (``pytorch_grad_cam/grad_cam.py``,
@@ -64,12 +67,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..utils.errors import ModelError, UsageError
+from . import heads
 from .analysis import as_logits
+from .exact import capture
 from .extractor import CAMExtractor, CAMOutput, ClassSpec, model_dtype, resolve_classes
 from .gradients import HeadGradients, feature_grid, head_gradients
 from .heads import HeadSpec
 from .hooks import eval_mode, forward_hooks
 from .names import DEFAULT_METHOD, GRADIENT_METHODS, check_method, effective_nwc
+from .pc1 import pc1_maps
 
 #: Masked images per forward pass in Score-CAM.
 SCORE_BATCH = 64
@@ -297,11 +303,10 @@ class MethodExtractor:
                     if m in GRADIENT_METHODS:
                         maps = gradient_method_maps(m, acts, grads, n)
                         out[(m, n)] = CAMOutput(logits, idx, maps, None, False, spec)
-            if any(m == "scorecam" for m, _ in others):
-                scored = self._scorecam(x, spec, classes, topk)
-                for m, n in others:
-                    if m == "scorecam":
-                        out[(m, n)] = scored
+            for own, compute in (("scorecam", self._scorecam), ("pc1", self._pc1)):
+                if any(m == own for m, _ in others):
+                    computed = compute(x, spec, classes, topk)
+                    out.update({(m, n): computed for m, n in others if m == own})
         return out
 
     # -- internals ----------------------------------------------------------------------------------------
@@ -341,6 +346,24 @@ class MethodExtractor:
             self.model, self._layer(spec), spec, x, lambda logits: resolve_classes(logits, classes, topk), refusal=(
                 "gradient methods need a backward pass through the head, which torch.inference_mode() forbids: call "
                 "camloc outside inference_mode (no_grad is fine), or use method 'cam' or 'scorecam'"))
+
+    def _pc1(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: int | None) -> CAMOutput:
+        """PC1 (:mod:`camloc.cam.pc1`) signed by each class's map.
+
+        The class map comes from the exact head's one forward pass, else from the head's gradient pass (its summed
+        weights, as the CAM of such a head).
+        """
+        got = capture(self.model, x, spec) if spec.exact else None
+        if got is not None:
+            idx = resolve_classes(got.logits.detach(), classes, topk)
+            norm = got.modules[spec.norm] if spec.norm else None
+            reference, _ = heads.exact_maps(spec, got.feats, got.modules[spec.classifier], norm, idx, False,
+                                            tuple(x.shape[-2:]))
+            logits, acts = got.logits.detach().float(), feature_grid(spec, got.feats, x.shape[2:], "output")
+        else:
+            logits, idx, acts, grads = self._gradients(x, spec, classes, topk)
+            reference = heads.gradient_maps(grads.sum(dim=(3, 4)), acts, nwc=False)
+        return CAMOutput(logits, idx, pc1_maps(acts, reference), None, False, spec)
 
     def _scorecam(self, x: torch.Tensor, spec: HeadSpec, classes: ClassSpec, topk: int | None) -> CAMOutput:
         captured: dict[str, torch.Tensor] = {}

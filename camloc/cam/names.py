@@ -14,8 +14,12 @@ from __future__ import annotations
 from ..utils.errors import UsageError
 
 #: Every method by name, the default first.
-METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam")
+METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam", "pc1")
 DEFAULT_METHOD = "cam"
+#: Other names a method answers to: ``eigencam`` is pytorch-grad-cam's name for PC1.
+ALIASES: dict[str, str] = {"eigencam": "pc1"}
+#: What ``--method`` accepts: every method and every alias.
+METHOD_NAMES: tuple[str, ...] = METHODS + tuple(ALIASES)
 #: Methods computed from one forward and one backward pass (activations and gradients).
 GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "layercam")
 #: Methods with signed channel weights, which NWC clamps at 0.
@@ -23,14 +27,15 @@ NWC_METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "xgradcam")
 
 
 def check_method(method: str) -> str:
-    """The method name, or a :class:`UsageError` listing the names.
+    """The method's name (an alias's method: ``eigencam`` is ``pc1``), or a :class:`UsageError` listing the names.
 
     Example:
-        >>> check_method("gradcam++")
-        'gradcam++'
+        >>> check_method("gradcam++"), check_method("eigencam")
+        ('gradcam++', 'pc1')
     """
+    method = ALIASES.get(method, method)
     if method not in METHODS:
-        raise UsageError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
+        raise UsageError(f"unknown method {method!r}: choose from {', '.join(METHOD_NAMES)}")
     return method
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import click
 
-from ..cam.names import METHODS
+from ..cam.names import METHOD_NAMES
 from ..utils.defaults import DEFAULT_MODEL
 
 
@@ -73,18 +73,19 @@ masks_option = click.option("--masks", "masks_root", type=click.Path(file_okay=F
                                  "says otherwise].")
 METHOD_HELP = ("cam: the paper's class activation map (exact, or the head's gradient map); gradcam, gradcam++, "
                "xgradcam, layercam, scorecam: the baselines as pytorch-grad-cam defines them, on the same feature "
-               "layer. NWC applies to cam, gradcam, gradcam++ and xgradcam; PaS to all. scorecam runs the whole "
+               "layer; pc1 (also eigencam): the feature map's first principal component, signed by the class's "
+               "map. NWC applies to cam, gradcam, gradcam++ and xgradcam; PaS to all. scorecam runs the whole "
                "network once per feature channel and image (slow).")
 
 
 def method_option(multiple: bool = False, default: str | None = "cam") -> Callable:
-    """``--method``: which map (a click.Choice of :data:`METHODS`); ``multiple`` lets it repeat."""
+    """``--method``: which map (a click.Choice of :data:`~camloc.cam.names.METHOD_NAMES`); ``multiple`` repeats it."""
     if multiple:
-        return click.option("--method", "methods", type=click.Choice(METHODS), multiple=True,
+        return click.option("--method", "methods", type=click.Choice(METHOD_NAMES), multiple=True,
                             help="Map method; repeat to compare several in one run (rows METHOD/VARIANT) "
                                  f"[default: cam]. {METHOD_HELP}")
     shown = f" [default: {default}]" if default else " [default: cam, or the calibration's method]"
-    return click.option("--method", type=click.Choice(METHODS), default=default, show_default=False,
+    return click.option("--method", type=click.Choice(METHOD_NAMES), default=default, show_default=False,
                         help=f"Map method{shown}. {METHOD_HELP}")
 
 

@@ -142,11 +142,11 @@ class Settings:
             raise UsageError("interval must be in (0, 1)")
         check_metrics(self.metrics)
         check_box_convention(self.box_convention)
-        object.__setattr__(self, "methods", (self.methods,) if isinstance(self.methods, str) else tuple(self.methods))
+        methods = (self.methods,) if isinstance(self.methods, str) else tuple(self.methods)
+        # each by its method's name (an alias, eigencam, is pc1), once
+        object.__setattr__(self, "methods", tuple(dict.fromkeys(check_method(m) for m in methods)))
         if not self.methods:
             raise UsageError("give at least one method")
-        for method in self.methods:
-            check_method(method)
         if not self.rows():
             raise UsageError(f"NWC does not apply to {', '.join(self.methods)} (their channel weights are never "
                              f"negative), so the variants {', '.join(self.variants)} leave nothing to score: "
