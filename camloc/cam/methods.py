@@ -18,9 +18,11 @@ method        map ``M_k`` of class ``k`` (``A`` = feature map, ``G = d logit_k /
 ``pc1``       ``ReLU(+-P)``, ``P`` the locations' coordinate on the first principal           1 forward (+ 1 head
               component of the centred feature map (EigenCAM; alias ``eigencam``), signed     backward if not
               to correlate positively with the class's CAM (:mod:`camloc.cam.pc1`)            exact)
+``bagcams``   ``sum_c ReLU(a_c P_c)``, ``P_c = A_c G_c / z_k`` (the gradient of ``log z_k``),   1 forward, 1 backward
+              ``a_c = 1 + mean_xy P_c`` (BagCAMs, the authors' code: :mod:`camloc.cam.bagcams`)
 ============  ===========================================================================  =====================
 
-These follow pytorch-grad-cam's definitions (``pytorch_grad_cam/grad_cam.py``,
+The five baselines follow pytorch-grad-cam's definitions (``pytorch_grad_cam/grad_cam.py``,
 ``grad_cam_plusplus.py``, ``xgrad_cam.py``, ``layer_cam.py``, ``score_cam.py`` and the final ReLU of
 ``base_cam.py``), checked against that package by ``tests/cam/test_methods.py``. Two differences in
 what comes back: camloc's maps stay at feature resolution and are not min-max normalised (the box
@@ -69,6 +71,7 @@ from torch.nn import functional as F
 from ..utils.errors import ModelError, UsageError
 from . import heads
 from .analysis import as_logits
+from .bagcams import bagcams_map
 from .exact import capture
 from .extractor import CAMExtractor, CAMOutput, ClassSpec, model_dtype, resolve_classes
 from .gradients import HeadGradients, feature_grid, head_gradients
@@ -301,7 +304,8 @@ class MethodExtractor:
                 logits, idx, acts, grads = self._gradients(x, spec, classes, topk)
                 for m, n in others:
                     if m in GRADIENT_METHODS:
-                        maps = gradient_method_maps(m, acts, grads, n)
+                        maps = (bagcams_map(acts, grads, logits.gather(1, idx)) if m == "bagcams"
+                                else gradient_method_maps(m, acts, grads, n))
                         out[(m, n)] = CAMOutput(logits, idx, maps, None, False, spec)
             for own, compute in (("scorecam", self._scorecam), ("pc1", self._pc1)):
                 if any(m == own for m, _ in others):

@@ -14,14 +14,14 @@ from __future__ import annotations
 from ..utils.errors import UsageError
 
 #: Every method by name, the default first.
-METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam", "pc1")
+METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam", "pc1", "bagcams")
 DEFAULT_METHOD = "cam"
 #: Other names a method answers to: ``eigencam`` is pytorch-grad-cam's name for PC1.
 ALIASES: dict[str, str] = {"eigencam": "pc1"}
 #: What ``--method`` accepts: every method and every alias.
 METHOD_NAMES: tuple[str, ...] = METHODS + tuple(ALIASES)
 #: Methods computed from one forward and one backward pass (activations and gradients).
-GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "layercam")
+GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "layercam", "bagcams")
 #: Methods with signed channel weights, which NWC clamps at 0.
 NWC_METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "xgradcam")
 
