@@ -74,8 +74,9 @@ masks_option = click.option("--masks", "masks_root", type=click.Path(file_okay=F
 METHOD_HELP = ("cam: the paper's class activation map (exact, or the head's gradient map); gradcam, gradcam++, "
                "xgradcam, layercam, scorecam: the baselines as pytorch-grad-cam defines them, on the same feature "
                "layer; pc1 (also eigencam): the feature map's first principal component, signed by the class's "
-               "map. NWC applies to cam, gradcam, gradcam++ and xgradcam; PaS to all. scorecam runs the whole "
-               "network once per feature channel and image (slow).")
+               "map; bagcams: BagCAMs, as its authors' code computes it. NWC applies to cam, gradcam, gradcam++ "
+               "and xgradcam; PaS to all. scorecam runs the whole network once per feature channel and image "
+               "(slow).")
 
 
 def method_option(multiple: bool = False, default: str | None = "cam") -> Callable:
