@@ -2,8 +2,10 @@
 
 On efficientnet_lite0 (offline ImageNet weights) with a batch of real photos, every tool maps the
 top-1 class on the same feature layer (the one camloc's analysis finds). Times are medians of
-``--repeats`` interleaved runs after one warm-up each; ratios are the peer's time over camloc's
-(above 1: camloc is faster). What each tool returns differs a little: camloc's maps stay at
+``--repeats`` interleaved runs after one warm-up each. Each method's cost is also given as a multiple
+of one forward pass of the same batch (``x forward``: ``model(x)`` under no_grad, timed in the same
+rounds); the peers' ratios are their time over camloc's (above 1: camloc is faster). ``pc1`` is
+compared with pytorch-grad-cam's EigenCAM (torch-cam has none). What each tool returns differs a little: camloc's maps stay at
 feature resolution, pytorch-grad-cam upsamples to the input with OpenCV and min-max normalises, torch-cam
 min-max normalises at feature resolution. Score-CAM runs the whole network once per channel (1,280
 here), so it is timed on ``--scorecam-images`` images only, with one repeat. A peer that is not
@@ -29,7 +31,7 @@ from camloc.cam.names import METHODS
 
 #: Each camloc method's class in pytorch-grad-cam and torch-cam (``cam``: torch-cam's CAM only).
 GRAD_CAM = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "layercam": "LayerCAM",
-            "scorecam": "ScoreCAM"}
+            "scorecam": "ScoreCAM", "pc1": "EigenCAM"}
 TORCH_CAM = {"cam": "CAM", "gradcam": "GradCAM", "gradcam++": "GradCAMpp", "xgradcam": "XGradCAM",
              "layercam": "LayerCAM", "scorecam": "ScoreCAM"}
 
@@ -57,7 +59,8 @@ def grad_cam_fn(method: str, model: torch.nn.Module, layer: torch.nn.Module, x: 
         with cls(model=model, target_layers=[layer]) as cam:
             if method == "scorecam":
                 cam.batch_size = 64  # camloc's default masked images per pass
-            return cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+            targets = None if method == "pc1" else [ClassifierOutputTarget(c) for c in classes]  # EigenCAM: no class
+            return cam(input_tensor=x, targets=targets)
 
     return run
 
@@ -67,6 +70,8 @@ def torch_cam_fn(method: str, model: torch.nn.Module, layer: str, classifier: Op
     try:
         import torchcam.methods as tc
     except ImportError:
+        return None
+    if method not in TORCH_CAM:
         return None
     cls = getattr(tc, TORCH_CAM[method])
     kwargs = {"fc_layer": classifier} if method == "cam" else {"batch_size": 64} if method == "scorecam" else {}
@@ -82,6 +87,12 @@ def torch_cam_fn(method: str, model: torch.nn.Module, layer: str, classifier: Op
             return ext(classes, scores)
 
     return run
+
+
+def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """One forward pass under no_grad: the unit every method's cost is given in."""
+    with torch.no_grad():
+        return model(x)
 
 
 def median_times(fns: dict[str, Optional[Callable]], repeats: int) -> dict[str, Optional[float]]:
@@ -125,7 +136,7 @@ def main() -> None:
             print(f"{name} is not installed: skipped (pip install {'grad-cam' if module == 'pytorch_grad_cam' else 'torchcam'})")
     print(f"efficientnet_lite0, feature layer {spec.feature_layer!r}, {torch.get_num_threads()} threads; batch "
           f"{args.batch} of {args.images} (Score-CAM: {args.scorecam_images}); medians of {args.repeats}")
-    header = f"{'method':<10} {'images':>6} {'camloc s/img':>12}"
+    header = f"{'method':<10} {'images':>6} {'camloc s/img':>12} {'x forward':>9}"
     for peer in peers:
         header += f" {peer + ' s/img':>22} {'ratio':>6}"
     print(header)
@@ -133,13 +144,14 @@ def main() -> None:
         n = args.scorecam_images if method == "scorecam" else args.batch
         xb, cb = x[:n], classes[:n]
         ex = MethodExtractor(model, method)
-        fns: dict[str, Optional[Callable]] = {"camloc": lambda ex=ex, xb=xb, cb=cb: ex(xb, classes=cb, nwc=False)}
+        fns: dict[str, Optional[Callable]] = {"camloc": lambda ex=ex, xb=xb, cb=cb: ex(xb, classes=cb, nwc=False),
+                                              "forward": lambda xb=xb: forward(model, xb)}
         if "pytorch-grad-cam" in peers:
             fns["pytorch-grad-cam"] = grad_cam_fn(method, model, layer, xb, cb)
         if "torch-cam" in peers:
             fns["torch-cam"] = torch_cam_fn(method, model, spec.feature_layer, spec.classifier, xb, cb)
         t = median_times(fns, 1 if method == "scorecam" else args.repeats)
-        row = f"{method:<10} {n:>6} {t['camloc'] / n:>12.4f}"
+        row = f"{method:<10} {n:>6} {t['camloc'] / n:>12.4f} {t['camloc'] / t['forward']:>8.2f}x"
         for peer in peers:
             if t.get(peer) is None:
                 row += f" {'n/a':>22} {'':>6}"
