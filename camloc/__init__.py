@@ -56,6 +56,8 @@ _LAZY = {
     "EvaluationResult": ("eval.result", "EvaluationResult"), "Settings": ("eval.protocols", "Settings"),
     "calibrate": ("eval.calibration", "calibrate"), "Calibration": ("eval.calibration", "Calibration"),
     "diagnose": ("eval.diagnosis", "diagnose"), "Diagnosis": ("eval.diagnosis", "Diagnosis"),
+    "faithfulness": ("eval.faithfulness_metrics", "faithfulness"),
+    "FaithfulnessResult": ("eval.faithfulness_metrics", "FaithfulnessResult"),
     "finetune": ("train.finetuning", "finetune"), "FinetuneConfig": ("train.finetuning", "FinetuneConfig"),
     # deployment: an ONNX file that localizes without torch, and its runtime (onnxruntime, Pillow, NumPy, OpenCV)
     "export": ("deploy.exporter", "export"), "ExportReport": ("deploy.exporter", "ExportReport"),

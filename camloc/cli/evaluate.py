@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..utils.defaults import EVALUATION_PICTURES
+from ..cam.names import nwc_applies
+from ..utils.defaults import EVALUATION_PICTURES, FAITHFULNESS_METRICS, REPORTED_METRICS
 from ..utils.errors import CamlocError
 from .options import (
     batch_size_option,
@@ -37,9 +38,7 @@ from .options import (
 if TYPE_CHECKING:
     from ..eval.evaluation import EvaluationResult
 
-#: The same names as camloc.eval.protocols.METRICS / REPORTED_METRICS (not imported: ``--help`` stays torch-free).
-METRIC_NAMES = ("maxboxacc", "maxboxacc_v2", "pxap")
-DEFAULT_METRICS = "maxboxacc_v2,pxap"
+DEFAULT_METRICS = ",".join(REPORTED_METRICS)
 
 metrics_option = click.option(
     "--metrics", default=DEFAULT_METRICS, show_default=True,
@@ -92,13 +91,21 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 @click.option("--save-maps", is_flag=True,
               help="With --out: the score maps as DIR/maps/<variant>/<image_id>.npy (camloc score reads them).")
 @click.option("--plots", is_flag=True, help="With --out: accuracy-vs-threshold and precision-recall PNGs in DIR.")
+@click.option("--faithfulness", is_flag=True,
+              help="Add each row's faithfulness metrics, on the same input in the same pass: deletion and insertion "
+                   "AUC (RISE: the class probability as the map's top pixels are replaced by zeros / inserted into a "
+                   "blurred copy), Average Drop and Increase in Confidence (%, Grad-CAM++; as torch-cam computes "
+                   "them). The curves cost 2 forward passes per step and image.")
+@click.option("--faithfulness-steps", type=click.IntRange(min=1),
+              help="With --faithfulness: steps of the deletion and insertion curves (default one row of the input "
+                   "per step, RISE's: 224 steps at 224x224; 28 steps are RISE's coarser 8 rows).")
 @click.option("--calibration", type=click.Path(exists=False),
               help="Add a 'calibrated' variant from camloc calibrate (its --out folder or the calibration.json in it).")
 @json_option
 @quiet_option
 def command(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, methods, cam_class,
             interval, metrics, box_convention, batch_size, workers, device, limit, out, gallery_images, save_maps,
-            plots, calibration, as_json, quiet) -> None:
+            plots, faithfulness, faithfulness_steps, calibration, as_json, quiet) -> None:
     """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass.
 
     With several --method options, every variant of each method is scored on the same images
@@ -115,6 +122,8 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
 
     if (save_maps or plots) and not out:
         raise fail_usage(ValueError(needs_out(save_maps=save_maps, plots=plots)))
+    if faithfulness_steps is not None and not faithfulness:
+        raise fail_usage(ValueError("--faithfulness-steps needs --faithfulness"))
     try:
         names = tuple(v.strip() for v in variants.split(",") if v.strip())
         if "all" in names:
@@ -133,7 +142,8 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
             warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
             result = evaluate(model, samples, images or metadata, settings, masks=masks_root, batch_size=batch_size,
                               save_maps=Path(out) / "maps" if save_maps else None, progress=not quiet,
-                              workers=workers, per_image=bool(out), views=gallery_images if out else 0)
+                              workers=workers, per_image=bool(out), views=gallery_images if out else 0,
+                              faithfulness=faithfulness, faithfulness_steps=faithfulness_steps)
     except CamlocError as exc:
         raise fail_usage(exc) from None
     from ..models.config import model_config
@@ -211,8 +221,8 @@ def _calibration(path: str | None) -> dict | None:
     return calib
 
 
-def _metric(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
+def _metric(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def _input_text(pre: dict) -> str:
@@ -226,8 +236,8 @@ def _input_text(pre: dict) -> str:
 def print_table(result: EvaluationResult) -> None:
     """An evaluation result as a readable table: settings first, then a row per variant."""
     rows = result.metrics
-    keys = [k for k in ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "pxap")
-            if any(k in r for r in rows.values())]
+    keys = [k for k in ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "pxap",
+                        *FAITHFULNESS_METRICS) if any(k in r for r in rows.values())]
     s = result.settings
     source = (f"score maps {result.dataset['scoremaps']}" if "scoremaps" in result.dataset
               else f"CAM class: {s.cam_class}")
@@ -245,11 +255,13 @@ def print_table(result: EvaluationResult) -> None:
                    f"calibrated on {c['metadata']}, evaluated on {result.dataset.get('metadata')}{same}")
     skipped = s.skipped()
     if skipped:
-        click.echo(f"left out: {', '.join(skipped)} (NWC does not apply to layercam and scorecam: their channel "
-                   "weights are never negative)")
+        without = ", ".join(m for m in s.methods if not nwc_applies(m))
+        click.echo(f"left out: {', '.join(skipped)} (NWC does not apply to {without}: no signed channel weights to "
+                   "clamp)")
     width = max(len("variant"), *(len(name) for name in rows))
     cols = [max(len(k), 6) for k in keys]  # numbers right-aligned under their names
     click.echo("variant".ljust(width) + "".join(f"  {k:>{c}}" for k, c in zip(keys, cols, strict=True)))
     for name, row in rows.items():
         click.echo(name.ljust(width)
-                   + "".join(f"  {_metric(row.get(k)):>{c}}" for k, c in zip(keys, cols, strict=True)))
+                   + "".join(f"  {_metric(row.get(k), 3 if k in FAITHFULNESS_METRICS[:2] else 2):>{c}}"
+                             for k, c in zip(keys, cols, strict=True)))

@@ -5,6 +5,8 @@
 * :mod:`~camloc.eval.batches`: a split's images in batches, and how an image that fails is listed;
 * :mod:`~camloc.eval.scoring`: the wsolevaluation scorer (MaxBoxAcc, MaxBoxAccV2, PxAP of score maps);
 * :mod:`~camloc.eval.records`: per-image records (hit, IoU and box per row) and the views kept for pictures;
+* :mod:`~camloc.eval.faithfulness_metrics`: :func:`faithfulness` (deletion, insertion, Average Drop, Increase),
+  computed by :mod:`~camloc.eval.perturbation`;
 * :mod:`~camloc.eval.calibration`: theta and percentile chosen on a labelled split;
 * :mod:`~camloc.eval.boxacc`: box hits at every threshold in one pass (the MaxBoxAcc core);
 * :mod:`~camloc.eval.maxtree`: the compiled max-tree sweep behind it;
@@ -23,6 +25,8 @@ _NAMES = {
     "EvaluationResult": ("result", "EvaluationResult"),
     "calibrate": ("calibration", "calibrate"), "Calibration": ("calibration", "Calibration"),
     "diagnose": ("diagnosis", "diagnose"), "Diagnosis": ("diagnosis", "Diagnosis"),
+    "faithfulness": ("faithfulness_metrics", "faithfulness"),
+    "FaithfulnessResult": ("faithfulness_metrics", "FaithfulnessResult"),
     "PROTOCOLS": ("protocols", "PROTOCOLS"), "VARIANTS": ("protocols", "VARIANTS"),
     "Settings": ("protocols", "Settings"),
 }

@@ -48,6 +48,7 @@ from ..utils.errors import ImageError, UsageError
 from .batches import LoadedBatch, input_size_note, protocol_preprocess, sample_batches
 from .boxacc import iou_matrix
 from .metrics import FixedThreshold
+from .perturbation import FaithfulnessAccumulator
 from .protocols import Settings, gt_boxes, load_masks
 from .records import PerImageRecords
 from .result import EvaluationResult, failure, nothing_scored
@@ -119,13 +120,14 @@ class _EvaluationAccumulator:
     """The accumulators of one evaluation.
 
     They hold fixed thresholds (rethinking) or sweeps (wsolevaluation), classification hits, the failed images
-    and, when asked, the per-image records.
+    and, when asked, the per-image records and the faithfulness metrics of each row's maps (``faithful``).
     """
 
     def __init__(self, settings: Settings, samples: Sequence[Sample], masks_root: Path,
                  save_maps: str | os.PathLike | None, per_image: bool = False, views: int = 0,
-                 pre: Preprocess | None = None, model: nn.Module | None = None) -> None:
-        self.settings, self.masks_root, self.save_maps = settings, masks_root, save_maps
+                 pre: Preprocess | None = None, model: nn.Module | None = None,
+                 faithful: FaithfulnessAccumulator | None = None) -> None:
+        self.settings, self.masks_root, self.save_maps, self.faithful = settings, masks_root, save_maps, faithful
         # per-image records (only when asked: a run without them does none of this work)
         self.per_image = PerImageRecords(settings, views, pre, model) if per_image or views else None
         self.wsol = settings.protocol == "wsolevaluation"
@@ -186,6 +188,8 @@ class _EvaluationAccumulator:
             records = self.per_image.add_batch(chunk, first.logits, top5, ok, num_classes)
             if self.per_image.views_left > 0 and x is not None:
                 self.per_image.keep_views(chunk, x, outs, ok)
+        if self.faithful is not None and x is not None and ok.any():  # the same maps, on the same input
+            self.faithful.add(x, outs, ok)
         if self.wsol:
             self._add_sweeps(chunk, outs, ok, masks_of, records)
         else:
@@ -275,13 +279,16 @@ class _EvaluationAccumulator:
             row.update(self.scorers[r.name].compute())
             metrics[r.name] = row
             curves[r.name] = self.scorers[r.name].curves()
+        for r in self.rows if self.faithful is not None else ():  # a row's maps are its (method, nwc)'s
+            metrics[r.name].update(self.faithful.means((r.method, r.nwc)))
         return metrics, curves
 
 
 def evaluate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathLike,
              settings: Settings = Settings(), masks: str | os.PathLike | None = None,  # noqa: B008
              batch_size: int = 32, save_maps: str | os.PathLike | None = None, progress: bool = True, workers: int = 0,
-             score_batch: int | None = None, per_image: bool = False, views: int = 0) -> EvaluationResult:
+             score_batch: int | None = None, per_image: bool = False, views: int = 0, faithfulness: bool = False,
+             faithfulness_steps: int | None = None) -> EvaluationResult:
     """Run ``model`` once per image of a split and score every variant of every method.
 
     Each method's maps come from one pass per batch (the paper's CAM: one forward pass for every
@@ -316,6 +323,9 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathL
             per-image work.
         views: keep the network input and maps of the first ``views`` scored images
             (``result.views``, for pictures; implies ``per_image``).
+        faithfulness: add to each row the faithfulness metrics of its maps, on the same input in the same pass
+            (:func:`camloc.faithfulness`).
+        faithfulness_steps: the deletion and insertion curves' steps (default one row of pixels per step).
 
     Raises:
         UsageError: bad settings for this split, labels beyond the model's classes with
@@ -323,21 +333,28 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], images: str | os.PathL
     """
     images = Path(images)
     pre = protocol_preprocess(settings.protocol, model)
+    faithful = FaithfulnessAccumulator(model, steps=faithfulness_steps, batch_size=batch_size,
+                                       progress=progress) if faithfulness else None
     run = _EvaluationAccumulator(settings, samples, Path(masks) if masks else images, save_maps, per_image, views,
-                                 pre, model)
+                                 pre, model, faithful)
     extractor = MethodExtractor(model, progress=progress, **({"score_batch": score_batch} if score_batch else {}))
     batches = sample_batches(samples, images, pre, batch_size, device_of(model), workers)
     num_classes = _score_batches(run, extractor, samples, batches, progress)
     if samples and len(run.failed) == len(samples):
         raise nothing_scored(len(samples), "images", run.failed[0])
     found = warn_label_space(int(run.cls_hits[0]), run.classified, num_classes) if run.known and num_classes else []
+    return _result(run, images, found + [n for n in (input_size_note(settings.protocol, model, pre),) if n], pre)
+
+
+def _result(run: _EvaluationAccumulator, images: Path, found: list[str], pre: Preprocess) -> EvaluationResult:
+    """The :class:`EvaluationResult` of a finished run, with its warnings ``found``."""
     metrics, curves = run.result()
     points = run.finish_records() if run.per_image is not None else {}
     dataset = {"images": str(images), **run.dataset, "failed": len(run.failed)}
     records, views_kept = (run.per_image.records, run.per_image.views) if run.per_image is not None else ([], {})
-    found += [n for n in (input_size_note(settings.protocol, model, pre),) if n]
-    return EvaluationResult(settings, dataset, metrics, curves, run.failed, found, records, points, views_kept,
-                            {**pre.to_dict(), "region_mode": pre.region_mode})
+    return EvaluationResult(run.settings, dataset, metrics, curves, run.failed, found, records, points, views_kept,
+                            {**pre.to_dict(), "region_mode": pre.region_mode},
+                            run.faithful.settings if run.faithful is not None else {})
 
 
 def _score_batches(run: _EvaluationAccumulator, extractor: MethodExtractor, samples: Sequence[Sample],

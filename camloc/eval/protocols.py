@@ -31,7 +31,7 @@ left out for methods NWC does not apply to (``layercam``, ``scorecam``: nothing 
 Metrics of the wsolevaluation protocol (:data:`METRICS`, ``Settings.metrics``), each computed only
 when asked for and where the split has what it needs: ``maxboxacc_v2`` (boxes) and ``pxap`` (masks)
 are what wsolevaluation reports and what the command line computes by default
-(:data:`REPORTED_METRICS`); ``maxboxacc`` (V1) is slower, as OpenCV's contour areas decide its
+(:data:`camloc.utils.defaults.REPORTED_METRICS`); ``maxboxacc`` (V1) is slower, as OpenCV's contour areas decide its
 largest contour wherever a map has several regions. ``Settings()`` asks for all three.
 
 Box conventions (:data:`BOX_CONVENTIONS`, ``Settings.box_convention``; docs/protocols.md, "Box conventions on CUB"): a
@@ -63,7 +63,7 @@ from PIL import Image
 from ..cam.names import DEFAULT_METHOD, check_method, effective_nwc, nwc_applies
 from ..cam.rules import ThresholdRule
 from ..data.metadata import Sample
-from ..utils.defaults import ADAPTIVE_RULES, SIZE
+from ..utils.defaults import ADAPTIVE_RULES, BOX_METRICS, SIZE
 from ..utils.errors import ImageError, UsageError
 
 #: The paper's four variants: NWC off / on, threshold against the max (vanilla CAM) or the 90th percentile (PaS).
@@ -77,9 +77,7 @@ VARIANTS: dict[str, tuple[bool, str]] = {
 PROTOCOLS = ("rethinking", "wsolevaluation")
 CAM_CLASSES = ("gt", "top1")
 #: The wsolevaluation protocol's metrics by name: MaxBoxAcc (V1), MaxBoxAccV2, PxAP.
-METRICS = ("maxboxacc", "maxboxacc_v2", "pxap")
-#: What the field reports (wsolevaluation): MaxBoxAccV2 on boxes, PxAP on masks. The command line's default.
-REPORTED_METRICS = ("maxboxacc_v2", "pxap")
+METRICS = BOX_METRICS
 #: Where a ground-truth box ends: as stored (``x1 = x + w``), or one pixel in (``x1 = x + w - 1``, the authors' CUB).
 BOX_CONVENTIONS = ("wsolevaluation", "authors-cub")
 

@@ -50,6 +50,9 @@ class EvaluationResult:
         preprocess: the test transform the maps were made on (``Preprocess.to_dict()`` and its
             ``region_mode``: ``full``, the whole image resized, or ``crop``, a center crop of it), where
             the run made them (:func:`evaluate`); empty for saved maps.
+        faithfulness: with ``evaluate(faithfulness=True)``, the settings of the faithfulness metrics each
+            row's metrics then hold (``deletion``, ``insertion``, ``average_drop``, ``increase``: the
+            metrics, the curves' ``step`` and ``steps``, the baselines; :mod:`camloc.eval.perturbation`).
     """
 
     settings: Settings
@@ -62,17 +65,21 @@ class EvaluationResult:
     operating_points: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
     views: dict[str, ImageView] = field(repr=False, default_factory=dict)
     preprocess: dict[str, Any] = field(repr=False, default_factory=dict)
+    faithfulness: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def to_dict(self, with_curves: bool = False) -> dict[str, Any]:
         """A JSON-ready dict of the result.
 
         Its keys: protocol, settings, dataset, ``variants`` (the metrics), failed images, warnings, the
-        ``preprocess`` (with its ``region_mode``) where known and, with ``with_curves``, the curves.
+        ``preprocess`` (with its ``region_mode``) where known, ``faithfulness`` (its settings) where computed
+        and, with ``with_curves``, the curves.
         """
         d = {"protocol": self.settings.protocol, "settings": asdict(self.settings), "dataset": self.dataset,
              "variants": self.metrics, "failed": list(self.failed), "warnings": list(self.warnings)}
         if self.preprocess:
             d["preprocess"] = dict(self.preprocess)
+        if self.faithfulness:
+            d["faithfulness"] = dict(self.faithfulness)
         if with_curves:
             d["curves"] = _jsonable(self.curves)
         return d

@@ -14,6 +14,13 @@ ADAPTIVE_RULES: tuple[str, ...] = ("otsu", "li", "triangle", "yen")
 #: The threshold standards by name (:func:`camloc.cam.boxes.make_standard`): PaS, vanilla CAM's max, the automatic
 #: rules.
 STANDARDS: tuple[str, ...] = ("percentile", "max") + ADAPTIVE_RULES
+#: The wsolevaluation protocol's metrics by name: MaxBoxAcc (V1), MaxBoxAccV2, PxAP.
+BOX_METRICS: tuple[str, ...] = ("maxboxacc", "maxboxacc_v2", "pxap")
+#: What the field reports (wsolevaluation): MaxBoxAccV2 on boxes, PxAP on masks. The command line's default.
+REPORTED_METRICS: tuple[str, ...] = ("maxboxacc_v2", "pxap")
+#: The faithfulness metrics (:func:`camloc.faithfulness`), in the order they are reported: deletion and insertion
+#: AUC (RISE), Average Drop and Increase in Confidence (Grad-CAM++).
+FAITHFULNESS_METRICS: tuple[str, ...] = ("deletion", "insertion", "average_drop", "increase")
 #: Pictures ``camloc evaluate --out`` puts in its page by default (the first images of the split; every image is
 #: listed).
 EVALUATION_PICTURES = 100

@@ -97,3 +97,25 @@ def test_a_checkpoint_is_recorded_as_its_own_architecture(tmp_path):
                                     str(tmp_path / "images"), "--model", "efficientnet_lite1", "--quiet", "--limit", "2"])
     assert "camloc: warning: the model's own input is 240x240, the rethinking protocol's 224x224" in res.stderr
     assert "; input 224x224 (center crop);" in res.stdout
+
+
+def test_cli_evaluate_faithfulness_adds_four_columns_per_row(tmp_path):
+    meta, images, _ = synthetic_split(tmp_path)
+    args = ["evaluate", "--metadata", str(meta), "--images", str(images), "--quiet", "--limit", "3",
+            "--variants", "cam,nwc", "--cam-class", "top1", "--faithfulness", "--faithfulness-steps", "2"]
+    res = CliRunner().invoke(main, args + ["--json", "--out", str(tmp_path / "eval"), "--gallery-images", "0"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "eval" / "result.json").read_text())
+    assert saved["faithfulness"]["steps"] == 2 and saved["faithfulness"]["step"] == 224 * 112
+    for row in ("cam", "nwc"):
+        got = saved["variants"][row]
+        assert 0.0 <= got["deletion"] <= 1.0 and 0.0 <= got["insertion"] <= 1.0
+        assert 0.0 <= got["average_drop"] <= 100.0 and got["increase"] in (0.0, 100 / 3, 200 / 3, 100.0)
+    assert json.loads(res.stdout)["variants"] == saved["variants"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    header = res.stdout.splitlines()[1].split()
+    assert header[-4:] == ["deletion", "insertion", "average_drop", "increase"] and "gt_known_loc" in header
+    assert all(len(line.split()) == len(header) for line in res.stdout.splitlines()[2:])  # a number per column
+    res = CliRunner().invoke(main, ["evaluate", "--metadata", str(meta), "--faithfulness-steps", "4"])
+    assert res.exit_code == 2 and res.stderr == "camloc: error: --faithfulness-steps needs --faithfulness\n"
