@@ -9,9 +9,16 @@ compared with pytorch-grad-cam's EigenCAM (torch-cam has none). What each tool r
 feature resolution, pytorch-grad-cam upsamples to the input with OpenCV and min-max normalises, torch-cam
 min-max normalises at feature resolution. Score-CAM runs the whole network once per channel (1,280
 here), so it is timed on ``--scorecam-images`` images only, with one repeat. A peer that is not
-installed is skipped, with a line saying so. Usage::
+installed is skipped, with a line saying so.
+
+The faithfulness metrics (``camloc.faithfulness`` on the CAM's maps of the same batch) are timed last,
+as multiples of one forward pass too: the deletion and insertion curves at ``--faithfulness-steps``
+steps beside the plain loop RISE's ``CausalMetric`` runs (one forward pass per step and image), and
+Average Drop / Increase beside torch-cam's ``ClassificationMetric`` (which computes its own CAM: camloc
+is timed with its own too). Usage::
 
     python benchmarks/methods.py [--images 'examples/images/*.jpg'] [--batch 8] [--repeats 3] [--scorecam-images 1]
+        [--faithfulness-steps 16]
 """
 
 from __future__ import annotations
@@ -95,6 +102,68 @@ def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x)
 
 
+def plain_curves(model: torch.nn.Module, x: torch.Tensor, maps: torch.Tensor, classes: list[int],
+                 steps: int) -> list[list[float]]:
+    """Deletion and insertion as RISE's loop runs them: one image, one step, one forward pass at a time."""
+    from camloc.eval.perturbation import Schedule, blur, salience_ranks
+
+    h, w = x.shape[2:]
+    schedule = Schedule.of(h, w, steps=steps)
+    ranks, blurred = salience_ranks(maps, (h, w)), blur(x)
+    curves = []
+    with torch.no_grad():
+        for i, c in enumerate(classes):
+            for start, finish in ((x[i], torch.zeros_like(x[i])), (blurred[i], x[i])):
+                curve = []
+                for k in schedule.counts().tolist():
+                    changed = (ranks[i] < k).view(1, h, w)
+                    curve.append(float(model(torch.where(changed, finish, start)[None]).softmax(1)[0, c]))
+                curves.append(curve)
+    return curves
+
+
+def torch_cam_drop(model: torch.nn.Module, layer: str, classifier: Optional[str],
+                   x: torch.Tensor) -> Optional[Callable[[], object]]:
+    """torch-cam's Average Drop / Increase of its own CAM on ``x``, or None where torch-cam is not installed."""
+    try:
+        import torchcam.methods as tc
+        from torchcam.metrics import ClassificationMetric
+    except ImportError:
+        return None
+
+    def run():
+        with tc.CAM(model, target_layer=layer, fc_layer=classifier, input_shape=tuple(x.shape[1:])) as ext:
+            metric = ClassificationMetric(ext, lambda logits: logits.softmax(-1))
+            metric.update(x)
+            return metric.summary()
+
+    return run
+
+
+def faithfulness_rows(model: torch.nn.Module, x: torch.Tensor, classes: list[int], layer: str,
+                      classifier: Optional[str], steps: int, repeats: int) -> None:
+    """Print the faithfulness metrics' cost: camloc's batched curves and drop against the plain loop and torch-cam."""
+    maps = camloc.cams(model, x, classes=classes, nwc=False)
+    n = len(x)
+    curves = {"camloc": lambda: camloc.faithfulness(model, x, maps=maps, classes=classes, steps=steps,
+                                                    metrics=("deletion", "insertion"), batch_size=32),
+              "plain loop": lambda: plain_curves(model, x, maps, classes, steps),
+              "forward": lambda: forward(model, x)}
+    t = median_times(curves, repeats)
+    print(f"\nfaithfulness of the CAM's maps, {n} images; deletion + insertion at {steps} steps "
+          f"({2 * (steps + 1)} inputs per image in the plain loop, {2 * steps} batched in camloc)")
+    print(f"{'metric':<22} {'camloc s/img':>12} {'x forward':>9} {'peer':>22} {'peer s/img':>11} {'ratio':>6}")
+    print(f"{'deletion + insertion':<22} {t['camloc'] / n:>12.4f} {t['camloc'] / t['forward']:>8.1f}x "
+          f"{'plain loop (RISE)':>22} {t['plain loop'] / n:>11.4f} {t['plain loop'] / t['camloc']:>5.2f}x")
+    drop = {"camloc": lambda: camloc.faithfulness(model, x, method="cam", nwc=False, metrics=("average_drop",
+                                                                                             "increase")),
+            "torch-cam": torch_cam_drop(model, layer, classifier, x), "forward": lambda: forward(model, x)}
+    t = median_times(drop, repeats)
+    peer = (f"{'torch-cam':>22} {t['torch-cam'] / n:>11.4f} {t['torch-cam'] / t['camloc']:>5.2f}x"
+            if t["torch-cam"] is not None else f"{'torch-cam: not installed':>22}")
+    print(f"{'drop + increase':<22} {t['camloc'] / n:>12.4f} {t['camloc'] / t['forward']:>8.2f}x {peer}", flush=True)
+
+
 def median_times(fns: dict[str, Optional[Callable]], repeats: int) -> dict[str, Optional[float]]:
     """Median seconds of each function, interleaved over ``repeats`` rounds after one warm-up each."""
     live = {k: f for k, f in fns.items() if f is not None}
@@ -116,6 +185,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scorecam-images", type=int, default=1)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--faithfulness-steps", type=int, default=16, help="steps of the deletion / insertion curves")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_grad_enabled(True)
@@ -158,6 +228,7 @@ def main() -> None:
             else:
                 row += f" {t[peer] / n:>22.4f} {t[peer] / t['camloc']:>5.2f}x"
         print(row, flush=True)
+    faithfulness_rows(model, x, classes, spec.feature_layer, spec.classifier, args.faithfulness_steps, args.repeats)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from .batch.images import (
 )
 from .batch.results import BoxF as BoxF
 from .batch.results import Localization, batch_results
-from .cam.cache import HeadCache
+from .cam.cache import PROCESS_HEADS, HeadCache
 from .cam.extractor import CAMOutput, ClassSpec, first_name
 from .cam.methods import MethodExtractor
 from .cam.names import DEFAULT_METHOD, check_method
@@ -107,7 +107,7 @@ class Localizer:
     #: that a model's head is analysed once however many Localizers (and :func:`boxes` / :func:`cams`
     #: calls) use it. It lives as long as the process; a model's analyses, until the model is garbage
     #: collected (the cache never keeps a model alive).
-    heads: ClassVar[HeadCache] = HeadCache()
+    heads: ClassVar[HeadCache] = PROCESS_HEADS
 
     def __init__(
         self,

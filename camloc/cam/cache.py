@@ -76,3 +76,9 @@ class HeadCache:
     def store(self, model: nn.Module, layers: Layers, spec: HeadSpec, side: int) -> None:
         """Keep ``spec``, made on an input of shorter side ``side`` px, as ``model``'s analysis for ``layers``."""
         self._models.setdefault(model, {})[layers] = _Analysis(spec, side)
+
+
+#: The process-wide cache of :class:`camloc.Localizer` (``Localizer.heads``) and :func:`camloc.faithfulness`, so
+#: that a model's head is analysed once however many of them use it; a model's analyses live until the model is
+#: garbage collected.
+PROCESS_HEADS = HeadCache()

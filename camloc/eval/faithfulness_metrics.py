@@ -18,6 +18,7 @@ from torch import nn
 
 from ..batch.images import Images, PreparedBatch, as_list, prepare_image, prepared_batches, split_classes
 from ..cam.analysis import as_logits
+from ..cam.cache import PROCESS_HEADS
 from ..cam.extractor import ClassSpec, first_name, model_dtype
 from ..cam.hooks import eval_mode
 from ..cam.methods import MethodExtractor
@@ -125,6 +126,8 @@ def faithfulness(
     cls = _class_indices(model, pre, cls, len(items))
     extractor = None if given is not None else MethodExtractor(model, method, feature_layer, classifier,
                                                                 input_size=pre.input_size)
+    if extractor is not None:
+        extractor.cam.cache = PROCESS_HEADS  # analysed once per model, as for camloc.boxes
     batches = prepared_batches(items, batch_size, lambda im, name: prepare_image(im, pre, name))
     parts = _score_all(model, batches, extractor, given, cls, nwc, metrics, (steps, step), batch_size,
                        progress, len(items))
