@@ -137,8 +137,7 @@ class Localizer:
         self.method = method
         self.extractor = MethodExtractor(model, method, feature_layer, classifier,
                                          input_size=self.preprocess.input_size,
-                                         **({"score_batch": score_batch} if score_batch else {}))
-        self.extractor.cam.cache = self.heads
+                                         cache=self.heads, **({"score_batch": score_batch} if score_batch else {}))
         self.nwc = nwc
         self.standard = standard or ThresholdRule.pas()
         self.all_regions = all_regions

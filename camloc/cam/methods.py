@@ -72,6 +72,7 @@ from ..utils.errors import ModelError, UsageError
 from . import heads
 from .analysis import as_logits
 from .bagcams import bagcams_map
+from .cache import HeadCache
 from .exact import capture
 from .extractor import CAMExtractor, CAMOutput, ClassSpec, model_dtype, resolve_classes
 from .gradients import HeadGradients, feature_grid, head_gradients
@@ -227,6 +228,7 @@ class MethodExtractor:
         input_size: ``(h, w)`` the model is meant to run at (see :class:`CAMExtractor`).
         score_batch: masked images per forward pass in Score-CAM.
         progress: show a progress bar over Score-CAM's forward passes.
+        cache: where the head analyses are kept (see :class:`CAMExtractor`); by default the extractor's own.
 
     Example:
         >>> import timm, torch
@@ -238,9 +240,9 @@ class MethodExtractor:
 
     def __init__(self, model: nn.Module, method: str = DEFAULT_METHOD, feature_layer: str | None = None,
                  classifier: str | None = None, input_size: tuple[int, int] | None = None,
-                 score_batch: int = SCORE_BATCH, progress: bool = False) -> None:
+                 score_batch: int = SCORE_BATCH, progress: bool = False, cache: HeadCache | None = None) -> None:
         self.method = check_method(method)
-        self.cam = CAMExtractor(model, feature_layer, classifier, input_size=input_size)
+        self.cam = CAMExtractor(model, feature_layer, classifier, input_size=input_size, cache=cache)
         self.model = model
         if int(score_batch) < 1:
             raise UsageError(f"score_batch must be at least 1, not {score_batch}")

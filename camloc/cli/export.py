@@ -6,26 +6,20 @@ from typing import Any
 
 import click
 
-from ..utils.defaults import STANDARDS
 from ..utils.errors import CamlocError
-from .options import checkpoint_option, fail_usage, nwc_option
+from .options import checkpoint_option, fail_usage, num_classes_option, nwc_option, resize_option, threshold_options
 
 
 @click.command("export")
 @click.argument("model_name", metavar="MODEL")
 @checkpoint_option
-@click.option("--num-classes", type=int, help="Classes of the checkpoint's classifier, when not the model's default.")
+@num_classes_option
 @click.option("--topk", type=click.IntRange(min=1), default=1, show_default=True,
               help="Classes the file localizes per image (the runtime may ask for fewer).")
 @nwc_option
-@click.option("--standard", type=click.Choice(STANDARDS), default="percentile", show_default=True,
-              help="The threshold rule written into the graph: percentile (PaS), max, otsu, triangle or yen "
+@threshold_options("The threshold rule written into the graph: percentile (PaS), max, otsu, triangle or yen "
                    "(li iterates and cannot be exported).")
-@click.option("--theta", type=float,
-              help="Threshold factor, with percentile or max only [default: 0.35 with percentile, 0.2 with max].")
-@click.option("--percentile", type=float, default=90.0, show_default=True, help="Percentile for PaS (percentile only).")
-@click.option("--resize", type=click.Choice(["full", "crop"]),
-              help="Squash the whole image to the input size (the default), or the model's own resize + center crop.")
+@resize_option()
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @click.option("--no-check", is_flag=True, help="Skip the self-check (onnxruntime against torch on random images).")
 def command(**o: Any) -> None:

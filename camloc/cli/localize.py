@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..utils.defaults import STANDARDS
 from ..utils.errors import CamlocError
 from .options import (
     batch_size_option,
@@ -23,6 +22,8 @@ from .options import (
     needs_out,
     nwc_option,
     quiet_option,
+    resize_option,
+    threshold_options,
     typed,
     workers_option,
 )
@@ -45,16 +46,10 @@ if TYPE_CHECKING:  # pragma: no cover
 @click.option("--topk", type=int, help="Localize each image's top-k predicted classes.")
 @method_option(default=None)
 @nwc_option
-@click.option("--standard", type=click.Choice(STANDARDS), default="percentile", show_default=True,
-              help="Threshold against a percentile of the map (PaS), its maximum (vanilla CAM), or each map's own "
+@threshold_options("Threshold against a percentile of the map (PaS), its maximum (vanilla CAM), or each map's own "
                    "automatic threshold (otsu, li, triangle, yen: no theta).")
-@click.option("--theta", type=float,
-              help="Threshold factor, with percentile or max only [default: 0.35 with percentile, 0.2 with max].")
-@click.option("--percentile", type=float, default=90.0, show_default=True, help="Percentile for PaS (percentile only).")
 @click.option("--all-regions", is_flag=True, help="Report every region's box, not only the largest.")
-@click.option("--resize", type=click.Choice(["full", "crop"]),
-              help="Squash the whole image to the input size (the default), or the model's own resize + center crop "
-                   "(never sees the image's border).")
+@resize_option(" (never sees the image's border)")
 @batch_size_option()
 @workers_option
 @device_option

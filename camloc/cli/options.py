@@ -10,7 +10,7 @@ from collections.abc import Callable
 import click
 
 from ..cam.names import METHOD_NAMES
-from ..utils.defaults import DEFAULT_MODEL
+from ..utils.defaults import DEFAULT_MODEL, STANDARDS
 
 
 def fail_usage(exc: Exception) -> click.exceptions.Exit:
@@ -47,13 +47,10 @@ model_option = click.option("--model", "model_name", default=DEFAULT_MODEL, show
                             help="Registered model name.")
 checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False),
                                  help="Local weights (loaded with weights_only=True).")
+num_classes_option = click.option("--num-classes", type=int,
+                                  help="Classes of the checkpoint's classifier, when not the model's default.")
 #: ``--model``, ``--checkpoint``, ``--num-classes``: which network, with which weights.
-model_options = _stack(
-    model_option,
-    checkpoint_option,
-    click.option("--num-classes", type=int,
-                 help="Classes of the checkpoint's classifier, when not the model's default."),
-)
+model_options = _stack(model_option, checkpoint_option, num_classes_option)
 device_option = click.option("--device", help="Device for the model, e.g. cuda or cpu [default: cuda if available].")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -96,6 +93,25 @@ interval_option = click.option("--interval", type=float, default=0.001, show_def
 
 #: Images per forward pass, the same default for every command that runs a model.
 BATCH_SIZE = 32
+
+
+def threshold_options(standard_help: str) -> Callable:
+    """``--standard``, ``--theta``, ``--percentile``: the threshold rule, ``standard_help`` saying where it applies."""
+    return _stack(
+        click.option("--standard", type=click.Choice(STANDARDS), default="percentile", show_default=True,
+                     help=standard_help),
+        click.option("--theta", type=float, help="Threshold factor, with percentile or max only "
+                     "[default: 0.35 with percentile, 0.2 with max]."),
+        click.option("--percentile", type=float, default=90.0, show_default=True,
+                     help="Percentile for PaS (percentile only)."),
+    )
+
+
+def resize_option(more: str = "") -> Callable:
+    """``--resize full|crop``: what of the image the model sees, ``more`` appended to the help."""
+    return click.option("--resize", type=click.Choice(["full", "crop"]),
+                        help="Squash the whole image to the input size (the default), or the model's own resize + "
+                             f"center crop{more}.")
 
 
 def batch_size_option(default: int = BATCH_SIZE) -> Callable:

@@ -125,9 +125,7 @@ def faithfulness(
     pre = (preprocess.with_mode(mode) if mode else preprocess) if preprocess else preprocess_for(model, mode)
     cls = _class_indices(model, pre, cls, len(items))
     extractor = None if given is not None else MethodExtractor(model, method, feature_layer, classifier,
-                                                                input_size=pre.input_size)
-    if extractor is not None:
-        extractor.cam.cache = PROCESS_HEADS  # analysed once per model, as for camloc.boxes
+                                                                input_size=pre.input_size, cache=PROCESS_HEADS)
     batches = prepared_batches(items, batch_size, lambda im, name: prepare_image(im, pre, name))
     parts = _score_all(model, batches, extractor, given, cls, nwc, metrics, (steps, step), batch_size,
                        progress, len(items))
