@@ -23,7 +23,7 @@ Example:
     ...                                 num_labels=2, id2label={0: "cat", 1: "dog"})
     >>> folder = os.path.join(tempfile.mkdtemp(), "tiny-resnet")
     >>> transformers.ResNetForImageClassification(cfg).save_pretrained(folder)
-    >>> transformers.ConvNextImageProcessor(size={"shortest_edge": 224}).save_pretrained(folder)
+    >>> _ = transformers.ConvNextImageProcessor(size={"shortest_edge": 224}).save_pretrained(folder)
     >>> model, pre = load_hf(folder)
     >>> hf_labels(model.config), pre.input_size, pre.mode, pre.resize_size
     (('cat', 'dog'), (224, 224), 'crop', 256)
