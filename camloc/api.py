@@ -52,7 +52,7 @@ from .batch.images import (
 from .batch.results import BoxF as BoxF
 from .batch.results import Localization, batch_results
 from .cam.cache import PROCESS_HEADS, HeadCache
-from .cam.extractor import CAMOutput, ClassSpec, first_name
+from .cam.extractor import AboveScore, CAMOutput, ClassSpec, first_name
 from .cam.methods import MethodExtractor
 from .cam.names import DEFAULT_METHOD, check_method
 from .cam.rules import ThresholdRule, make_standard
@@ -89,6 +89,9 @@ class Localizer:
         method: ``cam`` (default: the paper's CAM) or a baseline, ``gradcam``, ``gradcam++``,
             ``xgradcam``, ``layercam``, ``scorecam`` (:mod:`camloc.cam.methods`).
         score_batch: masked images per forward pass in Score-CAM.
+        multilabel: score classes by sigmoid and localize every class above ``score_threshold`` (a list per
+            image, maybe empty) where no classes are asked for (:class:`~camloc.cam.extractor.AboveScore`).
+        score_threshold: the sigmoid score a class must exceed with ``multilabel``.
 
     Example:
         >>> from camloc.api import Localizer
@@ -126,8 +129,11 @@ class Localizer:
         calibration: str | os.PathLike | Any | None = None,
         method: str | None = None,
         score_batch: int | None = None,
+        multilabel: bool = False,
+        score_threshold: float = 0.5,
     ) -> None:
         method, standard, nwc = _settings(method, calibration, standard, nwc, require_exact)
+        self.score_threshold = _above(multilabel, score_threshold)  # None: single-label, softmax scores
         model = _model(model, checkpoint, device)
         mode = mode_for_region(resize if resize is not None or preprocess is not None else REGION)
         self.model = model
@@ -158,6 +164,8 @@ class Localizer:
         Class names are looked up first (:meth:`class_indices`). A batch so small that the model's
         feature map is a single location is refused: such a map cannot localize anything.
         """
+        if self.score_threshold is not None and classes is None and topk is None:
+            classes = AboveScore(self.score_threshold)
         out = self.extractor(
             x.to(self.device, non_blocking=True), classes=self.class_indices(classes), topk=topk, nwc=self.nwc,
             require_exact=self.require_exact,
@@ -243,12 +251,14 @@ class Localizer:
         Its output is on the CPU, ready for :meth:`finish`, which may run in another thread while
         the next batch goes through the model.
         """
-        return batch_maps(self.run(x, classes, topk), (x.shape[2], x.shape[3]), self.standard, self.method)
+        return batch_maps(self.run(x, classes, topk), (x.shape[2], x.shape[3]), self.standard, self.method,
+                          sigmoid=self.score_threshold is not None)
 
     def finish(self, dev: BatchMaps, geometries: Sequence[Geometry], names: Sequence[str]) -> list[list[Localization]]:
         """Contours, boxes in original pixels and result objects (CPU)."""
         labels = _class_names(self.model, dev.num_classes)
-        return batch_results(dev, geometries, names, labels, self.all_regions, self.nwc, self.standard.label)
+        return _above_threshold(batch_results(dev, geometries, names, labels, self.all_regions, self.nwc,
+                                              self.standard.label), self.score_threshold)
 
     def batches(self, images: Sequence | torch.Tensor, batch_size: int) -> Iterator[PreparedBatch]:
         """Prepare images in batches: ``(x, geometries, names, index slice)``.
@@ -340,20 +350,39 @@ def _indexed(loc: Localizer, cls: Classes, n: int, topk: int | None) -> tuple[Cl
     """The class request with names replaced by indices, checked again against the ``n`` images.
 
     Returns:
-        ``(classes, nested)``: ``nested`` is whether results come as a list per image (``topk``, or a
-        B x k class tensor).
+        ``(classes, nested)``: ``nested`` is whether results come as a list per image (``topk``, a
+        B x k class tensor, or ``multilabel``).
     """
+    if loc.score_threshold is not None:
+        if cls is not None or topk is not None:
+            raise UsageError("multilabel localizes every class above the score threshold: leave classes and topk out")
+        return None, True
     cls = split_classes(loc.class_indices(cls), n)
     return cls, topk is not None or (isinstance(cls, torch.Tensor) and cls.ndim == 2)
+
+
+def _above_threshold(results: list[list[Localization]], threshold: float | None) -> list[list[Localization]]:
+    """Each image's results whose score exceeds ``threshold`` (all of them when it is None)."""
+    return results if threshold is None else [[r for r in per_image if r.score > threshold] for per_image in results]
+
+
+def _above(multilabel: bool, score_threshold: float) -> float | None:
+    """The multi-label score threshold, checked; None for single-label."""
+    if not multilabel:
+        return None
+    if not 0.0 <= float(score_threshold) < 1.0:
+        raise UsageError(f"score_threshold must be in [0, 1), not {score_threshold}: a sigmoid score it must exceed")
+    return float(score_threshold)
 
 
 def boxes(
     model: nn.Module | str, images: Images, *, classes: ClassSpec = None, topk: int | None = None, nwc: bool = True,
     standard: str = "percentile", theta: float | None = None, percentile: float = 90.0, all_regions: bool = False,
     resize: str | None = None, preprocess: Preprocess | None = None, batch_size: int = 16,
-    calibration: str | os.PathLike | Any | None = None, method: str | None = None, **kwargs: Any,
+    calibration: str | os.PathLike | Any | None = None, method: str | None = None, multilabel: bool = False,
+    score_threshold: float = 0.5, **kwargs: Any,
 ) -> list[Localization] | list[list[Localization]]:
-    """Localize the predicted (or given) class in each image.
+    """Localize the predicted (or given) class in each image, or with ``multilabel`` every class above a score.
 
     Defaults follow the paper: NWC on, PaS with ``theta = 0.35`` at the 90th percentile
     (``standard="max"`` gives vanilla CAM's ``0.2 x max``).
@@ -381,10 +410,13 @@ def boxes(
         method: ``cam`` (default) or ``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``,
             ``scorecam`` (:mod:`camloc.cam.methods`); NWC applies where the method has signed
             channel weights.
+        multilabel: score by sigmoid (a multi-label head) and localize each image's classes whose score exceeds
+            ``score_threshold``, each with its own map and box: a list per image, best first, empty where none is.
+        score_threshold: the sigmoid score a class must exceed with ``multilabel``.
         **kwargs: passed to :class:`Localizer` (``device``, ``checkpoint``, ``feature_layer``, ``score_batch``, ...).
 
     Returns:
-        One :class:`Localization` per image, or with ``topk`` / 2-D ``classes`` a list per image.
+        One :class:`Localization` per image, or with ``topk`` / 2-D ``classes`` / ``multilabel`` a list per image.
 
     Example:
         >>> import camloc
@@ -396,7 +428,8 @@ def boxes(
     """
     items, _ = _request(images, classes, method)  # checked before the model is loaded
     loc = Localizer(model, nwc=nwc, standard=make_standard(standard, theta, percentile), all_regions=all_regions,
-                    resize=resize, preprocess=preprocess, calibration=calibration, method=method, **kwargs)
+                    resize=resize, preprocess=preprocess, calibration=calibration, method=method,
+                    multilabel=multilabel, score_threshold=score_threshold, **kwargs)
     return loc.boxes(items, classes=classes, topk=topk, batch_size=batch_size)
 
 

@@ -44,7 +44,7 @@ class Localization:
         width, height: the original image size.
         class_index: the class localized.
         label: its name (ImageNet's for 1000-class models), or ``class N``.
-        score: the softmax probability of that class.
+        score: the softmax probability of that class (its sigmoid with ``multilabel``).
         box: ``(x0, y0, x1, y1)`` in original pixels (edges, so ``x1 - x0`` is the width).
         boxes: every region's box with ``all_regions``, else ``(box,)``.
         cam: the raw map at feature resolution (a CPU float32 tensor; a NumPy array from

@@ -48,7 +48,20 @@ from .gradients import head_gradients
 from .heads import HeadSpec
 from .hooks import eval_mode
 
-ClassSpec = None | int | str | Sequence[int | str] | Sequence[Sequence[int | str]] | torch.Tensor
+
+@dataclass(frozen=True)
+class AboveScore:
+    """A class request for multi-label heads: each image's classes whose sigmoid score exceeds ``threshold``.
+
+    :func:`resolve_classes` turns it into the top ``k`` classes of every image, ``k`` the most any image of the
+    batch has above the threshold (at least 1), best first; an image with fewer also gets its next best
+    classes, which whoever asked drops by their score (:class:`camloc.api.Localizer` does).
+    """
+
+    threshold: float = 0.5
+
+
+ClassSpec = None | int | str | Sequence[int | str] | Sequence[Sequence[int | str]] | torch.Tensor | AboveScore
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,8 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: int | None) 
     """Turn a class request into a B x k index tensor, validated against the batch.
 
     ``None`` takes the top-``topk`` (default 1) predictions; an int applies to every image; a
-    sequence or 1-D tensor gives one class per image; a B x k nested sequence or tensor gives several.
+    sequence or 1-D tensor gives one class per image; a B x k nested sequence or tensor gives several;
+    :class:`AboveScore` the classes above a sigmoid score.
     Class names are refused here (the extractor knows no labels): :class:`camloc.api.Localizer`
     turns them into indices first.
 
@@ -117,8 +131,15 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: int | None) 
         >>> logits = torch.tensor([[0.1, 2.0, 0.3], [1.5, 0.2, 0.9]])   # 2 images, 3 classes
         >>> resolve_classes(logits, [2, 0], None).tolist(), resolve_classes(logits, None, 2).tolist()
         ([[2], [0]], [[1, 2], [0, 2]])
+        >>> resolve_classes(logits, AboveScore(0.6), None).tolist()   # sigmoid: [.52, .88, .57], [.82, .55, .71]
+        [[1, 2], [0, 2]]
     """
     batch, num_classes = logits.shape
+    if isinstance(classes, AboveScore):
+        if topk is not None:
+            raise UsageError("give either a score threshold or topk, not both")
+        k = int((logits.float().sigmoid() > classes.threshold).sum(dim=1).max().clamp_min(1))
+        return logits.topk(k, dim=1).indices
     if classes is None:
         k = 1 if topk is None else int(topk)
         if not 1 <= k <= num_classes:
@@ -134,6 +155,15 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: int | None) 
             f"class {name!r} is a name: CAMExtractor takes class indices (ints); camloc.boxes, camloc.cams and "
             "camloc.Localizer look names up in the model's labels"
         )
+    idx = _index_tensor(classes, batch)
+    if idx.numel() and (idx.min() < 0 or idx.max() >= num_classes):
+        bad = idx[(idx < 0) | (idx >= num_classes)][0].item()
+        raise UsageError(f"class {bad} is out of range: the model has {num_classes} classes (0..{num_classes - 1})")
+    return idx.to(logits.device)
+
+
+def _index_tensor(classes: ClassSpec, batch: int) -> torch.Tensor:
+    """An explicit class request (an int, one per image, or B x k) as a B x k long tensor, shapes checked."""
     if isinstance(classes, int):
         idx = torch.full((batch, 1), classes, dtype=torch.long)
     else:
@@ -155,10 +185,7 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: int | None) 
                 raise UsageError(f"got classes for {idx.shape[0]} images in a batch of {batch}: give one row per image")
         else:
             raise UsageError(f"classes must be at most 2-D, got shape {tuple(idx.shape)}")
-    if idx.numel() and (idx.min() < 0 or idx.max() >= num_classes):
-        bad = idx[(idx < 0) | (idx >= num_classes)][0].item()
-        raise UsageError(f"class {bad} is out of range: the model has {num_classes} classes (0..{num_classes - 1})")
-    return idx.to(logits.device)
+    return idx
 
 
 def first_name(classes: object) -> str | None:

@@ -33,7 +33,8 @@ class BatchMaps:
 
     Attributes:
         classes: B x k class indices.
-        probs: B x k softmax probabilities of those classes, ``softmax(logits)[b, classes[b, j]]``.
+        probs: B x k probabilities of those classes, ``softmax(logits)[b, classes[b, j]]`` (``sigmoid`` for
+            multi-label heads).
         maps: B x k x h x w raw maps at feature resolution.
         masks: (B * k) x H x W foreground masks ``U > t`` at the network input's size, image-major
             (the mask of image ``i``, class ``j`` is ``masks[i * k + j]``).
@@ -51,7 +52,8 @@ class BatchMaps:
     method: str = DEFAULT_METHOD
 
 
-def batch_maps(out: CAMOutput, size: tuple[int, int], standard: ThresholdRule, method: str) -> BatchMaps:
+def batch_maps(out: CAMOutput, size: tuple[int, int], standard: ThresholdRule, method: str,
+               sigmoid: bool = False) -> BatchMaps:
     """The device stage after the extractor: foreground masks at ``size`` and class probabilities, moved to the CPU.
 
     Args:
@@ -59,11 +61,12 @@ def batch_maps(out: CAMOutput, size: tuple[int, int], standard: ThresholdRule, m
         size: ``(H, W)`` of the network input, which the masks take.
         standard: the threshold rule.
         method: the method the maps were made by.
+        sigmoid: score each class by ``sigmoid(logit)`` (multi-label heads) instead of the softmax.
     """
     from .boxes import foreground
 
     _, masks = foreground(out.maps.flatten(0, 1), size, standard)
-    probs = out.logits.softmax(dim=1).gather(1, out.classes)
+    probs = (out.logits.sigmoid() if sigmoid else out.logits.softmax(dim=1)).gather(1, out.classes)
     return BatchMaps(out.classes.cpu(), probs.cpu(), out.maps.detach().cpu(), masks.cpu(), out.exact,
                      out.logits.shape[1], method)
 
