@@ -200,6 +200,11 @@ def _network_failure(name: str, exc: BaseException) -> ModelError:
     return ModelError(f"could not fetch pretrained weights for {name!r} ({reason}): {_WAYS_OUT}")
 
 
+def _hf_hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forbids the Hugging Face hub the network (set to 1, true, yes or on)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def _reachable(host: str, timeout: float = PROBE_TIMEOUT) -> bool:
     """Whether ``host:443`` accepts a connection within ``timeout`` s (name lookup included).
 
@@ -274,7 +279,7 @@ def _local_weights_or_fail_fast(name: str, source: str, arch: str) -> str | None
     if cached or url is None:
         return cached
     host = HUB_HOSTS[source]
-    if source == "timm" and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if source == "timm" and _hf_hub_offline():
         raise ModelError(f"could not load pretrained weights for {name!r}: HF_HUB_OFFLINE is set and they are not in "
                          f"the Hugging Face cache; pass --checkpoint PATH with local weights, use the offline model "
                          f"{DEFAULT_MODEL}, or unset HF_HUB_OFFLINE while online once")
@@ -333,7 +338,7 @@ def _hub_or_fail_fast(repo: str) -> None:
         return
     ways_out = (f"save it with save_pretrained while online and pass the folder (--model PATH), or set HF_HOME to "
                 f"a cache that holds {repo}")
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if _hf_hub_offline():
         raise ModelError(f"could not load {HF_PREFIX}{repo}: HF_HUB_OFFLINE is set and it is not in the Hugging Face "
                          f"cache; {ways_out}")
     if not _reachable(HUB_HOSTS["hf"]):
