@@ -16,6 +16,13 @@ box coordinate that is not a finite number, an inverted box or one outside its i
 twice or given two labels or sizes, an image without a label, and sizes, boxes or masks given for
 some images of ``image_ids.txt`` but not all (each is for every image, or for none).
 
+Multi-label splits (``read_dataset(path, multilabel=True)``, opt-in): an image may have several classes,
+one ``IMAGE_ID,CLASS`` line of ``class_labels.txt`` each (the first line's class is its ``label``), and a
+box line may end with a sixth field, the class the box belongs to (``IMAGE_ID,X0,Y0,X1,Y1,CLASS``); a
+box without it belongs to every class of its image. Refused besides: a class given twice for an image,
+and a box class that is not one of its image's classes. Without ``multilabel`` a second label or a
+sixth box field is refused as above.
+
 ``image_sizes.txt`` may be empty or absent, as wsolevaluation's OpenImages metadata ships it: a sample's
 size is then ``None`` (unknown) until its image is read (:func:`image_size`), as the reference evaluator
 reads every image and mask at its own size. A file that lists some images but not all is refused. An
@@ -32,6 +39,11 @@ Example:
     >>> _ = (root / "localization.txt").write_text("a.png,10,5,60,40\n")
     >>> read_dataset(root)[0].boxes
     ((10.0, 5.0, 60.0, 40.0),)
+    >>> _ = (root / "class_labels.txt").write_text("a.png,3\na.png,7\n")             # two classes
+    >>> _ = (root / "localization.txt").write_text("a.png,10,5,60,40,7\na.png,0,0,9,9\n")
+    >>> s = read_dataset(root, multilabel=True)[0]
+    >>> s.label, s.classes, s.box_classes, s.boxes_of(3)
+    (3, (3, 7), (7, None), ((0.0, 0.0, 9.0, 9.0),))
     >>> _ = (root / "class_labels.txt").write_text("a.png,-1\n")
     >>> try:
     ...     read_dataset(root)
@@ -62,7 +74,10 @@ class Sample:
     """One image of a dataset: its id (a path relative to the image root) and annotations.
 
     ``width`` and ``height`` are the original image size in pixels, or ``None`` when the split's
-    ``image_sizes.txt`` is empty (the size then comes from the image itself).
+    ``image_sizes.txt`` is empty (the size then comes from the image itself). ``classes`` are every class
+    of the image, ``label`` first (``(label,)`` where not given: a single-label image); ``box_classes``,
+    from a multi-label reading, the class of each box, ``None`` for a box of every class of the image
+    (empty: every box is of every class).
     """
 
     image_id: str
@@ -72,6 +87,18 @@ class Sample:
     boxes: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
     masks: tuple[str, ...] = field(default_factory=tuple)
     ignore: tuple[str, ...] = field(default_factory=tuple)
+    classes: tuple[int, ...] = ()
+    box_classes: tuple[int | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            object.__setattr__(self, "classes", (self.label,))
+
+    def boxes_of(self, cls: int) -> tuple[tuple[float, float, float, float], ...]:
+        """The boxes of class ``cls``: those given that class, and those given none."""
+        if not self.box_classes:
+            return self.boxes
+        return tuple(b for b, c in zip(self.boxes, self.box_classes, strict=True) if c is None or c == cls)
 
 
 #: The files of a metadata folder that must be there.
@@ -113,6 +140,7 @@ LABEL = _Form(("IMAGE_ID", "CLASS"), "CLASS: the class index, 0 or more")
 SIZE = _Form(("IMAGE_ID", "WIDTH", "HEIGHT"), "the image's width and height in whole pixels, 1 or more")
 BOX = _Form(("IMAGE_ID", "X0", "Y0", "X1", "Y1"),
             "the box's corners in pixels, X0 <= X1 and Y0 <= Y1, inside the image")
+CLASS_BOX = _Form(BOX.fields + ("CLASS",), BOX.rule + "; CLASS: the box's class, one of the image's classes")
 MASK = _Form(("IMAGE_ID", "MASK", "IGNORE"), "mask image paths relative to the mask root, IGNORE possibly empty")
 
 
@@ -254,22 +282,39 @@ def _sizes(root: Path) -> dict[str, tuple[int, tuple[int, int]]]:
 class _Localization:
     """Boxes and masks per image, from ``localization.txt`` and ``mask_localization.txt``."""
 
-    def __init__(self, sizes: dict[str, tuple[int, tuple[int, int]]], check_boxes: bool) -> None:
-        self.sizes, self.check_boxes = sizes, check_boxes
+    def __init__(self, sizes: dict[str, tuple[int, tuple[int, int]]], check_boxes: bool,
+                 classes: dict[str, tuple[int, ...]] | None = None) -> None:
+        self.sizes, self.check_boxes, self.classes = sizes, check_boxes, classes
         self.boxes: dict[str, list] = {}
+        self.box_classes: dict[str, list] = {}
         self.masks: dict[str, list] = {}
         self.ignores: dict[str, list] = {}
         self.where = {"box": None, "mask": None}  # the file each kind came from first
 
     def read(self, loc: _File) -> None:
         """Every line of one file: a box (five fields) or a mask (three)."""
+        forms = (BOX, CLASS_BOX, MASK) if self.classes is not None else (BOX, MASK)
         for number, line in loc.lines:
-            parts = loc.fields(number, line, BOX, MASK)
+            parts = loc.fields(number, line, *forms)
             if len(parts) == 3:
                 self._mask(loc, number, parts)
-            else:
-                self.boxes.setdefault(parts[0], []).append(self._box(loc, number, parts))
-                self.where["box"] = self.where["box"] or loc.path
+                continue
+            self.boxes.setdefault(parts[0], []).append(self._box(loc, number, parts[:5]))
+            self.where["box"] = self.where["box"] or loc.path
+            if self.classes is not None:
+                self.box_classes.setdefault(parts[0], []).append(self._box_class(loc, number, parts))
+
+    def _box_class(self, loc: _File, number: int, parts: list[str]) -> int | None:
+        """The class field of a multi-label box line (None: none given, the box is of every class)."""
+        if len(parts) == 5:
+            return None
+        cls = loc.whole(number, parts[5], "box's class", 0, CLASS_BOX)
+        own = self.classes.get(parts[0])
+        if own is not None and cls not in own:
+            raise loc.fail(number, f"the box's class {cls} is not a class of {parts[0]} in class_labels.txt (its "
+                           f"classes: {', '.join(map(str, own))}); give a class of the image, or add a line "
+                           f"{parts[0]},{cls} to class_labels.txt")
+        return cls
 
     def _mask(self, loc: _File, number: int, parts: list[str]) -> None:
         image_id, mask, ignore = parts
@@ -310,7 +355,22 @@ class _Localization:
                                     f"though {others}; add a line {image_id},{','.join(form.fields[1:])}")
 
 
-def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[Sample]:
+def _classes(labels_file: _File) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """``{image id: (first line number, classes)}`` of a multi-label ``class_labels.txt``, in line order."""
+    out: dict[str, tuple[int, list[int]]] = {}
+    lines: dict[tuple[str, int], int] = {}
+    for number, line in labels_file.lines:
+        image_id, text = labels_file.fields(number, line, LABEL)
+        cls = labels_file.whole(number, text, "class", 0, LABEL)
+        if (image_id, cls) in lines:
+            raise labels_file.fail(number, f"class {cls} of {image_id} is given again (first on line "
+                                   f"{lines[image_id, cls]}); give each class of an image once")
+        lines[image_id, cls] = number
+        out.setdefault(image_id, (number, []))[1].append(cls)
+    return {i: (n, tuple(c)) for i, (n, c) in out.items()}
+
+
+def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True, multilabel: bool = False) -> list[Sample]:
     """Read a split: one :class:`Sample` per line of ``image_ids.txt``, in order.
 
     ``localization.txt`` holds boxes (``id,x0,y0,x1,y1``) or masks (``id,mask.png,ignore.png``,
@@ -324,6 +384,9 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[
     Args:
         metadata: the metadata folder.
         check_boxes: refuse a box that reaches beyond its image's size (from ``image_sizes.txt``).
+        multilabel: read a multi-label split: several ``IMAGE_ID,CLASS`` lines per image, box lines with an
+            optional sixth field, the box's class (see the module docstring). Each sample's ``classes`` are
+            then its classes in line order and ``box_classes`` its boxes' classes.
 
     Raises:
         MetadataError: one line naming the file and line of a malformed record and what it should
@@ -336,9 +399,13 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[
         raise MetadataError(f"{root}: no such metadata folder; give the folder that holds {' and '.join(REQUIRED)}")
     ids = _ids(root)
     labels_file = _File(root / "class_labels.txt")
-    labels = labels_file.one_per_image(LABEL, lambda n, p: labels_file.whole(n, p[1], "class", 0, LABEL))
+    if multilabel:
+        classes = _classes(labels_file)
+        labels = {i: (n, c[0]) for i, (n, c) in classes.items()}
+    else:
+        labels = labels_file.one_per_image(LABEL, lambda n, p: labels_file.whole(n, p[1], "class", 0, LABEL))
     sizes = _sizes(root)
-    found = _Localization(sizes, check_boxes)
+    found = _Localization(sizes, check_boxes, {i: c for i, (_, c) in classes.items()} if multilabel else None)
     found.read(_File(root / "localization.txt"))
     found.read(_File(root / "mask_localization.txt"))
     for image_id, number in ids.items():
@@ -357,9 +424,11 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True) -> list[
     samples = []
     for image_id in ids:
         w, h = sizes[image_id][1] if image_id in sizes else (None, None)
+        extra = {"classes": classes[image_id][1], "box_classes": tuple(found.box_classes.get(image_id, ()))
+                 } if multilabel else {}
         samples.append(Sample(image_id, labels[image_id][1], w, h, tuple(found.boxes.get(image_id, ())),
                               tuple(found.masks.get(image_id, ())),
-                              tuple(dict.fromkeys(found.ignores.get(image_id, ())))))
+                              tuple(dict.fromkeys(found.ignores.get(image_id, ()))), **extra))
     return samples
 
 
