@@ -31,6 +31,7 @@ the model never sees the image's edges, so no box reaches them.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
@@ -89,9 +90,9 @@ class Localizer:
         method: ``cam`` (default: the paper's CAM) or a baseline, ``gradcam``, ``gradcam++``,
             ``xgradcam``, ``layercam``, ``scorecam`` (:mod:`camloc.cam.methods`).
         score_batch: masked images per forward pass in Score-CAM.
-        multilabel: score classes by sigmoid and localize every class above ``score_threshold`` (a list per
-            image, maybe empty) where no classes are asked for (:class:`~camloc.cam.extractor.AboveScore`).
-        score_threshold: the sigmoid score a class must exceed with ``multilabel``.
+        multilabel, score_threshold, max_classes: score classes by sigmoid and localize each class above
+            ``score_threshold``, at most ``max_classes`` an image (the highest), where no classes are asked for:
+            a list per image, maybe empty (:class:`~camloc.cam.extractor.AboveScore`).
 
     Example:
         >>> from camloc.api import Localizer
@@ -131,9 +132,10 @@ class Localizer:
         score_batch: int | None = None,
         multilabel: bool = False,
         score_threshold: float = 0.5,
+        max_classes: int = 100,
     ) -> None:
         method, standard, nwc = _settings(method, calibration, standard, nwc, require_exact)
-        self.score_threshold = _above(multilabel, score_threshold)  # None: single-label, softmax scores
+        self.score_threshold, self.max_classes = _above(multilabel, score_threshold, max_classes)
         model = _model(model, checkpoint, device)
         mode = mode_for_region(resize if resize is not None or preprocess is not None else REGION)
         self.model = model
@@ -165,11 +167,9 @@ class Localizer:
         feature map is a single location is refused: such a map cannot localize anything.
         """
         if self.score_threshold is not None and classes is None and topk is None:
-            classes = AboveScore(self.score_threshold)
-        out = self.extractor(
-            x.to(self.device, non_blocking=True), classes=self.class_indices(classes), topk=topk, nwc=self.nwc,
-            require_exact=self.require_exact,
-        )
+            classes = AboveScore(self.score_threshold, self.max_classes)
+        out = self.extractor(x.to(self.device, non_blocking=True), classes=self.class_indices(classes), topk=topk,
+                             nwc=self.nwc, require_exact=self.require_exact)
         if out.maps.shape[2] * out.maps.shape[3] == 1:
             raise _single_location(x, out, self.preprocess.input_size)
         return out
@@ -366,13 +366,20 @@ def _above_threshold(results: list[list[Localization]], threshold: float | None)
     return results if threshold is None else [[r for r in per_image if r.score > threshold] for per_image in results]
 
 
-def _above(multilabel: bool, score_threshold: float) -> float | None:
-    """The multi-label score threshold, checked; None for single-label."""
+def _above(multilabel: bool, score_threshold: float, max_classes: int) -> tuple[float | None, int]:
+    """The multi-label score threshold (None for single-label) and most classes an image, checked."""
+    if isinstance(max_classes, bool) or not isinstance(max_classes, int) or max_classes < 1:
+        raise UsageError(f"max_classes must be a whole number 1 or more, not {max_classes!r}")
     if not multilabel:
-        return None
-    if not 0.0 <= float(score_threshold) < 1.0:
-        raise UsageError(f"score_threshold must be in [0, 1), not {score_threshold}: a sigmoid score it must exceed")
-    return float(score_threshold)
+        return None, max_classes
+    try:
+        threshold = float(score_threshold)
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if not 0.0 <= threshold < 1.0:
+        raise UsageError(f"score_threshold must be a number in [0, 1), not {score_threshold!r}: a sigmoid score it "
+                         "must exceed")
+    return threshold, max_classes
 
 
 def boxes(
@@ -413,7 +420,8 @@ def boxes(
         multilabel: score by sigmoid (a multi-label head) and localize each image's classes whose score exceeds
             ``score_threshold``, each with its own map and box: a list per image, best first, empty where none is.
         score_threshold: the sigmoid score a class must exceed with ``multilabel``.
-        **kwargs: passed to :class:`Localizer` (``device``, ``checkpoint``, ``feature_layer``, ``score_batch``, ...).
+        **kwargs: passed to :class:`Localizer` (``device``, ``checkpoint``, ``feature_layer``, ``score_batch``,
+            ``max_classes`` of ``multilabel``, ...).
 
     Returns:
         One :class:`Localization` per image, or with ``topk`` / 2-D ``classes`` / ``multilabel`` a list per image.

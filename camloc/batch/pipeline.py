@@ -13,8 +13,8 @@
   ``DIR/overlays/cats/a.png``, ``DIR/thumbs/cats/a.jpg``, ``DIR/maps/cats/a.npy``); two images of
   one name get ``~2``, ``~3`` in input order, and names already in the folder's journal stay
   their images' (:mod:`camloc.viz.filenames`). A write that fails for one image is that image's
-  error row. At the end of a run :func:`write_gallery` writes ``DIR/index.html`` from the final
-  journal (:mod:`camloc.viz.gallery`), so resumed and merged runs get the whole page.
+  error row. At the end of a run :func:`camloc.batch.gallery.write_gallery` writes ``DIR/index.html``
+  from the final journal, so resumed and merged runs get the whole page.
 * An output folder is checked before any work (:func:`check_output` before the model is loaded,
   :func:`prepare_output` after): it must be writable, and ``DIR/run.json`` records the model and
   settings, and the preprocessing (which region of each image the model sees). A folder that
@@ -43,12 +43,12 @@ import numpy as np
 import torch
 
 from ..data.dataset import Batch, ImageDataset
-from ..data.imaging import region_text
 from ..utils.atomic import atomic_write_bytes, atomic_write_text
 from ..utils.errors import CamlocError, UsageError
 from ..viz.filenames import artifact_stems
-from ..viz.gallery import THUMBS, thumbnail, write_page
+from ..viz.gallery import THUMBS, thumbnail
 from ..viz.render import overlay
+from .results import no_class_row
 
 JOURNAL = "results.jsonl"
 #: The model and settings of the results in an output folder.
@@ -64,6 +64,8 @@ class RunOptions:
     Attributes:
         batch_size, workers: images per forward pass and decoding worker processes.
         classes, topk: the class to localize (default the top-1 prediction) or the top-k classes.
+        score_threshold: with a multi-label localizer, the sigmoid score its classes must exceed: an image
+            with no class above it gets a row of its own (:func:`camloc.batch.results.no_class_row`).
         out: the output folder (checked by :func:`prepare_output` first), or None.
         overlays, save_maps: per-image artifacts written under ``out``.
         skip: images already done (a resumed run), left out.
@@ -78,6 +80,7 @@ class RunOptions:
     workers: int = 2
     classes: Any = None
     topk: int | None = None
+    score_threshold: float | None = None
     out: str | None = None
     overlays: bool = True
     save_maps: bool = False
@@ -86,6 +89,11 @@ class RunOptions:
     model: str | None = None
     progress: bool = True
     folders: tuple[str, ...] = ()
+
+    @property
+    def per_class(self) -> bool:
+        """Whether an image may have several results (``topk`` or multi-label): its files then end in ``.classN``."""
+        return bool(self.topk) or self.score_threshold is not None
 
 
 def journals(out: Path) -> list[Path]:
@@ -98,16 +106,17 @@ def done_images(out: Path) -> set[str]:
     return {d["image"] for j in journals(out) if j.is_file() for d in read_journal(j) if "error" not in d}
 
 
-def recorded_stems(out: Path, topk: int | None = None) -> dict[str, str]:
+def recorded_stems(out: Path, per_class: bool = False) -> dict[str, str]:
     """``{image: stem}``: the names the rows in an output folder's journals gave their images' files.
 
     A resumed run keeps them (:func:`camloc.viz.filenames.artifact_stems`' ``taken``), so it never
-    writes another image's files over a finished one's. ``topk``: the run's (its names end in ``.classN``).
+    writes another image's files over a finished one's. ``per_class``: the run's names end in ``.classN``
+    (:attr:`RunOptions.per_class`).
     """
     stems = {}
     for j in journals(out):
         for d in read_journal(j) if j.is_file() else ():
-            suffix = f".class{d.get('class')}" if topk else ""
+            suffix = f".class{d.get('class')}" if per_class else ""
             for key, folder, ending in ARTIFACTS:
                 value = d.get(key) if isinstance(d, dict) else None
                 if isinstance(value, str) and value.startswith(folder + "/") and value.endswith(suffix + ending):
@@ -246,7 +255,7 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
     from tqdm import tqdm
 
     out = Path(opts.out) if opts.out else None
-    stems = (artifact_stems(paths, opts.folders, recorded_stems(out, opts.topk))
+    stems = (artifact_stems(paths, opts.folders, recorded_stems(out, opts.per_class))
              if out is not None and (opts.overlays or opts.save_maps) else {})
     indices = [i for i in range(rank, len(paths), world) if paths[i] not in opts.skip]
     loader = _loader([paths[i] for i in indices], localizer.preprocess, opts)
@@ -271,12 +280,8 @@ def run(localizer, paths: list[str], opts: RunOptions, emit: Callable[[dict], No
             if item.error is not None:
                 fail(path, item.error)
                 continue
-            rows = []
             try:
-                for r in next(done):
-                    rows.append(_tagged(r.to_dict(), opts.model))
-                    if out is not None:
-                        rows[-1].update(_write_artifacts(out, path, stems.get(path), r, opts))
+                rows = _image_rows(next(done), path, item.geometry, out, stems.get(path), opts)
             except OSError as exc:  # this image's files could not be written: its error row, the run goes on
                 fail(path, f"cannot write its output in {out} ({exc.strerror or exc}); free some space or check "
                            "the folder's permissions, then rerun with --resume")
@@ -310,17 +315,32 @@ def _tagged(d: dict, model: str | None) -> dict:
     return {**d, "model": model} if model else d
 
 
+def _image_rows(found: list, path: str, geometry, out: Path | None, stem: str | None, opts: RunOptions) -> list[dict]:
+    """An image's rows: one per result, its files written under ``out``; a multi-label image with none, one row.
+
+    Raises:
+        OSError: when a file cannot be written (the caller makes it the image's error row).
+    """
+    if not found:  # multi-label: no class scored above the threshold
+        return [_tagged(no_class_row(path, geometry, opts.score_threshold), opts.model)]
+    rows = [_tagged(r.to_dict(), opts.model) for r in found]
+    if out is not None:
+        for row, r in zip(rows, found, strict=True):
+            row.update(_write_artifacts(out, path, stem, r, opts))
+    return rows
+
+
 def _write_artifacts(out: Path, path: str, stem: str | None, result, opts: RunOptions) -> dict[str, str]:
     """Write an image's overlay (and its thumbnail) and map; returns their paths relative to ``out`` for its row.
 
-    Each is named ``FOLDER/STEM[.classN]ENDING`` (:data:`ARTIFACTS`; ``.classN`` with ``topk``).
+    Each is named ``FOLDER/STEM[.classN]ENDING`` (:data:`ARTIFACTS`; ``.classN`` with ``topk`` or multi-label).
 
     Raises:
         OSError: when a file cannot be written (the caller makes it the image's error row).
     """
     import cv2
 
-    suffix = f".class{result.class_index}" if opts.topk else ""
+    suffix = f".class{result.class_index}" if opts.per_class else ""
     names = {key: f"{folder}/{stem}{suffix}{ending}" for key, folder, ending in ARTIFACTS}
     written = {}
     if opts.overlays:
@@ -406,73 +426,3 @@ def in_order(paths: list[str], journals: list[Path]) -> Iterator[dict]:
             yield from results[p].values()
         elif p in errors:
             yield errors[p]
-
-
-def write_gallery(out: Path, paths: list[str]) -> Path:
-    """``out/index.html`` (:mod:`camloc.viz.gallery`) from the folder's journal, in input order.
-
-    The page has a card per result (its thumbnail linking to its overlay, class, label, score, box), the failed
-    inputs with their reasons, and the model and settings of ``out/run.json``.
-
-    Example:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> from camloc.batch.pipeline import write_gallery
-        >>> out = Path(tempfile.mkdtemp())         # a run's folder (here one without results yet)
-        >>> write_gallery(out, ["examples/images/cat.jpg"]).relative_to(out)
-        PosixPath('index.html')
-
-    Raises:
-        OSError: the page cannot be written.
-    """
-    items, errors = [], []
-    for d in in_order(paths, [out / JOURNAL]):
-        if "error" in d:
-            errors.append({"image": d["image"], "reason": d["error"]})
-        else:
-            items.append({"image": d["image"], "class": d.get("class"), "label": d.get("label"),
-                          "score": d.get("score"), "box": d.get("box"), "region": d.get("region"),
-                          "region_mode": d.get("region_mode"), "picture": d.get("overlay"), "thumb": d.get("thumb")})
-    return write_page(out, items, errors, title=f"camloc localize: {out.resolve().name}", notes=_run_notes(out, items),
-                      no_picture="no picture (written with --no-overlays)")
-
-
-def _run_notes(out: Path, items: list[dict]) -> list[str]:
-    """What made the results (from ``run.json``) and what the pictures show, as lines for the page."""
-    notes = []
-    try:
-        run = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        run = None
-    if isinstance(run, dict):
-        model = run.get("model") or run.get("checkpoint") or "?"
-        standard = _standard_text(run.get("standard"))
-        which = f"top-{run['topk']} classes" if run.get("topk") else (
-            f"class {run['class']}" if run.get("class") is not None else "the top-1 class")
-        how = (f"threshold and NWC from the calibration {run['calibration']}" if run.get("calibration") else
-               f"NWC {'on' if run.get('nwc') else 'off'}, {standard}")
-        notes.append(f"model {model}, method {run.get('method') or 'cam'}, {how}; localizing {which}"
-                     + ("; every region's box" if run.get("all_regions") else ""))
-        pre = run.get("preprocess")
-        if isinstance(pre, dict) and {"mode", "input_size", "resize_size"} <= set(pre):
-            notes.append(f"the model saw {region_text(pre['mode'], pre['input_size'], pre['resize_size'])} "
-                         "(each card's region, in original pixels)")
-    if items and not any(d.get("picture") for d in items):
-        notes.append("no pictures: the run was made with --no-overlays")
-    elif items:
-        notes.append("pictures: the heat map over the region of the photo the model saw (framed in magenta dashes; "
-                     "outside it, what a center crop leaves out, is dimmed), the box in green with the label and "
-                     "score; click a thumbnail for the full overlay; boxes are [x0, y0, x1, y1] in original pixels")
-    return notes
-
-
-def _standard_text(recorded: Any) -> str:
-    """A manifest's threshold rule in words (``threshold 0.35 x p90 (PaS)``)."""
-    from ..cam.rules import ThresholdRule
-
-    try:
-        standard = ThresholdRule(**recorded)
-    except (TypeError, ValueError):
-        return f"threshold {recorded}"
-    kind = {"percentile": " (PaS)", "max": ""}.get(standard.name, " (automatic)")
-    return f"threshold {standard.label}{kind}"

@@ -180,6 +180,28 @@ class Localization:
             return None
 
 
+def no_class_row(image: str, geometry: Geometry, score_threshold: float | None) -> dict[str, Any]:
+    """The record of an image in which no class scored above a multi-label ``score_threshold``.
+
+    It has the image's size and the region the model saw, like a result's :meth:`Localization.to_dict`, with
+    ``class`` None, no box (``boxes`` empty) and the threshold no class exceeded; so resumed and merged runs
+    count the image as done, and a COCO instances file lists it as an image without objects.
+
+    Example:
+        >>> row = no_class_row("a.jpg", Geometry.identity(64, 48), 0.5)
+        >>> row["class"], row["boxes"], row["width"], row["region"], row["score_threshold"]
+        (None, [], 64, [0.0, 0.0, 64.0, 48.0], 0.5)
+    """
+    return {"image": image, "class": None, "boxes": [], "width": geometry.width, "height": geometry.height,
+            "region": [round(v, 2) for v in geometry.region()], "region_mode": geometry.mode,
+            "score_threshold": score_threshold}
+
+
+def is_no_class(record: dict[str, Any]) -> bool:
+    """Whether a record is a :func:`no_class_row` (not a result, not an error)."""
+    return "error" not in record and record.get("class", 0) is None
+
+
 def batch_results(dev: BatchMaps, geometries: Sequence[Geometry], names: Sequence[str], labels: tuple[str, ...] | None,
                   all_regions: bool, nwc: bool, standard: str) -> list[list[Localization]]:
     """The CPU stage of a batch: each mask's contours (:func:`~camloc.cam.stages.input_boxes`), then its results.

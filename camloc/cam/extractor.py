@@ -54,11 +54,14 @@ class AboveScore:
     """A class request for multi-label heads: each image's classes whose sigmoid score exceeds ``threshold``.
 
     :func:`resolve_classes` turns it into the top ``k`` classes of every image, ``k`` the most any image of the
-    batch has above the threshold (at least 1), best first; an image with fewer also gets its next best
-    classes, which whoever asked drops by their score (:class:`camloc.api.Localizer` does).
+    batch has above the threshold (at least 1, at most ``max_classes``), best first; an image with fewer also
+    gets its next best classes, which whoever asked drops by their score (:class:`camloc.api.Localizer` does).
+    ``max_classes`` bounds the maps a batch holds (B x k full-size maps) where a head scores many classes high
+    (the sigmoid of a softmax-trained head's logits often exceeds 0.5 for hundreds of classes).
     """
 
     threshold: float = 0.5
+    max_classes: int = 100
 
 
 ClassSpec = None | int | str | Sequence[int | str] | Sequence[Sequence[int | str]] | torch.Tensor | AboveScore
@@ -138,7 +141,7 @@ def resolve_classes(logits: torch.Tensor, classes: ClassSpec, topk: int | None) 
     if isinstance(classes, AboveScore):
         if topk is not None:
             raise UsageError("give either a score threshold or topk, not both")
-        k = int((logits.float().sigmoid() > classes.threshold).sum(dim=1).max().clamp_min(1))
+        k = int((logits.float().sigmoid() > classes.threshold).sum(dim=1).max().clamp(1, classes.max_classes))
         return logits.topk(k, dim=1).indices
     if classes is None:
         k = 1 if topk is None else int(topk)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..utils.errors import CamlocError
+from .localize_settings import LocalizeSettings
 from .options import (
     batch_size_option,
     device_option,
@@ -28,11 +30,17 @@ from .options import (
     workers_option,
 )
 
+#: The file in ``--out`` that each whole-run format is also written to, from the journal at the end.
+TABLE_FILES = {"csv": "results.csv", "coco": "results.coco.json", "coco-instances": "instances.json"}
+#: The ``--metadata`` report's file in ``--out`` (its picture: :data:`camloc.viz.pseudoboxes.FILE`).
+QUALITY = "pseudo_boxes.json"
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Localizer
     from ..batch.distributed import Context
     from ..batch.pipeline import JournalWriter
     from ..data.inputs import Inputs
+    from ..data.metadata import Sample
     from ..runtime import OnnxLocalizer
 
 
@@ -44,6 +52,13 @@ if TYPE_CHECKING:  # pragma: no cover
                    "carries the model, preprocessing and threshold settings.")
 @click.option("--class", "class_index", type=int, help="Localize this class instead of the top-1 prediction.")
 @click.option("--topk", type=int, help="Localize each image's top-k predicted classes.")
+@click.option("--multilabel", is_flag=True,
+              help="A multi-label head: score classes by sigmoid and localize every class above --score-threshold, "
+                   "each with its own map and box (an image with none gets a row saying so).")
+@click.option("--score-threshold", type=float, default=0.5, show_default=True,
+              help="With --multilabel: the sigmoid score a class must exceed.")
+@click.option("--max-classes", type=click.IntRange(min=1), default=100, show_default=True,
+              help="With --multilabel: the most classes localized in an image (the highest scores).")
 @method_option(default=None)
 @nwc_option
 @threshold_options("Threshold against a percentile of the map (PaS), its maximum (vanilla CAM), or each map's own "
@@ -56,8 +71,13 @@ if TYPE_CHECKING:  # pragma: no cover
 @click.option("--calibration", type=click.Path(),
               help="theta, percentile, NWC and method from camloc calibrate: its --out folder or the calibration.json "
                    "in it (overrides those options; a different --method is refused).")
-@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "coco"]),
-              help="Output on stdout [default: table on a terminal, JSON lines otherwise].")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "coco", "coco-instances"]),
+              help="Output on stdout [default: table on a terminal, JSON lines otherwise]; coco: detection results, "
+                   "coco-instances: a COCO instances file of the boxes (images, categories, annotations) to train a "
+                   "detector on. With --out also written there (results.csv, results.coco.json, instances.json).")
+@click.option("--metadata", type=click.Path(),
+              help="A metadata folder with the images' true boxes: report the boxes' precision and recall at IoU "
+                   "0.5 against them, at every score threshold (with --out also in pseudo_boxes.json).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Write results.jsonl (and csv/coco), overlays with thumbnails, maps, and index.html (a gallery "
@@ -75,112 +95,12 @@ def command(**options: Any) -> None:
     """
     from ..batch.distributed import Context
 
-    settings = LocalizeSettings.from_options(options)
+    settings = LocalizeSettings.from_options(options, terminal=_stdout_is_terminal())
     ctx = Context.from_env()
     _check_options(settings, ctx.world)
     run = _prepare(settings, ctx)
     failed = _localize_all(run, settings, ctx)
     _finish(run, settings, ctx, failed)
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """Which network, with which weights, on which device, and which map of it.
-
-    Attributes:
-        name: ``--model`` (a registered name; a camloc checkpoint names its own when it is not typed).
-        checkpoint: ``--checkpoint``, local weights.
-        num_classes: ``--num-classes`` of the checkpoint's classifier.
-        method: ``--method``; None: cam, or the calibration's method.
-        nwc: ``--nwc/--no-nwc``, negative weight clamping in the map.
-        device: ``--device``; None: cuda if available.
-        onnx: ``--onnx``, a file of camloc export that replaces the model and its settings.
-    """
-
-    name: str
-    checkpoint: str | None
-    num_classes: int | None
-    method: str | None
-    nwc: bool
-    device: str | None
-    onnx: str | None = None
-
-
-@dataclass(frozen=True)
-class BoxSettings:
-    """Which classes are localized, and how their maps become boxes.
-
-    Attributes:
-        class_index: ``--class``, this class instead of the top-1 prediction.
-        topk: ``--topk``, each image's top-k predicted classes.
-        standard: ``--standard``, the threshold rule's name.
-        theta: ``--theta``, its factor (None: the rule's default).
-        percentile: ``--percentile`` of PaS.
-        all_regions: ``--all-regions``, every region's box, not only the largest.
-        resize: ``--resize`` (``full`` or ``crop``; None: :data:`camloc.utils.defaults.REGION`).
-        calibration: ``--calibration``, a calibrate ``--out`` folder or its calibration.json.
-    """
-
-    class_index: int | None
-    topk: int | None
-    standard: str
-    theta: float | None
-    percentile: float
-    all_regions: bool
-    resize: str | None
-    calibration: str | None
-
-
-@dataclass(frozen=True)
-class OutputSettings:
-    """How the images are fed and where the results go.
-
-    Attributes:
-        fmt: the format on stdout, resolved (``--format``, ``--json``, or the terminal's default).
-        out: ``--out`` folder, or None.
-        save_maps: ``--save-maps``, each raw map as .npy in ``out``.
-        overlays: not ``--no-overlays``: the overlay PNGs and thumbnails in ``out``.
-        resume: ``--resume``, skip the images already in ``out``'s results.
-        progress: not ``--quiet``.
-        batch_size: ``--batch-size``, images per forward pass.
-        workers: ``--workers``, decoding processes.
-    """
-
-    fmt: str
-    out: str | None
-    save_maps: bool
-    overlays: bool
-    resume: bool
-    progress: bool
-    batch_size: int
-    workers: int
-
-
-@dataclass(frozen=True)
-class LocalizeSettings:
-    """Every option of ``camloc localize``, grouped by what it decides."""
-
-    images: tuple[str, ...]
-    model: ModelSettings
-    boxes: BoxSettings
-    output: OutputSettings
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> LocalizeSettings:
-        """The settings of :func:`command`'s click parameters (named as click passes them)."""
-        o = options
-        fmt = "jsonl" if o["as_json"] else o["fmt"] or ("table" if _stdout_is_terminal() else "jsonl")
-        return cls(
-            images=o["images"],
-            model=ModelSettings(name=o["model_name"], checkpoint=o["checkpoint"], num_classes=o["num_classes"],
-                                method=o["method"], nwc=o["nwc"], device=o["device"], onnx=o["onnx"]),
-            boxes=BoxSettings(class_index=o["class_index"], topk=o["topk"], standard=o["standard"], theta=o["theta"],
-                              percentile=o["percentile"], all_regions=o["all_regions"], resize=o["resize"],
-                              calibration=o["calibration"]),
-            output=OutputSettings(fmt=fmt, out=o["out"], save_maps=o["save_maps"], overlays=not o["no_overlays"],
-                                  resume=o["resume"], progress=not o["quiet"], batch_size=o["batch_size"],
-                                  workers=o["workers"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -196,6 +116,9 @@ class _Run:
     writer: JournalWriter
     skip: frozenset
     model_name: str
+    categories: list[str] | None
+    truth: list[Sample] | None
+    collected: list[dict]
 
 
 def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
@@ -204,6 +127,7 @@ def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
     from ..batch import pipeline
     from ..cam.rules import make_standard
     from ..data.imaging import max_pixels_limit
+    from ..eval.pseudoboxes import true_boxes
     from ..models.config import model_config
 
     m, b = s.model, s.boxes
@@ -215,6 +139,7 @@ def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
         standard = make_standard(b.standard, b.theta, b.percentile)
         method = resolve_method(m.method, calibration)
         found = _find_images(s.images)
+        truth = true_boxes(s.output.metadata) if s.output.metadata else None
         if out_dir:  # a folder that cannot take the results is one line before the model is loaded
             pipeline.check_output(out_dir, s.output.resume, journal)
         device = ctx.setup(m.device)
@@ -223,12 +148,15 @@ def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
         else:
             model = load_model_for(m.name, m.checkpoint, m.num_classes, device)
             loc = Localizer(model, nwc=m.nwc, standard=standard, all_regions=b.all_regions, resize=b.resize,
-                            calibration=calibration, method=method)
+                            calibration=calibration, method=method, multilabel=b.score_threshold is not None,
+                            score_threshold=0.5 if b.score_threshold is None else b.score_threshold,
+                            max_classes=b.max_classes)
             name = model_config(model).name or m.name
             # the manifest records the preprocessing (the region seen), so it follows the model's loading
             manifest = _manifest(m.name if (model_given() or not m.checkpoint) else None, m.checkpoint, m.num_classes,
                                  m.nwc, standard, b.all_regions, loc.preprocess.region_mode, calibration, b.class_index,
-                                 b.topk, method, loc.preprocess.to_dict())
+                                 b.topk, method, loc.preprocess.to_dict(),
+                                 None if b.score_threshold is None else [b.score_threshold, b.max_classes])
         skip = (pipeline.prepare_output(out_dir, manifest, s.output.resume, journal, ctx.rank) if out_dir
                 else frozenset())
         writer = pipeline.JournalWriter(journal)
@@ -236,7 +164,15 @@ def _prepare(s: LocalizeSettings, ctx: Context) -> _Run:
         raise fail_usage(exc) from None
     inputs = [w for w, _ in found.problems] + found.paths  # the rows' order: problem inputs are reported first
     width = min(max((len(p) for p in inputs), default=5), 48)
-    return _Run(found, inputs, width, out_dir, journal, loc, writer, skip, name)
+    return _Run(found, inputs, width, out_dir, journal, loc, writer, skip, name, _categories(loc, s.output.fmt), truth,
+                [])
+
+
+def _categories(loc: Localizer | OnnxLocalizer, fmt: str) -> list[str] | None:
+    """A COCO instances file's categories: the model's class names (``class N`` where it has none)."""
+    if fmt != "coco-instances":
+        return None
+    return list(loc.labels() or (f"class {c}" for c in range(loc.num_classes())))
 
 
 def _onnx_localizer(s: LocalizeSettings, device: Any) -> tuple[OnnxLocalizer, str, dict]:
@@ -281,15 +217,18 @@ def _localize_all(run: _Run, s: LocalizeSettings, ctx: Context) -> int:
     from ..batch.formats import Formatter
 
     o = s.output
-    formatter = Formatter(o.fmt, image_width=run.width, seen=_seen(run)) if ctx.world == 1 else None
+    formatter = (Formatter(o.fmt, image_width=run.width, seen=_seen(run), labels=run.categories) if ctx.world == 1
+                 else None)
     opts = pipeline.RunOptions(batch_size=o.batch_size, workers=o.workers, classes=s.boxes.class_index,
-                               topk=s.boxes.topk, out=o.out, overlays=o.overlays, save_maps=o.save_maps,
-                               skip=run.skip, progress=o.progress,
+                               topk=s.boxes.topk, score_threshold=s.boxes.score_threshold, out=o.out,
+                               overlays=o.overlays, save_maps=o.save_maps, skip=run.skip, progress=o.progress,
                                report_errors=not (o.fmt == "table" and _stdout_is_terminal()), model=run.model_name,
                                folders=tuple(a for a in s.images if not a.startswith("@") and Path(a).is_dir()))
 
     def emit(d: dict) -> None:
         run.writer(d)
+        if run.truth is not None and run.out_dir is None:  # scored at the end (with --out, from the journal)
+            run.collected.append(d)
         if formatter:
             formatter(d)
 
@@ -321,24 +260,28 @@ def _finish(run: _Run, s: LocalizeSettings, ctx: Context, failed: int) -> None:
     """Rank 0's merge under torchrun, the csv/coco file and gallery of ``--out``, and the exit code."""
     from ..batch import pipeline
     from ..batch.formats import Formatter
+    from ..batch.gallery import write_gallery
 
     fmt, out_dir = s.output.fmt, run.out_dir
     total = len(run.inputs)
     if ctx.world > 1:
-        merged = Formatter(fmt, image_width=run.width, seen=_seen(run)) if ctx.rank == 0 else None
+        merged = (Formatter(fmt, image_width=run.width, seen=_seen(run), labels=run.categories) if ctx.rank == 0
+                  else None)
         failed = ctx.finish(failed, out_dir, run.inputs, merged)
         if merged:
             merged.close()
-    if out_dir and ctx.rank == 0 and fmt in ("csv", "coco"):
-        _write_table_file(out_dir, run.inputs, fmt)
+    if out_dir and ctx.rank == 0 and fmt in TABLE_FILES:
+        _write_table_file(out_dir, run.inputs, fmt, run.categories)
     page_failed = False
     if out_dir and ctx.rank == 0:
         try:
-            pipeline.write_gallery(out_dir, run.inputs)
+            write_gallery(out_dir, run.inputs)
         except OSError as exc:  # the results are all in the journal: say so, exit 1
             click.echo(f"camloc: error: {out_dir / 'index.html'}: cannot write the gallery ({exc.strerror or exc}); "
                        f"every result is in {out_dir / pipeline.JOURNAL}", err=True)
             page_failed = True
+    if run.truth is not None and ctx.rank == 0:
+        page_failed |= not _report_quality(run, s.output.metadata)
     if failed:
         if ctx.rank == 0:
             what = "inputs" if run.found.problems else "images"
@@ -346,6 +289,31 @@ def _finish(run: _Run, s: LocalizeSettings, ctx: Context, failed: int) -> None:
         raise click.exceptions.Exit(1)
     if page_failed:
         raise click.exceptions.Exit(1)
+
+
+def _report_quality(run: _Run, metadata: str) -> bool:
+    """``--metadata``: the boxes' precision and recall on stderr, and in ``--out`` as JSON and a picture.
+
+    Returns False when the files could not be written (said in one line; the report is on stderr).
+    """
+    from ..batch.pipeline import JOURNAL, in_order
+    from ..eval.pseudoboxes import pseudo_box_quality
+    from ..utils.atomic import atomic_write_text
+    from ..viz.pseudoboxes import save_quality_figure
+
+    records = in_order(run.inputs, [run.out_dir / JOURNAL]) if run.out_dir else run.collected
+    quality = pseudo_box_quality(records, run.truth, metadata)
+    click.echo("\n".join(quality.lines()), err=True)
+    if run.out_dir is None:
+        return True
+    try:
+        atomic_write_text(run.out_dir / QUALITY, json.dumps(quality.to_dict(), indent=1) + "\n")
+        save_quality_figure(quality, run.out_dir)
+    except OSError as exc:
+        click.echo(f"camloc: error: {run.out_dir / QUALITY}: cannot write the boxes' quality ({exc.strerror or exc})",
+                   err=True)
+        return False
+    return True
 
 
 def _stdout_is_terminal() -> bool:
@@ -368,11 +336,12 @@ def _close_quietly(writer) -> None:
 
 
 def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize, calibration, class_index,
-              topk, method="cam", preprocess=None) -> dict:
+              topk, method="cam", preprocess=None, multilabel=None) -> dict:
     """What made the results in an --out folder: compared when a run is resumed there.
 
     ``preprocess``: the preprocessing as :meth:`camloc.data.imaging.Preprocess.to_dict` gives it (which
-    region of each image the model saw).
+    region of each image the model saw). ``multilabel``: the multi-label score threshold and most classes an
+    image (None: single-label).
     """
     from dataclasses import asdict, is_dataclass
     from importlib.metadata import version
@@ -395,6 +364,7 @@ def _manifest(model, checkpoint, num_classes, nwc, standard, all_regions, resize
         "topk": topk,
         "method": method,
         "preprocess": preprocess,
+        "multilabel": multilabel,
     }
 
 
@@ -402,8 +372,17 @@ def _check_options(s: LocalizeSettings, world: int) -> None:
     """Options that contradict each other: one line and exit 2, before any work."""
     class_index, topk, save_maps, resume, out = (s.boxes.class_index, s.boxes.topk, s.output.save_maps,
                                                  s.output.resume, s.output.out)
+    multilabel = s.boxes.score_threshold is not None
     problems = [
         (class_index is not None and topk is not None, "give --class or --topk, not both"),
+        (multilabel and (class_index is not None or topk is not None),
+         "--multilabel localizes every class above --score-threshold: leave out --class and --topk"),
+        (not multilabel and bool(typed("score_threshold", "max_classes")),
+         f"{' and '.join(typed('score_threshold', 'max_classes'))} needs --multilabel"),
+        (multilabel and not 0.0 <= s.boxes.score_threshold < 1.0,
+         f"--score-threshold {s.boxes.score_threshold}: give a sigmoid score in [0, 1) for the classes to exceed"),
+        (multilabel and bool(s.model.onnx), "--onnx files score classes by softmax: --multilabel needs the torch "
+                                            "model (give --model or --checkpoint instead of --onnx)"),
         (not out and (save_maps or resume), needs_out(save_maps=save_maps, resume=resume)),
         (world > 1 and not out, "under torchrun give --out DIR: each rank writes its shard there"),
     ]
@@ -417,12 +396,12 @@ def _check_options(s: LocalizeSettings, world: int) -> None:
             raise fail_usage(ValueError(message))
 
 
-def _write_table_file(out_dir: Path, paths: list[str], fmt: str) -> None:
-    """``results.csv`` or ``results.coco.json`` from the journal, in input order, atomically."""
+def _write_table_file(out_dir: Path, paths: list[str], fmt: str, categories: list[str] | None) -> None:
+    """The ``--format`` file of :data:`TABLE_FILES` from the journal, in input order, atomically."""
     from ..batch.formats import write_records
     from ..batch.pipeline import JOURNAL, in_order
     from ..utils.atomic import atomic_write_text
 
     buf = io.StringIO()
-    write_records(in_order(paths, [out_dir / JOURNAL]), fmt, buf)
-    atomic_write_text(out_dir / ("results.csv" if fmt == "csv" else "results.coco.json"), buf.getvalue())
+    write_records(in_order(paths, [out_dir / JOURNAL]), fmt, buf, labels=categories)
+    atomic_write_text(out_dir / TABLE_FILES[fmt], buf.getvalue())

@@ -203,7 +203,7 @@ def test_a_resumed_run_never_writes_over_a_finished_images_files(tmp_path):
     assert run("localize", tmp_path / "x" / "a.jpg", "--out", top, "--topk", "2", *QUICK).exit_code == 0
     names = [r["overlay"] for r in rows_of(top / "results.jsonl")]
     assert len(names) == 2 and all(n.startswith("overlays/a.class") and n.endswith(".png") for n in names)
-    assert recorded_stems(top, topk=2) == {str(tmp_path / "x" / "a.jpg"): "a"}
+    assert recorded_stems(top, per_class=True) == {str(tmp_path / "x" / "a.jpg"): "a"}
 
 
 def test_the_same_file_gets_one_name_and_long_names_are_shortened(tmp_path):

@@ -86,8 +86,10 @@ def test_resolve_classes_takes_as_many_classes_as_the_busiest_image():
 @pytest.mark.parametrize("kwargs, match", [
     ({"classes": 1}, "leave classes and topk out"),
     ({"topk": 2}, "leave classes and topk out"),
-    ({"score_threshold": 1.0}, r"score_threshold must be in \[0, 1\)"),
-    ({"score_threshold": -0.1}, r"score_threshold must be in \[0, 1\)"),
+    ({"score_threshold": 1.0}, r"score_threshold must be a number in \[0, 1\), not 1.0"),
+    ({"score_threshold": -0.1}, r"score_threshold must be a number in \[0, 1\)"),
+    ({"score_threshold": "high"}, r"score_threshold must be a number in \[0, 1\), not 'high'"),
+    ({"score_threshold": None}, r"score_threshold must be a number in \[0, 1\), not None"),
 ])
 def test_bad_multilabel_requests_are_refused_in_one_line(kwargs, match):
     with pytest.raises(UsageError, match=match):

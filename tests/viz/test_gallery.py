@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from camloc.batch.pipeline import write_gallery
+from camloc.batch.gallery import write_gallery
 from camloc.cli import main
 from camloc.viz.gallery import PAGE_SIZE, THUMB_SIZE, link, render_page, template, thumbnail, write_page
 
