@@ -37,6 +37,7 @@ from .options import (
 
 if TYPE_CHECKING:
     from ..eval.evaluation import EvaluationResult
+    from ..eval.per_class import PerClassResult
 
 DEFAULT_METRICS = ",".join(REPORTED_METRICS)
 
@@ -101,11 +102,16 @@ def parse_metrics(text: str) -> tuple[str, ...]:
                    "per step, RISE's: 224 steps at 224x224; 28 steps are RISE's coarser 8 rows).")
 @click.option("--calibration", type=click.Path(exists=False),
               help="Add a 'calibrated' variant from camloc calibrate (its --out folder or the calibration.json in it).")
+@click.option("--multilabel", is_flag=True,
+              help="A multi-label split (several IMAGE_ID,CLASS lines per image, box lines with an optional 6th "
+                   "field, the box's class): localize each class of each image with that class's map, score it "
+                   "against that class's boxes, and report a table per class and the mean over classes (no "
+                   "classification metrics; with --out, result.json only).")
 @json_option
 @quiet_option
 def command(metadata, images, masks_root, model_name, checkpoint, num_classes, protocol, variants, methods, cam_class,
             interval, metrics, box_convention, batch_size, workers, device, limit, out, gallery_images, save_maps,
-            plots, faithfulness, faithfulness_steps, calibration, as_json, quiet) -> None:
+            plots, faithfulness, faithfulness_steps, calibration, multilabel, as_json, quiet) -> None:
     """Evaluate localization on a WSOL split under one protocol, every variant from one forward pass.
 
     With several --method options, every variant of each method is scored on the same images
@@ -124,6 +130,9 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
         raise fail_usage(ValueError(needs_out(save_maps=save_maps, plots=plots)))
     if faithfulness_steps is not None and not faithfulness:
         raise fail_usage(ValueError("--faithfulness-steps needs --faithfulness"))
+    for flag in ("--save-maps", "--plots", "--faithfulness") if multilabel else ():
+        if {"--save-maps": save_maps, "--plots": plots, "--faithfulness": faithfulness}[flag]:
+            raise fail_usage(ValueError(f"{flag} does not apply to --multilabel (per-class results); leave it out"))
     try:
         names = tuple(v.strip() for v in variants.split(",") if v.strip())
         if "all" in names:
@@ -136,8 +145,12 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
         settings = Settings(protocol=protocol, variants=names, cam_class=cam_class, interval=interval,
                             calibration=calib, metrics=parse_metrics(metrics), box_convention=box_convention,
                             methods=tuple(dict.fromkeys(methods)) or ("cam",))
-        samples = read_dataset(metadata)[:limit] if limit else read_dataset(metadata)
+        samples = read_dataset(metadata, multilabel=multilabel)[:limit or None]
         model = load_model_for(model_name, checkpoint, num_classes, device)
+        if multilabel:
+            return _per_class(model, samples, images or metadata, settings, dict(
+                masks=masks_root, batch_size=batch_size, progress=not quiet, workers=workers), model_name, metadata,
+                checkpoint, out, as_json)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LabelSpaceWarning)  # printed below, in camloc's words
             result = evaluate(model, samples, images or metadata, settings, masks=masks_root, batch_size=batch_size,
@@ -265,3 +278,53 @@ def print_table(result: EvaluationResult) -> None:
         click.echo(name.ljust(width)
                    + "".join(f"  {_metric(row.get(k), 3 if k in FAITHFULNESS_METRICS[:2] else 2):>{c}}"
                              for k, c in zip(keys, cols, strict=True)))
+
+
+def _per_class(model, samples: list, images: str, settings, options: dict, model_name: str, metadata: str,
+               checkpoint: str | None, out: str | None, as_json: bool) -> None:
+    """``--multilabel``: evaluate per class, then the result to ``OUT/result.json`` (with ``--out``), stdout, stderr."""
+    from ..eval.per_class import evaluate_per_class
+    from ..models.config import model_config
+    from ..utils.atomic import atomic_write_text
+
+    result = evaluate_per_class(model, samples, images, settings, **options)
+
+    result.dataset.update(metadata=str(metadata), model=model_config(model).name or model_name)
+    if checkpoint:
+        result.dataset["checkpoint"] = str(checkpoint)
+    if out:
+        try:
+            atomic_write_text(Path(out) / "result.json", json.dumps(result.to_dict()) + "\n")
+        except OSError as exc:
+            raise fail_usage(ValueError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a folder "
+                                        "you can write to")) from None
+        click.echo(f"wrote {Path(out) / 'result.json'}", err=True)
+    for message in result.warnings:
+        click.echo(f"camloc: warning: {message}", err=True)
+    for f in result.failed:
+        click.echo(f"camloc: failed: {f['image_id']}: {f['reason']}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        print_per_class(result)
+    exit_for_failures(len(result.failed), result.dataset["n"], "each scored as a miss for every class it has")
+
+
+def print_per_class(result: PerClassResult) -> None:
+    """A per-class result as tables: per row (variant), a line per class, then the mean over classes."""
+    s = result.settings
+    click.echo(f"protocol {s.protocol}; {result.dataset['n']} images, {result.dataset['pairs']} (image, class) "
+               f"pairs, {len(result.failed)} failed; per class, each with its own map; box convention "
+               f"{s.box_convention}")
+    keys = [k for k in ("gt_known_loc", "maxboxacc", "maxboxacc_v2", "pxap")
+            if any(k in r for r in result.mean.values())]
+    cols = [max(len(k), 6) for k in keys]
+    for row, mean in result.mean.items():
+        click.echo(f"\n{row}")
+        click.echo(f"{'class':>8}  {'images':>6}" + "".join(f"  {k:>{c}}" for k, c in zip(keys, cols, strict=True)))
+        for cls, entry in result.classes.items():
+            values = entry["metrics"].get(row, {})
+            click.echo(f"{cls:>8}  {entry['images']:>6}"
+                       + "".join(f"  {_metric(values.get(k)):>{c}}" for k, c in zip(keys, cols, strict=True)))
+        click.echo(f"{'mean':>8}  {'':>6}"
+                   + "".join(f"  {_metric(mean.get(k)):>{c}}" for k, c in zip(keys, cols, strict=True)))

@@ -343,6 +343,18 @@ class _Localization:
                                f"{size_line}); fix the box or the image's size")
         return x0, y0, x1, y1
 
+    def check_classes(self, ids: dict[str, int], labels: dict[str, tuple[int, int]],
+                      classes: dict[str, tuple[int, ...]], where: Path) -> None:
+        """Multi-label, in a split with boxes: refuse a class of an image with no box of its own or of every class."""
+        for image_id in ids if self.boxes else ():
+            number, own = labels[image_id][0], classes[image_id]
+            given = self.box_classes.get(image_id, [None])
+            unboxed = [c for c in own if None not in given and c not in given]
+            if unboxed:
+                raise MetadataError(f"{where}: no box for class {unboxed[0]} of {image_id} (class_labels.txt line "
+                                    f"{number} lists it); add a line {image_id},X0,Y0,X1,Y1,{unboxed[0]}, or a box "
+                                    "without a class")
+
     def check(self, ids: dict[str, int]) -> None:
         """Refuse boxes (or masks) for some images and not all: every image has one, or none has."""
         for kind, found, form in (("box", self.boxes, BOX), ("mask", self.masks, MASK)):
@@ -353,6 +365,19 @@ class _Localization:
                           f"its {kind} lines are all for images that image_ids.txt does not list")
                 raise MetadataError(f"{self.where[kind]}: no {kind} for {image_id} (image_ids.txt line {number}), "
                                     f"though {others}; add a line {image_id},{','.join(form.fields[1:])}")
+
+
+def _labels(labels_file: _File, multilabel: bool
+            ) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, ...]] | None]:
+    """``({image id: (line number, label)}, {image id: classes} or None)`` of ``class_labels.txt``.
+
+    Multi-label, the line number is the image's first line, its label that line's class, and its classes every
+    class of its lines in order; single-label, one line per image and no classes.
+    """
+    if not multilabel:
+        return labels_file.one_per_image(LABEL, lambda n, p: labels_file.whole(n, p[1], "class", 0, LABEL)), None
+    classes = _classes(labels_file)
+    return {i: (n, c[0]) for i, (n, c) in classes.items()}, {i: c for i, (_, c) in classes.items()}
 
 
 def _classes(labels_file: _File) -> dict[str, tuple[int, tuple[int, ...]]]:
@@ -399,13 +424,9 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True, multilab
         raise MetadataError(f"{root}: no such metadata folder; give the folder that holds {' and '.join(REQUIRED)}")
     ids = _ids(root)
     labels_file = _File(root / "class_labels.txt")
-    if multilabel:
-        classes = _classes(labels_file)
-        labels = {i: (n, c[0]) for i, (n, c) in classes.items()}
-    else:
-        labels = labels_file.one_per_image(LABEL, lambda n, p: labels_file.whole(n, p[1], "class", 0, LABEL))
+    labels, classes = _labels(labels_file, multilabel)
     sizes = _sizes(root)
-    found = _Localization(sizes, check_boxes, {i: c for i, (_, c) in classes.items()} if multilabel else None)
+    found = _Localization(sizes, check_boxes, classes)
     found.read(_File(root / "localization.txt"))
     found.read(_File(root / "mask_localization.txt"))
     for image_id, number in ids.items():
@@ -421,11 +442,13 @@ def read_dataset(metadata: str | os.PathLike, check_boxes: bool = True, multilab
                 "empty to take sizes from the images"
             )
     found.check(ids)
+    if classes is not None:
+        found.check_classes(ids, labels, classes, root / "localization.txt")
     samples = []
     for image_id in ids:
         w, h = sizes[image_id][1] if image_id in sizes else (None, None)
-        extra = {"classes": classes[image_id][1], "box_classes": tuple(found.box_classes.get(image_id, ()))
-                 } if multilabel else {}
+        extra = {"classes": classes[image_id], "box_classes": tuple(found.box_classes.get(image_id, ()))
+                 } if classes is not None else {}
         samples.append(Sample(image_id, labels[image_id][1], w, h, tuple(found.boxes.get(image_id, ())),
                               tuple(found.masks.get(image_id, ())),
                               tuple(dict.fromkeys(found.ignores.get(image_id, ()))), **extra))

@@ -70,6 +70,7 @@ class TrainConfig:
     train_metadata: str | None = None
     train_images: str | None = None
     image_folder: str | None = None
+    multilabel: bool = False
     val_metadata: str | None = None
     val_images: str | None = None
     test_metadata: str | None = None
@@ -132,7 +133,7 @@ class TrainConfig:
             >>> from camloc.train.config import TrainConfig
             >>> d = TrainConfig().to_dict()
             >>> d["arch"], d["eval_variants"], len(d)
-            ('resnet18', ['cam', 'nwc+pas'], 55)
+            ('resnet18', ['cam', 'nwc+pas'], 56)
         """
         return dataclasses.asdict(self)
 
@@ -184,6 +185,12 @@ class TrainConfig:
         _check_folder("image_folder", self.image_folder, metadata=False)
         if not self.train_metadata and not self.image_folder:
             raise UsageError("no training data: set train_metadata=DIR (wsolevaluation layout) or image_folder=DIR")
+        if self.multilabel and self.image_folder:
+            raise UsageError("multilabel=true reads several classes per image from train_metadata: an image folder "
+                             "gives one class per image; set train_metadata=DIR, or multilabel=false")
+        if self.multilabel and self.selection == "authors":
+            raise UsageError("selection='authors' keeps the best Top-1 Loc, a single-label metric: with "
+                             "multilabel=true use selection=wsolevaluation or last")
         for key in ("val_metadata", "test_metadata"):
             _check_folder(key, getattr(self, key), metadata=True)
         for key in ("train_images", "val_images", "test_images"):

@@ -37,12 +37,16 @@ def train_items(cfg: TrainConfig) -> tuple[list[str], list[int], list[str]]:
 
 
 def class_names_of(samples: list[Sample]) -> list[str]:
-    """``class N``, or the folder name where every image of a class, and no other class, sits in one folder."""
+    """``class N``, or the folder name where every image of a class, and no other class, sits in one folder.
+
+    A multi-label image counts for each of its classes (``Sample.classes``).
+    """
     folders: dict[int, set] = {}
     for s in samples:
-        folders.setdefault(s.label, set()).add(Path(s.image_id).parent.name)
+        for c in s.classes:
+            folders.setdefault(c, set()).add(Path(s.image_id).parent.name)
     names = []
-    for c in range(max(s.label for s in samples) + 1):
+    for c in range(max(c for s in samples for c in s.classes) + 1):
         f = folders.get(c, set())
         names.append(next(iter(f)) if len(f) == 1 and next(iter(f)) else f"class {c}")
     shared = {n for n in names if names.count(n) > 1}  # one folder for several classes names none of them

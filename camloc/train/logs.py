@@ -1,6 +1,7 @@
 """What a run says about its epochs: one short line each on the terminal, every metric in its log.
 
-Each epoch's *record* (loss, training Top-1, learning rate, seconds, and every ``split/protocol/variant/metric``
+Each epoch's *record* (loss, training Top-1 or, multi-label, per-label accuracy and micro F1, learning rate,
+seconds, and every ``split/protocol/variant/metric``
 the evaluation measured) goes in full to the run's CSV log (:func:`write_log`), to TensorBoard where it is
 installed, and to the ``on_epoch`` callback of :func:`camloc.train.loop.train` (``camloc train --json`` prints it
 as a JSON line). The terminal gets :func:`epoch_line`: the epoch, the loss, the training accuracy, one
@@ -29,6 +30,8 @@ from typing import Any
 from ..utils.atomic import atomic_write_text
 from .config import TrainConfig
 
+#: The record key of a run's training accuracy and its name, single-label (False) and multi-label (True).
+ACCURACY = {False: ("train_top1", "training Top-1"), True: ("train_label_acc", "training per-label accuracy at 0.5")}
 #: The metric each selection rule maximises: (split, protocol, variant, metric).
 SELECTION_METRICS = {
     "wsolevaluation": ("val", "wsolevaluation", "cam", "maxboxacc_v2"),
@@ -62,12 +65,13 @@ def legend(cfg: TrainConfig, log_path: str | Path) -> str:
     """The line before the first epoch: what the columns of :func:`epoch_line` are, and where the rest is."""
     key = loc_key(cfg)
     loc = f"loc: {key}; " if key else ""
-    return f"acc: training Top-1; {loc}every metric in {log_path}"
+    return f"acc: {ACCURACY[cfg.multilabel][1]}; {loc}every metric in {log_path}"
 
 
 def epoch_line(record: dict[str, Any], cfg: TrainConfig) -> str:
     """One short line for an epoch's record: epoch, loss, training accuracy, localization (when measured), time."""
-    parts = [f"epoch {record['epoch']}/{cfg.epochs}", f"loss {record['loss']:.3f}", f"acc {record['train_top1']:.1f}%"]
+    accuracy = record[ACCURACY[cfg.multilabel][0]]
+    parts = [f"epoch {record['epoch']}/{cfg.epochs}", f"loss {record['loss']:.3f}", f"acc {accuracy:.1f}%"]
     key = loc_key(cfg)
     if key and key in record:
         parts.append(f"loc {record[key]:.1f}%")

@@ -63,8 +63,9 @@ from ..utils.atomic import atomic_write
 from ..utils.device import default_device
 from ..utils.errors import CheckpointError, UsageError
 from .config import TrainConfig
-from .data import EpochSampler, train_items, training_data, training_loader
+from .data import EpochSampler, training_data, training_loader
 from .logs import SELECTION_METRICS, epoch_line, legend, tensorboard, write_log
+from .objective import split_metrics, training_objective
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -157,13 +158,14 @@ def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[
                     ) -> dict[str, float]:
     """``split/protocol/variant/metric`` for each split: rethinking where it has boxes, wsolevaluation always.
 
-    wsolevaluation gives MaxBoxAccV2 and PxAP. The training split's labels are the model's classes by construction, so
-    a low Top-1 Cls early in training is not the wrong-label-space warning ``evaluate`` gives (it is silenced here).
+    wsolevaluation gives MaxBoxAccV2 and PxAP (multi-label: each the mean over classes). The training split's labels
+    are the model's classes by construction, so a low Top-1 Cls early in training is not the wrong-label-space
+    warning ``evaluate`` gives (it is silenced here).
     """
     import warnings
 
     from ..eval.ablation import flatten
-    from ..eval.evaluation import LabelSpaceWarning, evaluate
+    from ..eval.evaluation import LabelSpaceWarning
     from ..eval.protocols import Settings
 
     out: dict[str, float] = {}
@@ -173,8 +175,8 @@ def evaluate_splits(model: nn.Module, cfg: TrainConfig, splits: dict[str, tuple[
         for protocol in protocols:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", LabelSpaceWarning)
-                res = evaluate(model, samples, images, Settings(protocol, variants), progress=False)
-            flatten(out, f"{split}/{protocol}", res.metrics)
+                rows = split_metrics(model, samples, images, Settings(protocol, variants), cfg.multilabel)
+            flatten(out, f"{split}/{protocol}", rows)
     return out
 
 
@@ -307,7 +309,7 @@ class _Run:
     loader: torch.utils.data.DataLoader
     hide_and_seek: HideAndSeek | None
     pretrained: list[nn.Parameter]
-    loss_fn: nn.Module
+    objective: Any  # SingleLabel or MultiLabel (camloc.train.objective)
     start: int
     history: list[dict[str, Any]]
     best: dict[str, Any]
@@ -325,7 +327,7 @@ def _setup(cfg: TrainConfig, proc: _Process, progress: bool, log: Callable[[str]
         torch.backends.cudnn.benchmark = False
     elif proc.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    paths, labels, names = train_items(cfg)
+    paths, labels, names, objective = training_objective(cfg)
     model, new_layers, build = build_model(cfg, len(names), names)
     model = model.to(proc.device)
     splits = _evaluation_splits(cfg)
@@ -344,13 +346,12 @@ def _setup(cfg: TrainConfig, proc: _Process, progress: bool, log: Callable[[str]
     sampler, loader = training_loader(cfg, data, collate, proc.rank, proc.world, pin_memory=proc.device.type == "cuda")
     hide_and_seek = HideAndSeek(cfg.has_patch, cfg.has_drop_rate).train() if cfg.has else None
     pretrained = [p for n, p in model.named_parameters() if not n.startswith(new_layers)]
-    loss_fn = nn.CrossEntropyLoss()
     out = Path(cfg.out)
     best_path = None if cfg.last_file else out / "best.pt"
     log_path = cfg.last_path.with_suffix(".log.csv") if cfg.last_file else out / "log.csv"
     board = tensorboard(log_path.parent / "tensorboard") if proc.main and cfg.plots else None
     return _Run(model, train_module, len(names), build, splits, opt, sched, scaler, amp_dtype, sampler, loader,
-                hide_and_seek, pretrained, loss_fn, start, history, best, best_path, log_path, board)
+                hide_and_seek, pretrained, objective, start, history, best, best_path, log_path, board)
 
 
 def _evaluation_splits(cfg: TrainConfig) -> dict[str, tuple[list[Sample], str]]:
@@ -359,7 +360,7 @@ def _evaluation_splits(cfg: TrainConfig) -> dict[str, tuple[list[Sample], str]]:
     for split in ("val", "test"):
         meta = getattr(cfg, f"{split}_metadata")
         if meta:
-            splits[split] = (read_dataset(meta), getattr(cfg, f"{split}_images") or meta)
+            splits[split] = (read_dataset(meta, multilabel=cfg.multilabel), getattr(cfg, f"{split}_images") or meta)
     return splits
 
 
@@ -369,7 +370,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, proc: _Process, epoch: int, progre
     run.model.train()
     if cfg.freeze_backbone:
         run.model.backbone.eval()
-    t0, sums = time.perf_counter(), [0.0, 0.0, 0.0]  # loss x n, correct, n
+    t0, sums = time.perf_counter(), [0.0] * run.objective.width  # loss x n, correct, n (and F1's counts)
     bar = tqdm(total=len(run.loader), disable=not (progress and proc.main), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                unit="batch", leave=False)
     for step, batch in enumerate(run.loader):
@@ -378,16 +379,14 @@ def _train_epoch(run: _Run, cfg: TrainConfig, proc: _Process, epoch: int, progre
             continue
         x, y = inputs
         logits, loss = _step(run, cfg, proc, step, x, y)
-        sums[0] += float(loss.detach()) * len(y)
-        sums[1] += float((logits.detach().argmax(1) == y).sum())
-        sums[2] += len(y)
+        sums = [a + b for a, b in zip(sums, run.objective.tally(logits, loss, y), strict=True)]
         bar.update(1)
     bar.close()
     run.sched.step()
-    loss_sum, correct, seen = proc.all_sum(sums)
+    summary, seen = run.objective.summary(proc.all_sum(sums))
     secs = time.perf_counter() - t0
     return {
-        "epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
+        "epoch": epoch + 1, **summary,
         "lr": run.opt.param_groups[0]["lr"], "seconds": round(secs, 2),
         "images_per_second": round(seen / secs, 1) if secs else None}
 
@@ -402,7 +401,7 @@ def _batch_inputs(run: _Run, cfg: TrainConfig, proc: _Process, batch: Any
         if batch.images is None:
             return None
         x, y = batch.images, batch.labels
-    x, y = x.to(proc.device, non_blocking=True), y.to(proc.device, non_blocking=True)
+    x, y = x.to(proc.device, non_blocking=True), run.objective.targets(y.to(proc.device, non_blocking=True))
     if cfg.channels_last and x.ndim == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     if run.hide_and_seek is not None:
@@ -418,7 +417,7 @@ def _step(run: _Run, cfg: TrainConfig, proc: _Process, step: int, x: torch.Tenso
     with sync:
         with torch.autocast(proc.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
             logits = run.train_module(x)
-        loss = run.loss_fn(logits.float(), y)
+        loss = run.objective.loss_fn(logits.float(), y)
         run.scaler.scale(loss / cfg.accumulate).backward()
     if boundary:
         if cfg.lr_rule == "pretrained_grad":

@@ -76,3 +76,12 @@ def test_the_single_label_reading_still_refuses_a_second_label_and_a_sixth_field
 ])
 def test_malformed_multilabel_lines_are_one_line_naming_file_line_and_fix(tmp_path, labels, boxes, expected):
     assert message(split(tmp_path, labels, boxes), multilabel=True) == expected
+
+
+def test_a_class_without_a_box_in_a_split_with_boxes_is_refused(tmp_path):
+    root = split(tmp_path, "a.png,3\nb.png,1\na.png,7\n", "a.png,10,5,60,40,7\nb.png,1,2,3,4\n")
+    assert message(root, multilabel=True) == (
+        "META/localization.txt: no box for class 3 of a.png (class_labels.txt line 1 lists it); add a line "
+        "a.png,X0,Y0,X1,Y1,3, or a box without a class")
+    (root / "localization.txt").unlink()  # a training split: no boxes at all
+    assert [s.classes for s in read_dataset(root, multilabel=True)] == [(3, 7), (1,)]
