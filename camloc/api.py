@@ -90,9 +90,9 @@ class Localizer:
         method: ``cam`` (default: the paper's CAM) or a baseline, ``gradcam``, ``gradcam++``,
             ``xgradcam``, ``layercam``, ``scorecam`` (:mod:`camloc.cam.methods`).
         score_batch: masked images per forward pass in Score-CAM.
-        multilabel, score_threshold, max_classes: score classes by sigmoid and localize each class above
-            ``score_threshold``, at most ``max_classes`` an image (the highest), where no classes are asked for:
-            a list per image, maybe empty (:class:`~camloc.cam.extractor.AboveScore`).
+        multilabel: score by sigmoid; localize every class above ``score_threshold`` where none are asked for.
+        score_threshold: the sigmoid score to exceed (:class:`~camloc.cam.extractor.AboveScore`).
+        max_classes: the most classes an image gets with ``multilabel``, the highest scores first.
 
     Example:
         >>> from camloc.api import Localizer
