@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -195,10 +196,11 @@ def save_result(result: EvaluationResult, out: Path, plots: bool, gallery: int |
                                     "can write to")) from None
 
 
-def report(result: EvaluationResult, as_json: bool) -> None:
-    """Print a result (JSON or a table) on stdout, its warnings and failed images on stderr.
+def report(result: EvaluationResult | PerClassResult, as_json: bool, table: Callable[[Any], None] | None = None,
+           outcome: str = "each scored as a miss") -> None:
+    """Print a result on stdout (JSON, or ``table`` of it: :func:`print_table`), its warnings and failures on stderr.
 
-    Exits with code 1 when some image failed.
+    Exits with code 1 when some image failed (``outcome``: what became of them).
     """
     for message in result.warnings:
         click.echo(f"camloc: warning: {message}", err=True)
@@ -207,8 +209,8 @@ def report(result: EvaluationResult, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
-        print_table(result)
-    exit_for_failures(len(result.failed), result.dataset["n"])
+        (table or print_table)(result)
+    exit_for_failures(len(result.failed), result.dataset["n"], outcome)
 
 
 def exit_for_failures(failed: int, n: int, outcome: str = "each scored as a miss") -> None:
@@ -299,15 +301,7 @@ def _per_class(model, samples: list, images: str, settings, options: dict, model
             raise fail_usage(ValueError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a folder "
                                         "you can write to")) from None
         click.echo(f"wrote {Path(out) / 'result.json'}", err=True)
-    for message in result.warnings:
-        click.echo(f"camloc: warning: {message}", err=True)
-    for f in result.failed:
-        click.echo(f"camloc: failed: {f['image_id']}: {f['reason']}", err=True)
-    if as_json:
-        click.echo(json.dumps(result.to_dict()))
-    else:
-        print_per_class(result)
-    exit_for_failures(len(result.failed), result.dataset["n"], "each scored as a miss for every class it has")
+    report(result, as_json, print_per_class, "each scored as a miss for every class it has")
 
 
 def print_per_class(result: PerClassResult) -> None:
