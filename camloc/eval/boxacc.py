@@ -45,21 +45,33 @@ def thresholds_list(interval: float = 0.001) -> np.ndarray:
     return np.arange(0, 1, interval)
 
 
-def iou_matrix(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Inclusive-pixel IoU of every box (N x 4) with every ground-truth box (G x 4): N x G.
+def iou_matrix(boxes: np.ndarray, gt: np.ndarray, inclusive: bool = True) -> np.ndarray:
+    """IoU of every box (N x 4, ``[x0, y0, x1, y1]``) with every ground-truth box (G x 4): N x G.
 
-    Integer boxes (the protocols') are computed in int64, float boxes (original pixels) in float64.
+    ``inclusive``: a box covers the pixels x0..x1 and y0..y1, both ends included (the WSOL protocols': its
+    width is ``x1 - x0 + 1``); False: COCO's continuous coordinates (width ``x1 - x0``), 0 where both boxes
+    are empty. Integer boxes (the protocols') are computed in int64, float boxes (original pixels) in float64.
+
+    Example:
+        >>> iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10]]).round(4).tolist()        # 6 x 11 of 16 x 11
+        [[0.375]]
+        >>> iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10]], inclusive=False).round(4).tolist()   # 5 of 15
+        [[0.3333]]
     """
     boxes, gt = np.asarray(boxes), np.asarray(gt)
     dtype = np.float64 if "f" in (boxes.dtype.kind, gt.dtype.kind) else np.int64
     boxes = boxes.astype(dtype).reshape(-1, 1, 4)
     gt = gt.astype(dtype).reshape(1, -1, 4)
-    iw = np.maximum(0, np.minimum(boxes[..., 2], gt[..., 2]) - np.maximum(boxes[..., 0], gt[..., 0]) + 1)
-    ih = np.maximum(0, np.minimum(boxes[..., 3], gt[..., 3]) - np.maximum(boxes[..., 1], gt[..., 1]) + 1)
+    one = 1 if inclusive else 0
+    iw = np.maximum(0, np.minimum(boxes[..., 2], gt[..., 2]) - np.maximum(boxes[..., 0], gt[..., 0]) + one)
+    ih = np.maximum(0, np.minimum(boxes[..., 3], gt[..., 3]) - np.maximum(boxes[..., 1], gt[..., 1]) + one)
     inter = iw * ih
-    area_a = (boxes[..., 2] - boxes[..., 0] + 1) * (boxes[..., 3] - boxes[..., 1] + 1)
-    area_b = (gt[..., 2] - gt[..., 0] + 1) * (gt[..., 3] - gt[..., 1] + 1)
-    return inter / (area_a + area_b - inter)
+    area_a = (boxes[..., 2] - boxes[..., 0] + one) * (boxes[..., 3] - boxes[..., 1] + one)
+    area_b = (gt[..., 2] - gt[..., 0] + one) * (gt[..., 3] - gt[..., 1] + one)
+    union = area_a + area_b - inter
+    if inclusive:  # every box covers at least one pixel
+        return inter / union
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def contour_boxes_at(u8: np.ndarray, t: int, all_contours: bool, rethinking: bool = False) -> np.ndarray:

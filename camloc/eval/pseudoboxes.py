@@ -6,7 +6,7 @@ score of its class) against the true boxes of a metadata folder (docs/protocols.
 * Per image, detections are taken in descending score; each is a true positive when its IoU with a
   true box not yet matched is at least 0.5 (the unmatched box of highest IoU is matched), else a false
   positive. IoU is COCO's: continuous coordinates, a box ``[x0, y0, x1, y1]`` of area
-  ``(x1 - x0)(y1 - y0)``.
+  ``(x1 - x0)(y1 - y0)`` (:func:`camloc.eval.boxacc.iou_matrix` with ``inclusive=False``).
 * Keeping the detections of score :math:`\ge t`:
   :math:`P(t) = TP(t) / D(t)` and :math:`R(t) = TP(t) / G`, with :math:`D(t)` the detections kept and
   :math:`G` the true boxes of the images the run covered. A detection's match depends only on the
@@ -45,6 +45,7 @@ import numpy as np
 
 from ..data.metadata import Sample, read_dataset
 from ..utils.errors import UsageError
+from .boxacc import iou_matrix
 
 #: The IoU a detection needs with a true box to count.
 IOU = 0.5
@@ -52,24 +53,6 @@ IOU = 0.5
 TABLE_SHARES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 #: One box a detection: ``(image, score, class, (x0, y0, x1, y1))``.
 Detection = tuple[str, float, int, Sequence[float]]
-
-
-def coco_iou(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """COCO's IoU of every box (N x 4, ``[x0, y0, x1, y1]``) with every true box (G x 4): N x G.
-
-    Continuous coordinates (no inclusive pixel, unlike :func:`camloc.eval.boxacc.iou_matrix`).
-
-    Example:
-        >>> coco_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]])).round(4).tolist()
-        [[0.3333]]
-    """
-    a = np.asarray(boxes, dtype=np.float64).reshape(-1, 1, 4)
-    b = np.asarray(truth, dtype=np.float64).reshape(1, -1, 4)
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return np.where(union > 0, inter / np.where(union > 0, union - inter, 1.0), 0.0)
 
 
 def match_image(boxes: np.ndarray, truth: np.ndarray, iou: float = IOU) -> np.ndarray:
@@ -84,7 +67,7 @@ def match_image(boxes: np.ndarray, truth: np.ndarray, iou: float = IOU) -> np.nd
     hits = np.zeros(len(boxes), dtype=bool)
     if not len(boxes) or not len(truth):
         return hits
-    ious = coco_iou(boxes, truth)
+    ious = iou_matrix(boxes, truth, inclusive=False)
     free = np.ones(len(truth), dtype=bool)
     for i in range(len(boxes)):
         candidates = np.where(free & (ious[i] >= iou), ious[i], -1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from camloc.batch.formats import Formatter
 from camloc.batch.results import no_class_row
 from camloc.cli import main
 from camloc.data.imaging import Geometry
-from camloc.eval.pseudoboxes import Detections, coco_iou, match_image, pseudo_box_quality
+from camloc.eval.boxacc import iou_matrix
+from camloc.eval.pseudoboxes import Detections, match_image, pseudo_box_quality
 
 from ..conftest import data_dir
 from ..helpers import CAT, COFFEE, ROCKET
@@ -29,6 +31,7 @@ def run(*args):
 
 def test_iou_and_greedy_matching_by_hand():
     # continuous IoU: [0, 10] and [5, 15] overlap 5 of 15; inclusive pixels would say 6 of 16
+    coco_iou = partial(iou_matrix, inclusive=False)
     assert coco_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]]))[0, 0] == pytest.approx(1 / 3)
     assert coco_iou(np.array([[0, 0, 10, 10]]), np.array([[10, 0, 20, 10]]))[0, 0] == 0.0
     # the first (best-scored) detection takes the true box it overlaps most; the second finds it taken
