@@ -131,9 +131,10 @@ def command(metadata, images, masks_root, model_name, checkpoint, num_classes, p
         raise fail_usage(ValueError(needs_out(save_maps=save_maps, plots=plots)))
     if faithfulness_steps is not None and not faithfulness:
         raise fail_usage(ValueError("--faithfulness-steps needs --faithfulness"))
-    for flag in ("--save-maps", "--plots", "--faithfulness") if multilabel else ():
-        if {"--save-maps": save_maps, "--plots": plots, "--faithfulness": faithfulness}[flag]:
-            raise fail_usage(ValueError(f"{flag} does not apply to --multilabel (per-class results); leave it out"))
+    per_image = [flag for flag, on in (("--save-maps", save_maps), ("--plots", plots), ("--faithfulness", faithfulness))
+                 if on]
+    if multilabel and per_image:
+        raise fail_usage(ValueError(f"{per_image[0]} does not apply to --multilabel (per-class results); leave it out"))
     try:
         names = tuple(v.strip() for v in variants.split(",") if v.strip())
         if "all" in names:
