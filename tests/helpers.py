@@ -359,3 +359,18 @@ def assert_same_localizations(got, want, box_px: float = 1.0, map_tol: float = 1
             assert abs(a.score - b.score) <= 1e-4, where
             assert np.abs(unit_range(a.cam) - unit_range(b.cam)).max() <= map_tol, where
             assert (a.method, a.nwc, a.standard, a.exact) == (b.method, b.nwc, b.standard, b.exact), where
+
+
+def assert_same_runs(a: Path, b: Path, history: Sequence[str] = ("loss",)) -> None:
+    """The ``last.pt`` of two training runs' folders: the same epoch, the same weights exactly, the same ``history``.
+
+    What a resumed run owes the run it stands for (one uninterrupted).
+    """
+    from camloc.models.checkpoints import read_checkpoint
+
+    first, second = read_checkpoint(Path(a) / "last.pt"), read_checkpoint(Path(b) / "last.pt")
+    assert first["epoch"] == second["epoch"]
+    for key, value in first["state_dict"].items():
+        assert torch.equal(value, second["state_dict"][key]), key
+    for key in history:
+        assert [h[key] for h in first["history"]] == [h[key] for h in second["history"]], key
