@@ -106,9 +106,10 @@ class Formatter:
         ...    "width": 64, "height": 96})
         >>> f.close()
         >>> coco = json.loads(out.getvalue())
-        >>> coco["images"], coco["annotations"][0]["bbox"], coco["annotations"][0]["area"], coco["categories"][1]
-        ([{'id': 1, 'file_name': 'a.jpg', 'width': 64, 'height': 96}], [10, 20, 40, 60], 2400, \
-{'id': 2, 'name': 'dog', 'class': 1})
+        >>> coco["images"]
+        [{'id': 1, 'file_name': 'a.jpg', 'width': 64, 'height': 96}]
+        >>> coco["annotations"][0]["bbox"], coco["annotations"][0]["area"], coco["categories"][1]
+        ([10, 20, 40, 60], 2400, {'id': 2, 'name': 'dog', 'class': 1})
     """
 
     def __init__(self, fmt: str, stream: TextIO | None = None, image_width: int = 0, seen: str | None = None,

@@ -38,13 +38,10 @@ def quality_figure(quality: Any) -> Figure:
         scores, precision, recall = d.curve()
         if not len(scores):
             continue
-        style = line_style(i)
-        by_score.plot(scores, 100 * precision, label=f"precision, {name}", markevery=max(len(scores) // 8, 1),
-                      **style)
-        by_score.plot(scores, 100 * recall, label=f"recall, {name}", markevery=max(len(scores) // 8, 1),
-                      **{**style, "linestyle": ":", "marker": "x"})
-        curve.plot(100 * recall, 100 * precision, label=f"{name}: AP50 {100 * d.ap50():.1f}",
-                   markevery=max(len(scores) // 8, 1), **style)
+        style = {**line_style(i), "markevery": max(len(scores) // 8, 1)}  # about 8 markers a line
+        by_score.plot(scores, 100 * precision, label=f"precision, {name}", **style)
+        by_score.plot(scores, 100 * recall, label=f"recall, {name}", **{**style, "linestyle": ":", "marker": "x"})
+        curve.plot(100 * recall, 100 * precision, label=f"{name}: AP50 {100 * d.ap50():.1f}", **style)
         t, p, r, f1 = d.best_f1()
         curve.plot([100 * r], [100 * p], marker="*", markersize=14, color=style["color"], linestyle="none")
         curve.annotate(f"best F1 {f1:.2f}\nscore >= {t:.4g}", (100 * r, 100 * p), textcoords="offset points",
